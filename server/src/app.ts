@@ -1,0 +1,68 @@
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Services } from "./container.js";
+import type { Logger } from "./logger.js";
+import type { ServingProbe } from "./transport/handlers/health.handler.js";
+import type { RequestListener } from "./transport/http-server.js";
+import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
+import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
+import { createLoggingInterceptor } from "./transport/interceptors/logging.interceptor.js";
+import { sendJson } from "./transport/rest/rest-io.js";
+import { createRestRouter } from "./transport/rest/rest-router.js";
+import { createRoutes, PUBLIC_METHODS } from "./transport/routes.js";
+
+/** What {@link createApp} builds from. */
+export interface AppDeps {
+  readonly services: Services;
+  readonly probe: ServingProbe;
+  readonly logger: Logger;
+}
+
+/** The application: one request listener for every protocol, and its drain switch. */
+export interface App {
+  readonly listener: RequestListener;
+  /** Ends open streams and aborts in-flight handlers' signals; call when shutting down. */
+  shutdown(): void;
+}
+
+/** The most bytes one RPC message may have; nothing in this API is close to it. */
+const READ_MAX_BYTES = 64 * 1024;
+
+/**
+ * Builds the request listener: Connect, gRPC and gRPC-Web from one Connect
+ * router with the logging, error and auth interceptors (outermost first), and
+ * the seed's REST routes under `/api/`. Never listens; `main.ts` and the tests
+ * decide where it runs.
+ */
+export function createApp(deps: AppDeps): App {
+  const { services, logger } = deps;
+  const shutdownController = new AbortController();
+  const connect = connectNodeAdapter({
+    routes: createRoutes(services, deps.probe),
+    interceptors: [
+      createLoggingInterceptor(logger),
+      createErrorInterceptor(logger),
+      createAuthInterceptor(services.queue, PUBLIC_METHODS),
+    ],
+    shutdownSignal: shutdownController.signal,
+    readMaxBytes: READ_MAX_BYTES,
+    // Long-lived watch streams are the only long calls; cap what clients may ask for.
+    maxTimeoutMs: 3_600_000,
+    jsonOptions: { alwaysEmitImplicit: true },
+    fallback: (_req, res) => sendJson(res, 404, { error: "no such route" }),
+  });
+  const rest = createRestRouter(services, logger);
+
+  return {
+    listener(req, res) {
+      if (req.url?.startsWith("/api/")) {
+        void rest(req, res);
+      } else {
+        connect(req, res);
+      }
+    },
+    shutdown() {
+      services.watchHub.stop();
+      shutdownController.abort();
+    },
+  };
+}

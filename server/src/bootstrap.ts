@@ -1,0 +1,153 @@
+import path from "node:path";
+import { createApp } from "./app.js";
+import type { Config } from "./config.js";
+import { buildServices, type Services, settingsFromConfig } from "./container.js";
+import type { Logger } from "./logger.js";
+import { seedDemoCatalog } from "./modules/catalog/demo-catalog.js";
+import { entities } from "./modules/entities.js";
+import {
+  HmacUserVerifier,
+  TrustUserVerifier,
+  type UserVerifier,
+} from "./modules/identity/user-verifier.js";
+import { MemoryQueueStore } from "./modules/queue/memory-queue-store.js";
+import type { QueueStore } from "./modules/queue/queue-store.js";
+import { queueScripts } from "./modules/queue/redis-queue-scripts.js";
+import { RedisQueueStore } from "./modules/queue/redis-queue-store.js";
+import { startEmbeddedPostgres } from "./persistence/embedded-postgres.js";
+import { migrateUp, openOrm } from "./persistence/orm.js";
+import { loadOrCreateServerSecret } from "./persistence/server-secret.js";
+import { createRedisClient } from "./redis/redis-client.js";
+import { type Clock, systemClock } from "./shared/clock.js";
+import { startHttpServer } from "./transport/http-server.js";
+
+/** A running Stagedoor: where it listens, its services, and how to stop it. */
+export interface RunningServer {
+  readonly port: number;
+  readonly url: string;
+  readonly services: Services;
+  /** Drains and stops everything it started; safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+/** Test seams; production passes none of them. */
+export interface BootstrapOptions {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  /** Skip the background jobs (tests that drive promotion and sweeping themselves). */
+  readonly withoutJobs?: boolean;
+}
+
+/**
+ * Starts the whole box office from a configuration: PostgreSQL (the given one,
+ * or an embedded one), migrations, the demo seed, the queue store (Redis, or
+ * in-process), the services and jobs, and the HTTP server. Everything started
+ * is stopped again, in reverse order, by `stop()` or when start-up fails.
+ */
+export async function bootstrap(config: Config, options: BootstrapOptions): Promise<RunningServer> {
+  const { logger } = options;
+  const clock = options.clock ?? systemClock;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        logger.error({ err: error }, "error while stopping");
+      }
+    }
+    cleanups.length = 0;
+  };
+
+  try {
+    let databaseUrl = config.databaseUrl;
+    if (databaseUrl === undefined) {
+      const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
+      cleanups.push(() => embedded.stop());
+      databaseUrl = embedded.url;
+      logger.info({ port: embedded.port, dataDir: config.dataDir }, "embedded PostgreSQL started");
+    }
+    const orm = await openOrm({ url: databaseUrl, entities, poolMax: config.dbPoolMax });
+    cleanups.push(() => orm.close());
+    await migrateUp(orm, databaseUrl);
+    const db = orm.em;
+    if (config.seedDemo && (await seedDemoCatalog(db, clock.now()))) {
+      logger.info("seeded the demo catalog");
+    }
+    const tokenSecret = config.tokenSecret
+      ? Buffer.from(config.tokenSecret, "utf8")
+      : await loadOrCreateServerSecret(db.fork(), "queue-token");
+
+    const settings = settingsFromConfig(config);
+    let store: QueueStore;
+    let pingStore: () => Promise<unknown>;
+    if (config.redisUrl !== undefined) {
+      const redis = await createRedisClient({
+        url: config.redisUrl,
+        scripts: queueScripts,
+        onError: (error) => logger.warn({ err: error }, "redis connection error"),
+      });
+      cleanups.push(() => redis.close());
+      store = new RedisQueueStore(redis, settings.queue, config.redisKeyPrefix);
+      pingStore = () => redis.ping();
+    } else {
+      store = new MemoryQueueStore(settings.queue, {
+        persistPath: path.join(config.dataDir, "queue-state.json"),
+      });
+      pingStore = async () => undefined;
+      logger.info("waiting room kept in-process (set REDIS_URL to share it between instances)");
+    }
+    cleanups.push(() => store.close());
+
+    const verifier: UserVerifier =
+      config.auth.mode === "hmac"
+        ? new HmacUserVerifier(config.auth.secret)
+        : new TrustUserVerifier();
+    const services = buildServices({ db, store, tokenSecret, verifier, clock, logger, settings });
+
+    let draining = false;
+    const probe = {
+      async isServing() {
+        if (draining) return false;
+        try {
+          await Promise.all([db.fork().execute("select 1"), pingStore()]);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    };
+    const app = createApp({ services, probe, logger });
+    const server = await startHttpServer({
+      host: config.host,
+      port: config.port,
+      listener: app.listener,
+      logger,
+    });
+    cleanups.push(async () => {
+      draining = true;
+      app.shutdown();
+      await server.close(config.shutdownTimeoutMs);
+    });
+    services.watchHub.start();
+    if (!options.withoutJobs) {
+      for (const job of services.jobs) job.start();
+      cleanups.push(() => Promise.all(services.jobs.map((job) => job.stop())));
+    }
+
+    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+    let stopping: Promise<void> | undefined;
+    return {
+      port: server.port,
+      url: `http://${host}:${server.port}`,
+      services,
+      stop: () => {
+        stopping ??= cleanup();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

@@ -1,0 +1,150 @@
+import path from "node:path";
+import { z } from "zod";
+
+/** How the server decides who may take a queue token for a user. */
+export type AuthConfig =
+  | { readonly mode: "trust" }
+  | { readonly mode: "hmac"; readonly secret: string };
+
+/** The server's whole configuration, parsed once at start-up. */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** Where the embedded PostgreSQL keeps its data (embedded mode only). */
+  readonly dataDir: string;
+  /** PostgreSQL to use; unset means "start an embedded one". */
+  readonly databaseUrl: string | undefined;
+  /** Redis for the waiting room; unset means "use the in-process store". */
+  readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key, so several deployments can share one Redis. */
+  readonly redisKeyPrefix: string;
+  readonly holdTtlSeconds: number;
+  readonly tokenTtlSeconds: number;
+  readonly queueMaxActive: number;
+  readonly queueIdleSeconds: number;
+  readonly walletMaxRecharge: bigint;
+  readonly walletMaxBalance: bigint;
+  readonly auth: AuthConfig;
+  /** Keys the queue-token derivation; unset means "generate once and keep it in PostgreSQL". */
+  readonly tokenSecret: string | undefined;
+  readonly seedDemo: boolean;
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  readonly dbPoolMax: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+/** A configuration problem, named by the variable so operators can fix it. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const flag = z
+  .enum(["1", "0", "true", "false", "yes", "no", "on", "off"])
+  .transform((v) => ["1", "true", "yes", "on"].includes(v));
+
+const url = (protocols: readonly string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL starting with ${protocols.join(" or ")}//`,
+  );
+
+const schema = z.object({
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: integer(0, 65535).default(8080),
+  DATA_DIR: z.string().min(1).default(".data"),
+  DATABASE_URL: url(["postgres:", "postgresql:"]).optional(),
+  REDIS_URL: url(["redis:", "rediss:"]).optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_.-]{1,64}$/, "must be 1 to 64 letters, digits or :_.-")
+    .default("stagedoor:"),
+  HOLD_TTL_SECONDS: integer(5, 3600).default(300),
+  TOKEN_TTL_SECONDS: integer(10, 86_400).default(600),
+  QUEUE_MAX_ACTIVE: integer(1, 1_000_000).default(100),
+  QUEUE_IDLE_SECONDS: integer(2, 3600).default(30),
+  WALLET_MAX_RECHARGE: integer(1, 1_000_000_000_000).default(10_000_000),
+  WALLET_MAX_BALANCE: integer(1, 1_000_000_000_000_000).default(1_000_000_000_000),
+  AUTH_MODE: z.enum(["trust", "hmac"]).optional(),
+  AUTH_HMAC_SECRET: z.string().optional(),
+  TOKEN_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  SEED_DEMO: flag.optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  DB_POOL_MAX: integer(1, 200).default(10),
+  SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+});
+
+/**
+ * Parses the environment into a frozen {@link Config}, or throws a
+ * {@link ConfigError} naming the first bad variable. This is the only place that
+ * reads `process.env`. Empty variables count as unset.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([key, value]) => key in schema.shape && value !== ""),
+  );
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue?.path[0] ?? "environment");
+    throw new ConfigError(`${variable} ${issue?.message ?? "is invalid"}`);
+  }
+  const e = parsed.data;
+  const embedded = e.DATABASE_URL === undefined;
+
+  let auth: AuthConfig;
+  const mode = e.AUTH_MODE ?? (embedded ? "trust" : undefined);
+  if (mode === undefined) {
+    throw new ConfigError(
+      "AUTH_MODE must be set explicitly (trust or hmac) when DATABASE_URL is set",
+    );
+  }
+  if (mode === "hmac") {
+    if (!e.AUTH_HMAC_SECRET || e.AUTH_HMAC_SECRET.length < 32) {
+      throw new ConfigError("AUTH_HMAC_SECRET must be at least 32 characters when AUTH_MODE=hmac");
+    }
+    auth = { mode, secret: e.AUTH_HMAC_SECRET };
+  } else {
+    auth = { mode };
+  }
+  if (e.WALLET_MAX_RECHARGE > e.WALLET_MAX_BALANCE) {
+    throw new ConfigError("WALLET_MAX_RECHARGE must not exceed WALLET_MAX_BALANCE");
+  }
+
+  // npm runs workspace scripts inside the workspace folder; resolve relative
+  // paths against the folder the user ran npm from, so `.data` lands where
+  // they expect it.
+  const base = env.INIT_CWD || process.cwd();
+  return Object.freeze({
+    host: e.HOST,
+    port: e.PORT,
+    dataDir: path.resolve(base, e.DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    holdTtlSeconds: e.HOLD_TTL_SECONDS,
+    tokenTtlSeconds: e.TOKEN_TTL_SECONDS,
+    queueMaxActive: e.QUEUE_MAX_ACTIVE,
+    queueIdleSeconds: e.QUEUE_IDLE_SECONDS,
+    walletMaxRecharge: BigInt(e.WALLET_MAX_RECHARGE),
+    walletMaxBalance: BigInt(e.WALLET_MAX_BALANCE),
+    auth: Object.freeze(auth),
+    tokenSecret: e.TOKEN_SECRET,
+    seedDemo: e.SEED_DEMO ?? embedded,
+    logLevel: e.LOG_LEVEL,
+    dbPoolMax: e.DB_POOL_MAX,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  });
+}

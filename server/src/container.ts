@@ -1,0 +1,87 @@
+import type { Config } from "./config.js";
+import { createBackgroundJobs } from "./jobs/background-jobs.js";
+import type { IntervalJob } from "./jobs/interval-job.js";
+import type { Logger } from "./logger.js";
+import { CatalogService, type Database } from "./modules/catalog/catalog.service.js";
+import { TokenCodec } from "./modules/identity/token-codec.js";
+import type { UserVerifier } from "./modules/identity/user-verifier.js";
+import { PaymentsService } from "./modules/payments/payments.service.js";
+import { QueueService } from "./modules/queue/queue.service.js";
+import type { QueueLimits, QueueStore } from "./modules/queue/queue-store.js";
+import { QueueWatchHub, type WatchHubOptions } from "./modules/queue/queue-watch-hub.js";
+import { ReservationsService } from "./modules/reservations/reservations.service.js";
+import type { WalletLimits } from "./modules/wallet/wallet.service.js";
+import { WalletService } from "./modules/wallet/wallet.service.js";
+import type { Clock } from "./shared/clock.js";
+
+/** The rules' tunables, resolved from configuration. */
+export interface Settings {
+  readonly queue: QueueLimits;
+  readonly holdTtlMs: number;
+  readonly wallet: WalletLimits;
+  readonly watch: WatchHubOptions;
+}
+
+/** Derives the rules' tunables from the configuration. */
+export function settingsFromConfig(config: Config): Settings {
+  const idleMs = config.queueIdleSeconds * 1000;
+  return {
+    queue: {
+      maxActive: config.queueMaxActive,
+      admissionTtlMs: config.tokenTtlSeconds * 1000,
+      idleMs,
+      // Dead tokens are remembered for an hour so callers learn why they stopped working.
+      graceMs: 3_600_000,
+    },
+    holdTtlMs: config.holdTtlSeconds * 1000,
+    wallet: { maxRecharge: config.walletMaxRecharge, maxBalance: config.walletMaxBalance },
+    // Open streams count as activity three times per idle window, so a
+    // watcher never loses their place to a late tick.
+    watch: { tickMs: 250, heartbeatMs: 10_000, touchEveryMs: Math.floor(idleMs / 3) },
+  };
+}
+
+/** Everything the services are built from. */
+export interface ServiceDeps {
+  readonly db: Database;
+  readonly store: QueueStore;
+  readonly tokenSecret: Buffer;
+  readonly verifier: UserVerifier;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly settings: Settings;
+}
+
+/** The application services, wired once per process. */
+export interface Services {
+  readonly catalog: CatalogService;
+  readonly queue: QueueService;
+  readonly watchHub: QueueWatchHub;
+  readonly reservations: ReservationsService;
+  readonly wallet: WalletService;
+  readonly payments: PaymentsService;
+  readonly jobs: readonly IntervalJob[];
+}
+
+/**
+ * Wires the domain services together. Shared by `main.ts` and the tests, so
+ * the tests exercise the same object graph production runs.
+ */
+export function buildServices(deps: ServiceDeps): Services {
+  const { db, clock, logger, settings } = deps;
+  const catalog = new CatalogService(db, clock);
+  const queue = new QueueService(
+    deps.store,
+    new TokenCodec(deps.tokenSecret),
+    deps.verifier,
+    catalog,
+    clock,
+    settings.queue,
+  );
+  const watchHub = new QueueWatchHub(queue, deps.store, clock, settings.watch, logger);
+  const reservations = new ReservationsService(db, catalog, clock, settings.holdTtlMs);
+  const wallet = new WalletService(db, clock, settings.wallet);
+  const payments = new PaymentsService(db, queue, clock, logger);
+  const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
+  return { catalog, queue, watchHub, reservations, wallet, payments, jobs };
+}

@@ -1,0 +1,52 @@
+import type { Logger } from "../logger.js";
+import type { Database } from "../modules/catalog/catalog.service.js";
+import { pruneRequestIds } from "../modules/idempotency/idempotency.repository.js";
+import type { QueueService } from "../modules/queue/queue.service.js";
+import type { ReservationsService } from "../modules/reservations/reservations.service.js";
+import type { Clock } from "../shared/clock.js";
+import { createIntervalJob, type IntervalJob } from "./interval-job.js";
+
+/** How long request ids are kept for replays: at least the promised 24 hours. */
+export const REQUEST_ID_RETENTION_MS = 48 * 3600_000;
+
+/** What the background jobs need. */
+export interface BackgroundJobDeps {
+  readonly queue: QueueService;
+  readonly reservations: ReservationsService;
+  readonly db: Database;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/**
+ * The server's background jobs:
+ * - the queue admitter promotes waiting users into free slots (every 250 ms,
+ *   so a freed slot is filled well within a second; safe on every instance);
+ * - the hold sweeper marks expired holds and frees their seats (tidying only:
+ *   expired holds already count as free);
+ * - the request-id pruner drops claims past the retention window.
+ */
+export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
+  return [
+    createIntervalJob("queue-admitter", 250, () => deps.queue.promoteAll(), deps.logger),
+    createIntervalJob(
+      "hold-sweeper",
+      5_000,
+      async () => {
+        // Drain in batches so a burst of expiries never becomes one long transaction.
+        while ((await deps.reservations.expireStaleHolds(500)) === 500) {}
+      },
+      deps.logger,
+    ),
+    createIntervalJob(
+      "request-id-pruner",
+      600_000,
+      () =>
+        pruneRequestIds(
+          deps.db.fork(),
+          new Date(deps.clock.now().getTime() - REQUEST_ID_RETENTION_MS),
+        ),
+      deps.logger,
+    ),
+  ];
+}

@@ -1,0 +1,108 @@
+import { createHash } from "node:crypto";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { DomainError } from "../../shared/domain-error.js";
+import type { IdempotentOperation } from "./idempotency-key.entity.js";
+
+/** The outcome of claiming a request id. */
+export type IdempotencyClaim =
+  | { readonly kind: "claimed" }
+  | { readonly kind: "replay"; readonly resultId: string };
+
+/** What identifies one logical request of a user. */
+export interface IdempotentRequest {
+  readonly userId: string;
+  readonly requestId: string;
+  readonly operation: IdempotentOperation;
+  /** The request's parameters; a replay must send the same ones. */
+  readonly params: readonly (string | number | bigint)[];
+}
+
+/** A stable fingerprint of a request, so reuse of a request id for another request is caught. */
+export function requestHash(request: IdempotentRequest): string {
+  const canonical = JSON.stringify([
+    request.operation,
+    ...request.params.map((value) => (typeof value === "bigint" ? `${value}n` : value)),
+  ]);
+  return createHash("sha256").update(canonical).digest("base64url");
+}
+
+/**
+ * Claims a request id inside the caller's transaction, before any other row
+ * is locked, so every idempotent mutation takes its locks in the same order.
+ *
+ * The INSERT is the lock: a concurrent request with the same id waits on the
+ * unique index until this transaction ends. If it commits, the waiter sees the
+ * claim and replays the result; if it rolls back (the request failed), the
+ * waiter claims the id itself and runs the request again. A replay whose
+ * parameters differ from the first request is refused.
+ */
+export async function claimRequestId(
+  em: EntityManager,
+  request: IdempotentRequest,
+  resultId: string,
+  now: Date,
+): Promise<IdempotencyClaim> {
+  const hash = requestHash(request);
+  const inserted = await em.execute<{ result_id: string }[]>(
+    `insert into idempotency_key (user_id, request_id, operation, request_hash, result_id, created_at)
+     values (?, ?, ?, ?, ?, ?)
+     on conflict (user_id, request_id) do nothing
+     returning result_id`,
+    [request.userId, request.requestId, request.operation, hash, resultId, now],
+  );
+  if (inserted.length === 1) return { kind: "claimed" };
+
+  // A new statement takes a new snapshot, so it sees the claim that the
+  // INSERT above waited for.
+  const [existing] = await em.execute<{ result_id: string; request_hash: string }[]>(
+    "select result_id, request_hash from idempotency_key where user_id = ? and request_id = ?",
+    [request.userId, request.requestId],
+  );
+  if (existing === undefined) {
+    // The claim was pruned between the two statements; only a client reusing
+    // an id after the retention window can hit this.
+    throw new DomainError(
+      "aborted",
+      "CONCURRENT_UPDATE",
+      "the request id changed hands concurrently; retry",
+      {
+        retryAfterMs: 100,
+      },
+    );
+  }
+  if (existing.request_hash !== hash) {
+    throw new DomainError(
+      "invalid_argument",
+      "REQUEST_ID_REUSED",
+      "request_id was already used for a different request",
+      {
+        violations: [
+          { field: "request_id", description: "was already used for a different request" },
+        ],
+      },
+    );
+  }
+  return { kind: "replay", resultId: existing.result_id };
+}
+
+/**
+ * Deletes claims older than `before` in small batches, so replays stay
+ * possible for the whole retention window without the table growing forever.
+ * Returns how many claims were deleted.
+ */
+export async function pruneRequestIds(
+  em: EntityManager,
+  before: Date,
+  batchSize = 1000,
+): Promise<number> {
+  const result = await em.execute<{ count: string }[]>(
+    `with doomed as (
+       select ctid from idempotency_key where created_at < ? limit ?
+     ), deleted as (
+       delete from idempotency_key where ctid in (select ctid from doomed) returning 1
+     )
+     select count(*)::text as count from deleted`,
+    [before, batchSize],
+  );
+  return Number(result[0]?.count ?? 0);
+}

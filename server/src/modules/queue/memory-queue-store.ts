@@ -1,0 +1,757 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+import type {
+  IssueInput,
+  IssueResult,
+  QueueLimits,
+  QueueSnapshot,
+  QueueStore,
+  StoredTokenState,
+} from "./queue-store.js";
+
+/** Options of {@link MemoryQueueStore}. */
+export interface MemoryQueueStoreOptions {
+  /**
+   * A file that keeps the line across restarts: read when the store is
+   * constructed, rewritten atomically by `close()`.
+   */
+  readonly persistPath?: string;
+}
+
+/** Same bound as the Redis scripts' BATCH: eviction work per call. */
+const BATCH = 1000;
+
+/** Stale heap entries tolerated beyond twice the live ones before a rebuild. */
+const HEAP_SLACK = 1024;
+
+/**
+ * A binary min-heap of (key, token id) pairs with lazy deletion: callers push
+ * a new entry when a key changes and skip entries that no longer match the
+ * token when they reach the top. Gives the "oldest activity" and "earliest
+ * expiry" orders of Redis's sorted sets in O(log n).
+ */
+class MinHeap {
+  private keys: number[] = [];
+  private ids: string[] = [];
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  peekKey(): number | undefined {
+    return this.keys[0];
+  }
+
+  /** Removes and returns the id at the top. */
+  pop(): string | undefined {
+    const top = this.ids[0];
+    const lastKey = this.keys.pop();
+    const lastId = this.ids.pop();
+    if (this.keys.length > 0 && lastKey !== undefined && lastId !== undefined) {
+      this.keys[0] = lastKey;
+      this.ids[0] = lastId;
+      this.down(0);
+    }
+    return top;
+  }
+
+  push(key: number, id: string): void {
+    this.keys.push(key);
+    this.ids.push(id);
+    this.up(this.keys.length - 1);
+  }
+
+  /** Replaces the content with the given live entries. */
+  rebuild(entries: Iterable<readonly [number, string]>): void {
+    this.keys = [];
+    this.ids = [];
+    for (const [key, id] of entries) {
+      this.keys.push(key);
+      this.ids.push(id);
+    }
+    for (let i = (this.keys.length >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+
+  private up(i: number): void {
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.keys[parent] <= this.keys[i]) return;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  private down(i: number): void {
+    const n = this.keys.length;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < n && this.keys[left] < this.keys[smallest]) smallest = left;
+      if (right < n && this.keys[right] < this.keys[smallest]) smallest = right;
+      if (smallest === i) return;
+      this.swap(i, smallest);
+      i = smallest;
+    }
+  }
+
+  private swap(a: number, b: number): void {
+    const key = this.keys[a];
+    const id = this.ids[a];
+    this.keys[a] = this.keys[b];
+    this.ids[a] = this.ids[b];
+    this.keys[b] = key;
+    this.ids[b] = id;
+  }
+}
+
+/**
+ * One concert's line in arrival order. Each waiter occupies a slot; a Fenwick
+ * tree over the slots counts live waiters, so a rank is a prefix sum in
+ * O(log n) rather than a scan. Slots are renumbered (in order) when they run
+ * out, which costs O(n) at most once per n/2 arrivals.
+ */
+class WaitingLine {
+  /** 1-based Fenwick tree over `capacity` slots. */
+  private tree = new Int32Array(1025);
+  private slots: (string | undefined)[] = [];
+  private readonly slotOf = new Map<string, number>();
+  /** No live slot lies below this one. */
+  private head = 0;
+  private next = 0;
+
+  get size(): number {
+    return this.slotOf.size;
+  }
+
+  has(tokenId: string): boolean {
+    return this.slotOf.has(tokenId);
+  }
+
+  push(tokenId: string): void {
+    if (this.next === this.tree.length - 1) this.reslot();
+    const slot = this.next++;
+    this.slots[slot] = tokenId;
+    this.slotOf.set(tokenId, slot);
+    this.add(slot, 1);
+  }
+
+  remove(tokenId: string): boolean {
+    const slot = this.slotOf.get(tokenId);
+    if (slot === undefined) return false;
+    this.slotOf.delete(tokenId);
+    this.slots[slot] = undefined;
+    this.add(slot, -1);
+    return true;
+  }
+
+  /** 1-based rank; 0 when not in line. */
+  rank(tokenId: string): number {
+    const slot = this.slotOf.get(tokenId);
+    if (slot === undefined) return 0;
+    let sum = 0;
+    for (let i = slot + 1; i > 0; i -= i & -i) sum += this.tree[i];
+    return sum;
+  }
+
+  popFront(): string | undefined {
+    while (this.head < this.next && this.slots[this.head] === undefined) this.head++;
+    const tokenId = this.slots[this.head];
+    if (tokenId !== undefined) this.remove(tokenId);
+    return tokenId;
+  }
+
+  *inOrder(): Generator<string> {
+    for (let slot = this.head; slot < this.next; slot++) {
+      const tokenId = this.slots[slot];
+      if (tokenId !== undefined) yield tokenId;
+    }
+  }
+
+  private add(slot: number, delta: number): void {
+    const tree = this.tree;
+    for (let i = slot + 1; i < tree.length; i += i & -i) tree[i] += delta;
+  }
+
+  /** Packs the live waiters into slots 0..n-1, with room for as many again. */
+  private reslot(): void {
+    const live = [...this.inOrder()];
+    let capacity = 1024;
+    while (capacity < 2 * live.length) capacity *= 2;
+    const tree = new Int32Array(capacity + 1);
+    // Linear-time Fenwick construction: every node, filled or not, passes
+    // its sum on to its parent.
+    for (let i = 1; i <= capacity; i++) {
+      if (i <= live.length) tree[i] += 1;
+      const parent = i + (i & -i);
+      if (parent <= capacity) tree[parent] += tree[i];
+    }
+    this.tree = tree;
+    this.slots = live;
+    this.slotOf.clear();
+    for (const [slot, tokenId] of live.entries()) this.slotOf.set(tokenId, slot);
+    this.head = 0;
+    this.next = live.length;
+  }
+}
+
+interface TokenRecord {
+  readonly tokenId: string;
+  readonly userId: string;
+  readonly concertId: string;
+  readonly tokenHash: string;
+  state: StoredTokenState;
+  readonly issuedAt: number;
+  /** 0 before admission. */
+  admissionExpiresAt: number;
+  /** Meaningful while waiting. */
+  lastSeenAt: number;
+  /** Whether the hash still authenticates (Redis: the `t:` key exists). */
+  authenticates: boolean;
+  /** When the record is forgotten (Redis: the `s:` key's TTL); Infinity while waiting. */
+  dropAt: number;
+}
+
+interface ConcertLine {
+  readonly waiting: WaitingLine;
+  /** Waiters by last activity (lazy). */
+  readonly lastSeen: MinHeap;
+  readonly admitted: Set<string>;
+  /** Admitted tokens by admission expiry (lazy). */
+  readonly expiries: MinHeap;
+  version: number;
+  /** Whole ms; undefined until the first admission ends. */
+  averageMs: number | undefined;
+}
+
+const STATES = [
+  "waiting",
+  "admitted",
+  "completed",
+  "expired",
+  "evicted",
+  "left",
+  "revoked",
+] as const satisfies readonly StoredTokenState[];
+
+const persistedSchema = z.object({
+  format: z.literal("stagedoor-memory-queue"),
+  version: z.literal(1),
+  concerts: z.array(
+    z.object({
+      id: z.string(),
+      version: z.number().int(),
+      averageMs: z.number().nullable(),
+      waiting: z.array(z.string()),
+    }),
+  ),
+  tokens: z.array(
+    z.object({
+      tokenId: z.string(),
+      userId: z.string(),
+      concertId: z.string(),
+      tokenHash: z.string(),
+      state: z.enum(STATES),
+      issuedAt: z.number(),
+      admissionExpiresAt: z.number(),
+      lastSeenAt: z.number(),
+      authenticates: z.boolean(),
+      dropAt: z.number().nullable(),
+    }),
+  ),
+  /** [concertId, userId, tokenId] */
+  users: z.array(z.tuple([z.string(), z.string(), z.string()])),
+});
+
+type PersistedState = z.infer<typeof persistedSchema>;
+
+/**
+ * The in-process queue store for the embedded default (no Redis). Every
+ * method runs synchronously to completion inside one call, which gives the
+ * same atomicity as the Redis store's Lua scripts within one process, and
+ * each rule mirrors the scripts step by step so both pass one contract suite.
+ * Positions are O(log n) (a Fenwick tree over arrival slots).
+ *
+ * With `persistPath` the line survives restarts: the constructor loads the
+ * file and `close()` rewrites it atomically (mode 0600). It holds token ids
+ * and hashes only, never raw tokens. Only one process may use a file.
+ */
+export class MemoryQueueStore implements QueueStore {
+  private readonly limits: QueueLimits;
+  private readonly persistPath: string | undefined;
+  private readonly tokens = new Map<string, TokenRecord>();
+  /** tokenHash → tokenId while the token authenticates. */
+  private readonly hashes = new Map<string, string>();
+  /** concertId → userId → the user's current tokenId. */
+  private readonly users = new Map<string, Map<string, string>>();
+  /** Insertion order = the order concerts got their first token. */
+  private readonly lines = new Map<string, ConcertLine>();
+  /** Tokens by dropAt (lazy), so forgotten records do not pile up. */
+  private readonly drops = new MinHeap();
+  /** Concerts whose waiting set shrank during the current call. */
+  private readonly dirty = new Set<ConcertLine>();
+
+  constructor(limits: QueueLimits, options: MemoryQueueStoreOptions = {}) {
+    this.limits = limits;
+    this.persistPath = options.persistPath;
+    if (this.persistPath !== undefined) {
+      const saved = readSavedState(this.persistPath);
+      if (saved !== undefined) this.restore(saved);
+    }
+  }
+
+  async issue(input: IssueInput): Promise<IssueResult> {
+    const { concertId, userId, tokenId, tokenHash, now } = input;
+    this.sweep(now);
+    const oldId = this.users.get(concertId)?.get(userId);
+    const old = oldId === undefined ? undefined : this.token(oldId, now);
+    if (old !== undefined) {
+      this.refresh(old, now);
+      if (old.state === "waiting" || old.state === "admitted") {
+        this.touch(old, now);
+        this.promoteLine(concertId, now);
+        this.flushDirty();
+        return { created: false, snapshot: this.snapshot(old) };
+      }
+    }
+    if (this.token(tokenId, now) !== undefined || this.hashes.has(tokenHash)) {
+      this.flushDirty();
+      throw new Error("stagedoor queue: token id or token hash already in use");
+    }
+    if (old !== undefined && old.state !== "left" && old.state !== "revoked") {
+      this.revoke(old, now);
+    }
+    const line = this.lineFor(concertId);
+    const token: TokenRecord = {
+      tokenId,
+      userId,
+      concertId,
+      tokenHash,
+      state: "waiting",
+      issuedAt: now,
+      admissionExpiresAt: 0,
+      lastSeenAt: now,
+      authenticates: true,
+      dropAt: Number.POSITIVE_INFINITY,
+    };
+    this.tokens.set(tokenId, token);
+    this.hashes.set(tokenHash, tokenId);
+    this.usersOf(concertId).set(userId, tokenId);
+    line.waiting.push(tokenId);
+    this.pushLastSeen(line, token);
+    this.promoteLine(concertId, now);
+    this.flushDirty();
+    return { created: true, snapshot: this.snapshot(token) };
+  }
+
+  async lookup(tokenHash: string, now: number, touch: boolean): Promise<QueueSnapshot | null> {
+    this.sweep(now);
+    const tokenId = this.hashes.get(tokenHash);
+    const token = tokenId === undefined ? undefined : this.token(tokenId, now);
+    if (token === undefined || !token.authenticates) return null;
+    this.refresh(token, now);
+    if (touch) this.touch(token, now);
+    this.flushDirty();
+    return this.snapshot(token);
+  }
+
+  async snapshots(
+    concertId: string,
+    tokenIds: readonly string[],
+    now: number,
+    touch: boolean,
+  ): Promise<Map<string, QueueSnapshot | null>> {
+    this.sweep(now);
+    const found = new Map<string, TokenRecord>();
+    for (const tokenId of tokenIds) {
+      const token = this.token(tokenId, now);
+      if (token === undefined || token.concertId !== concertId) continue;
+      this.refresh(token, now);
+      if (touch) this.touch(token, now);
+      found.set(tokenId, token);
+    }
+    this.flushDirty();
+    // As in the script: snapshots are taken after every token was refreshed.
+    const result = new Map<string, QueueSnapshot | null>();
+    for (const tokenId of tokenIds) {
+      const token = found.get(tokenId);
+      result.set(tokenId, token === undefined ? null : this.snapshot(token));
+    }
+    return result;
+  }
+
+  async leave(tokenId: string, now: number): Promise<void> {
+    this.sweep(now);
+    const token = this.token(tokenId, now);
+    if (token === undefined) return;
+    this.refresh(token, now);
+    if (token.state === "left" || token.state === "revoked") {
+      this.flushDirty();
+      return;
+    }
+    const line = this.lineFor(token.concertId);
+    if (token.state === "waiting") {
+      line.waiting.remove(tokenId);
+      this.dirty.add(line);
+    } else if (token.state === "admitted" && line.admitted.delete(tokenId)) {
+      this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
+    }
+    token.state = "left";
+    this.unauthenticate(token);
+    const users = this.users.get(token.concertId);
+    if (users?.get(token.userId) === tokenId) users.delete(token.userId);
+    this.setDrop(token, now + this.limits.graceMs);
+    this.promoteLine(token.concertId, now);
+    this.flushDirty();
+  }
+
+  async complete(tokenId: string, now: number): Promise<void> {
+    this.sweep(now);
+    const token = this.token(tokenId, now);
+    if (token === undefined) return;
+    this.refresh(token, now);
+    if (token.state !== "admitted") {
+      this.flushDirty();
+      return;
+    }
+    const line = this.lineFor(token.concertId);
+    if (line.admitted.delete(tokenId)) {
+      this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
+    }
+    token.state = "completed";
+    this.promoteLine(token.concertId, now);
+    this.flushDirty();
+  }
+
+  async promote(concertId: string, now: number): Promise<number> {
+    this.sweep(now);
+    const admitted = this.promoteLine(concertId, now);
+    this.flushDirty();
+    return admitted;
+  }
+
+  async concerts(): Promise<string[]> {
+    return [...this.lines.keys()];
+  }
+
+  async versions(concertIds: readonly string[]): Promise<number[]> {
+    return concertIds.map((concertId) => this.lines.get(concertId)?.version ?? 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.persistPath !== undefined) {
+      await writeAtomically(this.persistPath, JSON.stringify(this.save()));
+    }
+  }
+
+  /** One promotion step; the script's `promote`. */
+  private promoteLine(concertId: string, now: number): number {
+    const line = this.lines.get(concertId);
+    if (line === undefined) return 0;
+    const { admissionTtlMs, graceMs, idleMs, maxActive } = this.limits;
+
+    while ((line.expiries.peekKey() ?? Number.POSITIVE_INFINITY) <= now) {
+      const tokenId = line.expiries.pop();
+      if (tokenId === undefined || !line.admitted.delete(tokenId)) continue;
+      this.fold(line, admissionTtlMs);
+      const token = this.tokens.get(tokenId);
+      if (token?.state === "admitted") token.state = "expired";
+    }
+
+    const cutoff = now - idleMs;
+    for (let evicted = 0; evicted < BATCH; ) {
+      const key = line.lastSeen.peekKey();
+      if (key === undefined || key >= cutoff) break;
+      const tokenId = line.lastSeen.pop();
+      const token = tokenId === undefined ? undefined : this.tokens.get(tokenId);
+      if (token === undefined || !isCurrentWaiter(line, token, key)) continue;
+      this.evict(token, now);
+      evicted++;
+    }
+
+    let admitted = 0;
+    let skipped = 0;
+    let free = maxActive - line.admitted.size;
+    while (free > 0 && skipped < BATCH) {
+      const tokenId = line.waiting.popFront();
+      if (tokenId === undefined) break;
+      this.dirty.add(line);
+      const token = this.tokens.get(tokenId);
+      if (token === undefined) {
+        skipped++;
+      } else if (token.lastSeenAt < cutoff) {
+        this.evict(token, now);
+        skipped++;
+      } else {
+        token.state = "admitted";
+        token.admissionExpiresAt = now + admissionTtlMs;
+        line.admitted.add(tokenId);
+        line.expiries.push(token.admissionExpiresAt, tokenId);
+        this.setDrop(token, now + admissionTtlMs + graceMs);
+        admitted++;
+        free--;
+      }
+    }
+    if (line.expiries.size > 2 * line.admitted.size + HEAP_SLACK) {
+      line.expiries.rebuild(this.admittedEntries(line));
+    }
+    return admitted;
+  }
+
+  /** Applies the time rules to one token as of now; the script's `refresh`. */
+  private refresh(token: TokenRecord, now: number): void {
+    if (token.state === "waiting") {
+      if (token.lastSeenAt < now - this.limits.idleMs) this.evict(token, now);
+    } else if (
+      token.admissionExpiresAt <= now &&
+      (token.state === "admitted" || token.state === "completed")
+    ) {
+      const line = this.lineFor(token.concertId);
+      if (token.state === "admitted" && line.admitted.delete(token.tokenId)) {
+        this.fold(line, this.limits.admissionTtlMs);
+      }
+      token.state = "expired";
+    }
+  }
+
+  private touch(token: TokenRecord, now: number): void {
+    if (token.state !== "waiting" || now <= token.lastSeenAt) return;
+    token.lastSeenAt = now;
+    this.pushLastSeen(this.lineFor(token.concertId), token);
+  }
+
+  private evict(token: TokenRecord, now: number): void {
+    const line = this.lineFor(token.concertId);
+    line.waiting.remove(token.tokenId);
+    token.state = "evicted";
+    this.setDrop(token, now + this.limits.graceMs);
+    this.dirty.add(line);
+  }
+
+  private revoke(token: TokenRecord, now: number): void {
+    const line = this.lineFor(token.concertId);
+    if (line.waiting.remove(token.tokenId)) this.dirty.add(line);
+    line.admitted.delete(token.tokenId);
+    token.state = "revoked";
+    this.unauthenticate(token);
+    this.setDrop(token, now + this.limits.graceMs);
+  }
+
+  private fold(line: ConcertLine, ms: number): void {
+    const sample = Math.max(0, ms);
+    const mixed = line.averageMs === undefined ? sample : 0.8 * line.averageMs + 0.2 * sample;
+    line.averageMs = Math.floor(mixed + 0.5);
+  }
+
+  private flushDirty(): void {
+    for (const line of this.dirty) line.version++;
+    this.dirty.clear();
+  }
+
+  private snapshot(token: TokenRecord): QueueSnapshot {
+    const line = this.lineFor(token.concertId);
+    const waiting = token.state === "waiting";
+    return {
+      tokenId: token.tokenId,
+      userId: token.userId,
+      concertId: token.concertId,
+      state: token.state,
+      position: waiting ? line.waiting.rank(token.tokenId) : 0,
+      waitingCount: line.waiting.size,
+      lastSeenAt: waiting ? token.lastSeenAt : 0,
+      admissionExpiresAt: token.admissionExpiresAt,
+      averageAdmissionMs: line.averageMs ?? this.limits.admissionTtlMs,
+    };
+  }
+
+  /** The record, unless its grace period is over (then it is forgotten now). */
+  private token(tokenId: string, now: number): TokenRecord | undefined {
+    const token = this.tokens.get(tokenId);
+    if (token !== undefined && token.dropAt <= now) {
+      this.forget(token);
+      return undefined;
+    }
+    return token;
+  }
+
+  /** Forgets records whose grace period is over, as Redis TTLs would. */
+  private sweep(now: number): void {
+    while ((this.drops.peekKey() ?? Number.POSITIVE_INFINITY) <= now) {
+      const tokenId = this.drops.pop();
+      const token = tokenId === undefined ? undefined : this.tokens.get(tokenId);
+      if (token !== undefined && token.dropAt <= now) this.forget(token);
+    }
+  }
+
+  private forget(token: TokenRecord): void {
+    this.tokens.delete(token.tokenId);
+    this.unauthenticate(token);
+    const users = this.users.get(token.concertId);
+    if (users?.get(token.userId) === token.tokenId) users.delete(token.userId);
+  }
+
+  private unauthenticate(token: TokenRecord): void {
+    token.authenticates = false;
+    if (this.hashes.get(token.tokenHash) === token.tokenId) this.hashes.delete(token.tokenHash);
+  }
+
+  private setDrop(token: TokenRecord, dropAt: number): void {
+    token.dropAt = dropAt;
+    this.drops.push(dropAt, token.tokenId);
+    if (this.drops.size > 2 * this.tokens.size + HEAP_SLACK) {
+      this.drops.rebuild(
+        [...this.tokens.values()]
+          .filter((t) => Number.isFinite(t.dropAt))
+          .map((t) => [t.dropAt, t.tokenId] as const),
+      );
+    }
+  }
+
+  private pushLastSeen(line: ConcertLine, token: TokenRecord): void {
+    line.lastSeen.push(token.lastSeenAt, token.tokenId);
+    if (line.lastSeen.size > 2 * line.waiting.size + HEAP_SLACK) {
+      line.lastSeen.rebuild(this.waitingEntries(line));
+    }
+  }
+
+  private *waitingEntries(line: ConcertLine): Generator<readonly [number, string]> {
+    for (const tokenId of line.waiting.inOrder()) {
+      const token = this.tokens.get(tokenId);
+      if (token !== undefined) yield [token.lastSeenAt, tokenId];
+    }
+  }
+
+  private *admittedEntries(line: ConcertLine): Generator<readonly [number, string]> {
+    for (const tokenId of line.admitted) {
+      yield [this.tokens.get(tokenId)?.admissionExpiresAt ?? 0, tokenId];
+    }
+  }
+
+  private lineFor(concertId: string): ConcertLine {
+    let line = this.lines.get(concertId);
+    if (line === undefined) {
+      line = {
+        waiting: new WaitingLine(),
+        lastSeen: new MinHeap(),
+        admitted: new Set(),
+        expiries: new MinHeap(),
+        version: 0,
+        averageMs: undefined,
+      };
+      this.lines.set(concertId, line);
+    }
+    return line;
+  }
+
+  private usersOf(concertId: string): Map<string, string> {
+    let users = this.users.get(concertId);
+    if (users === undefined) {
+      users = new Map();
+      this.users.set(concertId, users);
+    }
+    return users;
+  }
+
+  private save(): PersistedState {
+    return {
+      format: "stagedoor-memory-queue",
+      version: 1,
+      concerts: [...this.lines].map(([id, line]) => ({
+        id,
+        version: line.version,
+        averageMs: line.averageMs ?? null,
+        waiting: [...line.waiting.inOrder()],
+      })),
+      tokens: [...this.tokens.values()].map((token) => ({
+        ...token,
+        dropAt: Number.isFinite(token.dropAt) ? token.dropAt : null,
+      })),
+      users: [...this.users].flatMap(([concertId, users]) =>
+        [...users].map(
+          ([userId, tokenId]) => [concertId, userId, tokenId] as [string, string, string],
+        ),
+      ),
+    };
+  }
+
+  private restore(saved: PersistedState): void {
+    for (const concert of saved.concerts) {
+      const line = this.lineFor(concert.id);
+      line.version = concert.version;
+      line.averageMs = concert.averageMs ?? undefined;
+    }
+    for (const record of saved.tokens) {
+      const token: TokenRecord = {
+        ...record,
+        dropAt: record.dropAt ?? Number.POSITIVE_INFINITY,
+      };
+      this.tokens.set(token.tokenId, token);
+      if (token.authenticates) this.hashes.set(token.tokenHash, token.tokenId);
+      if (Number.isFinite(token.dropAt)) this.drops.push(token.dropAt, token.tokenId);
+      if (token.state === "admitted") {
+        const line = this.lineFor(token.concertId);
+        line.admitted.add(token.tokenId);
+        line.expiries.push(token.admissionExpiresAt, token.tokenId);
+      }
+    }
+    for (const concert of saved.concerts) {
+      const line = this.lineFor(concert.id);
+      for (const tokenId of concert.waiting) line.waiting.push(tokenId);
+      line.lastSeen.rebuild(this.waitingEntries(line));
+    }
+    for (const [concertId, userId, tokenId] of saved.users) {
+      this.usersOf(concertId).set(userId, tokenId);
+    }
+  }
+}
+
+/** Whether a lastSeen heap entry still describes a waiter in this line. */
+function isCurrentWaiter(line: ConcertLine, token: TokenRecord, lastSeenAt: number): boolean {
+  return (
+    token.state === "waiting" && token.lastSeenAt === lastSeenAt && line.waiting.has(token.tokenId)
+  );
+}
+
+function readSavedState(file: string): PersistedState | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new Error(`cannot read the saved queue at ${file}`, { cause: err });
+  }
+  try {
+    return persistedSchema.parse(JSON.parse(text));
+  } catch (err) {
+    // Starting empty would silently drop everyone's place in line.
+    throw new Error(`the saved queue at ${file} is unreadable; fix or remove it`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Write, fsync, then rename over the old file: a crash leaves either the old
+ * or the new state, never a torn one.
+ */
+async function writeAtomically(file: string, data: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  const handle = await open(temp, "wx", 0o600);
+  try {
+    await handle.writeFile(data, "utf8");
+    await handle.chmod(0o600);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}

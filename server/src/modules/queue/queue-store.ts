@@ -1,0 +1,122 @@
+/**
+ * Where a token stands inside the store. `waiting`, `admitted` and
+ * `completed` tokens authenticate; the others only explain why a token no
+ * longer works until their record is dropped.
+ */
+export type StoredTokenState =
+  | "waiting"
+  | "admitted"
+  | "completed"
+  | "expired"
+  | "evicted"
+  | "left"
+  | "revoked";
+
+/** One token's record and live place in line, as the store sees it. */
+export interface QueueSnapshot {
+  readonly tokenId: string;
+  readonly userId: string;
+  readonly concertId: string;
+  readonly state: StoredTokenState;
+  /** 1-based rank among waiting users; 0 when not waiting. */
+  readonly position: number;
+  /** How many users wait in this concert's line. */
+  readonly waitingCount: number;
+  /** When a waiting user was last active (ms since the epoch); 0 when not waiting. */
+  readonly lastSeenAt: number;
+  /** The absolute end of the admission (ms since the epoch); 0 before admission. */
+  readonly admissionExpiresAt: number;
+  /** The moving average of how long admissions last in this concert (ms). */
+  readonly averageAdmissionMs: number;
+}
+
+/** The limits every store enforces, fixed at construction. */
+export interface QueueLimits {
+  /** The most users admitted to one concert at any instant. */
+  readonly maxActive: number;
+  /** How long an admission lasts (ms); activity never extends it. */
+  readonly admissionTtlMs: number;
+  /** How long a waiting user may stay silent before losing their place (ms). */
+  readonly idleMs: number;
+  /** How long a dead token's record is kept to explain errors (ms). */
+  readonly graceMs: number;
+}
+
+/** What {@link QueueStore.issue} needs to create a token if the user has no live one. */
+export interface IssueInput {
+  readonly concertId: string;
+  readonly userId: string;
+  /** The id to use if a new token is created. */
+  readonly tokenId: string;
+  /** The hash of the token derived from `tokenId`. */
+  readonly tokenHash: string;
+  readonly now: number;
+}
+
+/** The result of {@link QueueStore.issue}. */
+export interface IssueResult {
+  /** Whether a new token was created (otherwise the user's live token was returned). */
+  readonly created: boolean;
+  readonly snapshot: QueueSnapshot;
+}
+
+/**
+ * The waiting room's state: an arrival-ordered line per concert, the set of
+ * admitted users, and token records. Every method is atomic on its own and
+ * safe to call from any number of server instances at once; the Redis store is
+ * the production implementation and the in-process store the embedded one.
+ * Both pass the same contract test suite.
+ */
+export interface QueueStore {
+  /**
+   * Returns the user's live token (waiting, or admitted and unexpired) for the
+   * concert, or creates one at the back of the line, revoking any dead token
+   * the user had. Runs one promotion step, so a user who finds a free slot
+   * and nobody ahead is admitted in the same call.
+   */
+  issue(input: IssueInput): Promise<IssueResult>;
+
+  /**
+   * Finds a token by hash. A waiting token whose idle window has passed is
+   * evicted on the spot. With `touch`, a waiting token's activity clock is
+   * reset. Returns `null` for unknown or dropped tokens.
+   */
+  lookup(tokenHash: string, now: number, touch: boolean): Promise<QueueSnapshot | null>;
+
+  /**
+   * Snapshots many tokens of one concert at once (for the watch streams),
+   * optionally touching the waiting ones. Missing tokens map to `null`.
+   */
+  snapshots(
+    concertId: string,
+    tokenIds: readonly string[],
+    now: number,
+    touch: boolean,
+  ): Promise<Map<string, QueueSnapshot | null>>;
+
+  /** Gives up a waiting place or an admission and revokes the token. */
+  leave(tokenId: string, now: number): Promise<void>;
+
+  /** Ends an admission after a payment; the token still authenticates until it expires. */
+  complete(tokenId: string, now: number): Promise<void>;
+
+  /**
+   * One promotion step for a concert: expires ended admissions, evicts idle
+   * waiters, then admits from the front of the line while slots are free.
+   * Returns how many users were admitted.
+   */
+  promote(concertId: string, now: number): Promise<number>;
+
+  /** The concerts that have a line. */
+  concerts(): Promise<string[]>;
+
+  /**
+   * A counter per concert that changes whenever someone leaves the waiting
+   * line (admitted, evicted or gone), i.e. whenever positions may have moved.
+   * Lets watchers skip work when nothing changed.
+   */
+  versions(concertIds: readonly string[]): Promise<number[]>;
+
+  /** Releases the store's resources (and persists it, where it can). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,195 @@
+import type { Clock } from "../../shared/clock.js";
+import { DomainError } from "../../shared/domain-error.js";
+import { requireUserId, requireUuid } from "../../shared/validation.js";
+import type { Principal } from "../identity/principal.js";
+import type { TokenCodec } from "../identity/token-codec.js";
+import type { UserVerifier } from "../identity/user-verifier.js";
+import type { QueueLimits, QueueSnapshot, QueueStore } from "./queue-store.js";
+
+/** Where a queue token stands, as callers see it. */
+export type QueueTokenState = "waiting" | "admitted" | "completed";
+
+/** A user's live place in a concert's line. */
+export interface QueueStatusView {
+  readonly concertId: string;
+  readonly state: QueueTokenState;
+  /** 1-based rank among waiting users; 0 once admitted. */
+  readonly position: number;
+  readonly waitingCount: number;
+  readonly estimatedWaitMs: number;
+  /** Waiting: when the place is lost unless refreshed. Admitted/completed: the admission's end. */
+  readonly expireTime: Date;
+}
+
+/** An authenticated caller together with their live status. */
+export interface Session {
+  readonly principal: Principal;
+  readonly status: QueueStatusView;
+}
+
+/** Tells the queue which concerts exist, so nobody queues for a concert that doesn't. */
+export interface ConcertDirectory {
+  concertExists(concertId: string): Promise<boolean>;
+}
+
+/**
+ * The waiting room's rules on top of a {@link QueueStore}: issuing tokens,
+ * turning a presented token into a {@link Principal}, and ending admissions.
+ * Store failures surface as `unavailable` with a retry hint, never as
+ * internal errors.
+ */
+export class QueueService {
+  constructor(
+    private readonly store: QueueStore,
+    private readonly codec: TokenCodec,
+    private readonly verifier: UserVerifier,
+    private readonly concerts: ConcertDirectory,
+    private readonly clock: Clock,
+    private readonly limits: QueueLimits,
+  ) {}
+
+  /** Issues (or returns the live) token of a user for a concert. */
+  async issueToken(input: {
+    concertId: string;
+    userId: string;
+    assertion: string | undefined;
+  }): Promise<{ token: string; status: QueueStatusView }> {
+    const userId = requireUserId(input.userId);
+    const concertId = requireUuid(input.concertId, "concert_id");
+    const now = this.clock.now();
+    this.verifier.verify(userId, input.assertion, now);
+    if (!(await this.concerts.concertExists(concertId))) {
+      throw new DomainError("not_found", "CONCERT_NOT_FOUND", "no concert has that id", {
+        metadata: { concert_id: concertId },
+      });
+    }
+    const tokenId = this.codec.newTokenId();
+    const fresh = this.codec.tokenFor(tokenId);
+    const result = await this.guard(() =>
+      this.store.issue({
+        concertId,
+        userId,
+        tokenId,
+        tokenHash: this.codec.hash(fresh),
+        now: now.getTime(),
+      }),
+    );
+    const token = result.created ? fresh : this.codec.tokenFor(result.snapshot.tokenId);
+    return { token, status: this.view(result.snapshot) };
+  }
+
+  /**
+   * Turns a presented token into the caller's session. Every authenticated call
+   * counts as activity, so a waiting user who polls keeps their place.
+   */
+  async authenticate(token: string | undefined): Promise<Session> {
+    if (token === undefined || token === "") {
+      throw new DomainError("unauthenticated", "TOKEN_MISSING", "a queue token is required");
+    }
+    if (!this.codec.isWellFormed(token)) {
+      throw new DomainError("unauthenticated", "TOKEN_INVALID", "the queue token is not valid");
+    }
+    const now = this.clock.now().getTime();
+    const snapshot = await this.guard(() => this.store.lookup(this.codec.hash(token), now, true));
+    return this.session(snapshot);
+  }
+
+  /** The live status of an authenticated caller's token, read again from the store. */
+  async refresh(principal: Principal, touch: boolean): Promise<Session | null> {
+    const now = this.clock.now().getTime();
+    const snapshots = await this.guard(() =>
+      this.store.snapshots(principal.concertId, [principal.tokenId], now, touch),
+    );
+    const snapshot = snapshots.get(principal.tokenId) ?? null;
+    return snapshot === null ? null : this.session(snapshot);
+  }
+
+  /** Gives up the caller's place or admission; the token stops working. */
+  async leave(principal: Principal): Promise<void> {
+    await this.guard(() => this.store.leave(principal.tokenId, this.clock.now().getTime()));
+  }
+
+  /** Ends the caller's admission after a payment, freeing the slot at once. */
+  async endAdmission(principal: Principal): Promise<void> {
+    await this.guard(() => this.store.complete(principal.tokenId, this.clock.now().getTime()));
+  }
+
+  /** Runs one promotion step for every concert with a line; returns how many were admitted. */
+  async promoteAll(): Promise<number> {
+    const concerts = await this.store.concerts();
+    let admitted = 0;
+    for (const concertId of concerts) {
+      admitted += await this.store.promote(concertId, this.clock.now().getTime());
+    }
+    return admitted;
+  }
+
+  /** Turns a store snapshot into a session, or throws why the token no longer works. */
+  session(snapshot: QueueSnapshot | null): Session {
+    if (snapshot === null || snapshot.state === "left" || snapshot.state === "revoked") {
+      throw new DomainError("unauthenticated", "TOKEN_INVALID", "the queue token is not valid");
+    }
+    if (snapshot.state === "expired" || snapshot.state === "evicted") {
+      const message =
+        snapshot.state === "evicted"
+          ? "the queue token lost its place after staying idle"
+          : "the queue token has expired";
+      throw new DomainError("unauthenticated", "TOKEN_EXPIRED", message);
+    }
+    const principal: Principal = {
+      userId: snapshot.userId,
+      concertId: snapshot.concertId,
+      tokenId: snapshot.tokenId,
+      state: snapshot.state,
+      admissionExpiresAt:
+        snapshot.admissionExpiresAt > 0 ? new Date(snapshot.admissionExpiresAt) : null,
+    };
+    return { principal, status: this.view(snapshot) };
+  }
+
+  private view(snapshot: QueueSnapshot): QueueStatusView {
+    const state: QueueTokenState =
+      snapshot.state === "waiting"
+        ? "waiting"
+        : snapshot.state === "admitted"
+          ? "admitted"
+          : "completed";
+    if (state === "waiting") {
+      // Slots free at maxActive per average admission, so the wait grows with
+      // the position and shrinks with the number of slots.
+      const estimatedWaitMs = Math.ceil(
+        (snapshot.position * snapshot.averageAdmissionMs) / this.limits.maxActive,
+      );
+      return {
+        concertId: snapshot.concertId,
+        state,
+        position: snapshot.position,
+        waitingCount: snapshot.waitingCount,
+        estimatedWaitMs,
+        expireTime: new Date(snapshot.lastSeenAt + this.limits.idleMs),
+      };
+    }
+    return {
+      concertId: snapshot.concertId,
+      state,
+      position: 0,
+      waitingCount: snapshot.waitingCount,
+      estimatedWaitMs: 0,
+      expireTime: new Date(snapshot.admissionExpiresAt),
+    };
+  }
+
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof DomainError) throw error;
+      throw new DomainError(
+        "unavailable",
+        "QUEUE_UNAVAILABLE",
+        "the waiting room is unavailable; retry shortly",
+        { retryAfterMs: 1000, cause: error },
+      );
+    }
+  }
+}

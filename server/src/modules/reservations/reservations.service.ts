@@ -1,0 +1,204 @@
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { Clock } from "../../shared/clock.js";
+import { DomainError } from "../../shared/domain-error.js";
+import { newId } from "../../shared/ids.js";
+import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
+import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
+import type { CatalogService, Database } from "../catalog/catalog.service.js";
+import { SeatRepository } from "../catalog/seat.repository.js";
+import { claimRequestId } from "../idempotency/idempotency.repository.js";
+import { assertAdmitted, type Principal } from "../identity/principal.js";
+import { Reservation } from "./reservation.entity.js";
+import { ReservationRepository } from "./reservation.repository.js";
+
+/** A reservation as callers see it, with its state at the time of the read. */
+export interface ReservationView {
+  readonly reservation: Reservation;
+  readonly state: ReturnType<Reservation["stateAt"]>;
+}
+
+function notFound(reservationId: string): DomainError {
+  return new DomainError(
+    "not_found",
+    "RESERVATION_NOT_FOUND",
+    "no reservation of yours has that id",
+    {
+      metadata: { reservation_id: reservationId },
+    },
+  );
+}
+
+/**
+ * Seat holds. A hold is decided on the seat's row lock, recorded with an
+ * explicit `held_until`, and expires by time alone; the sweeper only tidies
+ * up afterwards.
+ */
+export class ReservationsService {
+  constructor(
+    private readonly db: Database,
+    private readonly catalog: CatalogService,
+    private readonly clock: Clock,
+    private readonly holdTtlMs: number,
+  ) {}
+
+  /**
+   * Holds a seat for an admitted caller. In one transaction: claim the request
+   * id, expire the caller's own stale hold, lock the seat with SKIP LOCKED (so
+   * rush losers fail at once), check it is free, and record the hold and the
+   * reservation. The hold never outlives the caller's admission.
+   */
+  async hold(
+    principal: Principal,
+    input: { seatId: string; requestId: string },
+  ): Promise<ReservationView> {
+    const seatId = requireUuid(input.seatId, "seat_id");
+    const requestId = requireRequestId(input.requestId);
+    const now = this.clock.now();
+    const reservationId = newId();
+    try {
+      const reservation = await this.db.fork().transactional(async (em) => {
+        const claim = await claimRequestId(
+          em,
+          { userId: principal.userId, requestId, operation: "hold", params: [seatId] },
+          reservationId,
+          now,
+        );
+        if (claim.kind === "replay") {
+          const first = await new ReservationRepository(em).findReservation(claim.resultId);
+          if (!first) throw notFound(claim.resultId);
+          return first;
+        }
+        assertAdmitted(principal, now);
+        const reservations = new ReservationRepository(em);
+        const seats = new SeatRepository(em);
+        await reservations.expireOwnStaleHolds(principal.userId, now);
+        const seat = await seats.lockSeatSkipLocked(seatId);
+        if (!seat) {
+          // Either there is no such seat, or someone else is taking it this
+          // very moment; an unlocked read tells which.
+          if (await seats.findSeat(seatId)) throw seatUnavailable(seatId);
+          throw new DomainError("not_found", "SEAT_NOT_FOUND", "no seat has that id", {
+            metadata: { seat_id: seatId },
+          });
+        }
+        const date = await this.catalog.dateFacts(em, seat.concertDateId);
+        assertAdmitted(principal, now, date.concertId);
+        const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
+        const heldUntil = new Date(Math.min(now.getTime() + this.holdTtlMs, admissionEnd));
+        seat.hold(reservationId, heldUntil, now);
+        const created = new Reservation(
+          reservationId,
+          principal.userId,
+          date.concertId,
+          date.id,
+          date.date,
+          seat.id,
+          seat.number,
+          seat.price,
+          heldUntil,
+          now,
+        );
+        em.persist(created);
+        return created;
+      });
+      return { reservation, state: reservation.stateAt(this.clock.now()) };
+    } catch (error) {
+      if (
+        error instanceof UniqueConstraintViolationException &&
+        String((error as { constraint?: unknown }).constraint) === "reservation_one_hold_per_user"
+      ) {
+        throw new DomainError(
+          "failed_precondition",
+          "HOLD_LIMIT_REACHED",
+          "you already hold a seat; pay for it or release it first",
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Gives up one of the caller's unexpired holds and frees the seat at once. */
+  async release(
+    principal: Principal,
+    input: { reservationId: string; requestId: string },
+  ): Promise<ReservationView> {
+    const reservationId = requireUuid(input.reservationId, "reservation_id");
+    const requestId = requireRequestId(input.requestId);
+    const now = this.clock.now();
+    const reservation = await this.db.fork().transactional(async (em) => {
+      const reservations = new ReservationRepository(em);
+      const claim = await claimRequestId(
+        em,
+        { userId: principal.userId, requestId, operation: "release", params: [reservationId] },
+        reservationId,
+        now,
+      );
+      if (claim.kind === "replay") {
+        const first = await reservations.findReservation(claim.resultId);
+        if (!first) throw notFound(claim.resultId);
+        return first;
+      }
+      const locked = await reservations.lockReservation(reservationId);
+      if (!locked || locked.userId !== principal.userId) throw notFound(reservationId);
+      locked.release(now);
+      const seat = await new SeatRepository(em).lockSeat(locked.seatId);
+      seat?.release(locked.id);
+      return locked;
+    });
+    return { reservation, state: reservation.stateAt(this.clock.now()) };
+  }
+
+  /** One of the caller's reservations. */
+  async get(principal: Principal, reservationId: string): Promise<ReservationView> {
+    requireUuid(reservationId, "reservation_id");
+    const reservation = await new ReservationRepository(this.db.fork()).findReservation(
+      reservationId,
+    );
+    if (!reservation || reservation.userId !== principal.userId) throw notFound(reservationId);
+    return { reservation, state: reservation.stateAt(this.clock.now()) };
+  }
+
+  /** The caller's reservations, newest first, one page at a time. */
+  async list(
+    principal: Principal,
+    size: number,
+    token: string,
+  ): Promise<{ reservations: ReservationView[]; nextPageToken: string }> {
+    const limit = pageSize(size, 20, 100);
+    const after = decodePageToken(token, { t: "number", id: "string" });
+    const rows = await new ReservationRepository(this.db.fork()).listForUser(
+      principal.userId,
+      after,
+      limit + 1,
+    );
+    const now = this.clock.now();
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      reservations: page.map((reservation) => ({ reservation, state: reservation.stateAt(now) })),
+      nextPageToken:
+        rows.length > limit && last
+          ? encodePageToken({ t: last.createdAt.getTime(), id: last.id })
+          : "",
+    };
+  }
+
+  /**
+   * Marks holds past their expiry as EXPIRED and frees their seats, one batch
+   * per call, in a fork and transaction of its own. Listing and holding never
+   * wait for this: expired holds already count as free.
+   */
+  async expireStaleHolds(batchSize = 500): Promise<number> {
+    return this.db
+      .fork()
+      .transactional((em) =>
+        new ReservationRepository(em).expireStaleHolds(this.clock.now(), batchSize),
+      );
+  }
+}
+
+function seatUnavailable(seatId: string): DomainError {
+  return new DomainError("failed_precondition", "SEAT_UNAVAILABLE", "the seat is not available", {
+    metadata: { seat_id: seatId },
+  });
+}

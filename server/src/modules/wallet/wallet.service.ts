@@ -1,0 +1,137 @@
+import type { Clock } from "../../shared/clock.js";
+import { DomainError, invalidField } from "../../shared/domain-error.js";
+import { newId } from "../../shared/ids.js";
+import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
+import { pageSize, requireRequestId } from "../../shared/validation.js";
+import type { Database } from "../catalog/catalog.service.js";
+import { claimRequestId } from "../idempotency/idempotency.repository.js";
+import type { Principal } from "../identity/principal.js";
+import { LedgerEntry } from "./ledger-entry.entity.js";
+import { WalletRepository } from "./wallet.repository.js";
+
+/** A wallet as a change left it (or as it is now, for reads). */
+export interface WalletView {
+  readonly userId: string;
+  readonly balance: bigint;
+  readonly version: number;
+  readonly updatedAt: Date;
+}
+
+/** The money limits, from configuration. */
+export interface WalletLimits {
+  readonly maxRecharge: bigint;
+  readonly maxBalance: bigint;
+}
+
+/**
+ * Prepaid balances. Every change locks the wallet row, writes a ledger entry
+ * in the same transaction, and is idempotent per request id.
+ */
+export class WalletService {
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+    private readonly limits: WalletLimits,
+  ) {}
+
+  /** Adds a positive amount to the caller's balance, creating the wallet on first use. */
+  async recharge(
+    principal: Principal,
+    input: { amount: bigint; requestId: string },
+  ): Promise<{ wallet: WalletView; entry: LedgerEntry }> {
+    const amount = this.checkAmount(input.amount);
+    const requestId = requireRequestId(input.requestId);
+    const now = this.clock.now();
+    const entryId = newId();
+    const entry = await this.db.fork().transactional(async (em) => {
+      const wallets = new WalletRepository(em);
+      const claim = await claimRequestId(
+        em,
+        { userId: principal.userId, requestId, operation: "recharge", params: [amount] },
+        entryId,
+        now,
+      );
+      if (claim.kind === "replay") {
+        const first = await wallets.findEntry(claim.resultId);
+        if (!first)
+          throw new Error(`ledger entry ${claim.resultId} of a claimed request is missing`);
+        return first;
+      }
+      const wallet = await wallets.lockOrCreateWallet(principal.userId, now);
+      wallet.credit(amount, this.limits.maxBalance, now);
+      const created = new LedgerEntry(
+        entryId,
+        wallet.userId,
+        "RECHARGE",
+        amount,
+        wallet.balance,
+        wallet.version,
+        null,
+        now,
+      );
+      em.persist(created);
+      return created;
+    });
+    return { wallet: walletAfter(entry), entry };
+  }
+
+  /** The caller's wallet; `not_found` until the first recharge. */
+  async get(principal: Principal): Promise<WalletView> {
+    const wallet = await new WalletRepository(this.db.fork()).findWallet(principal.userId);
+    if (!wallet) {
+      throw new DomainError(
+        "not_found",
+        "WALLET_NOT_FOUND",
+        "you have no wallet yet; a first recharge creates it",
+      );
+    }
+    return {
+      userId: wallet.userId,
+      balance: wallet.balance,
+      version: wallet.version,
+      updatedAt: wallet.updatedAt,
+    };
+  }
+
+  /** The caller's ledger, newest first, one page at a time. */
+  async listEntries(
+    principal: Principal,
+    size: number,
+    token: string,
+  ): Promise<{ entries: LedgerEntry[]; nextPageToken: string }> {
+    const limit = pageSize(size, 50, 500);
+    const after = decodePageToken(token, { t: "number", id: "string" });
+    const rows = await new WalletRepository(this.db.fork()).listEntries(
+      principal.userId,
+      after,
+      limit + 1,
+    );
+    const entries = rows.slice(0, limit);
+    const last = entries.at(-1);
+    return {
+      entries,
+      nextPageToken:
+        rows.length > limit && last
+          ? encodePageToken({ t: last.createdAt.getTime(), id: last.id })
+          : "",
+    };
+  }
+
+  private checkAmount(amount: bigint): bigint {
+    if (amount <= 0n) throw invalidField("amount", "must be positive");
+    if (amount > this.limits.maxRecharge) {
+      throw invalidField("amount", `must be at most ${this.limits.maxRecharge}`);
+    }
+    return amount;
+  }
+}
+
+/** The wallet exactly as a ledger entry left it. */
+export function walletAfter(entry: LedgerEntry): WalletView {
+  return {
+    userId: entry.userId,
+    balance: entry.balanceAfter,
+    version: entry.walletVersion,
+    updatedAt: entry.createdAt,
+  };
+}

@@ -1,0 +1,76 @@
+import type { Options } from "@mikro-orm/core";
+import { Migrator } from "@mikro-orm/migrations";
+import { MikroORM, PostgreSqlDriver } from "@mikro-orm/postgresql";
+import pg from "pg";
+import { Migration20261126000000 } from "./migrations/Migration20261126000000.js";
+
+/** The ORM instance type the server uses. */
+export type Orm = MikroORM;
+
+/** What {@link openOrm} needs. */
+export interface OrmOptions {
+  readonly url: string;
+  readonly entities: NonNullable<Options["entities"]>;
+  /** Pool size; small on purpose: extra requests queue in Node, not in PostgreSQL. */
+  readonly poolMax: number;
+  /** Log SQL at debug level. */
+  readonly debug?: boolean;
+}
+
+/** Every migration, in order. Listed explicitly so nothing is discovered from disk at runtime. */
+export const migrations = [{ name: "Migration20261126000000", class: Migration20261126000000 }];
+
+/**
+ * Connects MikroORM to PostgreSQL. There is no global EntityManager: every
+ * request and job must `orm.em.fork()`, which `allowGlobalContext: false`
+ * enforces.
+ */
+export async function openOrm(options: OrmOptions): Promise<Orm> {
+  return MikroORM.init({
+    driver: PostgreSqlDriver,
+    clientUrl: options.url,
+    entities: [...options.entities],
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+    debug: options.debug ?? false,
+    // Entities are loaded whole; nothing is lazily fetched behind our back.
+    populateWhere: "infer",
+    extensions: [Migrator],
+    migrations: {
+      migrationsList: migrations,
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+      silent: true,
+    },
+    pool: { min: 0, max: options.poolMax, acquireTimeoutMillis: 10_000 },
+    driverOptions: {
+      connection: {
+        application_name: "stagedoor",
+        // A stuck statement or lock wait fails the request instead of piling up.
+        statement_timeout: 15_000,
+        lock_timeout: 5_000,
+        idle_in_transaction_session_timeout: 30_000,
+      },
+    },
+  });
+}
+
+/** The advisory lock that serialises migrations across instances. */
+const MIGRATION_LOCK_KEY = 7_342_001;
+
+/**
+ * Applies every pending migration. Idempotent, and safe when several
+ * instances start at once: one migrates while the others wait on an advisory
+ * lock held on a connection of its own, then find nothing left to do.
+ */
+export async function migrateUp(orm: Orm, url: string): Promise<void> {
+  const lock = new pg.Client({ connectionString: url, application_name: "stagedoor-migrate" });
+  await lock.connect();
+  try {
+    await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    await orm.getMigrator().up();
+  } finally {
+    await lock.end();
+  }
+}

@@ -1,0 +1,104 @@
+import {
+  createClient,
+  type RedisClientType,
+  type RedisFunctions,
+  type RedisModules,
+  type RedisScripts,
+} from "redis";
+
+// No modules or functions beyond node-redis's defaults.
+type NoModules = Record<never, RedisModules[string]>;
+type NoFunctions = Record<never, RedisFunctions[string]>;
+
+/** How {@link createRedisClient} connects. */
+export interface RedisClientOptions<S extends RedisScripts> {
+  /** Lua scripts to register as typed client methods (the owning module's). */
+  readonly scripts: S;
+  /** `redis://` or `rediss://` URL, database included. */
+  readonly url: string;
+  /**
+   * Receives every connection error, including each failed reconnect
+   * attempt. node-redis crashes the process on an 'error' event nobody
+   * listens to, so this is mandatory.
+   */
+  readonly onError: (err: unknown) => void;
+  /** How long one TCP connect attempt may take (ms); 2000 by default. */
+  readonly connectTimeoutMs?: number;
+}
+
+/** Start-up gives up after this many failed attempts (about 1.5 s of backoff in all). */
+const STARTUP_ATTEMPTS = 5;
+/** Once connected, reconnect attempts never stop but are spaced at most this far apart. */
+const MAX_RECONNECT_DELAY_MS = 5000;
+
+function buildClient<S extends RedisScripts>(
+  options: RedisClientOptions<S>,
+  isStartingUp: () => boolean,
+): RedisClientType<NoModules, NoFunctions, S> {
+  const where = redactedUrl(options.url);
+  return createClient({
+    url: options.url,
+    scripts: options.scripts,
+    // Every queue command carries the caller's "now" and is part of a user's
+    // request. Replaying a backlog of them after an outage would apply stale
+    // times in a burst, and holding them costs memory while users are already
+    // retrying, so while disconnected commands fail at once (ClientOfflineError)
+    // and callers answer "unavailable". The library's default command timeout
+    // (5 s, commandOptions.timeout) still bounds a command waiting to be
+    // written on a live but congested socket, so we keep it.
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: options.connectTimeoutMs ?? 2000,
+      reconnectStrategy(retries: number, cause: Error): number | Error {
+        if (isStartingUp()) {
+          // node-redis retries a failed first connect() with the same strategy,
+          // and the default one never gives up: a server started without Redis
+          // would hang instead of exiting with a reason.
+          if (retries + 1 >= STARTUP_ATTEMPTS) {
+            return new Error(
+              `could not connect to Redis at ${where} after ${retries + 1} attempts: ${cause.message}`,
+            );
+          }
+          return 100 * 2 ** retries;
+        }
+        // Jitter spreads the reconnects of many server instances after a Redis restart.
+        const backoff = Math.min(100 * 2 ** Math.min(retries, 10), MAX_RECONNECT_DELAY_MS);
+        return backoff + Math.floor(Math.random() * 100);
+      },
+    },
+  });
+}
+
+/** A Redis connection with the given scripts available as typed methods. */
+export type RedisClient<S extends RedisScripts> = RedisClientType<NoModules, NoFunctions, S>;
+
+/**
+ * Connects to Redis. Start-up fails fast with a clear
+ * error when Redis is unreachable (a few attempts over a couple of seconds)
+ * instead of hanging; once connected, the client reconnects forever with a
+ * capped backoff, because a running server should outlive a Redis restart.
+ * The caller owns the client and closes it (`client.close()`) at shutdown.
+ *
+ * Keeps node-redis's default protocol (RESP3).
+ */
+export async function createRedisClient<S extends RedisScripts>(
+  options: RedisClientOptions<S>,
+): Promise<RedisClient<S>> {
+  let startingUp = true;
+  const client = buildClient(options, () => startingUp);
+  client.on("error", options.onError);
+  await client.connect();
+  startingUp = false;
+  return client;
+}
+
+/** The URL without its password, safe for logs and error messages. */
+function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(invalid URL)";
+  }
+}

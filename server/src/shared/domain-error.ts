@@ -1,0 +1,68 @@
+import type { ErrorReason } from "./error-reasons.js";
+
+/**
+ * The kinds of failure a domain operation can report. They mirror the gRPC
+ * status codes a caller can act on, so the transport maps them one to one, but
+ * the domain never imports Connect.
+ */
+export type ErrorKind =
+  | "invalid_argument"
+  | "not_found"
+  | "already_exists"
+  | "failed_precondition"
+  | "aborted"
+  | "unauthenticated"
+  | "permission_denied"
+  | "resource_exhausted"
+  | "unavailable";
+
+/** One invalid field of a request, named by its path in the request. */
+export interface FieldViolation {
+  readonly field: string;
+  readonly description: string;
+}
+
+/** Options of a {@link DomainError} beyond its kind, reason and message. */
+export interface DomainErrorOptions {
+  /** Facts that are safe to show the caller, such as a seat id. */
+  readonly metadata?: Readonly<Record<string, string>>;
+  /** The invalid fields, for `invalid_argument`. */
+  readonly violations?: readonly FieldViolation[];
+  /** How long the caller should wait before retrying, when retrying can help. */
+  readonly retryAfterMs?: number;
+  /** The underlying error, kept for logs and never sent to callers. */
+  readonly cause?: unknown;
+}
+
+/**
+ * A failure the caller caused or can act on. Every domain rule throws this with
+ * a stable machine-readable `reason` (see `ErrorReason` in the API), so clients
+ * branch on the reason rather than on the message text, and the one error
+ * interceptor can map it without knowing the rule.
+ */
+export class DomainError extends Error {
+  override readonly name = "DomainError";
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly violations: readonly FieldViolation[];
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    readonly kind: ErrorKind,
+    readonly reason: ErrorReason,
+    message: string,
+    options: DomainErrorOptions = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.metadata = options.metadata ?? {};
+    this.violations = options.violations ?? [];
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** Builds the `invalid_argument` error for one bad field. */
+export function invalidField(field: string, description: string): DomainError {
+  return new DomainError("invalid_argument", "INVALID_ARGUMENT", `${field}: ${description}`, {
+    violations: [{ field, description }],
+    metadata: { field },
+  });
+}

@@ -1,0 +1,77 @@
+import { invalidField } from "./domain-error.js";
+import { isUuid } from "./ids.js";
+
+/** The longest user id we accept; the seed's contract allows 1 to 128 characters. */
+export const MAX_USER_ID_LENGTH = 128;
+/** The longest client-chosen `request_id`. */
+export const MAX_REQUEST_ID_LENGTH = 128;
+
+// Control characters would make ids unreadable in logs and ledgers.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** Checks a user id: 1 to 128 characters with no control characters. */
+export function requireUserId(value: string, field = "user_id"): string {
+  if (value.length === 0) throw invalidField(field, "must not be empty");
+  if ([...value].length > MAX_USER_ID_LENGTH) {
+    throw invalidField(field, `must be at most ${MAX_USER_ID_LENGTH} characters`);
+  }
+  if (CONTROL_CHARACTERS.test(value))
+    throw invalidField(field, "must not contain control characters");
+  return value;
+}
+
+/** Checks a client-chosen request id used for idempotency. */
+export function requireRequestId(value: string, field = "request_id"): string {
+  if (value.length === 0) throw invalidField(field, "must not be empty");
+  if (value.length > MAX_REQUEST_ID_LENGTH) {
+    throw invalidField(field, `must be at most ${MAX_REQUEST_ID_LENGTH} characters`);
+  }
+  if (CONTROL_CHARACTERS.test(value))
+    throw invalidField(field, "must not contain control characters");
+  return value;
+}
+
+/** Checks that an id is one we could have issued (a UUID). */
+export function requireUuid(value: string, field: string): string {
+  if (value.length === 0) throw invalidField(field, "must not be empty");
+  if (!isUuid(value)) throw invalidField(field, "must be a UUID");
+  return value;
+}
+
+/**
+ * Resolves a requested page size: 0 means the default, and anything outside
+ * 0..max is refused rather than silently clamped, so callers learn the limit.
+ */
+export function pageSize(
+  value: number,
+  defaultSize: number,
+  max: number,
+  field = "page_size",
+): number {
+  if (!Number.isInteger(value) || value < 0) throw invalidField(field, "must not be negative");
+  if (value > max) throw invalidField(field, `must be at most ${max}`);
+  return value === 0 ? defaultSize : value;
+}
+
+const DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/**
+ * Checks a calendar date written as YYYY-MM-DD, refusing impossible dates such
+ * as 2025-02-30 that `Date` would silently roll over.
+ */
+export function requireCalendarDate(value: string, field = "date"): string {
+  const match = DATE_PATTERN.exec(value);
+  if (!match) throw invalidField(field, "must be a date written as YYYY-MM-DD");
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  if (
+    year < 1 ||
+    date.getUTCFullYear() !== year ||
+    date.getUTCMonth() !== month - 1 ||
+    date.getUTCDate() !== day
+  ) {
+    throw invalidField(field, "is not a real calendar date");
+  }
+  return value;
+}

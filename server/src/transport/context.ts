@@ -1,0 +1,29 @@
+import { type ContextValues, createContextKey } from "@connectrpc/connect";
+import type { Principal } from "../modules/identity/principal.js";
+import type { Session } from "../modules/queue/queue.service.js";
+
+/** The authenticated session of a call, set by the auth interceptor. */
+export const sessionKey = createContextKey<Session | undefined>(undefined, {
+  description: "the caller's authenticated queue session",
+});
+
+/** The id that ties a call's log lines together. */
+export const requestIdKey = createContextKey<string>("", {
+  description: "the id of this call in the logs",
+});
+
+/**
+ * The caller of a call that requires a token. The auth interceptor guarantees
+ * it is set for every method outside its public list, so a missing session
+ * here is a wiring bug, not a client error.
+ */
+export function principalOf(values: ContextValues): Principal {
+  return sessionOf(values).principal;
+}
+
+/** The caller's whole session (principal and live queue status). */
+export function sessionOf(values: ContextValues): Session {
+  const session = values.get(sessionKey);
+  if (!session) throw new Error("a handler that needs a session ran without one");
+  return session;
+}

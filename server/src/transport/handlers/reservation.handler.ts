@@ -1,0 +1,45 @@
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type {
+  GetReservationRequest,
+  HoldSeatRequest,
+  ListReservationsRequest,
+  ReleaseReservationRequest,
+  ReservationService as ReservationApi,
+} from "@stagedoor/sdk";
+import type { ReservationsService } from "../../modules/reservations/reservations.service.js";
+import { principalOf } from "../context.js";
+import { toReservation } from "../mappers/reservation.mapper.js";
+
+/** Seat holds over Connect, gRPC and gRPC-Web. */
+export class ReservationHandler implements ServiceImpl<typeof ReservationApi> {
+  constructor(private readonly reservations: ReservationsService) {}
+
+  async holdSeat(req: HoldSeatRequest, ctx: HandlerContext) {
+    const view = await this.reservations.hold(principalOf(ctx.values), {
+      seatId: req.seatId,
+      requestId: req.requestId,
+    });
+    return { reservation: toReservation(view) };
+  }
+
+  async getReservation(req: GetReservationRequest, ctx: HandlerContext) {
+    const view = await this.reservations.get(principalOf(ctx.values), req.reservationId);
+    return { reservation: toReservation(view) };
+  }
+
+  async releaseReservation(req: ReleaseReservationRequest, ctx: HandlerContext) {
+    const view = await this.reservations.release(principalOf(ctx.values), {
+      reservationId: req.reservationId,
+      requestId: req.requestId,
+    });
+    return { reservation: toReservation(view) };
+  }
+
+  async listReservations(req: ListReservationsRequest, ctx: HandlerContext) {
+    const page = await this.reservations.list(principalOf(ctx.values), req.pageSize, req.pageToken);
+    return {
+      reservations: page.reservations.map(toReservation),
+      nextPageToken: page.nextPageToken,
+    };
+  }
+}

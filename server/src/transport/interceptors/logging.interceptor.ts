@@ -1,0 +1,56 @@
+import { randomUUID } from "node:crypto";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../../logger.js";
+import { requestIdKey } from "../context.js";
+
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Gives every call a request id (the caller's `x-request-id` when it is sane,
+ * otherwise a new one), echoes it in the response, and logs the outcome: a
+ * debug line for successes, an info line with the code for failures. Bodies
+ * and headers are never logged, so tokens never reach the logs.
+ */
+export function createLoggingInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const given = req.header.get("x-request-id");
+    const requestId = given && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+    req.contextValues.set(requestIdKey, requestId);
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    const started = performance.now();
+    const done = (error?: unknown) => {
+      const ms = Math.round((performance.now() - started) * 10) / 10;
+      if (error === undefined) {
+        logger.debug({ requestId, procedure, ms }, "call ok");
+      } else {
+        const code = ConnectError.from(error).code;
+        logger.info({ requestId, procedure, ms, code }, "call failed");
+      }
+    };
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      if (!res.stream) {
+        done();
+        return res;
+      }
+      return { ...res, message: observeStream(res.message, done) };
+    } catch (error) {
+      done(error);
+      throw error;
+    }
+  };
+}
+
+async function* observeStream<O>(
+  messages: AsyncIterable<O>,
+  done: (error?: unknown) => void,
+): AsyncIterable<O> {
+  try {
+    yield* messages;
+    done();
+  } catch (error) {
+    done(error);
+    throw error;
+  }
+}

@@ -1,0 +1,62 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  type ConcertDateSchema,
+  type ConcertSchema,
+  type SeatSchema,
+  SeatState,
+} from "@stagedoor/sdk";
+import type { DateAvailability, SeatView } from "../../modules/catalog/catalog.service.js";
+import type { Concert } from "../../modules/catalog/concert.entity.js";
+import type { SeatState as DomainSeatState } from "../../modules/catalog/seat.entity.js";
+import type { SeatListing } from "../../modules/catalog/seat.repository.js";
+
+const SEAT_STATES: Record<DomainSeatState, SeatState> = {
+  AVAILABLE: SeatState.AVAILABLE,
+  HELD: SeatState.HELD,
+  SOLD: SeatState.SOLD,
+};
+
+/** Maps a concert to its API message. */
+export function toConcert(concert: Concert): MessageInitShape<typeof ConcertSchema> {
+  return { id: concert.id, title: concert.title, venue: concert.venue };
+}
+
+/** Maps a date and its availability to its API message. */
+export function toConcertDate(item: DateAvailability): MessageInitShape<typeof ConcertDateSchema> {
+  return {
+    id: item.date.id,
+    concertId: item.date.concertId,
+    date: item.date.date,
+    startTime: timestampFromDate(item.date.startsAt),
+    availableSeatCount: item.availableSeats,
+    totalSeatCount: item.date.totalSeats,
+  };
+}
+
+/** Maps a bookable seat of a listing to its API message. */
+export function toListedSeat(
+  concertDateId: string,
+  seat: SeatListing,
+): MessageInitShape<typeof SeatSchema> {
+  return {
+    id: seat.id,
+    concertDateId,
+    number: seat.number,
+    grade: seat.grade,
+    price: seat.price,
+    state: SeatState.AVAILABLE,
+  };
+}
+
+/** Maps one seat with its state to its API message. */
+export function toSeat(seat: SeatView): MessageInitShape<typeof SeatSchema> {
+  return {
+    id: seat.id,
+    concertDateId: seat.concertDateId,
+    number: seat.number,
+    grade: seat.grade,
+    price: seat.price,
+    state: SEAT_STATES[seat.state],
+  };
+}

@@ -1,0 +1,35 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { LedgerEntryKind, type LedgerEntrySchema, type WalletSchema } from "@stagedoor/sdk";
+import type {
+  LedgerEntryKind as DomainKind,
+  LedgerEntry,
+} from "../../modules/wallet/ledger-entry.entity.js";
+import type { WalletView } from "../../modules/wallet/wallet.service.js";
+
+const KINDS: Record<DomainKind, LedgerEntryKind> = {
+  RECHARGE: LedgerEntryKind.RECHARGE,
+  PAYMENT: LedgerEntryKind.PAYMENT,
+};
+
+/** Maps a wallet to its API message. */
+export function toWallet(wallet: WalletView): MessageInitShape<typeof WalletSchema> {
+  return {
+    userId: wallet.userId,
+    balance: wallet.balance,
+    version: BigInt(wallet.version),
+    updateTime: timestampFromDate(wallet.updatedAt),
+  };
+}
+
+/** Maps a ledger entry to its API message. */
+export function toLedgerEntry(entry: LedgerEntry): MessageInitShape<typeof LedgerEntrySchema> {
+  return {
+    id: entry.id,
+    amount: entry.amount,
+    balanceAfter: entry.balanceAfter,
+    kind: KINDS[entry.kind],
+    paymentId: entry.paymentId ?? "",
+    createTime: timestampFromDate(entry.createdAt),
+  };
+}

@@ -1,0 +1,44 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import {
+  CatalogService as CatalogApi,
+  Health,
+  PaymentService as PaymentApi,
+  QueueService as QueueApi,
+  ReservationService as ReservationApi,
+  WalletService as WalletApi,
+} from "@stagedoor/sdk";
+import type { Services } from "../container.js";
+import { CatalogHandler } from "./handlers/catalog.handler.js";
+import { HealthHandler, type ServingProbe } from "./handlers/health.handler.js";
+import { PaymentHandler } from "./handlers/payment.handler.js";
+import { QueueHandler } from "./handlers/queue.handler.js";
+import { ReservationHandler } from "./handlers/reservation.handler.js";
+import { WalletHandler } from "./handlers/wallet.handler.js";
+
+/** The Stagedoor services, by full name (what health checks may ask about). */
+export const STAGEDOOR_SERVICES = [
+  QueueApi.typeName,
+  CatalogApi.typeName,
+  ReservationApi.typeName,
+  WalletApi.typeName,
+  PaymentApi.typeName,
+];
+
+/** Methods that need no queue token: issuing one, the public catalog, and health. */
+export const PUBLIC_METHODS: ReadonlySet<string> = new Set([
+  `${QueueApi.typeName}/${QueueApi.method.issueQueueToken.name}`,
+  ...CatalogApi.methods.map((m) => `${CatalogApi.typeName}/${m.name}`),
+  ...Health.methods.map((m) => `${Health.typeName}/${m.name}`),
+]);
+
+/** Registers every service with its handler. */
+export function createRoutes(services: Services, probe: ServingProbe) {
+  return (router: ConnectRouter) => {
+    router.service(QueueApi, new QueueHandler(services.queue, services.watchHub));
+    router.service(CatalogApi, new CatalogHandler(services.catalog));
+    router.service(ReservationApi, new ReservationHandler(services.reservations));
+    router.service(WalletApi, new WalletHandler(services.wallet));
+    router.service(PaymentApi, new PaymentHandler(services.payments));
+    router.service(Health, new HealthHandler(probe, STAGEDOOR_SERVICES));
+  };
+}

@@ -1,0 +1,695 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { expect } from "chai";
+import { MemoryQueueStore } from "../../../server/src/modules/queue/memory-queue-store.js";
+import type {
+  IssueResult,
+  QueueLimits,
+  QueueSnapshot,
+  QueueStore,
+} from "../../../server/src/modules/queue/queue-store.js";
+import { queueScripts } from "../../../server/src/modules/queue/redis-queue-scripts.js";
+import type { QueueRedisClient } from "../../../server/src/modules/queue/redis-queue-store.js";
+import { RedisQueueStore } from "../../../server/src/modules/queue/redis-queue-store.js";
+import { createRedisClient } from "../../../server/src/redis/redis-client.js";
+import { FakeClock } from "../../support/fake-clock.js";
+
+/**
+ * How the contract reaches one store implementation. Everything a harness
+ * opens during a test is released by `cleanUp`, everything else by `dispose`.
+ */
+interface StoreHarness {
+  /** A store over a fresh, empty line. */
+  open(limits: QueueLimits): Promise<QueueStore>;
+  /** The same line as seen by a server that restarted after `store` shut down. */
+  restart(store: QueueStore, limits: QueueLimits): Promise<QueueStore>;
+  /** `count` handles on the line of `store` that really race each other. */
+  racers(store: QueueStore, limits: QueueLimits, count: number): Promise<QueueStore[]>;
+  cleanUp(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+const CONCERT = "concert-1";
+const LIMITS: QueueLimits = {
+  maxActive: 1,
+  admissionTtlMs: 60_000,
+  idleMs: 30_000,
+  graceMs: 600_000,
+};
+
+/** The one contract both stores must pass. */
+function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  describe(`${name} (QueueStore contract)`, () => {
+    let harness: StoreHarness;
+    let clock: FakeClock;
+    let ids = 0;
+
+    before(async () => {
+      harness = await makeHarness();
+    });
+    beforeEach(() => {
+      clock = new FakeClock();
+    });
+    afterEach(async () => {
+      await harness.cleanUp();
+    });
+    after(async () => {
+      await harness?.dispose();
+    });
+
+    /** Issues a token for the user with fresh ids. */
+    function join(store: QueueStore, userId: string, concertId = CONCERT): Promise<IssueResult> {
+      ids++;
+      return store.issue({
+        concertId,
+        userId,
+        tokenId: `tok-${ids}`,
+        tokenHash: `hash-${ids}`,
+        now: clock.ms(),
+      });
+    }
+
+    async function state(store: QueueStore, tokenId: string): Promise<QueueSnapshot | null> {
+      const map = await store.snapshots(CONCERT, [tokenId], clock.ms(), false);
+      return map.get(tokenId) ?? null;
+    }
+
+    async function positions(store: QueueStore, tokenIds: string[]): Promise<number[]> {
+      const map = await store.snapshots(CONCERT, tokenIds, clock.ms(), false);
+      return tokenIds.map((id) => map.get(id)?.position ?? -1);
+    }
+
+    async function version(store: QueueStore, concertId = CONCERT): Promise<number> {
+      const [v] = await store.versions([concertId]);
+      return v ?? -1;
+    }
+
+    /** Joins each user in turn (not concurrently), so arrival order is the list's order. */
+    async function joinAll(store: QueueStore, users: string[]): Promise<string[]> {
+      const tokens: string[] = [];
+      for (const user of users) tokens.push((await join(store, user)).snapshot.tokenId);
+      return tokens;
+    }
+
+    describe("admission", () => {
+      it("admits a newcomer in the issue call when a slot is free and nobody waits", async () => {
+        const store = await harness.open(LIMITS);
+        const { created, snapshot } = await join(store, "ann");
+        expect(created).to.equal(true);
+        expect(snapshot).to.deep.include({
+          userId: "ann",
+          concertId: CONCERT,
+          state: "admitted",
+          position: 0,
+          waitingCount: 0,
+          lastSeenAt: 0,
+          admissionExpiresAt: clock.ms() + LIMITS.admissionTtlMs,
+          averageAdmissionMs: LIMITS.admissionTtlMs,
+        });
+      });
+
+      it("admits in arrival order (FIFO) as slots free up", async () => {
+        const store = await harness.open({ ...LIMITS, maxActive: 2 });
+        const [a, b, c, d, e] = await joinAll(store, ["a", "b", "c", "d", "e"]);
+        expect(await positions(store, [a, b, c, d, e] as string[])).to.deep.equal([0, 0, 1, 2, 3]);
+
+        await store.complete(a as string, clock.ms());
+        expect((await state(store, c as string))?.state).to.equal("admitted");
+        expect(await positions(store, [d, e] as string[])).to.deep.equal([1, 2]);
+
+        await store.leave(b as string, clock.ms());
+        expect((await state(store, d as string))?.state).to.equal("admitted");
+        expect((await state(store, e as string))?.position).to.equal(1);
+      });
+
+      it("fills a slot freed by expiry at the next promote, in order", async () => {
+        const limits = { ...LIMITS, idleMs: 3_600_000 };
+        const store = await harness.open(limits);
+        const [a, b, c] = (await joinAll(store, ["a", "b", "c"])) as [string, string, string];
+        clock.advance(LIMITS.admissionTtlMs - 1);
+        expect(await store.promote(CONCERT, clock.ms())).to.equal(0);
+        expect((await state(store, a))?.state).to.equal("admitted");
+
+        clock.advance(1);
+        expect((await state(store, a))?.state).to.equal("expired");
+        expect((await state(store, b))?.state).to.equal("waiting");
+        expect(await store.promote(CONCERT, clock.ms())).to.equal(1);
+        const admitted = await state(store, b);
+        expect(admitted?.state).to.equal("admitted");
+        expect(admitted?.admissionExpiresAt).to.equal(clock.ms() + LIMITS.admissionTtlMs);
+        expect((await state(store, c))?.position).to.equal(1);
+      });
+
+      it("fills a slot freed by leave or complete at once", async () => {
+        const store = await harness.open(LIMITS);
+        const [a, b, c] = (await joinAll(store, ["a", "b", "c"])) as [string, string, string];
+        await store.leave(a, clock.ms());
+        expect((await state(store, b))?.state).to.equal("admitted");
+        await store.complete(b, clock.ms());
+        expect((await state(store, c))?.state).to.equal("admitted");
+        expect(await store.promote(CONCERT, clock.ms())).to.equal(0);
+      });
+
+      it("never admits more than maxActive, even with racing admitters", async () => {
+        const limits = { ...LIMITS, maxActive: 3, idleMs: 3_600_000 };
+        const store = await harness.open(limits);
+        const racers = await harness.racers(store, limits, 5);
+        const issued: string[] = [];
+        let peak = 0;
+        let observations = 0;
+
+        const observe = async (view: QueueStore) => {
+          const snaps = await view.snapshots(CONCERT, [...issued], clock.ms(), false);
+          const admitted = [...snaps.values()].filter((s) => s?.state === "admitted").length;
+          // Recorded, not asserted here: a throw inside a loop would surface
+          // as an unhandled rejection instead of this test's failure.
+          peak = Math.max(peak, admitted);
+          observations++;
+        };
+        let running = true;
+        const admitters = racers.map(async (view) => {
+          // At least 40 rounds each, so the admitters overlap all of the churn.
+          for (let round = 0; running || round < 40; round++) {
+            await view.promote(CONCERT, clock.ms());
+            await observe(view);
+            await nextTurn();
+          }
+        });
+        // Users keep arriving through every instance while the others admit.
+        const issuers = racers.map(async (racer, r) => {
+          for (let i = 0; i < 12; i++) {
+            const { snapshot } = await join(racer, `user-${r}-${i}`);
+            issued.push(snapshot.tokenId);
+            expect(snapshot.state === "admitted" || snapshot.state === "waiting").to.equal(true);
+            await nextTurn();
+          }
+        });
+        const churn = (async () => {
+          for (let round = 0; round < 30; round++) {
+            const racer = racers[round % racers.length] as QueueStore;
+            const snaps = await racer.snapshots(CONCERT, [...issued], clock.ms(), false);
+            const admitted = [...snaps.values()].filter((s) => s?.state === "admitted");
+            const first = admitted[0];
+            if (first !== undefined && first !== null) {
+              if (round % 2 === 0) await racer.complete(first.tokenId, clock.ms());
+              else await racer.leave(first.tokenId, clock.ms());
+            }
+            if (round % 10 === 9) clock.advance(limits.admissionTtlMs);
+            await nextTurn();
+          }
+        })();
+        try {
+          await Promise.all([...issuers, churn]);
+        } finally {
+          // Stops the admitters even when an issuer failed, so the test ends.
+          running = false;
+          await Promise.all(admitters);
+        }
+
+        await store.promote(CONCERT, clock.ms());
+        await observe(store);
+        const snaps = [...(await store.snapshots(CONCERT, issued, clock.ms(), false)).values()];
+        const admitted = snaps.filter((s) => s?.state === "admitted");
+        const waiting = snaps.filter((s) => s?.state === "waiting") as QueueSnapshot[];
+        expect(observations).to.be.greaterThan(5 * 40);
+        // Full at some point, and never beyond the limit at any observation.
+        expect(peak).to.equal(limits.maxActive);
+        expect(admitted.length).to.equal(limits.maxActive);
+        // The line stays one consistent order: positions 1..n, each exactly once.
+        expect(waiting.map((s) => s.position).sort((x, y) => x - y)).to.deep.equal(
+          waiting.map((_, i) => i + 1),
+        );
+        for (const s of waiting) expect(s.waitingCount).to.equal(waiting.length);
+      });
+    });
+
+    describe("idle eviction", () => {
+      it("evicts a waiter idle past idleMs on lookup, not a moment before", async () => {
+        const store = await harness.open(LIMITS);
+        await join(store, "a");
+        const { snapshot } = await join(store, "b");
+        const hash = `hash-${ids}`;
+        expect(snapshot.lastSeenAt).to.equal(clock.ms());
+
+        clock.advance(LIMITS.idleMs);
+        const still = await store.lookup(hash, clock.ms(), false);
+        expect(still?.state).to.equal("waiting");
+        expect(still?.lastSeenAt).to.equal(snapshot.lastSeenAt);
+
+        clock.advance(1);
+        const evicted = await store.lookup(hash, clock.ms(), false);
+        expect(evicted).to.deep.include({
+          tokenId: snapshot.tokenId,
+          state: "evicted",
+          position: 0,
+          waitingCount: 0,
+          lastSeenAt: 0,
+        });
+        expect((await store.lookup(hash, clock.ms(), true))?.state).to.equal("evicted");
+      });
+
+      it("keeps the place of a waiter whose lookups touch it", async () => {
+        const store = await harness.open(LIMITS);
+        await join(store, "a");
+        const [, c] = (await joinAll(store, ["b", "c"])) as [string, string];
+        const cHash = `hash-${ids}`;
+        clock.advance(LIMITS.idleMs - 1);
+        const touched = await store.lookup(cHash, clock.ms(), true);
+        expect(touched?.lastSeenAt).to.equal(clock.ms());
+
+        clock.advance(2);
+        await store.promote(CONCERT, clock.ms());
+        const kept = await store.lookup(cHash, clock.ms(), false);
+        expect(kept).to.deep.include({
+          tokenId: c,
+          state: "waiting",
+          position: 1,
+          waitingCount: 1,
+        });
+      });
+
+      it("does not let evicted waiters block the line", async () => {
+        const store = await harness.open(LIMITS);
+        const [a, b, c, d] = (await joinAll(store, ["a", "b", "c", "d"])) as string[];
+        clock.advance(LIMITS.idleMs / 2);
+        await store.snapshots(CONCERT, [d as string], clock.ms(), true);
+        clock.advance(LIMITS.idleMs / 2 + 1);
+
+        await store.complete(a as string, clock.ms());
+        expect((await state(store, d as string))?.state).to.equal("admitted");
+        expect((await state(store, b as string))?.state).to.equal("evicted");
+        expect((await state(store, c as string))?.state).to.equal("evicted");
+        const { snapshot } = await join(store, "e");
+        expect(snapshot).to.deep.include({ state: "waiting", position: 1, waitingCount: 1 });
+      });
+
+      it("evicts idle waiters in snapshots, like lookup", async () => {
+        const store = await harness.open(LIMITS);
+        const [, b, c] = (await joinAll(store, ["a", "b", "c"])) as [string, string, string];
+        clock.advance(LIMITS.idleMs / 2);
+        await store.snapshots(CONCERT, [c], clock.ms(), true);
+        clock.advance(LIMITS.idleMs / 2 + 1);
+        const snaps = await store.snapshots(CONCERT, [b, c], clock.ms(), false);
+        expect(snaps.get(b)?.state).to.equal("evicted");
+        expect(snaps.get(c)).to.deep.include({ state: "waiting", position: 1, waitingCount: 1 });
+      });
+    });
+
+    describe("positions", () => {
+      it("are live: someone ahead leaves and the places behind move up", async () => {
+        const store = await harness.open(LIMITS);
+        const [, b, c, d, e] = (await joinAll(store, ["a", "b", "c", "d", "e"])) as string[];
+        const line = [b, c, d, e] as string[];
+        expect(await positions(store, line)).to.deep.equal([1, 2, 3, 4]);
+        await store.leave(c as string, clock.ms());
+        expect(await positions(store, line)).to.deep.equal([1, 0, 2, 3]);
+        await store.leave(b as string, clock.ms());
+        expect(await positions(store, line)).to.deep.equal([0, 0, 1, 2]);
+        expect((await state(store, e as string))?.waitingCount).to.equal(2);
+      });
+
+      it("are right in a long line (20k waiting)", async () => {
+        const store = await harness.open(LIMITS);
+        const users = Array.from({ length: 20_001 }, (_, i) => `u${i}`);
+        const tokens: string[] = [];
+        for (let i = 0; i < users.length; i += 500) {
+          // Calls on one store execute in call order, so arrival order is kept.
+          const batch = users.slice(i, i + 500).map((u) => join(store, u));
+          for (const r of await Promise.all(batch)) tokens.push(r.snapshot.tokenId);
+        }
+        const gone = new Set<number>();
+        for (let i = 1; i <= 3000; i += 7) gone.add(i);
+        await Promise.all([...gone].map((i) => store.leave(tokens[i] as string, clock.ms())));
+
+        const samples = [1, 2, 3, 6, 8, 999, 1000, 2999, 3000, 3001, 12_345, 19_999, 20_000];
+        for (let k = 0; k < 40; k++) samples.push(1 + Math.floor(Math.random() * 20_000));
+        const expected = samples.map((i) => {
+          if (gone.has(i)) return 0;
+          let removedAhead = 0;
+          for (const g of gone) if (g < i) removedAhead++;
+          return i - removedAhead;
+        });
+        expect(
+          await positions(
+            store,
+            samples.map((i) => tokens[i] as string),
+          ),
+        ).to.deep.equal(expected);
+        const last = await store.lookup(`hash-${ids}`, clock.ms(), false);
+        expect(last?.waitingCount).to.equal(20_000 - gone.size);
+        expect(last?.position).to.equal(20_000 - gone.size);
+      });
+    });
+
+    describe("issue", () => {
+      it("returns one token and one place for 50 concurrent issues by one user", async () => {
+        const store = await harness.open(LIMITS);
+        await join(store, "someone-admitted");
+        const racers = await harness.racers(store, LIMITS, 5);
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            join(racers[i % racers.length] as QueueStore, "zoe"),
+          ),
+        );
+        const tokenIds = new Set(results.map((r) => r.snapshot.tokenId));
+        expect(tokenIds.size).to.equal(1);
+        expect(results.filter((r) => r.created)).to.have.length(1);
+        for (const r of results)
+          expect(r.snapshot).to.deep.include({ position: 1, waitingCount: 1 });
+      });
+
+      it("returns the live waiting token and touches it", async () => {
+        const store = await harness.open(LIMITS);
+        await join(store, "a");
+        const first = await join(store, "b");
+        clock.advance(1000);
+        const again = await join(store, "b");
+        expect(again.created).to.equal(false);
+        expect(again.snapshot).to.deep.include({
+          tokenId: first.snapshot.tokenId,
+          state: "waiting",
+          position: 1,
+          lastSeenAt: clock.ms(),
+        });
+      });
+
+      it("returns the live admitted token", async () => {
+        const store = await harness.open(LIMITS);
+        const first = await join(store, "a");
+        clock.advance(1000);
+        const again = await join(store, "a");
+        expect(again.created).to.equal(false);
+        expect(again.snapshot).to.deep.equal(first.snapshot);
+      });
+
+      for (const [ending, end] of [
+        [
+          "completion",
+          async (store: QueueStore, tokenId: string) => store.complete(tokenId, clock.ms()),
+        ],
+        [
+          "expiry",
+          async () => {
+            clock.advance(LIMITS.admissionTtlMs);
+          },
+        ],
+      ] as const) {
+        it(`issues a new token at the back after ${ending}, revoking the old one`, async () => {
+          const store = await harness.open({ ...LIMITS, idleMs: 3_600_000 });
+          const old = await join(store, "a");
+          const oldHash = `hash-${ids}`;
+          await joinAll(store, ["b", "c"]);
+          await end(store, old.snapshot.tokenId);
+          await store.promote(CONCERT, clock.ms());
+
+          const fresh = await join(store, "a");
+          expect(fresh.created).to.equal(true);
+          expect(fresh.snapshot.tokenId).to.not.equal(old.snapshot.tokenId);
+          expect(fresh.snapshot).to.deep.include({
+            state: "waiting",
+            position: 2,
+            waitingCount: 2,
+          });
+          expect(await store.lookup(oldHash, clock.ms(), false)).to.equal(null);
+          expect((await state(store, old.snapshot.tokenId))?.state).to.equal("revoked");
+        });
+      }
+
+      it("issues a new token at the back after eviction, revoking the old one", async () => {
+        const store = await harness.open(LIMITS);
+        await join(store, "a");
+        const old = await join(store, "b");
+        const oldHash = `hash-${ids}`;
+        clock.advance(LIMITS.idleMs + 1);
+        const [c] = await joinAll(store, ["c"]);
+
+        const fresh = await join(store, "b");
+        expect(fresh.created).to.equal(true);
+        expect(fresh.snapshot.tokenId).to.not.equal(old.snapshot.tokenId);
+        expect(fresh.snapshot).to.deep.include({ state: "waiting", position: 2, waitingCount: 2 });
+        expect((await state(store, c as string))?.position).to.equal(1);
+        expect(await store.lookup(oldHash, clock.ms(), false)).to.equal(null);
+      });
+
+      it("issues a new token after the user left", async () => {
+        const store = await harness.open(LIMITS);
+        const old = await join(store, "a");
+        await store.leave(old.snapshot.tokenId, clock.ms());
+        expect(await store.lookup(`hash-${ids}`, clock.ms(), false)).to.equal(null);
+        expect((await state(store, old.snapshot.tokenId))?.state).to.equal("left");
+        const fresh = await join(store, "a");
+        expect(fresh.created).to.equal(true);
+        expect(fresh.snapshot.state).to.equal("admitted");
+      });
+
+      it("rejects a token id or hash that is already in use", async () => {
+        const store = await harness.open(LIMITS);
+        const first = await join(store, "a");
+        const attempt = store.issue({
+          concertId: CONCERT,
+          userId: "b",
+          tokenId: first.snapshot.tokenId,
+          tokenHash: "hash-unused",
+          now: clock.ms(),
+        });
+        let failure: unknown;
+        await attempt.catch((err: unknown) => {
+          failure = err;
+        });
+        expect(failure).to.be.instanceOf(Error);
+        expect(String((failure as Error).message)).to.match(/already in use/);
+        expect((await state(store, first.snapshot.tokenId))?.userId).to.equal("a");
+      });
+    });
+
+    describe("completion and averages", () => {
+      it("keeps a completed token as `completed` until its admission would end", async () => {
+        const store = await harness.open(LIMITS);
+        const { snapshot } = await join(store, "a");
+        const hash = `hash-${ids}`;
+        clock.advance(10_000);
+        await store.complete(snapshot.tokenId, clock.ms());
+        const done = await store.lookup(hash, clock.ms(), true);
+        expect(done).to.deep.include({
+          state: "completed",
+          position: 0,
+          admissionExpiresAt: snapshot.admissionExpiresAt,
+          averageAdmissionMs: 10_000,
+        });
+        clock.set(snapshot.admissionExpiresAt - 1);
+        expect((await store.lookup(hash, clock.ms(), false))?.state).to.equal("completed");
+        clock.advance(1);
+        expect((await store.lookup(hash, clock.ms(), false))?.state).to.equal("expired");
+      });
+
+      it("ignores complete for tokens that are not admitted", async () => {
+        const store = await harness.open(LIMITS);
+        await join(store, "a");
+        const { snapshot } = await join(store, "b");
+        await store.complete(snapshot.tokenId, clock.ms());
+        expect((await state(store, snapshot.tokenId))?.state).to.equal("waiting");
+        await store.complete("tok-unknown", clock.ms());
+        await store.leave("tok-unknown", clock.ms());
+      });
+
+      it("averages admission durations (EWMA), starting from the admission TTL", async () => {
+        const store = await harness.open(LIMITS);
+        const [a, b, c] = (await joinAll(store, ["a", "b", "c"])) as [string, string, string];
+        expect((await state(store, a))?.averageAdmissionMs).to.equal(LIMITS.admissionTtlMs);
+        await store.snapshots(CONCERT, [b, c], clock.ms() + 10_000, true);
+        clock.advance(10_000);
+        await store.complete(a, clock.ms());
+        expect((await state(store, b))?.averageAdmissionMs).to.equal(10_000);
+        clock.advance(20_000);
+        await store.snapshots(CONCERT, [c], clock.ms(), true);
+        await store.leave(b, clock.ms());
+        expect((await state(store, c))?.averageAdmissionMs).to.equal(12_000);
+        clock.advance(LIMITS.admissionTtlMs);
+        await store.promote(CONCERT, clock.ms());
+        expect((await state(store, c))?.averageAdmissionMs).to.equal(21_600);
+      });
+    });
+
+    describe("versions and concerts", () => {
+      it("change when positions move, not when someone joins at the back", async () => {
+        const store = await harness.open(LIMITS);
+        expect(await store.versions([CONCERT, "no-such-concert"])).to.deep.equal([0, 0]);
+        const [a, b] = (await joinAll(store, ["a", "b"])) as [string, string];
+        let before = await version(store);
+
+        await joinAll(store, ["c", "d"]);
+        await store.lookup(`hash-${ids}`, clock.ms(), true);
+        await store.promote(CONCERT, clock.ms());
+        expect(await version(store)).to.equal(before);
+
+        await store.leave(b, clock.ms());
+        expect(await version(store)).to.not.equal(before);
+
+        before = await version(store);
+        await store.complete(a, clock.ms());
+        expect(await version(store)).to.not.equal(before);
+
+        before = await version(store);
+        clock.advance(LIMITS.idleMs + 1);
+        await store.promote(CONCERT, clock.ms());
+        expect(await version(store)).to.not.equal(before);
+      });
+
+      it("does not change when an admission ends and nobody waits", async () => {
+        const store = await harness.open(LIMITS);
+        await join(store, "a");
+        const before = await version(store);
+        clock.advance(LIMITS.admissionTtlMs);
+        await store.promote(CONCERT, clock.ms());
+        expect(await version(store)).to.equal(before);
+      });
+
+      it("lists the concerts that have a line", async () => {
+        const store = await harness.open(LIMITS);
+        expect(await store.concerts()).to.deep.equal([]);
+        await join(store, "a", "concert-x");
+        await join(store, "a", "concert-y");
+        await join(store, "b", "concert-x");
+        expect((await store.concerts()).sort()).to.deep.equal(["concert-x", "concert-y"]);
+      });
+    });
+
+    describe("lookups", () => {
+      it("return null for unknown hashes and other concerts' tokens", async () => {
+        const store = await harness.open(LIMITS);
+        const { snapshot } = await join(store, "a", "concert-x");
+        expect(await store.lookup("hash-unknown", clock.ms(), true)).to.equal(null);
+        const snaps = await store.snapshots(
+          CONCERT,
+          [snapshot.tokenId, "tok-unknown"],
+          clock.ms(),
+          false,
+        );
+        expect([...snaps.entries()]).to.deep.equal([
+          [snapshot.tokenId, null],
+          ["tok-unknown", null],
+        ]);
+      });
+    });
+
+    describe("restart", () => {
+      it("keeps the line: same order, positions, versions and tokens", async () => {
+        const limits = { ...LIMITS, maxActive: 2 };
+        const store = await harness.open(limits);
+        const users = Array.from({ length: 12 }, (_, i) => `user-${i}`);
+        const tokens = await joinAll(store, users);
+        await store.leave(tokens[4] as string, clock.ms());
+        await store.complete(tokens[0] as string, clock.ms());
+        const before = await store.snapshots(CONCERT, tokens, clock.ms(), false);
+        const versions = await store.versions([CONCERT]);
+
+        const reopened = await harness.restart(store, limits);
+        expect(await reopened.snapshots(CONCERT, tokens, clock.ms(), false)).to.deep.equal(before);
+        expect(await reopened.versions([CONCERT])).to.deep.equal(versions);
+        expect(await reopened.concerts()).to.deep.equal([CONCERT]);
+        const last = await reopened.lookup(`hash-${ids}`, clock.ms(), false);
+        expect(last).to.deep.equal(before.get(tokens[11] as string));
+
+        // The line goes on where it stopped.
+        await reopened.leave(tokens[1] as string, clock.ms());
+        expect((await state(reopened, tokens[3] as string))?.state).to.equal("admitted");
+        const again = await join(reopened, "user-5");
+        expect(again.created).to.equal(false);
+        expect(again.snapshot.position).to.equal(1);
+      });
+    });
+  });
+}
+
+queueStoreContract("MemoryQueueStore", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "stagedoor-queue-"));
+  const files = new WeakMap<QueueStore, string>();
+  let n = 0;
+  return {
+    async open(limits) {
+      n++;
+      const persistPath = path.join(dir, `line-${n}.json`);
+      const store = new MemoryQueueStore(limits, { persistPath });
+      files.set(store, persistPath);
+      return store;
+    },
+    async restart(store, limits) {
+      await store.close();
+      const persistPath = files.get(store) as string;
+      const reopened = new MemoryQueueStore(limits, { persistPath });
+      files.set(reopened, persistPath);
+      return reopened;
+    },
+    // One process holds one in-memory line; its callers interleave at every await.
+    async racers(store, _limits, count) {
+      return Array.from({ length: count }, () => store);
+    },
+    async cleanUp() {},
+    async dispose() {
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+const redisUrl = process.env.TEST_REDIS_URL;
+if (redisUrl === undefined || redisUrl === "") {
+  describe("RedisQueueStore (QueueStore contract)", () => {
+    console.log(
+      "RedisQueueStore contract: not run, because TEST_REDIS_URL is not set " +
+        "(e.g. TEST_REDIS_URL=redis://127.0.0.1:6379/3).",
+    );
+  });
+} else {
+  queueStoreContract("RedisQueueStore", async () => {
+    const url = redisUrl;
+    // One prefix per run keeps parallel runs apart and makes cleanup a SCAN.
+    const runPrefix = `stagedoor-test:${randomBytes(6).toString("hex")}:`;
+    const onError = (err: unknown) => console.error("redis client error in test:", err);
+    const main = await createRedisClient({ url, onError, scripts: queueScripts });
+    const extra: QueueRedisClient[] = [];
+    const prefixes = new WeakMap<QueueStore, string>();
+    let n = 0;
+
+    const connect = async () => {
+      const client = await createRedisClient({ url, onError, scripts: queueScripts });
+      extra.push(client);
+      return client;
+    };
+    const storeOn = (client: QueueRedisClient, limits: QueueLimits, prefix: string) => {
+      const store = new RedisQueueStore(client, limits, prefix);
+      prefixes.set(store, prefix);
+      return store;
+    };
+    const prefixOf = (store: QueueStore) => prefixes.get(store) as string;
+
+    return {
+      async open(limits) {
+        n++;
+        return storeOn(main, limits, `${runPrefix}${n}:`);
+      },
+      async restart(store, limits) {
+        await store.close();
+        return storeOn(await connect(), limits, prefixOf(store));
+      },
+      async racers(store, limits, count) {
+        const clients = await Promise.all(Array.from({ length: count }, connect));
+        return clients.map((client) => storeOn(client, limits, prefixOf(store)));
+      },
+      async cleanUp() {
+        await Promise.all(extra.splice(0).map((client) => client.close()));
+      },
+      async dispose() {
+        try {
+          for await (const keys of main.scanIterator({ MATCH: `${runPrefix}*`, COUNT: 1000 })) {
+            if (keys.length > 0) await main.del(keys);
+          }
+        } finally {
+          await main.close();
+        }
+      },
+    };
+  });
+}
