@@ -66,8 +66,14 @@ export async function startHttpServer(options: {
       socket.off("data", onData);
       socket.pause();
       socket.unshift(buffered);
-      (looksH2 ? h2 : h1).emit("connection", socket);
-      socket.resume();
+      if (looksH2) {
+        // The HTTP/2 session reads the unshifted bytes itself on the next
+        // tick; resuming here would spill them as 'data' events nobody hears.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     };
     socket.on("data", onData);
   });
