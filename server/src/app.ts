@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Services } from "./container.js";
 import type { Logger } from "./logger.js";
@@ -36,6 +37,9 @@ const READ_MAX_BYTES = 64 * 1024;
 export function createApp(deps: AppDeps): App {
   const { services, logger } = deps;
   const shutdownController = new AbortController();
+  // Every in-flight call links its own signal to this one, so under load it
+  // legitimately has thousands of listeners.
+  setMaxListeners(0, shutdownController.signal);
   const connect = connectNodeAdapter({
     routes: createRoutes(services, deps.probe),
     interceptors: [
