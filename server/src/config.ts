@@ -58,7 +58,7 @@ const url = (protocols: readonly string[]) =>
         return false;
       }
     },
-    `must be a URL starting with ${protocols.join(" or ")}//`,
+    `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`,
   );
 
 const schema = z.object({

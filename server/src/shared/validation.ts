@@ -6,9 +6,18 @@ export const MAX_USER_ID_LENGTH = 128;
 /** The longest client-chosen `request_id`. */
 export const MAX_REQUEST_ID_LENGTH = 128;
 
-// Control characters would make ids unreadable in logs and ledgers.
+// Control characters (C0, DEL and C1) would make ids unreadable in logs and ledgers.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting them is the point
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Shared rules of client-chosen identifiers. */
+function checkText(value: string, field: string): void {
+  // A lone surrogate becomes U+FFFD on its way to PostgreSQL and Redis, so two
+  // different ids could name one user there.
+  if (!value.isWellFormed()) throw invalidField(field, "must be valid Unicode");
+  if (CONTROL_CHARACTERS.test(value))
+    throw invalidField(field, "must not contain control characters");
+}
 
 /** Checks a user id: 1 to 128 characters with no control characters. */
 export function requireUserId(value: string, field = "user_id"): string {
@@ -16,8 +25,7 @@ export function requireUserId(value: string, field = "user_id"): string {
   if ([...value].length > MAX_USER_ID_LENGTH) {
     throw invalidField(field, `must be at most ${MAX_USER_ID_LENGTH} characters`);
   }
-  if (CONTROL_CHARACTERS.test(value))
-    throw invalidField(field, "must not contain control characters");
+  checkText(value, field);
   return value;
 }
 
@@ -27,8 +35,7 @@ export function requireRequestId(value: string, field = "request_id"): string {
   if (value.length > MAX_REQUEST_ID_LENGTH) {
     throw invalidField(field, `must be at most ${MAX_REQUEST_ID_LENGTH} characters`);
   }
-  if (CONTROL_CHARACTERS.test(value))
-    throw invalidField(field, "must not contain control characters");
+  checkText(value, field);
   return value;
 }
 
@@ -64,7 +71,9 @@ export function requireCalendarDate(value: string, field = "date"): string {
   const match = DATE_PATTERN.exec(value);
   if (!match) throw invalidField(field, "must be a date written as YYYY-MM-DD");
   const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
-  const date = new Date(Date.UTC(year, month - 1, day));
+  // setUTCFullYear, unlike Date.UTC, does not map years 0-99 to 1900-1999.
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
   if (
     year < 1 ||
     date.getUTCFullYear() !== year ||

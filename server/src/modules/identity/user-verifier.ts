@@ -58,6 +58,9 @@ export class HmacUserVerifier implements UserVerifier {
     if (parts.length !== 4 || parts[0] !== ASSERTION_VERSION) refuse("is malformed");
     const [, encodedUser = "", expires = "", signature = ""] = parts;
     if (!/^\d{1,12}$/.test(expires)) refuse("is malformed");
+    // Only the canonical spelling of a signature is accepted; Buffer.from would
+    // ignore stray characters and padding bits.
+    if (!/^[A-Za-z0-9_-]{43}$/.test(signature)) refuse("has a bad signature");
     const expected = assertionSignature(this.#secret, encodedUser, expires);
     const given = Buffer.from(signature, "base64url");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {

@@ -133,6 +133,8 @@ export class QueueWatchHub {
     );
     this.add(principal.concertId, watcher);
     try {
+      // stop() may have run while the first status was on its way out.
+      if (this.stopping) throw shuttingDown();
       for (;;) {
         const event = watcher.events.shift();
         if (event !== undefined) {
@@ -199,12 +201,10 @@ export class QueueWatchHub {
       return;
     }
     const { status } = session;
-    if (status.state === "admitted") {
+    if (status.state === "admitted" || status.state === "completed") {
+      // A user admitted and done (paid on another device) between two ticks
+      // was still admitted: tell them so and end the stream.
       watcher.push({ kind: "admitted", expireTime: status.expireTime }, now);
-    } else if (status.state === "completed") {
-      watcher.fail(
-        new DomainError("failed_precondition", "TOKEN_NOT_ADMITTED", "the admission has ended"),
-      );
     } else if (status.position !== watcher.lastPosition) {
       watcher.lastPosition = status.position;
       watcher.push({ kind: "status", status }, now);
@@ -218,6 +218,10 @@ export class QueueWatchHub {
       this.byConcert.set(concertId, watchers);
     }
     watchers.add(watcher);
+    // The line may have moved between this watcher's first status and now,
+    // with a tick already recording the new version: forget it, so the next
+    // tick looks at every watcher of this concert.
+    this.lastVersions.delete(concertId);
   }
 
   private remove(concertId: string, watcher: Watcher): void {

@@ -1,0 +1,229 @@
+import path from "node:path";
+import { expect } from "chai";
+import { ConfigError, loadConfig } from "../../server/src/config.js";
+import { thrownBy } from "./unit-helpers.js";
+
+const DATABASE_URL = "postgres://box:office@db.internal:5432/stagedoor";
+const HMAC_SECRET = "s".repeat(32);
+// A fixed base so DATA_DIR never depends on where the tests run.
+const INIT_CWD = path.resolve("/srv/stagedoor-checkout");
+
+/** Loads a config from exactly these variables (never from the real environment). */
+function load(env: Record<string, string>) {
+  return loadConfig({ INIT_CWD, ...env });
+}
+
+/** Asserts loading fails with a ConfigError whose message starts with `variable`. */
+function expectConfigError(env: Record<string, string>, variable: string): string {
+  const error = thrownBy(() => load(env));
+  expect(error, String(error)).to.be.instanceOf(ConfigError);
+  const message = (error as ConfigError).message;
+  expect(message.startsWith(`${variable} `), message).to.equal(true);
+  return message;
+}
+
+describe("loadConfig", () => {
+  describe("embedded defaults", () => {
+    it("serves on 127.0.0.1:8080 with the documented defaults", () => {
+      const config = load({});
+      expect(config).to.deep.include({
+        host: "127.0.0.1",
+        port: 8080,
+        databaseUrl: undefined,
+        redisUrl: undefined,
+        redisKeyPrefix: "stagedoor:",
+        holdTtlSeconds: 300,
+        tokenTtlSeconds: 600,
+        queueMaxActive: 100,
+        queueIdleSeconds: 30,
+        tokenSecret: undefined,
+        logLevel: "info",
+      });
+    });
+
+    it("trusts user ids and seeds the demo when no DATABASE_URL is set", () => {
+      const config = load({});
+      expect(config.auth).to.deep.equal({ mode: "trust" });
+      expect(config.seedDemo).to.equal(true);
+    });
+
+    it("keeps money limits as exact bigints", () => {
+      const config = load({});
+      expect(config.walletMaxRecharge).to.equal(10_000_000n);
+      expect(config.walletMaxBalance).to.equal(1_000_000_000_000n);
+      const big = load({
+        WALLET_MAX_RECHARGE: "999999999999",
+        WALLET_MAX_BALANCE: "999999999999999",
+      });
+      expect(big.walletMaxRecharge).to.equal(999_999_999_999n);
+      expect(big.walletMaxBalance).to.equal(999_999_999_999_999n);
+      expect(typeof big.walletMaxBalance).to.equal("bigint");
+    });
+
+    it("returns a frozen object, auth included", () => {
+      const config = load({ DATABASE_URL, AUTH_MODE: "hmac", AUTH_HMAC_SECRET: HMAC_SECRET });
+      expect(Object.isFrozen(config)).to.equal(true);
+      expect(Object.isFrozen(config.auth)).to.equal(true);
+      expect(() => {
+        (config as { port: number }).port = 1;
+      }).to.throw(TypeError);
+      expect(config.port).to.equal(8080);
+    });
+  });
+
+  describe("DATA_DIR", () => {
+    it("defaults to .data under the folder npm was run from (INIT_CWD)", () => {
+      expect(load({}).dataDir).to.equal(path.join(INIT_CWD, ".data"));
+    });
+
+    it("resolves a relative DATA_DIR against INIT_CWD and keeps an absolute one", () => {
+      expect(load({ DATA_DIR: "var/pg" }).dataDir).to.equal(path.join(INIT_CWD, "var", "pg"));
+      expect(load({ DATA_DIR: "/var/lib/stagedoor" }).dataDir).to.equal("/var/lib/stagedoor");
+    });
+
+    it("falls back to the working directory without INIT_CWD", () => {
+      expect(loadConfig({ DATA_DIR: "rel" }).dataDir).to.equal(path.resolve(process.cwd(), "rel"));
+      expect(loadConfig({ INIT_CWD: "", DATA_DIR: "rel" }).dataDir).to.equal(
+        path.resolve(process.cwd(), "rel"),
+      );
+    });
+  });
+
+  describe("production mode", () => {
+    it("refuses DATABASE_URL without AUTH_MODE, naming AUTH_MODE", () => {
+      const message = expectConfigError({ DATABASE_URL }, "AUTH_MODE");
+      expect(message).to.contain("DATABASE_URL");
+    });
+
+    it("accepts an explicit AUTH_MODE=trust and does not seed by default", () => {
+      const config = load({ DATABASE_URL, AUTH_MODE: "trust" });
+      expect(config.auth).to.deep.equal({ mode: "trust" });
+      expect(config.databaseUrl).to.equal(DATABASE_URL);
+      expect(config.seedDemo).to.equal(false);
+    });
+
+    it("accepts postgresql: URLs too", () => {
+      const url = "postgresql://localhost/stagedoor";
+      expect(load({ DATABASE_URL: url, AUTH_MODE: "trust" }).databaseUrl).to.equal(url);
+    });
+
+    it("requires AUTH_HMAC_SECRET of at least 32 characters for hmac", () => {
+      expectConfigError({ DATABASE_URL, AUTH_MODE: "hmac" }, "AUTH_HMAC_SECRET");
+      expectConfigError(
+        { DATABASE_URL, AUTH_MODE: "hmac", AUTH_HMAC_SECRET: "s".repeat(31) },
+        "AUTH_HMAC_SECRET",
+      );
+      expectConfigError({ AUTH_MODE: "hmac", AUTH_HMAC_SECRET: "short" }, "AUTH_HMAC_SECRET");
+      const config = load({ DATABASE_URL, AUTH_MODE: "hmac", AUTH_HMAC_SECRET: HMAC_SECRET });
+      expect(config.auth).to.deep.equal({ mode: "hmac", secret: HMAC_SECRET });
+    });
+
+    it("honours SEED_DEMO either way", () => {
+      expect(load({ DATABASE_URL, AUTH_MODE: "trust", SEED_DEMO: "yes" }).seedDemo).to.equal(true);
+      expect(load({ SEED_DEMO: "0" }).seedDemo).to.equal(false);
+      expect(load({ SEED_DEMO: "off" }).seedDemo).to.equal(false);
+      expect(load({ SEED_DEMO: "true" }).seedDemo).to.equal(true);
+    });
+  });
+
+  describe("empty variables count as unset", () => {
+    it("uses defaults for empty values", () => {
+      const config = load({
+        PORT: "",
+        HOLD_TTL_SECONDS: "",
+        LOG_LEVEL: "",
+        REDIS_URL: "",
+        DATA_DIR: "",
+        SEED_DEMO: "",
+      });
+      expect(config.port).to.equal(8080);
+      expect(config.holdTtlSeconds).to.equal(300);
+      expect(config.logLevel).to.equal("info");
+      expect(config.redisUrl).to.equal(undefined);
+      expect(config.dataDir).to.equal(path.join(INIT_CWD, ".data"));
+      expect(config.seedDemo).to.equal(true);
+    });
+
+    it("treats an empty DATABASE_URL as embedded mode", () => {
+      const config = load({ DATABASE_URL: "" });
+      expect(config.databaseUrl).to.equal(undefined);
+      expect(config.auth.mode).to.equal("trust");
+    });
+
+    it("treats an empty AUTH_MODE as missing when DATABASE_URL is set", () => {
+      expectConfigError({ DATABASE_URL, AUTH_MODE: "" }, "AUTH_MODE");
+    });
+  });
+
+  describe("bad values stop start-up with a message naming the variable", () => {
+    const cases: [string, string][] = [
+      ["PORT", "http"],
+      ["PORT", "-1"],
+      ["PORT", "65536"],
+      ["PORT", "80.5"],
+      ["PORT", " 8080"],
+      ["HOLD_TTL_SECONDS", "0"],
+      ["HOLD_TTL_SECONDS", "4"],
+      ["HOLD_TTL_SECONDS", "3601"],
+      ["HOLD_TTL_SECONDS", "5m"],
+      ["TOKEN_TTL_SECONDS", "9"],
+      ["QUEUE_MAX_ACTIVE", "0"],
+      ["QUEUE_MAX_ACTIVE", "1e3"],
+      ["QUEUE_MAX_ACTIVE", "many"],
+      ["QUEUE_IDLE_SECONDS", "1"],
+      ["REDIS_URL", "localhost:6379"],
+      ["REDIS_URL", "http://localhost:6379"],
+      ["DATABASE_URL", "mysql://localhost/db"],
+      ["DATABASE_URL", "not a url"],
+      ["LOG_LEVEL", "verbose"],
+      ["LOG_LEVEL", "INFO"],
+      ["AUTH_MODE", "oidc"],
+      ["SEED_DEMO", "maybe"],
+      ["TOKEN_SECRET", "too-short"],
+      ["REDIS_KEY_PREFIX", "has space"],
+      ["WALLET_MAX_RECHARGE", "0"],
+      ["WALLET_MAX_RECHARGE", "-5"],
+      ["WALLET_MAX_BALANCE", "1.5"],
+      ["DB_POOL_MAX", "0"],
+    ];
+    for (const [variable, value] of cases) {
+      it(`${variable}=${JSON.stringify(value)}`, () => {
+        expectConfigError({ [variable]: value }, variable);
+      });
+    }
+
+    it("accepts the boundaries of each range", () => {
+      const config = load({
+        PORT: "0",
+        HOLD_TTL_SECONDS: "5",
+        QUEUE_MAX_ACTIVE: "1",
+        REDIS_URL: "rediss://cache.internal:6380/2",
+        LOG_LEVEL: "silent",
+      });
+      expect(config.port).to.equal(0);
+      expect(config.holdTtlSeconds).to.equal(5);
+      expect(config.queueMaxActive).to.equal(1);
+      expect(config.redisUrl).to.equal("rediss://cache.internal:6380/2");
+      expect(config.logLevel).to.equal("silent");
+      expect(load({ PORT: "65535", HOLD_TTL_SECONDS: "3600" })).to.deep.include({
+        port: 65535,
+        holdTtlSeconds: 3600,
+      });
+    });
+
+    it("refuses WALLET_MAX_RECHARGE above WALLET_MAX_BALANCE", () => {
+      const message = expectConfigError(
+        { WALLET_MAX_RECHARGE: "10000001", WALLET_MAX_BALANCE: "10000000" },
+        "WALLET_MAX_RECHARGE",
+      );
+      expect(message).to.contain("WALLET_MAX_BALANCE");
+      expect(
+        load({ WALLET_MAX_RECHARGE: "10000000", WALLET_MAX_BALANCE: "10000000" }).walletMaxRecharge,
+      ).to.equal(10_000_000n);
+    });
+
+    it("ignores variables it does not know", () => {
+      expect(load({ PATH: "/bin", NODE_ENV: "production", HOME: "" }).port).to.equal(8080);
+    });
+  });
+});

@@ -1,0 +1,427 @@
+import { expect } from "chai";
+import { createLogger } from "../../../server/src/logger.js";
+import type { Session } from "../../../server/src/modules/queue/queue.service.js";
+import type { QueueStore } from "../../../server/src/modules/queue/queue-store.js";
+import {
+  QueueWatchHub,
+  type WatchEvent,
+  type WatchHubOptions,
+} from "../../../server/src/modules/queue/queue-watch-hub.js";
+import { expectDomainError, expectRejectsDomain, must } from "../unit-helpers.js";
+import { type QueueFixture, queueFixture } from "./queue-fixture.js";
+
+const OPTIONS: WatchHubOptions = { tickMs: 250, heartbeatMs: 10_000, touchEveryMs: 10_000 };
+
+/** Lets every pending promise callback run (the hub wakes streams with microtasks only). */
+function flush(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Follows a promise so a test can ask whether it settled without awaiting it. */
+function track<T>(promise: Promise<T>) {
+  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  promise.then(
+    (value) => {
+      state.settled = true;
+      state.value = value;
+    },
+    (error: unknown) => {
+      state.settled = true;
+      state.error = error;
+    },
+  );
+  return state;
+}
+
+/** Counts the store calls the hub makes. */
+class CountingStore {
+  snapshots = 0;
+  versions = 0;
+  failVersions = 0;
+
+  wrap(inner: QueueStore): QueueStore {
+    return {
+      issue: (input) => inner.issue(input),
+      lookup: (hash, now, touch) => inner.lookup(hash, now, touch),
+      snapshots: (concertId, ids, now, touch) => {
+        this.snapshots++;
+        return inner.snapshots(concertId, ids, now, touch);
+      },
+      leave: (id, now) => inner.leave(id, now),
+      complete: (id, now) => inner.complete(id, now),
+      promote: (concertId, now) => inner.promote(concertId, now),
+      concerts: () => inner.concerts(),
+      versions: (ids) => {
+        this.versions++;
+        if (this.failVersions > 0) {
+          this.failVersions--;
+          return Promise.reject(new Error("redis timeout"));
+        }
+        return inner.versions(ids);
+      },
+      close: () => inner.close(),
+    };
+  }
+}
+
+describe("QueueWatchHub", () => {
+  let f: QueueFixture;
+  let counting: CountingStore;
+  let hub: QueueWatchHub;
+  let controllers: AbortController[];
+  let streams: AsyncGenerator<WatchEvent>[];
+
+  function makeHub(options: WatchHubOptions = OPTIONS): QueueWatchHub {
+    return new QueueWatchHub(
+      f.queue,
+      counting.wrap(f.store),
+      f.clock,
+      options,
+      createLogger("silent"),
+    );
+  }
+
+  beforeEach(() => {
+    f = queueFixture({ limits: { maxActive: 1, admissionTtlMs: 60_000, idleMs: 30_000 } });
+    counting = new CountingStore();
+    hub = makeHub();
+    controllers = [];
+    streams = [];
+  });
+
+  afterEach(async () => {
+    // End every stream a test left open, so nothing keeps the process alive.
+    for (const controller of controllers) controller.abort();
+    hub.stop();
+    for (const stream of streams) await stream.return(undefined).catch(() => undefined);
+  });
+
+  async function sessionOf(userId: string): Promise<Session> {
+    const { token } = await f.issue(userId);
+    return f.queue.authenticate(token);
+  }
+
+  /** Opens a stream for a session and reads its first event. */
+  async function open(session: Session, onHub: QueueWatchHub = hub) {
+    const controller = new AbortController();
+    controllers.push(controller);
+    const stream = onHub.watch(session, controller.signal);
+    streams.push(stream);
+    const first = await stream.next();
+    return { stream, controller, first };
+  }
+
+  /** Asks for the next event, which the test then causes with `hub.tick()`. */
+  function nextOf(stream: AsyncGenerator<WatchEvent>) {
+    return track(stream.next());
+  }
+
+  it("starts with the current status", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { first } = await open(bob);
+    expect(first).to.deep.equal({ done: false, value: { kind: "status", status: bob.status } });
+    expect(bob.status).to.deep.include({ state: "waiting", position: 1 });
+  });
+
+  it("answers an admitted session with its status and `admitted`, then ends", async () => {
+    const ann = await sessionOf("ann");
+    const { stream, first } = await open(ann);
+    expect(first.value).to.deep.equal({ kind: "status", status: ann.status });
+    expect((await stream.next()).value).to.deep.equal({
+      kind: "admitted",
+      expireTime: ann.status.expireTime,
+    });
+    expect((await stream.next()).done).to.equal(true);
+    expect(hub.size).to.equal(0);
+  });
+
+  it("pushes a status when the position moves, and nothing while it stands still", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const carol = await sessionOf("carol");
+    const { stream } = await open(carol);
+    const next = nextOf(stream);
+    await flush();
+    expect(hub.size).to.equal(1);
+
+    await hub.tick();
+    await flush();
+    expect(next.settled).to.equal(false);
+
+    await f.queue.leave(bob.principal);
+    await hub.tick();
+    await flush();
+    expect(next.settled).to.equal(true);
+    const event = must(next.value).value;
+    expect(event).to.deep.include({ kind: "status" });
+    expect(event?.kind === "status" && event.status).to.deep.include({
+      state: "waiting",
+      position: 1,
+      waitingCount: 1,
+    });
+  });
+
+  it("pushes `admitted` with the admission's end when the user is admitted, then ends", async () => {
+    const ann = await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { stream } = await open(bob);
+    const next = nextOf(stream);
+    await flush();
+
+    f.clock.advance(2000);
+    await f.queue.leave(ann.principal);
+    await hub.tick();
+    await flush();
+    expect(must(next.value).value).to.deep.equal({
+      kind: "admitted",
+      expireTime: new Date(f.clock.ms() + f.limits.admissionTtlMs),
+    });
+    expect((await stream.next()).done).to.equal(true);
+    expect(hub.size).to.equal(0);
+  });
+
+  it("sends a heartbeat after heartbeatMs of silence, and not before", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { stream } = await open(bob);
+    const next = nextOf(stream);
+    await flush();
+
+    f.clock.advance(OPTIONS.heartbeatMs - 1);
+    await hub.tick();
+    await flush();
+    expect(next.settled).to.equal(false);
+
+    f.clock.advance(1);
+    await hub.tick();
+    await flush();
+    expect(must(next.value).value).to.deep.equal({ kind: "heartbeat", at: f.clock.now() });
+
+    // The silence is measured again from the heartbeat.
+    const following = nextOf(stream);
+    f.clock.advance(OPTIONS.heartbeatMs - 1);
+    await hub.tick();
+    await flush();
+    expect(following.settled).to.equal(false);
+  });
+
+  it("throws TOKEN_INVALID when the token leaves the queue", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { stream } = await open(bob);
+    const next = nextOf(stream);
+    await flush();
+
+    await f.queue.leave(bob.principal);
+    await hub.tick();
+    await flush();
+    expectDomainError(next.error, "unauthenticated", "TOKEN_INVALID");
+    expect(hub.size).to.equal(0);
+  });
+
+  it("throws TOKEN_EXPIRED when a watched token is evicted anyway", async () => {
+    // Touching less often than the idle window cannot keep the place.
+    hub = makeHub({ ...OPTIONS, touchEveryMs: 10 * 60_000, heartbeatMs: 10 * 60_000 });
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { stream } = await open(bob);
+    const next = nextOf(stream);
+    await flush();
+
+    f.clock.advance(f.limits.idleMs + 1);
+    await hub.tick();
+    await flush();
+    expectDomainError(next.error, "unauthenticated", "TOKEN_EXPIRED");
+  });
+
+  it("ends the stream with unavailable SERVER_SHUTTING_DOWN when the hub stops", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { stream } = await open(bob);
+    const next = nextOf(stream);
+    await flush();
+
+    hub.stop();
+    await flush();
+    const error = expectDomainError(next.error, "unavailable", "SERVER_SHUTTING_DOWN");
+    expect(error.retryAfterMs).to.be.a("number").and.greaterThan(0);
+    expect(hub.size).to.equal(0);
+
+    // A stream opened after the stop is refused at once.
+    const late = hub.watch(bob, new AbortController().signal);
+    await expectRejectsDomain(late.next(), "unavailable", "SERVER_SHUTTING_DOWN");
+  });
+
+  // The first status is yielded before the stream registers with the hub; a
+  // stop() in between must still end the stream rather than leave it hanging.
+  it("ends a stream that registers just after the hub stopped", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { stream } = await open(bob);
+    hub.stop();
+    const next = nextOf(stream);
+    await flush();
+    expect(next.settled, "the stream is still waiting after stop()").to.equal(true);
+    expectDomainError(next.error, "unavailable", "SERVER_SHUTTING_DOWN");
+  });
+
+  it("ends quietly when the client goes away, and forgets the stream", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { stream, controller } = await open(bob);
+    const next = nextOf(stream);
+    await flush();
+    expect(hub.size).to.equal(1);
+
+    controller.abort();
+    await flush();
+    expect(next.settled).to.equal(true);
+    expect(next.error).to.equal(undefined);
+    expect(must(next.value).done).to.equal(true);
+    expect(hub.size).to.equal(0);
+  });
+
+  it("keeps a watcher's place past the idle window, while an unwatched waiter loses theirs", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const carol = await sessionOf("carol");
+    const { stream, controller } = await open(bob);
+    const next = nextOf(stream);
+    await flush();
+
+    // 45 s of ticks, with touches due every 10 s, against a 30 s idle window.
+    for (let i = 0; i < 5; i++) {
+      f.clock.advance(9000);
+      await hub.tick();
+    }
+    await flush();
+    expect(next.error).to.equal(undefined);
+    const bobNow = must(await f.queue.refresh(bob.principal, false));
+    expect(bobNow.status).to.deep.include({ state: "waiting", position: 1 });
+    await expectRejectsDomain(
+      f.queue.refresh(carol.principal, false).then((s) => must(s)),
+      "unauthenticated",
+      "TOKEN_EXPIRED",
+    );
+
+    // Once nobody watches, bob's place lapses like anyone else's.
+    controller.abort();
+    await flush();
+    f.clock.advance(f.limits.idleMs + 1);
+    await hub.tick();
+    await expectRejectsDomain(
+      f.queue.refresh(bob.principal, false).then((s) => must(s)),
+      "unauthenticated",
+      "TOKEN_EXPIRED",
+    );
+  });
+
+  it("makes no snapshot calls while the versions stand still", async () => {
+    hub = makeHub({ ...OPTIONS, touchEveryMs: 10 * 60_000, heartbeatMs: 10 * 60_000 });
+    await hub.tick();
+    expect(counting.versions, "no streams, no store calls").to.equal(0);
+
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const carol = await sessionOf("carol");
+    const { stream } = await open(carol);
+    const next = nextOf(stream);
+    await flush();
+
+    await hub.tick();
+    expect(counting.snapshots).to.equal(1);
+    for (let i = 0; i < 5; i++) {
+      f.clock.advance(250);
+      await hub.tick();
+    }
+    expect(counting.versions).to.equal(6);
+    expect(counting.snapshots).to.equal(1);
+
+    await f.queue.leave(bob.principal);
+    await hub.tick();
+    expect(counting.snapshots).to.equal(2);
+    await flush();
+    expect(next.settled).to.equal(true);
+  });
+
+  it("batches every watcher of a concert into one snapshot call", async () => {
+    await sessionOf("ann");
+    const sessions = [];
+    for (let i = 0; i < 5; i++) sessions.push(await sessionOf(`user-${i}`));
+    for (const session of sessions) nextOf((await open(session)).stream);
+    await flush();
+    expect(hub.size).to.equal(5);
+    expect(sessions.map((s) => s.status.position)).to.deep.equal([1, 2, 3, 4, 5]);
+
+    await hub.tick();
+    expect(counting.snapshots).to.equal(1);
+  });
+
+  // The stream registers after its first status is read; if the line moved
+  // and a tick already consumed that change in between, the new watcher must
+  // still learn its new position on the next tick, not a touch interval later.
+  it("updates a stream whose line moved just before it registered", async () => {
+    hub = makeHub({ ...OPTIONS, touchEveryMs: 10 * 60_000, heartbeatMs: 10 * 60_000 });
+    await sessionOf("ann");
+    const first = await sessionOf("first");
+    const bob = await sessionOf("bob");
+    const carol = await sessionOf("carol");
+    const bobStream = await open(bob);
+    nextOf(bobStream.stream);
+    await flush();
+    await hub.tick();
+
+    const carolStream = await open(carol);
+    expect(carol.status.position).to.equal(3);
+    await f.queue.leave(first.principal);
+    await hub.tick();
+
+    const next = nextOf(carolStream.stream);
+    await flush();
+    await hub.tick();
+    await flush();
+    expect(next.settled, "carol's stream still shows position 3").to.equal(true);
+    const event = must(next.value).value;
+    expect(event?.kind === "status" && event.status.position).to.equal(2);
+  });
+
+  it("keeps streams open through a failing tick and catches up on the next", async () => {
+    await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const carol = await sessionOf("carol");
+    const { stream } = await open(carol);
+    const next = nextOf(stream);
+    await flush();
+    await hub.tick();
+
+    await f.queue.leave(bob.principal);
+    counting.failVersions = 1;
+    await hub.tick();
+    await flush();
+    expect(next.settled).to.equal(false);
+
+    await hub.tick();
+    await flush();
+    const event = must(next.value).value;
+    expect(event?.kind === "status" && event.status.position).to.equal(1);
+  });
+
+  it("still reports the admission when it ended (paid elsewhere) before the stream saw it", async () => {
+    const ann = await sessionOf("ann");
+    const bob = await sessionOf("bob");
+    const { stream } = await open(bob);
+    const next = nextOf(stream);
+    await flush();
+
+    await f.queue.leave(ann.principal);
+    await f.queue.endAdmission(bob.principal);
+    await hub.tick();
+    await flush();
+    expect(next.error).to.equal(undefined);
+    const event = must(next.value).value;
+    expect(event?.kind).to.equal("admitted");
+    const done = await stream.next();
+    expect(done.done).to.equal(true);
+  });
+});
