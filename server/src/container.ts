@@ -81,7 +81,7 @@ export function buildServices(deps: ServiceDeps): Services {
   const watchHub = new QueueWatchHub(queue, deps.store, clock, settings.watch, logger);
   const reservations = new ReservationsService(db, catalog, clock, settings.holdTtlMs);
   const wallet = new WalletService(db, clock, settings.wallet);
-  const payments = new PaymentsService(db, queue, clock, logger);
+  const payments = new PaymentsService(db, catalog, queue, clock, logger);
   const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
   return { catalog, queue, watchHub, reservations, wallet, payments, jobs };
 }

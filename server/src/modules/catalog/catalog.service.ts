@@ -123,8 +123,7 @@ export class CatalogService {
       `select d.id, d.concert_id, to_char(d.date, 'YYYY-MM-DD') as date, d.starts_at, d.total_seats,
               (select count(*)::int from seat s
                 where s.concert_date_id = d.id
-                  and s.status <> 'SOLD'
-                  and (s.status = 'AVAILABLE' or s.held_until <= ?)) as available
+                  and (s.status = 'AVAILABLE' or (s.status = 'HELD' and s.held_until <= ?))) as available
          from concert_date d
         where d.concert_id = ? and d.starts_at > ?
         order by d.date`,
@@ -157,6 +156,18 @@ export class CatalogService {
     return date;
   }
 
+  /** Throws `SALE_CLOSED` once a date's performance has started. */
+  assertOnSale(date: ConcertDate, now: Date): void {
+    if (date.startsAt <= now) {
+      throw new DomainError(
+        "failed_precondition",
+        "SALE_CLOSED",
+        "the performance has started; its seats are no longer sold",
+        { metadata: { concert_date_id: date.id } },
+      );
+    }
+  }
+
   /** A date's immutable facts, cached after the first read. */
   async dateFacts(em: EntityManager, concertDateId: string): Promise<ConcertDate> {
     const cached = this.dateCache.get(concertDateId);
@@ -181,7 +192,9 @@ export class CatalogService {
     const limit = pageSize(size, 500, MAX_SEAT_PAGE);
     const after = decodePageToken(token, { n: "number" });
     const em = this.db.fork();
-    await this.dateFacts(em, concertDateId);
+    const date = await this.dateFacts(em, concertDateId);
+    // Nothing is bookable once the performance has started.
+    if (date.startsAt <= this.clock.now()) return { seats: [], nextPageToken: "" };
     const rows = await new SeatRepository(em).listBookable(
       concertDateId,
       this.clock.now(),
@@ -200,6 +213,7 @@ export class CatalogService {
   async listAllBookableSeats(concertDateId: string): Promise<SeatListing[]> {
     const em = this.db.fork();
     const date = await this.dateFacts(em, concertDateId);
+    if (date.startsAt <= this.clock.now()) return [];
     return new SeatRepository(em).listBookable(
       concertDateId,
       this.clock.now(),

@@ -42,9 +42,9 @@ export class SeatRepository {
   }
 
   /**
-   * Lists a date's bookable seats in number order, after `afterNumber`. One
-   * scan of the partial index `seat_bookable_idx`: sold seats are not in it,
-   * and held seats are filtered by their hold expiry.
+   * Lists a date's bookable seats in number order, after `afterNumber`: one
+   * ordered scan of the `(concert_date_id, number)` index, filtering sold
+   * seats and unexpired holds on the way, with no sort.
    */
   async listBookable(
     concertDateId: string,
@@ -58,8 +58,7 @@ export class SeatRepository {
       `select id, number, grade, price::text as price
          from seat
         where concert_date_id = ?
-          and status <> 'SOLD'
-          and (status = 'AVAILABLE' or held_until <= ?)
+          and (status = 'AVAILABLE' or (status = 'HELD' and held_until <= ?))
           and number > ?
         order by number
         limit ?`,

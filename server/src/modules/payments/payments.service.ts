@@ -3,7 +3,7 @@ import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
-import type { Database } from "../catalog/catalog.service.js";
+import type { CatalogService, Database } from "../catalog/catalog.service.js";
 import { SeatRepository } from "../catalog/seat.repository.js";
 import { claimRequestId } from "../idempotency/idempotency.repository.js";
 import { assertAdmitted, type Principal } from "../identity/principal.js";
@@ -46,6 +46,7 @@ function reservationNotFound(reservationId: string): DomainError {
 export class PaymentsService {
   constructor(
     private readonly db: Database,
+    private readonly catalog: CatalogService,
     private readonly admissions: AdmissionEnder,
     private readonly clock: Clock,
     private readonly logger: Logger,
@@ -84,6 +85,7 @@ export class PaymentsService {
       }
       reservation.assertHeld(now);
       assertAdmitted(principal, now, reservation.concertId);
+      this.catalog.assertOnSale(await this.catalog.dateFacts(em, reservation.concertDateId), now);
       if (amount !== reservation.price) {
         throw new DomainError(
           "invalid_argument",

@@ -25,15 +25,25 @@ export class ReservationRepository {
   }
 
   /**
-   * Marks the user's own holds that have passed their expiry as EXPIRED
-   * (compare-and-set on status and time), so the one-hold-per-user index lets
-   * them hold a new seat. Locks only those rows.
+   * Marks the user's own holds that have passed their expiry as EXPIRED and
+   * frees their seats, in one statement, so the one-hold-per-user index lets
+   * them hold a new seat. Both updates are compare-and-set on status and time;
+   * a seat someone else has taken since keeps its new hold. Locks reservation
+   * rows before seat rows, like every other transaction.
    */
   async expireOwnStaleHolds(userId: string, now: Date): Promise<void> {
     await this.em.execute(
-      `update reservation set status = 'EXPIRED', ended_at = held_until
-        where user_id = ? and status = 'HELD' and held_until <= ?`,
-      [userId, now],
+      `with stale as (
+         update reservation set status = 'EXPIRED', ended_at = held_until
+          where user_id = ? and status = 'HELD' and held_until <= ?
+         returning id, seat_id
+       )
+       update seat s set status = 'AVAILABLE', held_until = null, reservation_id = null,
+              version = s.version + 1
+         from stale
+        where s.id = stale.seat_id and s.reservation_id = stale.id
+          and s.status = 'HELD' and s.held_until <= ?`,
+      [userId, now, now],
     );
   }
 
@@ -65,7 +75,7 @@ export class ReservationRepository {
    * meantime is never touched. Returns how many holds were expired.
    */
   async expireStaleHolds(now: Date, batchSize: number): Promise<number> {
-    const rows = await this.em.execute<{ id: string }[]>(
+    const rows = await this.em.execute<{ id: string; seat_id: string }[]>(
       `with stale as (
          select id from reservation
           where status = 'HELD' and held_until <= ?
@@ -76,14 +86,15 @@ export class ReservationRepository {
        update reservation r set status = 'EXPIRED', ended_at = r.held_until
          from stale
         where r.id = stale.id and r.status = 'HELD' and r.held_until <= ?
-       returning r.id`,
+       returning r.id, r.seat_id`,
       [now, batchSize, now],
     );
     if (rows.length === 0) return 0;
+    // By primary key, and only where the seat still belongs to the expired hold.
     await this.em.execute(
       `update seat set status = 'AVAILABLE', held_until = null, reservation_id = null, version = version + 1
-        where reservation_id in (?) and status = 'HELD' and held_until <= ?`,
-      [rows.map((row) => row.id), now],
+        where id in (?) and reservation_id in (?) and status = 'HELD' and held_until <= ?`,
+      [rows.map((row) => row.seat_id), rows.map((row) => row.id), now],
     );
     return rows.length;
   }

@@ -83,6 +83,7 @@ export class ReservationsService {
         }
         const date = await this.catalog.dateFacts(em, seat.concertDateId);
         assertAdmitted(principal, now, date.concertId);
+        this.catalog.assertOnSale(date, now);
         const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
         const heldUntil = new Date(Math.min(now.getTime() + this.holdTtlMs, admissionEnd));
         seat.hold(reservationId, heldUntil, now);

@@ -34,24 +34,19 @@ export class WalletRepository {
     return this.em.findOne(LedgerEntry, { id: entryId });
   }
 
-  /** One page of a user's ledger, newest first. */
+  /**
+   * One page of a user's ledger, newest first. Ordered by wallet version, the
+   * one order that is total even for changes within the same millisecond.
+   */
   listEntries(
     userId: string,
-    after: { t: number; id: string } | undefined,
+    beforeVersion: number | undefined,
     limit: number,
   ): Promise<LedgerEntry[]> {
     return this.em.find(
       LedgerEntry,
-      after
-        ? {
-            userId,
-            $or: [
-              { createdAt: { $lt: new Date(after.t) } },
-              { createdAt: new Date(after.t), id: { $lt: after.id } },
-            ],
-          }
-        : { userId },
-      { orderBy: { createdAt: "desc", id: "desc" }, limit },
+      beforeVersion === undefined ? { userId } : { userId, walletVersion: { $lt: beforeVersion } },
+      { orderBy: { walletVersion: "desc" }, limit },
     );
   }
 }

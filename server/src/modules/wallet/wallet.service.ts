@@ -100,20 +100,17 @@ export class WalletService {
     token: string,
   ): Promise<{ entries: LedgerEntry[]; nextPageToken: string }> {
     const limit = pageSize(size, 50, 500);
-    const after = decodePageToken(token, { t: "number", id: "string" });
+    const after = decodePageToken(token, { v: "number" });
     const rows = await new WalletRepository(this.db.fork()).listEntries(
       principal.userId,
-      after,
+      after?.v,
       limit + 1,
     );
     const entries = rows.slice(0, limit);
     const last = entries.at(-1);
     return {
       entries,
-      nextPageToken:
-        rows.length > limit && last
-          ? encodePageToken({ t: last.createdAt.getTime(), id: last.id })
-          : "",
+      nextPageToken: rows.length > limit && last ? encodePageToken({ v: last.walletVersion }) : "",
     };
   }
 

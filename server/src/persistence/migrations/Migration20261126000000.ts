@@ -24,7 +24,9 @@ export class Migration20261126000000 extends Migration {
         unique (concert_id, date)
       );
 
-      -- fillfactor leaves room on each page so status flips stay HOT updates.
+      -- No index covers status, held_until or reservation_id, and fillfactor
+      -- leaves room on each page, so holding, selling and freeing a seat are
+      -- HOT updates. Listings scan (concert_date_id, number) in order.
       create table seat (
         id uuid primary key,
         concert_date_id uuid not null references concert_date (id),
@@ -40,12 +42,6 @@ export class Migration20261126000000 extends Migration {
         check ((status = 'AVAILABLE') = (reservation_id is null))
       ) with (fillfactor = 90);
 
-      -- Listing a date's bookable seats is one index scan: sold seats are not
-      -- in the index, and the hold expiry is filtered from the included column.
-      create index seat_bookable_idx on seat (concert_date_id, number)
-        include (id, price, grade, status, held_until)
-        where status <> 'SOLD';
-      create index seat_reservation_idx on seat (reservation_id) where reservation_id is not null;
 
       create table reservation (
         id uuid primary key,
@@ -101,7 +97,6 @@ export class Migration20261126000000 extends Migration {
         check ((kind = 'RECHARGE') = (amount > 0)),
         unique (user_id, wallet_version)
       );
-      create index ledger_entry_user_idx on ledger_entry (user_id, created_at desc, id desc);
 
       create table idempotency_key (
         user_id text not null,

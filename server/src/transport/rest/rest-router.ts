@@ -4,6 +4,7 @@ import type { Logger } from "../../logger.js";
 import type { Principal } from "../../modules/identity/principal.js";
 import { DomainError, type ErrorKind } from "../../shared/domain-error.js";
 import type { ErrorReason } from "../../shared/error-reasons.js";
+import { isUuid } from "../../shared/ids.js";
 import { transientDomainError } from "../../shared/transient-errors.js";
 import { requireCalendarDate } from "../../shared/validation.js";
 import { bearerCredential } from "../bearer.js";
@@ -180,7 +181,7 @@ export function createRestRouter(services: Services, logger: Logger) {
         const principal = await authenticate(req, body, field(body, "userId"));
         const reservationId = requireString(field(body, "reservationId"), "reservationId");
         const amount = requireWholeNumber(field(body, "amount"), "amount");
-        if (!/^[0-9a-f-]{36}$/.test(reservationId)) {
+        if (!isUuid(reservationId)) {
           throw new HttpError(401, "unknown reservation");
         }
         // Without an Idempotency-Key, a repeat of the same payment replays the

@@ -1,0 +1,380 @@
+import { expect } from "chai";
+import type { ReservationView } from "../../../server/src/modules/reservations/reservations.service.js";
+import {
+  type Caller,
+  type DemoSeat,
+  expectDomainError,
+  expectLedgerMatchesBalances,
+  moneySnapshot,
+  must,
+  ServiceHarness,
+} from "../reservations/service-harness.js";
+
+const UNKNOWN_ID = "00000000-0000-4000-8000-000000000000";
+
+interface Held {
+  readonly caller: Caller;
+  readonly seat: DemoSeat;
+  readonly view: ReservationView;
+}
+
+describe("PaymentsService on PostgreSQL", () => {
+  let h: ServiceHarness;
+  let requests = 0;
+
+  before(async () => {
+    h = await ServiceHarness.start();
+  });
+  afterEach(async () => {
+    await expectLedgerMatchesBalances(h);
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  function requestId(): string {
+    requests += 1;
+    return `req-${requests}`;
+  }
+
+  /** An admitted user holding a fresh demo seat, with `funds` in their wallet (none when 0). */
+  async function holding(label: string, funds: bigint): Promise<Held> {
+    const caller = await h.admit(h.user(label));
+    const seat = h.takeSeat();
+    if (funds > 0n) {
+      await h.services.wallet.recharge(caller.principal, { amount: funds, requestId: requestId() });
+    }
+    const view = await h.services.reservations.hold(caller.principal, {
+      seatId: seat.id,
+      requestId: requestId(),
+    });
+    return { caller, seat, view };
+  }
+
+  function pay(caller: Caller, reservationId: string, amount: bigint, id = requestId()) {
+    return h.services.payments.pay(caller.principal, { reservationId, amount, requestId: id });
+  }
+
+  async function reservationState(id: string) {
+    const [row] = await h.sql<{ status: string; confirmed_at: Date | null; ended_at: Date | null }>(
+      "select status, confirmed_at, ended_at from reservation where id = $1",
+      [id],
+    );
+    return must(row);
+  }
+
+  async function seatState(id: string) {
+    const [row] = await h.sql<{
+      status: string;
+      held_until: Date | null;
+      reservation_id: string | null;
+    }>("select status, held_until, reservation_id from seat where id = $1", [id]);
+    return must(row);
+  }
+
+  it("pays a hold: exact debit, payment and ledger rows, confirmed reservation, sold seat, ended admission", async () => {
+    const { caller, seat, view } = await holding("payer", 200_000n);
+    const userId = caller.principal.userId;
+    const now = h.clock.now();
+    const result = await pay(caller, view.reservation.id, seat.price, "pay-1");
+
+    expect({ ...result.payment }).to.deep.equal({
+      id: result.payment.id,
+      status: "COMPLETED",
+      userId,
+      reservationId: view.reservation.id,
+      amount: seat.price,
+      createdAt: now,
+    });
+    expect(result.reservation.state).to.equal("CONFIRMED");
+
+    const [wallet] = await h.sql<{ balance: string; version: number }>(
+      "select balance::text, version from wallet where user_id = $1",
+      [userId],
+    );
+    expect(wallet).to.deep.equal({ balance: String(200_000n - seat.price), version: 2 });
+    const payments = await h.sql(
+      "select id, user_id, reservation_id, amount::text, status, created_at from payment where user_id = $1",
+      [userId],
+    );
+    expect(payments).to.deep.equal([
+      {
+        id: result.payment.id,
+        user_id: userId,
+        reservation_id: view.reservation.id,
+        amount: String(seat.price),
+        status: "COMPLETED",
+        created_at: now,
+      },
+    ]);
+    const ledger = await h.sql(
+      `select kind, amount::text, balance_after::text, wallet_version, payment_id
+         from ledger_entry where user_id = $1 order by wallet_version`,
+      [userId],
+    );
+    expect(ledger).to.deep.equal([
+      {
+        kind: "RECHARGE",
+        amount: "200000",
+        balance_after: "200000",
+        wallet_version: 1,
+        payment_id: null,
+      },
+      {
+        kind: "PAYMENT",
+        amount: String(-seat.price),
+        balance_after: String(200_000n - seat.price),
+        wallet_version: 2,
+        payment_id: result.payment.id,
+      },
+    ]);
+    expect(await reservationState(view.reservation.id)).to.deep.equal({
+      status: "CONFIRMED",
+      confirmed_at: now,
+      ended_at: now,
+    });
+    expect(await seatState(seat.id)).to.deep.equal({
+      status: "SOLD",
+      held_until: null,
+      reservation_id: view.reservation.id,
+    });
+    expect((await h.services.catalog.getSeat(seat.id)).state).to.equal("SOLD");
+
+    // The admission ended: the token still authenticates reads, but no longer admits.
+    const session = await h.services.queue.authenticate(caller.token);
+    expect([session.principal.state, session.status.state]).to.deep.equal([
+      "completed",
+      "completed",
+    ]);
+    const next = h.takeSeat();
+    await expectDomainError(
+      h.services.reservations.hold(session.principal, { seatId: next.id, requestId: requestId() }),
+      "permission_denied",
+      "TOKEN_NOT_ADMITTED",
+    );
+    expect((await seatState(next.id)).status).to.equal("AVAILABLE");
+    expect(await h.sql("select id from reservation where user_id = $1", [userId])).to.have.length(
+      1,
+    );
+    expect((await h.services.wallet.get(session.principal)).balance).to.equal(
+      200_000n - seat.price,
+    );
+    expect((await h.services.payments.get(session.principal, result.payment.id)).id).to.equal(
+      result.payment.id,
+    );
+    expect(
+      (await h.services.reservations.get(session.principal, view.reservation.id)).state,
+    ).to.equal("CONFIRMED");
+  });
+
+  it("frees the payer's queue slot at once for the next in line", async () => {
+    const line = h.graph({ QUEUE_MAX_ACTIVE: "1" });
+    const payer = await h.admit(h.user("slot-holder"), { services: line });
+    await line.wallet.recharge(payer.principal, { amount: 200_000n, requestId: requestId() });
+    const seat = h.takeSeat();
+    const view = await line.reservations.hold(payer.principal, {
+      seatId: seat.id,
+      requestId: requestId(),
+    });
+    const waiter = await line.queue.issueToken({
+      concertId: h.concertId,
+      userId: h.user("next-in-line"),
+      assertion: undefined,
+    });
+    expect(waiter.status.state).to.equal("waiting");
+
+    await line.payments.pay(payer.principal, {
+      reservationId: view.reservation.id,
+      amount: seat.price,
+      requestId: requestId(),
+    });
+    // No promotion job runs here: paying itself hands the slot on.
+    expect((await line.queue.authenticate(waiter.token)).principal.state).to.equal("admitted");
+  });
+
+  it("refuses an amount other than the seat's price and changes nothing", async () => {
+    const { caller, seat, view } = await holding("mismatch", 500_000n);
+    const userId = caller.principal.userId;
+    const before = await moneySnapshot(h, userId);
+    for (const amount of [seat.price - 1n, seat.price + 1n]) {
+      const error = await expectDomainError(
+        pay(caller, view.reservation.id, amount, "pay-once"),
+        "invalid_argument",
+        "AMOUNT_MISMATCH",
+      );
+      expect(error.metadata).to.deep.equal({ price: String(seat.price) });
+    }
+    for (const amount of [0n, -seat.price]) {
+      await expectDomainError(
+        pay(caller, view.reservation.id, amount),
+        "invalid_argument",
+        "INVALID_ARGUMENT",
+      );
+    }
+    expect(await moneySnapshot(h, userId)).to.deep.equal(before);
+    expect((await reservationState(view.reservation.id)).status).to.equal("HELD");
+    expect((await seatState(seat.id)).status).to.equal("HELD");
+
+    // The refusals claimed nothing: the same request id with the right amount pays.
+    const paid = await pay(caller, view.reservation.id, seat.price, "pay-once");
+    expect(paid.payment.amount).to.equal(seat.price);
+  });
+
+  it("refuses with INSUFFICIENT_BALANCE when the balance is short or there is no wallet, writing nothing", async () => {
+    const short = await holding("short", 1n);
+    await h.services.wallet.recharge(short.caller.principal, {
+      amount: short.seat.price - 2n,
+      requestId: requestId(),
+    });
+    const before = await moneySnapshot(h, short.caller.principal.userId);
+    expect(before.wallets).to.equal(`${short.seat.price - 1n}/2`);
+    await expectDomainError(
+      pay(short.caller, short.view.reservation.id, short.seat.price),
+      "failed_precondition",
+      "INSUFFICIENT_BALANCE",
+    );
+    expect(await moneySnapshot(h, short.caller.principal.userId)).to.deep.equal(before);
+    expect((await reservationState(short.view.reservation.id)).status).to.equal("HELD");
+    expect((await seatState(short.seat.id)).status).to.equal("HELD");
+
+    const broke = await holding("broke", 0n);
+    await expectDomainError(
+      pay(broke.caller, broke.view.reservation.id, broke.seat.price),
+      "failed_precondition",
+      "INSUFFICIENT_BALANCE",
+    );
+    expect(await moneySnapshot(h, broke.caller.principal.userId)).to.deep.equal({
+      wallets: "",
+      ledger: "0",
+      payments: "0",
+      // Only the hold's request id.
+      keys: "1",
+    });
+    expect((await reservationState(broke.view.reservation.id)).status).to.equal("HELD");
+  });
+
+  it("treats someone else's or an unknown reservation as not found", async () => {
+    const owner = await holding("owner", 0n);
+    const thief = await holding("thief", 1_000_000n);
+    const before = await moneySnapshot(h, thief.caller.principal.userId);
+    await expectDomainError(
+      pay(thief.caller, owner.view.reservation.id, owner.seat.price),
+      "not_found",
+      "RESERVATION_NOT_FOUND",
+    );
+    await expectDomainError(
+      pay(thief.caller, UNKNOWN_ID, owner.seat.price),
+      "not_found",
+      "RESERVATION_NOT_FOUND",
+    );
+    await expectDomainError(
+      pay(thief.caller, "not-a-uuid", owner.seat.price),
+      "invalid_argument",
+      "INVALID_ARGUMENT",
+    );
+    expect(await moneySnapshot(h, thief.caller.principal.userId)).to.deep.equal(before);
+    expect((await reservationState(owner.view.reservation.id)).status).to.equal("HELD");
+    expect((await seatState(owner.seat.id)).reservation_id).to.equal(owner.view.reservation.id);
+  });
+
+  it("refuses an expired hold with HOLD_EXPIRED before and after the sweeper, without a debit", async () => {
+    const { caller, seat, view } = await holding("late", 500_000n);
+    const before = await moneySnapshot(h, caller.principal.userId);
+    h.clock.set(view.reservation.heldUntil);
+    expect((await reservationState(view.reservation.id)).status, "not swept yet").to.equal("HELD");
+    await expectDomainError(
+      pay(caller, view.reservation.id, seat.price),
+      "failed_precondition",
+      "HOLD_EXPIRED",
+    );
+    expect(await moneySnapshot(h, caller.principal.userId)).to.deep.equal(before);
+
+    await h.services.reservations.expireStaleHolds();
+    expect((await reservationState(view.reservation.id)).status).to.equal("EXPIRED");
+    await expectDomainError(
+      pay(caller, view.reservation.id, seat.price),
+      "failed_precondition",
+      "HOLD_EXPIRED",
+    );
+    expect(await moneySnapshot(h, caller.principal.userId)).to.deep.equal(before);
+    expect((await seatState(seat.id)).status).to.equal("AVAILABLE");
+  });
+
+  it("charges a reservation once: another request id gets ALREADY_PAID", async () => {
+    const { caller, seat, view } = await holding("twice", 1_000_000n);
+    const first = await pay(caller, view.reservation.id, seat.price);
+    const after = await moneySnapshot(h, caller.principal.userId);
+    const completed = await h.reauthenticate(caller.token);
+    // Both the principal the transport builds now and the one from before the payment.
+    for (const principal of [completed, caller.principal]) {
+      await expectDomainError(
+        h.services.payments.pay(principal, {
+          reservationId: view.reservation.id,
+          amount: seat.price,
+          requestId: requestId(),
+        }),
+        "failed_precondition",
+        "ALREADY_PAID",
+      );
+    }
+    expect(await moneySnapshot(h, caller.principal.userId)).to.deep.equal(after);
+    expect(after.wallets).to.equal(`${1_000_000n - seat.price}/2`);
+    const payments = await h.sql<{ id: string }>(
+      "select id from payment where reservation_id = $1",
+      [view.reservation.id],
+    );
+    expect(payments.map((row) => row.id)).to.deep.equal([first.payment.id]);
+  });
+
+  it("replays the same request id with the same payment, also after the admission ended", async () => {
+    const { caller, seat, view } = await holding("replay", 1_000_000n);
+    const first = await pay(caller, view.reservation.id, seat.price, "pay-replay");
+    const after = await moneySnapshot(h, caller.principal.userId);
+    h.clock.advance(5_000);
+    const completed = await h.reauthenticate(caller.token);
+    expect(completed.state).to.equal("completed");
+    for (const principal of [caller.principal, completed]) {
+      const again = await h.services.payments.pay(principal, {
+        reservationId: view.reservation.id,
+        amount: seat.price,
+        requestId: "pay-replay",
+      });
+      expect({ ...again.payment }).to.deep.equal({ ...first.payment });
+      expect(again.reservation.state).to.equal("CONFIRMED");
+    }
+    await expectDomainError(
+      h.services.payments.pay(completed, {
+        reservationId: view.reservation.id,
+        amount: seat.price + 1n,
+        requestId: "pay-replay",
+      }),
+      "invalid_argument",
+      "REQUEST_ID_REUSED",
+    );
+    expect(await moneySnapshot(h, caller.principal.userId)).to.deep.equal(after);
+  });
+
+  it("shows a payment to its owner only", async () => {
+    const { caller, seat, view } = await holding("owner-only", 1_000_000n);
+    const { payment } = await pay(caller, view.reservation.id, seat.price);
+    const stranger = await h.admit(h.user("stranger"));
+
+    const got = await h.services.payments.get(caller.principal, payment.id);
+    expect({ ...got }).to.deep.equal({ ...payment });
+    await expectDomainError(
+      h.services.payments.get(stranger.principal, payment.id),
+      "not_found",
+      "PAYMENT_NOT_FOUND",
+    );
+    await expectDomainError(
+      h.services.payments.get(caller.principal, UNKNOWN_ID),
+      "not_found",
+      "PAYMENT_NOT_FOUND",
+    );
+    await expectDomainError(
+      h.services.payments.get(caller.principal, "p-1"),
+      "invalid_argument",
+      "INVALID_ARGUMENT",
+    );
+  });
+});
