@@ -1,0 +1,140 @@
+import { Code } from "@connectrpc/connect";
+import { PaymentState, ReservationState } from "@stagedoor/sdk";
+import { expect } from "chai";
+import { startTestServer, type TestServer } from "../support/test-server.js";
+import {
+  type AdmittedUser,
+  admitUser,
+  describeError,
+  expectRefusal,
+  must,
+  partition,
+  RACE_PROTOCOLS,
+  RaceDb,
+  requestId,
+  type SeatRow,
+} from "./race-support.js";
+
+/** Enough for several payments, so a double charge would succeed and show in the balance. */
+const STARTING_BALANCE = 1_000_000n;
+
+describe("concurrency: payments", () => {
+  let server: TestServer;
+  let db: RaceDb;
+
+  before(async () => {
+    server = await startTestServer();
+    db = new RaceDb(server.databaseUrl);
+  });
+  afterEach(async () => {
+    await db.expectInvariants(new Date());
+  });
+  after(async () => {
+    await db?.close();
+    await server?.stop();
+  });
+
+  /** An admitted user with a funded wallet and a hold on the given seat. */
+  async function holder(
+    protocol: (typeof RACE_PROTOCOLS)[number],
+    label: string,
+    seat: SeatRow,
+  ): Promise<{ user: AdmittedUser; reservationId: string }> {
+    const user = await admitUser(server, protocol, label);
+    await user.client.wallet.rechargeWallet({ amount: STARTING_BALANCE, requestId: requestId() });
+    const { reservation } = await user.client.reservation.holdSeat({
+      seatId: seat.id,
+      requestId: requestId(),
+    });
+    return { user, reservationId: must(reservation, "the hold").id };
+  }
+
+  /** The rows money left behind for one user and reservation. */
+  async function moneyRows(userId: string, reservationId: string) {
+    const payments = await db.query<{ id: string; amount: string }>(
+      "select id, amount::text as amount from payment where reservation_id = $1",
+      [reservationId],
+    );
+    const debits = await db.query<{ payment_id: string; amount: string }>(
+      `select payment_id, amount::text as amount from ledger_entry
+        where user_id = $1 and kind = 'PAYMENT'`,
+      [userId],
+    );
+    const [wallet] = await db.query<{ balance: string }>(
+      "select balance::text as balance from wallet where user_id = $1",
+      [userId],
+    );
+    const [reservation] = await db.query<{ status: string }>(
+      "select status from reservation where id = $1",
+      [reservationId],
+    );
+    return { payments, debits, balance: BigInt(must(wallet, "wallet").balance), reservation };
+  }
+
+  for (const [index, protocol] of RACE_PROTOCOLS.entries()) {
+    it(`50 payments of one reservation with 50 request ids over ${protocol}: one charge`, async () => {
+      const seat = await db.seat(0, 1 + index);
+      const { user, reservationId } = await holder(protocol, `pay-many-ids-${protocol}`, seat);
+
+      const results = await Promise.allSettled(
+        Array.from({ length: 50 }, () =>
+          user.client.payment.createPayment({
+            reservationId,
+            amount: seat.price,
+            requestId: requestId(),
+          }),
+        ),
+      );
+
+      const { fulfilled, rejected } = partition(results);
+      expect(fulfilled.length, "successful payments").to.be.at.least(1);
+      // A success beyond the first may only be the same payment answered again.
+      const paymentIds = new Set(fulfilled.map((res) => must(res.payment, "payment").id));
+      expect(paymentIds.size, "distinct payment ids").to.equal(1);
+      for (const error of rejected) {
+        expectRefusal(error, Code.FailedPrecondition, ["ALREADY_PAID"]);
+      }
+
+      const [paymentId] = [...paymentIds];
+      const rows = await moneyRows(user.userId, reservationId);
+      expect(rows.payments).to.deep.equal([{ id: paymentId, amount: String(seat.price) }]);
+      expect(rows.debits).to.deep.equal([{ payment_id: paymentId, amount: String(-seat.price) }]);
+      expect(rows.balance).to.equal(STARTING_BALANCE - seat.price);
+      expect(rows.reservation).to.deep.equal({ status: "CONFIRMED" });
+    });
+
+    it(`50 payments sharing one request id over ${protocol}: all get the one payment`, async () => {
+      const seat = await db.seat(0, 11 + index);
+      const { user, reservationId } = await holder(protocol, `pay-one-id-${protocol}`, seat);
+      const sharedRequestId = requestId();
+
+      const results = await Promise.allSettled(
+        Array.from({ length: 50 }, () =>
+          user.client.payment.createPayment({
+            reservationId,
+            amount: seat.price,
+            requestId: sharedRequestId,
+          }),
+        ),
+      );
+
+      const { fulfilled, rejected } = partition(results);
+      expect(rejected.map(describeError), "failed replays").to.deep.equal([]);
+      expect(fulfilled).to.have.length(50);
+      const payments = fulfilled.map((res) => must(res.payment, "payment"));
+      const paymentId = must(payments[0], "first payment").id;
+      for (const [i, payment] of payments.entries()) {
+        expect(payment.id, `payment id of call ${i}`).to.equal(paymentId);
+        expect(payment.amount).to.equal(seat.price);
+        expect(payment.state).to.equal(PaymentState.COMPLETED);
+        expect(fulfilled[i]?.reservation?.state).to.equal(ReservationState.CONFIRMED);
+      }
+
+      const rows = await moneyRows(user.userId, reservationId);
+      expect(rows.payments).to.deep.equal([{ id: paymentId, amount: String(seat.price) }]);
+      expect(rows.debits).to.deep.equal([{ payment_id: paymentId, amount: String(-seat.price) }]);
+      expect(rows.balance).to.equal(STARTING_BALANCE - seat.price);
+      expect(rows.reservation).to.deep.equal({ status: "CONFIRMED" });
+    });
+  }
+});
