@@ -1,12 +1,14 @@
+import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Services } from "./container.js";
 import type { Logger } from "./logger.js";
+import { createConnectAdapter } from "./transport/connect-adapter.js";
 import type { ServingProbe } from "./transport/handlers/health.handler.js";
 import type { RequestListener } from "./transport/http-server.js";
 import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
 import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
 import { createLoggingInterceptor } from "./transport/interceptors/logging.interceptor.js";
+import { createMalformedBodyInterceptor } from "./transport/interceptors/malformed-body.interceptor.js";
 import { sendJson } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
 import { createRoutes, PUBLIC_METHODS } from "./transport/routes.js";
@@ -25,6 +27,8 @@ export interface App {
   shutdown(): void;
 }
 
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
 /** The most bytes one RPC message may have; nothing in this API is close to it. */
 const READ_MAX_BYTES = 64 * 1024;
 
@@ -40,10 +44,12 @@ export function createApp(deps: AppDeps): App {
   // Every in-flight call links its own signal to this one, so under load it
   // legitimately has thousands of listeners.
   setMaxListeners(0, shutdownController.signal);
-  const connect = connectNodeAdapter({
+  const connect = createConnectAdapter({
     routes: createRoutes(services, deps.probe),
+    logger,
     interceptors: [
       createLoggingInterceptor(logger),
+      createMalformedBodyInterceptor(),
       createErrorInterceptor(logger),
       createAuthInterceptor(services.queue, PUBLIC_METHODS),
     ],
@@ -58,6 +64,14 @@ export function createApp(deps: AppDeps): App {
 
   return {
     listener(req, res) {
+      // Every answer carries a request id, the caller's when it is sane, so a
+      // support ticket can be matched with the server's logs; the RPC
+      // interceptors log under the same id.
+      const given = req.headers["x-request-id"];
+      const requestId =
+        typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+      req.headers["x-request-id"] = requestId;
+      res.setHeader("x-request-id", requestId);
       if (req.url?.startsWith("/api/")) {
         void rest(req, res);
       } else {

@@ -43,7 +43,10 @@ function freePort(): Promise<number> {
   });
 }
 
-async function seedBenchCatalog(url: string, seats: number): Promise<{ concertId: string; seatIds: string[] }> {
+async function seedBenchCatalog(
+  url: string,
+  seats: number,
+): Promise<{ concertId: string; seatIds: string[] }> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
@@ -98,8 +101,11 @@ function format(results: readonly PhaseResult[]): string {
     r.p50Ms.toFixed(2),
     r.p99Ms.toFixed(2),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padStart(widths[i] ?? 0)).join("  ");
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)),
+  );
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => cell.padStart(widths[i] ?? 0)).join("  ");
   return [line(header), ...rows.map(line)].join("\n");
 }
 
@@ -216,8 +222,7 @@ async function main(): Promise<void> {
       undefined,
       // Every attempt settles: one winner, the rest a clean "seat unavailable".
       (reply) =>
-        reply.status === 200 ||
-        (reply.status === 400 && reply.body.code === "failed_precondition"),
+        reply.status === 200 || (reply.status === 400 && reply.body.code === "failed_precondition"),
     );
     results.push(rush);
 

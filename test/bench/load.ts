@@ -52,7 +52,14 @@ export class ConnectJsonClient {
     if (request.token) headers.authorization = `Bearer ${request.token}`;
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { host: this.host, port: this.port, method: "POST", path: request.path, headers, agent: this.agent },
+        {
+          host: this.host,
+          port: this.port,
+          method: "POST",
+          path: request.path,
+          headers,
+          agent: this.agent,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -41,6 +41,10 @@ export async function startHttpServer(options: {
   // Streams of the waiting room can stay open for a long time.
   h1.requestTimeout = 0;
   h1.keepAliveTimeout = 5_000;
+  // Node tracks connections (what closeIdleConnections needs) from the
+  // 'listening' event on; this server never listens itself, it is handed
+  // sockets by the sniffer below.
+  h1.emit("listening");
   const h2 = http2.createServer(
     {},
     listener as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,

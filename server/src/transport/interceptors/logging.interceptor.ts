@@ -3,18 +3,15 @@ import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../../logger.js";
 import { requestIdKey } from "../context.js";
 
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
 /**
- * Gives every call a request id (the caller's `x-request-id` when it is sane,
- * otherwise a new one), echoes it in the response, and logs the outcome: a
- * debug line for successes, an info line with the code for failures. Bodies
- * and headers are never logged, so tokens never reach the logs.
+ * Logs the outcome of every call under its request id (which the app's
+ * listener has chosen and echoed already): a debug line for successes, an
+ * info line with the code for failures. Bodies and headers are never logged,
+ * so tokens never reach the logs.
  */
 export function createLoggingInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const given = req.header.get("x-request-id");
-    const requestId = given && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+    const requestId = req.header.get("x-request-id") ?? randomUUID();
     req.contextValues.set(requestIdKey, requestId);
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const started = performance.now();
@@ -29,7 +26,6 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
     };
     try {
       const res = await next(req);
-      res.header.set("x-request-id", requestId);
       if (!res.stream) {
         done();
         return res;

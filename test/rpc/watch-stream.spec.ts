@@ -1,0 +1,360 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { QueueTokenState, type WatchQueueStatusResponse } from "@stagedoor/sdk";
+import { expect } from "chai";
+import { clientFor, PROTOCOLS, type Protocol } from "../support/clients.js";
+import { FakeClock } from "../support/fake-clock.js";
+import { reportRedisSkipped, testRedisUrl } from "../support/redis.js";
+import type { TestServer } from "../support/test-server.js";
+import {
+  expectNear,
+  expectRpcError,
+  ms,
+  must,
+  newRequestId,
+  pollUntil,
+  seatsOfDate,
+  startRpcServer,
+  uniqueUser,
+  withDeadline,
+} from "./rpc-kit.js";
+
+type WatchEvent = WatchQueueStatusResponse["event"];
+
+/** How soon a freed slot must reach a watcher: the spec's 1 s plus scheduling slack. */
+const QUEUE_STORES: readonly ("memory" | "redis")[] = testRedisUrl
+  ? ["memory", "redis"]
+  : ["memory"];
+const ADMISSION_DEADLINE_MS = 1_500;
+const TOKEN_TTL_MS = 600_000;
+const IDLE_MS = 30_000;
+
+/** An open watch stream, read one message at a time. */
+class Watch {
+  private readonly controller = new AbortController();
+  private readonly iterator: AsyncIterator<WatchQueueStatusResponse>;
+
+  constructor(protocol: Protocol, baseUrl: string, token: string) {
+    const stream = clientFor(protocol, baseUrl, token).queue.watchQueueStatus(
+      {},
+      { signal: this.controller.signal },
+    );
+    this.iterator = stream[Symbol.asyncIterator]();
+  }
+
+  /** The next event, skipping heartbeats; undefined when the stream ended. */
+  async next(timeoutMs: number, what: string): Promise<WatchEvent | undefined> {
+    for (;;) {
+      const result = await withDeadline(this.iterator.next(), timeoutMs, what);
+      if (result.done) return undefined;
+      if (result.value.event.case !== "heartbeat") return result.value.event;
+    }
+  }
+
+  /** The error the stream ends with (failing if it yields or ends cleanly instead). */
+  async failure(timeoutMs: number, what: string): Promise<ConnectError> {
+    try {
+      const event = await this.next(timeoutMs, what);
+      throw new Error(`expected ${what} to fail, got ${event?.case ?? "a clean end"}`);
+    } catch (error) {
+      if (error instanceof ConnectError) return error;
+      throw error;
+    }
+  }
+
+  /** Cancels from the client side, as a browser tab closing would. */
+  async cancel(): Promise<void> {
+    this.controller.abort();
+    await this.iterator.next().catch(() => undefined);
+  }
+}
+
+function expectStatus(event: WatchEvent | undefined, position: bigint) {
+  expect(event?.case, "a status message").to.equal("status");
+  const status = event?.case === "status" ? event.value : undefined;
+  expect(status?.state).to.equal(QueueTokenState.WAITING);
+  expect(status?.position).to.equal(position);
+  return must(status);
+}
+
+describe("WatchQueueStatus server streaming", () => {
+  // The watch hub must work the same on the in-process store and on Redis
+  // (what production runs).
+  for (const queue of QUEUE_STORES) {
+    describe(`admission (QUEUE_MAX_ACTIVE=1, ${queue} queue store)`, () => {
+      let server: TestServer;
+      const issued: string[] = [];
+
+      before(async () => {
+        server = await startRpcServer({ queue, env: { QUEUE_MAX_ACTIVE: "1" } });
+      });
+
+      after(async () => {
+        await server?.stop();
+      });
+
+      afterEach(async () => {
+        // Every test starts with the one slot free.
+        for (const token of issued.splice(0)) {
+          await clientFor("connect", server.url, token)
+            .queue.leaveQueue({})
+            .catch(() => undefined);
+        }
+        await pollUntil(() => server.services.watchHub.size === 0, 2_000, "streams closed");
+      });
+
+      async function issue(label: string, state: QueueTokenState) {
+        const userId = uniqueUser(label);
+        const { token, status } = await clientFor("connect", server.url).queue.issueQueueToken({
+          concertId: server.concertId,
+          userId,
+        });
+        issued.push(token);
+        expect(status?.state, `${label}'s state`).to.equal(state);
+        return { userId, token };
+      }
+
+      for (const [index, protocol] of PROTOCOLS.entries()) {
+        const how = index === 0 ? "pays" : "leaves";
+
+        it(`over ${protocol}: the waiter is admitted when the admitted user ${how}, then the stream ends`, async () => {
+          const a = await issue(`a-${protocol}`, QueueTokenState.ADMITTED);
+          const b = await issue(`b-${protocol}`, QueueTokenState.WAITING);
+          const watch = new Watch(protocol, server.url, b.token);
+
+          const first = expectStatus(await watch.next(3_000, "the first message"), 1n);
+          expect(first.concertId).to.equal(server.concertId);
+          expect(first.waitingCount).to.equal(1n);
+          expectNear(first.expireTime, Date.now() + IDLE_MS, 5_000);
+
+          const asA = clientFor(protocol, server.url, a.token);
+          if (how === "pays") {
+            const { seats } = await seatsOfDate(asA, server.concertId, 0);
+            const seat = must(seats.get(50), "seat 50");
+            const { reservation } = await asA.reservation.holdSeat({
+              seatId: seat.id,
+              requestId: newRequestId(),
+            });
+            await asA.wallet.rechargeWallet({ amount: seat.price, requestId: newRequestId() });
+            await asA.payment.createPayment({
+              reservationId: must(reservation).id,
+              amount: seat.price,
+              requestId: newRequestId(),
+            });
+          } else {
+            await asA.queue.leaveQueue({});
+          }
+
+          const admitted = await watch.next(ADMISSION_DEADLINE_MS, "the admitted message");
+          expect(admitted?.case).to.equal("admitted");
+          const expireTime = admitted?.case === "admitted" ? admitted.value.expireTime : undefined;
+          expectNear(expireTime, Date.now() + TOKEN_TTL_MS, 5_000);
+          expect(await watch.next(ADMISSION_DEADLINE_MS, "the end of the stream")).to.equal(
+            undefined,
+          );
+
+          const { status } = await clientFor(protocol, server.url, b.token).queue.getQueueStatus(
+            {},
+          );
+          expect(status?.state).to.equal(QueueTokenState.ADMITTED);
+          expect(ms(status?.expireTime)).to.equal(ms(expireTime));
+        });
+      }
+
+      it("pushes a new position whenever the line moves", async () => {
+        await issue("head", QueueTokenState.ADMITTED);
+        const second = await issue("second", QueueTokenState.WAITING);
+        const third = await issue("third", QueueTokenState.WAITING);
+        const watch = new Watch("connect", server.url, third.token);
+        expectStatus(await watch.next(3_000, "the first message"), 2n);
+
+        await clientFor("connect", server.url, second.token).queue.leaveQueue({});
+        const moved = expectStatus(await watch.next(ADMISSION_DEADLINE_MS, "the new position"), 1n);
+        expect(moved.waitingCount).to.equal(1n);
+        await watch.cancel();
+      });
+
+      for (const protocol of PROTOCOLS) {
+        it(`over ${protocol}: a client cancel closes the server side of the stream`, async () => {
+          await issue(`head-${protocol}`, QueueTokenState.ADMITTED);
+          const waiter = await issue(`waiter-${protocol}`, QueueTokenState.WAITING);
+          const watch = new Watch(protocol, server.url, waiter.token);
+          expectStatus(await watch.next(3_000, "the first message"), 1n);
+          await pollUntil(
+            () => server.services.watchHub.size === 1,
+            2_000,
+            "the stream registered",
+          );
+
+          await watch.cancel();
+          await pollUntil(() => server.services.watchHub.size === 0, 2_000, "the stream released");
+          // The waiter keeps their place: cancelling is not leaving.
+          const { status } = await clientFor(
+            protocol,
+            server.url,
+            waiter.token,
+          ).queue.getQueueStatus({});
+          expect(status?.position).to.equal(1n);
+        });
+      }
+    });
+  }
+  if (!testRedisUrl) reportRedisSkipped("WatchQueueStatus admission over the Redis store");
+
+  describe("expired and evicted tokens (fake clock)", () => {
+    let server: TestServer;
+    const clock = new FakeClock(Date.now());
+    const issued: string[] = [];
+
+    before(async () => {
+      server = await startRpcServer({ clock, env: { QUEUE_MAX_ACTIVE: "1" } });
+    });
+
+    after(async () => {
+      await server?.stop();
+    });
+
+    afterEach(async () => {
+      for (const token of issued.splice(0)) {
+        await clientFor("connect", server.url, token)
+          .queue.leaveQueue({})
+          .catch(() => undefined);
+      }
+    });
+
+    async function issue(label: string) {
+      const { token } = await clientFor("connect", server.url).queue.issueQueueToken({
+        concertId: server.concertId,
+        userId: uniqueUser(label),
+      });
+      issued.push(token);
+      return token;
+    }
+
+    for (const protocol of PROTOCOLS) {
+      it(`over ${protocol}: an evicted token cannot open a stream`, async () => {
+        await issue("head");
+        const waiter = await issue("idle");
+        clock.advance(IDLE_MS + 1_000);
+        const watch = new Watch(protocol, server.url, waiter);
+        const error = await watch.failure(3_000, "the stream of an evicted token");
+        await expectRpcError(Promise.reject(error), {
+          code: Code.Unauthenticated,
+          reason: "TOKEN_EXPIRED",
+        });
+      });
+
+      it(`over ${protocol}: an open stream fails once its token is evicted`, async () => {
+        await issue("head");
+        const waiter = await issue("watcher");
+        const watch = new Watch(protocol, server.url, waiter);
+        expectStatus(await watch.next(3_000, "the first message"), 1n);
+        // A clock jump past the idle window between two of the hub's touches.
+        clock.advance(IDLE_MS + 1_000);
+        const error = await watch.failure(3_000, "the stream after eviction");
+        await expectRpcError(Promise.reject(error), {
+          code: Code.Unauthenticated,
+          reason: "TOKEN_EXPIRED",
+        });
+        await pollUntil(() => server.services.watchHub.size === 0, 2_000, "the stream released");
+      });
+
+      it(`over ${protocol}: an admission past its expiry cannot open a stream`, async () => {
+        const head = await issue("expiring");
+        clock.advance(TOKEN_TTL_MS + 1_000);
+        const error = await new Watch(protocol, server.url, head).failure(
+          3_000,
+          "the stream of an expired admission",
+        );
+        await expectRpcError(Promise.reject(error), {
+          code: Code.Unauthenticated,
+          reason: "TOKEN_EXPIRED",
+        });
+      });
+    }
+  });
+
+  describe("server shutdown with a stream open", () => {
+    for (const protocol of PROTOCOLS) {
+      describe(`over ${protocol}`, () => {
+        let server: TestServer;
+        let stopping: Promise<void> | undefined;
+
+        before(async () => {
+          // A drain timeout well above the 3 s bound below (production's is
+          // 10 s), so only a real drain, not the forced close, can meet it.
+          server = await startRpcServer({
+            env: { QUEUE_MAX_ACTIVE: "1", SHUTDOWN_TIMEOUT_MS: "5000" },
+          });
+        });
+
+        after(async () => {
+          await (stopping ?? server?.stop());
+        });
+
+        it("ends the stream (unavailable SERVER_SHUTTING_DOWN or a clean end) and stops within 3 s", async () => {
+          const anonymous = clientFor(protocol, server.url);
+          await anonymous.queue.issueQueueToken({
+            concertId: server.concertId,
+            userId: uniqueUser("head"),
+          });
+          const { token } = await anonymous.queue.issueQueueToken({
+            concertId: server.concertId,
+            userId: uniqueUser("watcher"),
+          });
+          const watch = new Watch(protocol, server.url, token);
+          expectStatus(await watch.next(3_000, "the first message"), 1n);
+
+          const started = Date.now();
+          stopping = server.stop();
+          const outcome = await watch.next(3_000, "the stream's end").then(
+            (event) => ({ event }),
+            (error: unknown) => ({ error }),
+          );
+          if ("error" in outcome) {
+            await expectRpcError(Promise.reject(outcome.error), {
+              code: Code.Unavailable,
+              reason: "SERVER_SHUTTING_DOWN",
+            });
+          } else {
+            expect(outcome.event, "no message after shutdown began").to.equal(undefined);
+          }
+          await withDeadline(stopping, Math.max(0, 3_000 - (Date.now() - started)), "stop()");
+        });
+      });
+    }
+  });
+
+  describe("server shutdown with idle HTTP/1.1 keep-alive connections", () => {
+    let server: TestServer;
+    let stopping: Promise<void> | undefined;
+
+    before(async () => {
+      server = await startRpcServer({
+        env: { QUEUE_MAX_ACTIVE: "1", SHUTDOWN_TIMEOUT_MS: "5000" },
+      });
+    });
+
+    after(async () => {
+      await (stopping ?? server?.stop());
+    });
+
+    it("stops within 3 s although browsers' pooled connections stay open", async () => {
+      // Connect and gRPC-Web clients over HTTP/1.1 (as browsers speak them)
+      // finish their calls and keep their sockets for reuse, as browsers do.
+      for (const protocol of ["connect", "grpc-web"] as const) {
+        const { concerts } = await clientFor(protocol, server.url).catalog.listConcerts({});
+        expect(concerts).to.have.length(1);
+      }
+      const started = Date.now();
+      stopping = server.stop();
+      await withDeadline(stopping, 3_000, "stop() with idle keep-alive connections").catch(
+        (error: unknown) => {
+          throw new Error(
+            `${(error as Error).message}; it took ${Date.now() - started} ms so far: idle HTTP/1.1 ` +
+              "connections are only closed by the drain timeout",
+          );
+        },
+      );
+    });
+  });
+});
