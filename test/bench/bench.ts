@@ -9,7 +9,9 @@
  * an embedded PostgreSQL) for a throwaway database, and TEST_REDIS_URL for the
  * waiting room when set (otherwise the in-process store).
  *
- * Knobs: BENCH_USERS (default 10000), BENCH_CONCURRENCY (64), BENCH_RUSH (2000).
+ * Knobs: BENCH_USERS (default 10000), BENCH_CONCURRENCY (64), BENCH_RUSH (2000),
+ * BENCH_POOL (server pool size, 16), BENCH_NODE_ARGS (extra node flags for the
+ * server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -121,7 +123,13 @@ async function main(): Promise<void> {
     // Migrations run at server start-up; seed once they are in.
     server = spawn(
       process.execPath,
-      ["--conditions=stagedoor-source", "--import", "tsx", "server/src/main.ts"],
+      [
+        ...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+        "--conditions=stagedoor-source",
+        "--import",
+        "tsx",
+        "server/src/main.ts",
+      ],
       {
         stdio: ["ignore", "inherit", "inherit"],
         env: {

@@ -1,4 +1,4 @@
-import type { Options } from "@mikro-orm/core";
+import { FlushMode, type Options } from "@mikro-orm/core";
 import { Migrator } from "@mikro-orm/migrations";
 import { MikroORM, PostgreSqlDriver } from "@mikro-orm/postgresql";
 import pg from "pg";
@@ -31,6 +31,10 @@ export async function openOrm(options: OrmOptions): Promise<Orm> {
     clientUrl: options.url,
     entities: [...options.entities],
     allowGlobalContext: false,
+    // Changes are written when a use case's transaction commits, never as a
+    // side effect of a query: every use case flushes once, and no query pays
+    // for a change-set scan first.
+    flushMode: FlushMode.COMMIT,
     forceUtcTimezone: true,
     debug: options.debug ?? false,
     // Entities are loaded whole; nothing is lazily fetched behind our back.

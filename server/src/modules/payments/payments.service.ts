@@ -128,8 +128,7 @@ export class PaymentsService {
         payment.id,
         now,
       );
-      // Flush the payment before the ledger entry that references it.
-      await em.persistAndFlush(payment);
+      em.persist(payment);
       em.persist(entry);
       return { payment, reservation, replayed: false };
     });

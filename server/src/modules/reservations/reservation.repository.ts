@@ -29,22 +29,26 @@ export class ReservationRepository {
    * frees their seats, in one statement, so the one-hold-per-user index lets
    * them hold a new seat. Both updates are compare-and-set on status and time;
    * a seat someone else has taken since keeps its new hold. Locks reservation
-   * rows before seat rows, like every other transaction.
+   * rows before seat rows, like every other transaction. Returns how many
+   * holds it expired.
    */
-  async expireOwnStaleHolds(userId: string, now: Date): Promise<void> {
-    await this.em.execute(
+  async expireOwnStaleHolds(userId: string, now: Date): Promise<number> {
+    const [row] = await this.em.execute<{ count: number }[]>(
       `with stale as (
          update reservation set status = 'EXPIRED', ended_at = held_until
           where user_id = ? and status = 'HELD' and held_until <= ?
          returning id, seat_id
+       ), freed as (
+         update seat s set status = 'AVAILABLE', held_until = null, reservation_id = null,
+                version = s.version + 1
+           from stale
+          where s.id = stale.seat_id and s.reservation_id = stale.id
+            and s.status = 'HELD' and s.held_until <= ?
        )
-       update seat s set status = 'AVAILABLE', held_until = null, reservation_id = null,
-              version = s.version + 1
-         from stale
-        where s.id = stale.seat_id and s.reservation_id = stale.id
-          and s.status = 'HELD' and s.held_until <= ?`,
+       select count(*)::int as count from stale`,
       [userId, now, now],
     );
+    return row?.count ?? 0;
   }
 
   /** One page of a user's reservations, newest first. */

@@ -42,10 +42,8 @@ export class ReservationsService {
   ) {}
 
   /**
-   * Holds a seat for an admitted caller. In one transaction: claim the request
-   * id, expire the caller's own stale hold, lock the seat with SKIP LOCKED (so
-   * rush losers fail at once), check it is free, and record the hold and the
-   * reservation. The hold never outlives the caller's admission.
+   * Holds a seat for an admitted caller, at most one per user; retrying with
+   * the same request id replays the first result.
    */
   async hold(
     principal: Principal,
@@ -54,68 +52,91 @@ export class ReservationsService {
     const seatId = requireUuid(input.seatId, "seat_id");
     const requestId = requireRequestId(input.requestId);
     const now = this.clock.now();
-    const reservationId = newId();
     try {
-      const reservation = await this.db.fork().transactional(async (em) => {
-        const claim = await claimRequestId(
-          em,
-          { userId: principal.userId, requestId, operation: "hold", params: [seatId] },
-          reservationId,
-          now,
-        );
-        if (claim.kind === "replay") {
-          const first = await new ReservationRepository(em).findReservation(claim.resultId);
-          if (!first) throw notFound(claim.resultId);
-          return first;
-        }
-        assertAdmitted(principal, now);
-        const reservations = new ReservationRepository(em);
-        const seats = new SeatRepository(em);
-        await reservations.expireOwnStaleHolds(principal.userId, now);
-        const seat = await seats.lockSeatSkipLocked(seatId);
-        if (!seat) {
-          // Either there is no such seat, or someone else is taking it this
-          // very moment; an unlocked read tells which.
-          if (await seats.findSeat(seatId)) throw seatUnavailable(seatId);
-          throw new DomainError("not_found", "SEAT_NOT_FOUND", "no seat has that id", {
-            metadata: { seat_id: seatId },
-          });
-        }
-        const date = await this.catalog.dateFacts(em, seat.concertDateId);
-        assertAdmitted(principal, now, date.concertId);
-        this.catalog.assertOnSale(date, now);
-        const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
-        const heldUntil = new Date(Math.min(now.getTime() + this.holdTtlMs, admissionEnd));
-        seat.hold(reservationId, heldUntil, now);
-        const created = new Reservation(
-          reservationId,
-          principal.userId,
-          date.concertId,
-          date.id,
-          date.date,
-          seat.id,
-          seat.number,
-          seat.price,
-          heldUntil,
-          now,
-        );
-        em.persist(created);
-        return created;
-      });
-      return { reservation, state: reservation.stateAt(this.clock.now()) };
+      return await this.tryHold(principal, seatId, requestId, now);
     } catch (error) {
-      if (
-        error instanceof UniqueConstraintViolationException &&
-        String((error as { constraint?: unknown }).constraint) === "reservation_one_hold_per_user"
-      ) {
-        throw new DomainError(
-          "failed_precondition",
-          "HOLD_LIMIT_REACHED",
-          "you already hold a seat; pay for it or release it first",
+      if (!isOneHoldPerUserViolation(error)) throw error;
+      // The caller already has a HELD row. If it is merely stale (expired by
+      // time, not yet swept), tidy it and try once more; checking only here
+      // keeps that statement off every other hold.
+      const expired = await this.db
+        .fork()
+        .transactional((em) =>
+          new ReservationRepository(em).expireOwnStaleHolds(principal.userId, now),
         );
+      if (expired > 0) {
+        try {
+          return await this.tryHold(principal, seatId, requestId, now);
+        } catch (retryError) {
+          if (!isOneHoldPerUserViolation(retryError)) throw retryError;
+        }
       }
-      throw error;
+      throw new DomainError(
+        "failed_precondition",
+        "HOLD_LIMIT_REACHED",
+        "you already hold a seat; pay for it or release it first",
+      );
     }
+  }
+
+  /**
+   * One attempt at a hold, in one transaction: claim the request id, lock the
+   * seat with SKIP LOCKED (so rush losers fail at once), check it is free, and
+   * record the hold and the reservation. The hold never outlives the caller's
+   * admission. The one-hold-per-user index decides at commit.
+   */
+  private async tryHold(
+    principal: Principal,
+    seatId: string,
+    requestId: string,
+    now: Date,
+  ): Promise<ReservationView> {
+    const reservationId = newId();
+    const reservation = await this.db.fork().transactional(async (em) => {
+      const claim = await claimRequestId(
+        em,
+        { userId: principal.userId, requestId, operation: "hold", params: [seatId] },
+        reservationId,
+        now,
+      );
+      if (claim.kind === "replay") {
+        const first = await new ReservationRepository(em).findReservation(claim.resultId);
+        if (!first) throw notFound(claim.resultId);
+        return first;
+      }
+      assertAdmitted(principal, now);
+      const seats = new SeatRepository(em);
+      const seat = await seats.lockSeatSkipLocked(seatId);
+      if (!seat) {
+        // Either there is no such seat, or someone else is taking it this
+        // very moment; an unlocked read tells which.
+        if (await seats.findSeat(seatId)) throw seatUnavailable(seatId);
+        throw new DomainError("not_found", "SEAT_NOT_FOUND", "no seat has that id", {
+          metadata: { seat_id: seatId },
+        });
+      }
+      const date = await this.catalog.dateFacts(em, seat.concertDateId);
+      assertAdmitted(principal, now, date.concertId);
+      this.catalog.assertOnSale(date, now);
+      const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
+      const heldUntil = new Date(Math.min(now.getTime() + this.holdTtlMs, admissionEnd));
+      seat.hold(reservationId, heldUntil, now);
+      const created = new Reservation(
+        reservationId,
+        principal.userId,
+        date.concertId,
+        date.id,
+        date.date,
+        seat.id,
+        seat.number,
+        seat.price,
+        heldUntil,
+        now,
+      );
+      em.persist(created);
+      return created;
+    });
+    return { reservation, state: reservation.stateAt(this.clock.now()) };
   }
 
   /** Gives up one of the caller's unexpired holds and frees the seat at once. */
@@ -196,6 +217,13 @@ export class ReservationsService {
         new ReservationRepository(em).expireStaleHolds(this.clock.now(), batchSize),
       );
   }
+}
+
+function isOneHoldPerUserViolation(error: unknown): boolean {
+  return (
+    error instanceof UniqueConstraintViolationException &&
+    String((error as { constraint?: unknown }).constraint) === "reservation_one_hold_per_user"
+  );
 }
 
 function seatUnavailable(seatId: string): DomainError {

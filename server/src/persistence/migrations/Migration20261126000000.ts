@@ -91,7 +91,8 @@ export class Migration20261126000000 extends Migration {
         amount bigint not null check (amount <> 0),
         balance_after bigint not null check (balance_after >= 0),
         wallet_version integer not null,
-        payment_id uuid unique references payment (id),
+        -- Deferred, so a payment and its ledger entry flush in either order.
+        payment_id uuid unique references payment (id) deferrable initially deferred,
         created_at timestamptz not null,
         check ((kind = 'PAYMENT') = (payment_id is not null)),
         check ((kind = 'RECHARGE') = (amount > 0)),
