@@ -15,6 +15,8 @@
  * @packageDocumentation
  */
 
+export { createStagedoorClient, type StagedoorClient } from "./clients.js";
+export { ERROR_DOMAIN } from "./errors.js";
 // The generated files are re-exported whole (the one place `export *` is
 // allowed): tsc rejects clashing names, which keeps every name unique.
 export * from "./gen/google/rpc/error_details_pb.js";
@@ -25,5 +27,3 @@ export * from "./gen/stagedoor/payment/v1/payment_service_pb.js";
 export * from "./gen/stagedoor/queue/v1/queue_service_pb.js";
 export * from "./gen/stagedoor/reservation/v1/reservation_service_pb.js";
 export * from "./gen/stagedoor/wallet/v1/wallet_service_pb.js";
-export { createStagedoorClient, type StagedoorClient } from "./clients.js";
-export { ERROR_DOMAIN } from "./errors.js";

@@ -3,6 +3,7 @@ import { setMaxListeners } from "node:events";
 import type { Services } from "./container.js";
 import type { Logger } from "./logger.js";
 import { createConnectAdapter } from "./transport/connect-adapter.js";
+import { createCors } from "./transport/cors.js";
 import type { ServingProbe } from "./transport/handlers/health.handler.js";
 import type { RequestListener } from "./transport/http-server.js";
 import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
@@ -12,12 +13,17 @@ import { createMalformedBodyInterceptor } from "./transport/interceptors/malform
 import { sendJson } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
 import { createRoutes, PUBLIC_METHODS } from "./transport/routes.js";
+import { createStaticFiles } from "./transport/static-files.js";
 
 /** What {@link createApp} builds from. */
 export interface AppDeps {
   readonly services: Services;
   readonly probe: ServingProbe;
   readonly logger: Logger;
+  /** Other origins whose browser pages may call the API. */
+  readonly corsOrigins: readonly string[];
+  /** The built web box office to serve at `/`, if any. */
+  readonly webDir: string | undefined;
 }
 
 /** The application: one request listener for every protocol, and its drain switch. */
@@ -35,7 +41,8 @@ const READ_MAX_BYTES = 64 * 1024;
 /**
  * Builds the request listener: Connect, gRPC and gRPC-Web from one Connect
  * router with the logging, error and auth interceptors (outermost first), and
- * the seed's REST routes under `/api/`. Never listens; `main.ts` and the tests
+ * the seed's REST routes under `/api/`, CORS for the configured origins, and
+ * the web box office's files for every other GET. Never listens; `main.ts` and the tests
  * decide where it runs.
  */
 export function createApp(deps: AppDeps): App {
@@ -58,8 +65,24 @@ export function createApp(deps: AppDeps): App {
     // Long-lived watch streams are the only long calls; cap what clients may ask for.
     maxTimeoutMs: 3_600_000,
     jsonOptions: { alwaysEmitImplicit: true },
-    fallback: (_req, res) => sendJson(res, 404, { error: "no such route" }),
+    fallback: (req, res) => {
+      if (!serveStatic) {
+        sendJson(res, 404, { error: "no such route" });
+        return;
+      }
+      serveStatic(req, res).then(
+        (served) => {
+          if (!served) sendJson(res, 404, { error: "no such route" });
+        },
+        (error: unknown) => {
+          logger.warn({ err: error }, "serving a web file failed");
+          if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
+        },
+      );
+    },
   });
+  const serveStatic = deps.webDir ? createStaticFiles(deps.webDir, logger) : undefined;
+  const applyCors = createCors(deps.corsOrigins);
   const rest = createRestRouter(services, logger);
 
   return {
@@ -72,6 +95,7 @@ export function createApp(deps: AppDeps): App {
         typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
       req.headers["x-request-id"] = requestId;
       res.setHeader("x-request-id", requestId);
+      if (applyCors(req, res)) return;
       if (req.url?.startsWith("/api/")) {
         void rest(req, res);
       } else {

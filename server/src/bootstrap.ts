@@ -117,7 +117,13 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
         }
       },
     };
-    const app = createApp({ services, probe, logger });
+    const app = createApp({
+      services,
+      probe,
+      logger,
+      corsOrigins: config.corsOrigins,
+      webDir: config.webDir,
+    });
     const server = await startHttpServer({
       host: config.host,
       port: config.port,

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
 /** How the server decides who may take a queue token for a user. */
@@ -31,6 +32,10 @@ export interface Config {
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   readonly dbPoolMax: number;
   readonly shutdownTimeoutMs: number;
+  /** Other origins whose browser pages may call the API (the server's own page always may). */
+  readonly corsOrigins: readonly string[];
+  /** The built web box office to serve at `/`, or undefined to serve none. */
+  readonly webDir: string | undefined;
 }
 
 /** A configuration problem, named by the variable so operators can fix it. */
@@ -84,7 +89,41 @@ const schema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DB_POOL_MAX: integer(1, 200).default(10),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  CORS_ORIGINS: z
+    .string()
+    .transform((value) =>
+      value
+        .split(",")
+        .map((origin) => origin.trim())
+        .filter((origin) => origin !== ""),
+    )
+    .pipe(
+      z.array(
+        z
+          .string()
+          .refine(
+            isOrigin,
+            "must list origins such as https://tickets.example.com, comma-separated",
+          ),
+      ),
+    )
+    .default([]),
+  SERVE_WEB: flag.default(true),
+  WEB_DIR: z.string().min(1).optional(),
 });
+
+/** Whether a string is exactly an origin: scheme, host and optional port, nothing else. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+/** Where `npm run build:web` puts the web box office, relative to this file. */
+const DEFAULT_WEB_DIR = fileURLToPath(new URL("../../examples/web/dist", import.meta.url));
 
 /**
  * Parses the environment into a frozen {@link Config}, or throws a
@@ -146,5 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    corsOrigins: Object.freeze(e.CORS_ORIGINS),
+    webDir: e.SERVE_WEB ? path.resolve(base, e.WEB_DIR ?? DEFAULT_WEB_DIR) : undefined,
   });
 }

@@ -89,6 +89,34 @@ describe("loadConfig", () => {
     });
   });
 
+  describe("browser access", () => {
+    it("allows no other origin by default and serves the built web box office", () => {
+      const config = load({});
+      expect(config.corsOrigins).to.deep.equal([]);
+      expect(config.webDir).to.match(/examples[\\/]web[\\/]dist$/);
+    });
+
+    it("reads CORS_ORIGINS as a comma-separated list of exact origins", () => {
+      const config = load({ CORS_ORIGINS: "https://tickets.example.com, http://localhost:5173" });
+      expect(config.corsOrigins).to.deep.equal([
+        "https://tickets.example.com",
+        "http://localhost:5173",
+      ]);
+      expect(Object.isFrozen(config.corsOrigins)).to.equal(true);
+    });
+
+    it("refuses CORS_ORIGINS entries that are not bare origins", () => {
+      for (const bad of ["*", "tickets.example.com", "https://x.example/path", "ftp://x.example"]) {
+        expectConfigError({ CORS_ORIGINS: bad }, "CORS_ORIGINS");
+      }
+    });
+
+    it("serves no web files with SERVE_WEB=false, and resolves WEB_DIR against INIT_CWD", () => {
+      expect(load({ SERVE_WEB: "false" }).webDir).to.equal(undefined);
+      expect(load({ WEB_DIR: "site" }).webDir).to.equal(path.join(INIT_CWD, "site"));
+    });
+  });
+
   describe("production mode", () => {
     it("refuses DATABASE_URL without AUTH_MODE, naming AUTH_MODE", () => {
       const message = expectConfigError({ DATABASE_URL }, "AUTH_MODE");

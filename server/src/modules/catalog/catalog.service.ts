@@ -5,7 +5,7 @@ import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
 import { pageSize, requireCalendarDate, requireUuid } from "../../shared/validation.js";
 import { Concert } from "./concert.entity.js";
 import { ConcertDate } from "./concert-date.entity.js";
-import type { SeatState } from "./seat.entity.js";
+import { type SeatState, seatStateAt } from "./seat.entity.js";
 import { type SeatListing, SeatRepository } from "./seat.repository.js";
 
 /** Gives each use case its own EntityManager fork. */
@@ -202,6 +202,36 @@ export class CatalogService {
       limit + 1,
     );
     const seats = rows.slice(0, limit);
+    const last = seats.at(-1);
+    return {
+      seats,
+      nextPageToken: rows.length > limit && last ? encodePageToken({ n: last.number }) : "",
+    };
+  }
+
+  /** Lists one page of every seat of a date, with its state now, in seat-number order. */
+  async listSeats(
+    concertDateId: string,
+    size: number,
+    token: string,
+  ): Promise<{ seats: SeatView[]; nextPageToken: string }> {
+    requireUuid(concertDateId, "concert_date_id");
+    const limit = pageSize(size, 500, MAX_SEAT_PAGE);
+    const after = decodePageToken(token, { n: "number" });
+    const em = this.db.fork();
+    await this.dateFacts(em, concertDateId);
+    const now = this.clock.now();
+    const rows = await new SeatRepository(em).listAll(concertDateId, after?.n ?? 0, limit + 1);
+    const seats = rows.slice(0, limit).map(
+      (row): SeatView => ({
+        id: row.id,
+        concertDateId,
+        number: row.number,
+        grade: row.grade,
+        price: row.price,
+        state: seatStateAt(row.status, row.heldUntil, now),
+      }),
+    );
     const last = seats.at(-1);
     return {
       seats,

@@ -7,6 +7,12 @@ export type SeatStatus = "AVAILABLE" | "HELD" | "SOLD";
 /** Whether a seat can be booked at a given moment. */
 export type SeatState = "AVAILABLE" | "HELD" | "SOLD";
 
+/** A seat's state from its row at `now`: an expired hold counts as free. */
+export function seatStateAt(status: SeatStatus, heldUntil: Date | null, now: Date): SeatState {
+  if (status === "HELD" && heldUntil !== null && heldUntil <= now) return "AVAILABLE";
+  return status;
+}
+
 /**
  * One seat of one concert date: the row that is locked to decide who gets it.
  * Expiry is by time, not by a job: a hold whose `heldUntil` has passed is free
@@ -29,10 +35,7 @@ export class Seat {
 
   /** The seat's state at `now`, counting expired holds as free. */
   stateAt(now: Date): SeatState {
-    if (this.status === "HELD" && this.heldUntil !== null && this.heldUntil <= now) {
-      return "AVAILABLE";
-    }
-    return this.status;
+    return seatStateAt(this.status, this.heldUntil, now);
   }
 
   /** Holds the seat for a reservation, or throws `SEAT_UNAVAILABLE`. Call under the row lock. */

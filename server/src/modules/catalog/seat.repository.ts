@@ -1,6 +1,6 @@
 import { LockMode } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Seat } from "./seat.entity.js";
+import { Seat, type SeatStatus } from "./seat.entity.js";
 
 /** A bookable seat as listings show it: just what a seat map needs. */
 export interface SeatListing {
@@ -8,6 +8,12 @@ export interface SeatListing {
   readonly number: number;
   readonly grade: string;
   readonly price: bigint;
+}
+
+/** A seat row as a seat map needs it; its state follows from status and hold expiry. */
+export interface SeatRow extends SeatListing {
+  readonly status: SeatStatus;
+  readonly heldUntil: Date | null;
 }
 
 /**
@@ -39,6 +45,38 @@ export class SeatRepository {
   /** Finds a seat of a date by its number. */
   findSeatByNumber(concertDateId: string, number: number): Promise<Seat | null> {
     return this.em.findOne(Seat, { concertDateId, number });
+  }
+
+  /**
+   * Lists every seat of a date in number order, after `afterNumber`, with
+   * what decides its state: one ordered scan of `(concert_date_id, number)`.
+   */
+  async listAll(concertDateId: string, afterNumber: number, limit: number): Promise<SeatRow[]> {
+    const rows = await this.em.execute<
+      {
+        id: string;
+        number: number;
+        grade: string;
+        price: string;
+        status: SeatStatus;
+        held_until: Date | null;
+      }[]
+    >(
+      `select id, number, grade, price::text as price, status, held_until
+         from seat
+        where concert_date_id = ? and number > ?
+        order by number
+        limit ?`,
+      [concertDateId, afterNumber, limit],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      number: row.number,
+      grade: row.grade,
+      price: BigInt(row.price),
+      status: row.status,
+      heldUntil: row.held_until === null ? null : new Date(row.held_until),
+    }));
   }
 
   /**

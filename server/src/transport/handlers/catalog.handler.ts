@@ -5,6 +5,7 @@ import type {
   ListAvailableSeatsRequest,
   ListConcertDatesRequest,
   ListConcertsRequest,
+  ListSeatsRequest,
 } from "@stagedoor/sdk";
 import type { CatalogService } from "../../modules/catalog/catalog.service.js";
 import { toConcert, toConcertDate, toListedSeat, toSeat } from "../mappers/catalog.mapper.js";
@@ -33,6 +34,11 @@ export class CatalogHandler implements ServiceImpl<typeof CatalogApi> {
       seats: page.seats.map((seat) => toListedSeat(req.concertDateId, seat)),
       nextPageToken: page.nextPageToken,
     };
+  }
+
+  async listSeats(req: ListSeatsRequest) {
+    const page = await this.catalog.listSeats(req.concertDateId, req.pageSize, req.pageToken);
+    return { seats: page.seats.map(toSeat), nextPageToken: page.nextPageToken };
   }
 
   async getSeat(req: GetSeatRequest) {

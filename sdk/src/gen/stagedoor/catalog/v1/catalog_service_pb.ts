@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stagedoor/catalog/v1/catalog_service.proto.
  */
 export const file_stagedoor_catalog_v1_catalog_service: GenFile = /*@__PURE__*/
-  fileDesc("CipzdGFnZWRvb3IvY2F0YWxvZy92MS9jYXRhbG9nX3NlcnZpY2UucHJvdG8SFHN0YWdlZG9vci5jYXRhbG9nLnYxIjMKB0NvbmNlcnQSCgoCaWQYASABKAkSDQoFdGl0bGUYAiABKAkSDQoFdmVudWUYAyABKAkiowEKC0NvbmNlcnREYXRlEgoKAmlkGAEgASgJEhIKCmNvbmNlcnRfaWQYAiABKAkSDAoEZGF0ZRgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRhdmFpbGFibGVfc2VhdF9jb3VudBgFIAEoBRIYChB0b3RhbF9zZWF0X2NvdW50GAYgASgFIokBCgRTZWF0EgoKAmlkGAEgASgJEhcKD2NvbmNlcnRfZGF0ZV9pZBgCIAEoCRIOCgZudW1iZXIYAyABKAUSDQoFZ3JhZGUYBCABKAkSDQoFcHJpY2UYBSABKAMSLgoFc3RhdGUYBiABKA4yHy5zdGFnZWRvb3IuY2F0YWxvZy52MS5TZWF0U3RhdGUiPAoTTGlzdENvbmNlcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJgChRMaXN0Q29uY2VydHNSZXNwb25zZRIvCghjb25jZXJ0cxgBIAMoCzIdLnN0YWdlZG9vci5jYXRhbG9nLnYxLkNvbmNlcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KF0xpc3RDb25jZXJ0RGF0ZXNSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkiTAoYTGlzdENvbmNlcnREYXRlc1Jlc3BvbnNlEjAKBWRhdGVzGAEgAygLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUiWwoZTGlzdEF2YWlsYWJsZVNlYXRzUmVxdWVzdBIXCg9jb25jZXJ0X2RhdGVfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYAoaTGlzdEF2YWlsYWJsZVNlYXRzUmVzcG9uc2USKQoFc2VhdHMYASADKAsyGi5zdGFnZWRvb3IuY2F0YWxvZy52MS5TZWF0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCg5HZXRTZWF0UmVxdWVzdBIPCgdzZWF0X2lkGAEgASgJIjsKD0dldFNlYXRSZXNwb25zZRIoCgRzZWF0GAEgASgLMhouc3RhZ2Vkb29yLmNhdGFsb2cudjEuU2VhdCprCglTZWF0U3RhdGUSGgoWU0VBVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFFNFQVRfU1RBVEVfQVZBSUxBQkxFEAESEwoPU0VBVF9TVEFURV9IRUxEEAISEwoPU0VBVF9TVEFURV9TT0xEEAMyzwMKDkNhdGFsb2dTZXJ2aWNlEmoKDExpc3RDb25jZXJ0cxIpLnN0YWdlZG9vci5jYXRhbG9nLnYxLkxpc3RDb25jZXJ0c1JlcXVlc3QaKi5zdGFnZWRvb3IuY2F0YWxvZy52MS5MaXN0Q29uY2VydHNSZXNwb25zZSIDkAIBEnYKEExpc3RDb25jZXJ0RGF0ZXMSLS5zdGFnZWRvb3IuY2F0YWxvZy52MS5MaXN0Q29uY2VydERhdGVzUmVxdWVzdBouLnN0YWdlZG9vci5jYXRhbG9nLnYxLkxpc3RDb25jZXJ0RGF0ZXNSZXNwb25zZSIDkAIBEnwKEkxpc3RBdmFpbGFibGVTZWF0cxIvLnN0YWdlZG9vci5jYXRhbG9nLnYxLkxpc3RBdmFpbGFibGVTZWF0c1JlcXVlc3QaMC5zdGFnZWRvb3IuY2F0YWxvZy52MS5MaXN0QXZhaWxhYmxlU2VhdHNSZXNwb25zZSIDkAIBElsKB0dldFNlYXQSJC5zdGFnZWRvb3IuY2F0YWxvZy52MS5HZXRTZWF0UmVxdWVzdBolLnN0YWdlZG9vci5jYXRhbG9nLnYxLkdldFNlYXRSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CipzdGFnZWRvb3IvY2F0YWxvZy92MS9jYXRhbG9nX3NlcnZpY2UucHJvdG8SFHN0YWdlZG9vci5jYXRhbG9nLnYxIjMKB0NvbmNlcnQSCgoCaWQYASABKAkSDQoFdGl0bGUYAiABKAkSDQoFdmVudWUYAyABKAkiowEKC0NvbmNlcnREYXRlEgoKAmlkGAEgASgJEhIKCmNvbmNlcnRfaWQYAiABKAkSDAoEZGF0ZRgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRhdmFpbGFibGVfc2VhdF9jb3VudBgFIAEoBRIYChB0b3RhbF9zZWF0X2NvdW50GAYgASgFIokBCgRTZWF0EgoKAmlkGAEgASgJEhcKD2NvbmNlcnRfZGF0ZV9pZBgCIAEoCRIOCgZudW1iZXIYAyABKAUSDQoFZ3JhZGUYBCABKAkSDQoFcHJpY2UYBSABKAMSLgoFc3RhdGUYBiABKA4yHy5zdGFnZWRvb3IuY2F0YWxvZy52MS5TZWF0U3RhdGUiPAoTTGlzdENvbmNlcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJgChRMaXN0Q29uY2VydHNSZXNwb25zZRIvCghjb25jZXJ0cxgBIAMoCzIdLnN0YWdlZG9vci5jYXRhbG9nLnYxLkNvbmNlcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIi0KF0xpc3RDb25jZXJ0RGF0ZXNSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkiTAoYTGlzdENvbmNlcnREYXRlc1Jlc3BvbnNlEjAKBWRhdGVzGAEgAygLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUiWwoZTGlzdEF2YWlsYWJsZVNlYXRzUmVxdWVzdBIXCg9jb25jZXJ0X2RhdGVfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYAoaTGlzdEF2YWlsYWJsZVNlYXRzUmVzcG9uc2USKQoFc2VhdHMYASADKAsyGi5zdGFnZWRvb3IuY2F0YWxvZy52MS5TZWF0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJSChBMaXN0U2VhdHNSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJXChFMaXN0U2VhdHNSZXNwb25zZRIpCgVzZWF0cxgBIAMoCzIaLnN0YWdlZG9vci5jYXRhbG9nLnYxLlNlYXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKDkdldFNlYXRSZXF1ZXN0Eg8KB3NlYXRfaWQYASABKAkiOwoPR2V0U2VhdFJlc3BvbnNlEigKBHNlYXQYASABKAsyGi5zdGFnZWRvb3IuY2F0YWxvZy52MS5TZWF0KmsKCVNlYXRTdGF0ZRIaChZTRUFUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUU0VBVF9TVEFURV9BVkFJTEFCTEUQARITCg9TRUFUX1NUQVRFX0hFTEQQAhITCg9TRUFUX1NUQVRFX1NPTEQQAzKyBAoOQ2F0YWxvZ1NlcnZpY2USagoMTGlzdENvbmNlcnRzEikuc3RhZ2Vkb29yLmNhdGFsb2cudjEuTGlzdENvbmNlcnRzUmVxdWVzdBoqLnN0YWdlZG9vci5jYXRhbG9nLnYxLkxpc3RDb25jZXJ0c1Jlc3BvbnNlIgOQAgESdgoQTGlzdENvbmNlcnREYXRlcxItLnN0YWdlZG9vci5jYXRhbG9nLnYxLkxpc3RDb25jZXJ0RGF0ZXNSZXF1ZXN0Gi4uc3RhZ2Vkb29yLmNhdGFsb2cudjEuTGlzdENvbmNlcnREYXRlc1Jlc3BvbnNlIgOQAgESfAoSTGlzdEF2YWlsYWJsZVNlYXRzEi8uc3RhZ2Vkb29yLmNhdGFsb2cudjEuTGlzdEF2YWlsYWJsZVNlYXRzUmVxdWVzdBowLnN0YWdlZG9vci5jYXRhbG9nLnYxLkxpc3RBdmFpbGFibGVTZWF0c1Jlc3BvbnNlIgOQAgESYQoJTGlzdFNlYXRzEiYuc3RhZ2Vkb29yLmNhdGFsb2cudjEuTGlzdFNlYXRzUmVxdWVzdBonLnN0YWdlZG9vci5jYXRhbG9nLnYxLkxpc3RTZWF0c1Jlc3BvbnNlIgOQAgESWwoHR2V0U2VhdBIkLnN0YWdlZG9vci5jYXRhbG9nLnYxLkdldFNlYXRSZXF1ZXN0GiUuc3RhZ2Vkb29yLmNhdGFsb2cudjEuR2V0U2VhdFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Concert is a show that sells seats on one or more dates.
@@ -324,6 +324,69 @@ export const ListAvailableSeatsResponseSchema: GenMessage<ListAvailableSeatsResp
   messageDesc(file_stagedoor_catalog_v1_catalog_service, 8);
 
 /**
+ * ListSeatsRequest pages through every seat of one date.
+ *
+ * @generated from message stagedoor.catalog.v1.ListSeatsRequest
+ */
+export type ListSeatsRequest = Message<"stagedoor.catalog.v1.ListSeatsRequest"> & {
+  /**
+   * The date's id.
+   *
+   * @generated from field: string concert_date_id = 1;
+   */
+  concertDateId: string;
+
+  /**
+   * The maximum number of seats to return; 0 means 500, and the maximum is 5000.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of a previous call, or empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message stagedoor.catalog.v1.ListSeatsRequest.
+ * Use `create(ListSeatsRequestSchema)` to create a new message.
+ */
+export const ListSeatsRequestSchema: GenMessage<ListSeatsRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_catalog_v1_catalog_service, 9);
+
+/**
+ * ListSeatsResponse is one page of a date's seats.
+ *
+ * @generated from message stagedoor.catalog.v1.ListSeatsResponse
+ */
+export type ListSeatsResponse = Message<"stagedoor.catalog.v1.ListSeatsResponse"> & {
+  /**
+   * The seats of this page with their current state, in seat-number order.
+   *
+   * @generated from field: repeated stagedoor.catalog.v1.Seat seats = 1;
+   */
+  seats: Seat[];
+
+  /**
+   * The token of the next page, or empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message stagedoor.catalog.v1.ListSeatsResponse.
+ * Use `create(ListSeatsResponseSchema)` to create a new message.
+ */
+export const ListSeatsResponseSchema: GenMessage<ListSeatsResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_catalog_v1_catalog_service, 10);
+
+/**
  * GetSeatRequest asks for one seat.
  *
  * @generated from message stagedoor.catalog.v1.GetSeatRequest
@@ -342,7 +405,7 @@ export type GetSeatRequest = Message<"stagedoor.catalog.v1.GetSeatRequest"> & {
  * Use `create(GetSeatRequestSchema)` to create a new message.
  */
 export const GetSeatRequestSchema: GenMessage<GetSeatRequest> = /*@__PURE__*/
-  messageDesc(file_stagedoor_catalog_v1_catalog_service, 9);
+  messageDesc(file_stagedoor_catalog_v1_catalog_service, 11);
 
 /**
  * GetSeatResponse carries one seat.
@@ -363,7 +426,7 @@ export type GetSeatResponse = Message<"stagedoor.catalog.v1.GetSeatResponse"> & 
  * Use `create(GetSeatResponseSchema)` to create a new message.
  */
 export const GetSeatResponseSchema: GenMessage<GetSeatResponse> = /*@__PURE__*/
-  messageDesc(file_stagedoor_catalog_v1_catalog_service, 10);
+  messageDesc(file_stagedoor_catalog_v1_catalog_service, 12);
 
 /**
  * SeatState is whether a seat can be booked.
@@ -446,6 +509,17 @@ export const CatalogService: GenService<{
     methodKind: "unary";
     input: typeof ListAvailableSeatsRequestSchema;
     output: typeof ListAvailableSeatsResponseSchema;
+  },
+  /**
+   * ListSeats lists every seat of one date with its current state (available,
+   * held or sold), in seat-number order: what a seat map draws.
+   *
+   * @generated from rpc stagedoor.catalog.v1.CatalogService.ListSeats
+   */
+  listSeats: {
+    methodKind: "unary";
+    input: typeof ListSeatsRequestSchema;
+    output: typeof ListSeatsResponseSchema;
   },
   /**
    * GetSeat returns one seat and its current state.
