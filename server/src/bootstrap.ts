@@ -2,6 +2,7 @@ import path from "node:path";
 import { createApp } from "./app.js";
 import type { Config } from "./config.js";
 import { buildServices, type Services, settingsFromConfig } from "./container.js";
+import { createIntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
 import { seedDemoCatalog } from "./modules/catalog/demo-catalog.js";
 import { entities } from "./modules/entities.js";
@@ -91,10 +92,19 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       store = new RedisQueueStore(redis, settings.queue, config.redisKeyPrefix);
       pingStore = () => redis.ping();
     } else {
-      store = new MemoryQueueStore(settings.queue, {
+      const memory = new MemoryQueueStore(settings.queue, {
         persistPath: path.join(config.dataDir, "queue-state.json"),
       });
+      store = memory;
       pingStore = async () => undefined;
+      const checkpoints = createIntervalJob(
+        "queue-checkpoint",
+        2_000,
+        () => memory.checkpoint(),
+        logger,
+      );
+      checkpoints.start();
+      cleanups.push(() => checkpoints.stop());
       logger.info("waiting room kept in-process (set REDIS_URL to share it between instances)");
     }
     cleanups.push(() => store.close());

@@ -74,6 +74,36 @@ describe("MemoryQueueStore", () => {
       ]);
     });
 
+    it("checkpoints while running, so a crash without close() keeps the line", async () => {
+      const file = path.join(dir, "checkpointed.json");
+      const store = new MemoryQueueStore(LIMITS, { persistPath: file });
+      await store.checkpoint();
+      const empty = await stat(file).then(
+        () => true,
+        () => false,
+      );
+      expect(empty, "nothing happened yet, so nothing is written").to.equal(false);
+
+      await join(store, "ann");
+      const bob = await join(store, "bob");
+      await store.checkpoint();
+      const written = (await stat(file)).mtimeMs;
+      await store.checkpoint();
+      expect((await stat(file)).mtimeMs, "an idle checkpoint rewrites nothing").to.equal(written);
+
+      // The process "crashes": no close(). A new store reads the checkpoint.
+      const revived = new MemoryQueueStore(LIMITS, { persistPath: file });
+      const [a, b] = await Promise.all([
+        revived.lookup(`hash-${ids - 1}`, clock.ms(), false),
+        revived.lookup(`hash-${ids}`, clock.ms(), false),
+      ]);
+      expect(a?.state).to.equal("admitted");
+      expect([b?.state, b?.position]).to.deep.equal(["waiting", 1]);
+      expect(bob.snapshot.position).to.equal(1);
+      await revived.close();
+      await store.close();
+    });
+
     it("starts empty when the file does not exist yet", async () => {
       const store = new MemoryQueueStore(LIMITS, { persistPath: path.join(dir, "absent.json") });
       expect(await store.concerts()).to.deep.equal([]);

@@ -276,7 +276,8 @@ type PersistedState = z.infer<typeof persistedSchema>;
  * Positions are O(log n) (a Fenwick tree over arrival slots).
  *
  * With `persistPath` the line survives restarts: the constructor loads the
- * file and `close()` rewrites it atomically (mode 0600). It holds token ids
+ * file, `checkpoint()` (every few seconds) and `close()` rewrite it
+ * atomically (mode 0600). It holds token ids
  * and hashes only, never raw tokens. Only one process may use a file.
  */
 export class MemoryQueueStore implements QueueStore {
@@ -293,6 +294,11 @@ export class MemoryQueueStore implements QueueStore {
   private readonly drops = new MinHeap();
   /** Concerts whose waiting set shrank during the current call. */
   private readonly dirty = new Set<ConcertLine>();
+  /** Counts calls that may have changed the state, so idle checkpoints write nothing. */
+  private generation = 0;
+  private savedGeneration = 0;
+  /** Writes happen one after another, never interleaved. */
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(limits: QueueLimits, options: MemoryQueueStoreOptions = {}) {
     this.limits = limits;
@@ -442,9 +448,26 @@ export class MemoryQueueStore implements QueueStore {
   }
 
   async close(): Promise<void> {
-    if (this.persistPath !== undefined) {
-      await writeAtomically(this.persistPath, JSON.stringify(this.save()));
-    }
+    await this.write(true);
+  }
+
+  /**
+   * Writes the state to `persistPath` if anything may have changed since the
+   * last write. Called on an interval, so a crash (not just a clean restart)
+   * loses at most one interval of the line.
+   */
+  async checkpoint(): Promise<void> {
+    await this.write(false);
+  }
+
+  private async write(always: boolean): Promise<void> {
+    const target = this.persistPath;
+    if (target === undefined || (!always && this.generation === this.savedGeneration)) return;
+    const generation = this.generation;
+    const data = JSON.stringify(this.save());
+    this.writing = this.writing.then(() => writeAtomically(target, data));
+    await this.writing;
+    this.savedGeneration = generation;
   }
 
   /** One promotion step; the script's `promote`. */
@@ -579,6 +602,7 @@ export class MemoryQueueStore implements QueueStore {
 
   /** Forgets records whose grace period is over, as Redis TTLs would. */
   private sweep(now: number): void {
+    this.generation++;
     while ((this.drops.peekKey() ?? Number.POSITIVE_INFINITY) <= now) {
       const tokenId = this.drops.pop();
       const token = tokenId === undefined ? undefined : this.tokens.get(tokenId);
