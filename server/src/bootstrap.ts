@@ -4,17 +4,15 @@ import type { Config } from "./config.js";
 import { buildServices, type Services, settingsFromConfig } from "./container.js";
 import { createIntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
-import { seedDemoCatalog } from "./modules/catalog/demo-catalog.js";
+import { seedDemoCatalog } from "./modules/catalog/index.js";
 import { entities } from "./modules/entities.js";
 import {
   HmacUserVerifier,
   TrustUserVerifier,
   type UserVerifier,
-} from "./modules/identity/user-verifier.js";
-import { MemoryQueueStore } from "./modules/queue/memory-queue-store.js";
-import type { QueueStore } from "./modules/queue/queue-store.js";
-import { queueScripts } from "./modules/queue/redis-queue-scripts.js";
-import { RedisQueueStore } from "./modules/queue/redis-queue-store.js";
+} from "./modules/identity/index.js";
+import type { QueueStore } from "./modules/queue/index.js";
+import { MemoryQueueStore, queueScripts, RedisQueueStore } from "./modules/queue/index.js";
 import { startEmbeddedPostgres } from "./persistence/embedded-postgres.js";
 import { migrateUp, openOrm } from "./persistence/orm.js";
 import { loadOrCreateServerSecret } from "./persistence/server-secret.js";

@@ -2,16 +2,16 @@ import type { Config } from "./config.js";
 import { createBackgroundJobs } from "./jobs/background-jobs.js";
 import type { IntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
-import { CatalogService, type Database } from "./modules/catalog/catalog.service.js";
-import { TokenCodec } from "./modules/identity/token-codec.js";
-import type { UserVerifier } from "./modules/identity/user-verifier.js";
-import { PaymentsService } from "./modules/payments/payments.service.js";
-import { QueueService } from "./modules/queue/queue.service.js";
-import type { QueueLimits, QueueStore } from "./modules/queue/queue-store.js";
-import { QueueWatchHub, type WatchHubOptions } from "./modules/queue/queue-watch-hub.js";
-import { ReservationsService } from "./modules/reservations/reservations.service.js";
-import type { WalletLimits } from "./modules/wallet/wallet.service.js";
-import { WalletService } from "./modules/wallet/wallet.service.js";
+import { CatalogService } from "./modules/catalog/index.js";
+import type { UserVerifier } from "./modules/identity/index.js";
+import { TokenCodec } from "./modules/identity/index.js";
+import { PaymentsService } from "./modules/payments/index.js";
+import type { QueueLimits, QueueStore } from "./modules/queue/index.js";
+import { QueueService, QueueWatchHub, type WatchHubOptions } from "./modules/queue/index.js";
+import { ReservationsService } from "./modules/reservations/index.js";
+import type { WalletLimits } from "./modules/wallet/index.js";
+import { WalletService } from "./modules/wallet/index.js";
+import type { Database } from "./persistence/database.js";
 import type { Clock } from "./shared/clock.js";
 
 /** The rules' tunables, resolved from configuration. */

@@ -1,8 +1,8 @@
 import type { Logger } from "../logger.js";
-import type { Database } from "../modules/catalog/catalog.service.js";
-import { pruneRequestIds } from "../modules/idempotency/idempotency.repository.js";
-import type { QueueService } from "../modules/queue/queue.service.js";
-import type { ReservationsService } from "../modules/reservations/reservations.service.js";
+import { pruneRequestIds } from "../modules/idempotency/index.js";
+import type { QueueService } from "../modules/queue/index.js";
+import type { ReservationsService } from "../modules/reservations/index.js";
+import type { Database } from "../persistence/database.js";
 import type { Clock } from "../shared/clock.js";
 import { createIntervalJob, type IntervalJob } from "./interval-job.js";
 

@@ -1,6 +1,6 @@
 import { type ContextValues, createContextKey } from "@connectrpc/connect";
-import type { Principal } from "../modules/identity/principal.js";
-import type { Session } from "../modules/queue/queue.service.js";
+import type { Principal } from "../modules/identity/index.js";
+import type { Session } from "../modules/queue/index.js";
 
 /** The authenticated session of a call, set by the auth interceptor. */
 export const sessionKey = createContextKey<Session | undefined>(undefined, {

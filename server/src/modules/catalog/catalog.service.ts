@@ -1,4 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
@@ -7,11 +8,6 @@ import { Concert } from "./concert.entity.js";
 import { ConcertDate } from "./concert-date.entity.js";
 import { type SeatState, seatStateAt } from "./seat.entity.js";
 import { type SeatListing, SeatRepository } from "./seat.repository.js";
-
-/** Gives each use case its own EntityManager fork. */
-export interface Database {
-  fork(): EntityManager;
-}
 
 /** A concert date with how many seats can be booked right now. */
 export interface DateAvailability {

@@ -1,5 +1,5 @@
+import type { Database } from "../../persistence/database.js";
 import { newId } from "../../shared/ids.js";
-import type { Database } from "./catalog.service.js";
 import { Concert } from "./concert.entity.js";
 import { ConcertDate } from "./concert-date.entity.js";
 import { Seat } from "./seat.entity.js";

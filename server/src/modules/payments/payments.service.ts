@@ -1,16 +1,16 @@
 import type { Logger } from "../../logger.js";
+import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
-import type { CatalogService, Database } from "../catalog/catalog.service.js";
-import { SeatRepository } from "../catalog/seat.repository.js";
-import { claimRequestId } from "../idempotency/idempotency.repository.js";
-import { assertAdmitted, type Principal } from "../identity/principal.js";
-import { ReservationRepository } from "../reservations/reservation.repository.js";
-import type { ReservationView } from "../reservations/reservations.service.js";
-import { LedgerEntry } from "../wallet/ledger-entry.entity.js";
-import { WalletRepository } from "../wallet/wallet.repository.js";
+import type { CatalogService } from "../catalog/index.js";
+import { SeatRepository } from "../catalog/index.js";
+import { claimRequestId } from "../idempotency/index.js";
+import { assertAdmitted, type Principal } from "../identity/index.js";
+import type { ReservationView } from "../reservations/index.js";
+import { ReservationRepository } from "../reservations/index.js";
+import { LedgerEntry, WalletRepository } from "../wallet/index.js";
 import { Payment } from "./payment.entity.js";
 
 /** Ends a caller's admission once they have paid, freeing the slot for the next in line. */

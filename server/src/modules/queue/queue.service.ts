@@ -1,9 +1,7 @@
 import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
 import { requireUserId, requireUuid } from "../../shared/validation.js";
-import type { Principal } from "../identity/principal.js";
-import type { TokenCodec } from "../identity/token-codec.js";
-import type { UserVerifier } from "../identity/user-verifier.js";
+import type { Principal, TokenCodec, UserVerifier } from "../identity/index.js";
 import type { QueueLimits, QueueSnapshot, QueueStore } from "./queue-store.js";
 
 /** Where a queue token stands, as callers see it. */

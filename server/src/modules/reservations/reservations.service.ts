@@ -1,13 +1,14 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
 import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
-import type { CatalogService, Database } from "../catalog/catalog.service.js";
-import { SeatRepository } from "../catalog/seat.repository.js";
-import { claimRequestId } from "../idempotency/idempotency.repository.js";
-import { assertAdmitted, type Principal } from "../identity/principal.js";
+import type { CatalogService } from "../catalog/index.js";
+import { SeatRepository } from "../catalog/index.js";
+import { claimRequestId } from "../idempotency/index.js";
+import { assertAdmitted, type Principal } from "../identity/index.js";
 import { Reservation } from "./reservation.entity.js";
 import { ReservationRepository } from "./reservation.repository.js";
 

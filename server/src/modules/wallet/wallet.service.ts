@@ -1,11 +1,11 @@
+import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
 import { pageSize, requireRequestId } from "../../shared/validation.js";
-import type { Database } from "../catalog/catalog.service.js";
-import { claimRequestId } from "../idempotency/idempotency.repository.js";
-import type { Principal } from "../identity/principal.js";
+import { claimRequestId } from "../idempotency/index.js";
+import type { Principal } from "../identity/index.js";
 import { LedgerEntry } from "./ledger-entry.entity.js";
 import { WalletRepository } from "./wallet.repository.js";
 

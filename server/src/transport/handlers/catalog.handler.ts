@@ -7,7 +7,7 @@ import type {
   ListConcertsRequest,
   ListSeatsRequest,
 } from "@stagedoor/sdk";
-import type { CatalogService } from "../../modules/catalog/catalog.service.js";
+import type { CatalogService } from "../../modules/catalog/index.js";
 import { toConcert, toConcertDate, toListedSeat, toSeat } from "../mappers/catalog.mapper.js";
 
 /** The public catalog over Connect, gRPC and gRPC-Web. */

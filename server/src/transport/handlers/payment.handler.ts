@@ -4,7 +4,7 @@ import type {
   GetPaymentRequest,
   PaymentService as PaymentApi,
 } from "@stagedoor/sdk";
-import type { PaymentsService } from "../../modules/payments/payments.service.js";
+import type { PaymentsService } from "../../modules/payments/index.js";
 import { principalOf } from "../context.js";
 import { toPayment } from "../mappers/payment.mapper.js";
 import { toReservation } from "../mappers/reservation.mapper.js";

@@ -8,8 +8,7 @@ import type {
   QueueService as QueueApi,
   WatchQueueStatusResponseSchema,
 } from "@stagedoor/sdk";
-import type { QueueService } from "../../modules/queue/queue.service.js";
-import type { QueueWatchHub, WatchEvent } from "../../modules/queue/queue-watch-hub.js";
+import type { QueueService, QueueWatchHub, WatchEvent } from "../../modules/queue/index.js";
 import { bearerCredential } from "../bearer.js";
 import { principalOf, sessionOf } from "../context.js";
 import { toQueueStatus } from "../mappers/queue.mapper.js";

@@ -6,7 +6,7 @@ import type {
   ReleaseReservationRequest,
   ReservationService as ReservationApi,
 } from "@stagedoor/sdk";
-import type { ReservationsService } from "../../modules/reservations/reservations.service.js";
+import type { ReservationsService } from "../../modules/reservations/index.js";
 import { principalOf } from "../context.js";
 import { toReservation } from "../mappers/reservation.mapper.js";
 

@@ -5,7 +5,7 @@ import type {
   RechargeWalletRequest,
   WalletService as WalletApi,
 } from "@stagedoor/sdk";
-import type { WalletService } from "../../modules/wallet/wallet.service.js";
+import type { WalletService } from "../../modules/wallet/index.js";
 import { principalOf } from "../context.js";
 import { toLedgerEntry, toWallet } from "../mappers/wallet.mapper.js";
 

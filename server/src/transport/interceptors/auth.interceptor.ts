@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import type { QueueService } from "../../modules/queue/queue.service.js";
+import type { QueueService } from "../../modules/queue/index.js";
 import { bearerCredential } from "../bearer.js";
 import { sessionKey } from "../context.js";
 

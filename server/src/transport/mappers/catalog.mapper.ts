@@ -6,10 +6,13 @@ import {
   type SeatSchema,
   SeatState,
 } from "@stagedoor/sdk";
-import type { DateAvailability, SeatView } from "../../modules/catalog/catalog.service.js";
-import type { Concert } from "../../modules/catalog/concert.entity.js";
-import type { SeatState as DomainSeatState } from "../../modules/catalog/seat.entity.js";
-import type { SeatListing } from "../../modules/catalog/seat.repository.js";
+import type {
+  Concert,
+  DateAvailability,
+  SeatState as DomainSeatState,
+  SeatListing,
+  SeatView,
+} from "../../modules/catalog/index.js";
 
 const SEAT_STATES: Record<DomainSeatState, SeatState> = {
   AVAILABLE: SeatState.AVAILABLE,

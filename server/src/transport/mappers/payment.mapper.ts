@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type PaymentSchema, PaymentState } from "@stagedoor/sdk";
-import type { Payment } from "../../modules/payments/payment.entity.js";
+import type { Payment } from "../../modules/payments/index.js";
 
 /** Maps a payment to its API message. */
 export function toPayment(payment: Payment): MessageInitShape<typeof PaymentSchema> {

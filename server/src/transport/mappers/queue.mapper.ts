@@ -1,10 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type QueueStatusSchema, QueueTokenState } from "@stagedoor/sdk";
-import type {
-  QueueTokenState as DomainState,
-  QueueStatusView,
-} from "../../modules/queue/queue.service.js";
+import type { QueueTokenState as DomainState, QueueStatusView } from "../../modules/queue/index.js";
 
 const STATES: Record<DomainState, QueueTokenState> = {
   waiting: QueueTokenState.WAITING,

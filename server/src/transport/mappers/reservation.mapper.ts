@@ -1,8 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type ReservationSchema, ReservationState } from "@stagedoor/sdk";
-import type { ReservationStatus } from "../../modules/reservations/reservation.entity.js";
-import type { ReservationView } from "../../modules/reservations/reservations.service.js";
+import type { ReservationStatus, ReservationView } from "../../modules/reservations/index.js";
 
 const STATES: Record<ReservationStatus, ReservationState> = {
   HELD: ReservationState.HELD,

@@ -4,8 +4,8 @@ import { LedgerEntryKind, type LedgerEntrySchema, type WalletSchema } from "@sta
 import type {
   LedgerEntryKind as DomainKind,
   LedgerEntry,
-} from "../../modules/wallet/ledger-entry.entity.js";
-import type { WalletView } from "../../modules/wallet/wallet.service.js";
+  WalletView,
+} from "../../modules/wallet/index.js";
 
 const KINDS: Record<DomainKind, LedgerEntryKind> = {
   RECHARGE: LedgerEntryKind.RECHARGE,

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Services } from "../../container.js";
 import type { Logger } from "../../logger.js";
-import type { Principal } from "../../modules/identity/principal.js";
+import type { Principal } from "../../modules/identity/index.js";
 import { DomainError, type ErrorKind } from "../../shared/domain-error.js";
 import type { ErrorReason } from "../../shared/error-reasons.js";
 import { isUuid } from "../../shared/ids.js";

@@ -1,0 +1,12 @@
+/** The catalog: concerts, their dates and seats, and the seat row lock. */
+export {
+  CatalogService,
+  type DateAvailability,
+  MAX_SEAT_PAGE,
+  type SeatView,
+} from "./catalog.service.js";
+export { Concert, ConcertSchema } from "./concert.entity.js";
+export { ConcertDate, ConcertDateSchema } from "./concert-date.entity.js";
+export { seedDemoCatalog } from "./demo-catalog.js";
+export { Seat, SeatSchema, type SeatState, type SeatStatus, seatStateAt } from "./seat.entity.js";
+export { type SeatListing, SeatRepository, type SeatRow } from "./seat.repository.js";

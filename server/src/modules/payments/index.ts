@@ -1,0 +1,3 @@
+/** Payments from the prepaid balance. */
+export { Payment, PaymentSchema, type PaymentStatus } from "./payment.entity.js";
+export { type AdmissionEnder, type PaymentResult, PaymentsService } from "./payments.service.js";

@@ -1,0 +1,20 @@
+/** The waiting room: stores, rules, and the watch-stream fan-out. */
+export { MemoryQueueStore, type MemoryQueueStoreOptions } from "./memory-queue-store.js";
+export {
+  type ConcertDirectory,
+  QueueService,
+  type QueueStatusView,
+  type QueueTokenState,
+  type Session,
+} from "./queue.service.js";
+export type {
+  IssueInput,
+  IssueResult,
+  QueueLimits,
+  QueueSnapshot,
+  QueueStore,
+  StoredTokenState,
+} from "./queue-store.js";
+export { QueueWatchHub, type WatchEvent, type WatchHubOptions } from "./queue-watch-hub.js";
+export { type QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
+export { type QueueRedisClient, RedisQueueStore } from "./redis-queue-store.js";

@@ -1,0 +1,10 @@
+/** Prepaid balances and their ledger. */
+export { LedgerEntry, type LedgerEntryKind, LedgerEntrySchema } from "./ledger-entry.entity.js";
+export { Wallet, WalletSchema } from "./wallet.entity.js";
+export { WalletRepository } from "./wallet.repository.js";
+export {
+  type WalletLimits,
+  WalletService,
+  type WalletView,
+  walletAfter,
+} from "./wallet.service.js";
