@@ -31,6 +31,7 @@ export const ErrorReasons = [
   "CONCURRENT_UPDATE",
   "QUEUE_UNAVAILABLE",
   "SERVER_SHUTTING_DOWN",
+  "SERVER_BUSY",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */

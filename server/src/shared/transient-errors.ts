@@ -21,45 +21,23 @@ const UNAVAILABLE_SQL_STATES = new Set([
  */
 export function transientDomainError(error: unknown): DomainError | undefined {
   if (typeof error !== "object" || error === null) return undefined;
-  const state =
-    (error as { code?: unknown; sqlState?: unknown }).sqlState ??
-    (error as { code?: unknown }).code;
-  if (typeof state !== "string") {
-    const name = (error as { name?: unknown }).name;
-    if (name === "KnexTimeoutError") {
-      return new DomainError(
-        "unavailable",
-        "CONCURRENT_UPDATE",
-        "the server is busy; retry shortly",
-        {
-          retryAfterMs: 500,
-          cause: error,
-        },
-      );
-    }
-    return undefined;
-  }
-  if (RETRYABLE_SQL_STATES.has(state)) {
+  const { sqlState, code, name } = error as { sqlState?: unknown; code?: unknown; name?: unknown };
+  const state = sqlState ?? code;
+  if (typeof state === "string" && RETRYABLE_SQL_STATES.has(state)) {
     return new DomainError(
       "aborted",
       "CONCURRENT_UPDATE",
       "a concurrent change got in the way; retry",
-      {
-        retryAfterMs: 100,
-        cause: error,
-      },
+      { retryAfterMs: 100, cause: error },
     );
   }
-  if (UNAVAILABLE_SQL_STATES.has(state)) {
-    return new DomainError(
-      "unavailable",
-      "CONCURRENT_UPDATE",
-      "the server is busy; retry shortly",
-      {
-        retryAfterMs: 500,
-        cause: error,
-      },
-    );
+  const busy =
+    (typeof state === "string" && UNAVAILABLE_SQL_STATES.has(state)) || name === "KnexTimeoutError";
+  if (busy) {
+    return new DomainError("unavailable", "SERVER_BUSY", "the server is busy; retry shortly", {
+      retryAfterMs: 500,
+      cause: error,
+    });
   }
   return undefined;
 }

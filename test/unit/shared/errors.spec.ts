@@ -96,7 +96,7 @@ describe("domain errors", () => {
         const error = expectDomainError(
           transientDomainError({ code: state }),
           "unavailable",
-          "CONCURRENT_UPDATE",
+          "SERVER_BUSY",
         );
         expect(error.retryAfterMs).to.be.a("number").and.greaterThan(0);
       });
@@ -111,7 +111,7 @@ describe("domain errors", () => {
       const timeout = Object.assign(new Error("Knex: Timeout acquiring a connection"), {
         name: "KnexTimeoutError",
       });
-      expectDomainError(transientDomainError(timeout), "unavailable", "CONCURRENT_UPDATE");
+      expectDomainError(transientDomainError(timeout), "unavailable", "SERVER_BUSY");
     });
 
     for (const [name, value] of [
