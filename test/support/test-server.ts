@@ -50,6 +50,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     TOKEN_SECRET: randomBytes(32).toString("hex"),
     DB_POOL_MAX: "10",
     SHUTDOWN_TIMEOUT_MS: "2000",
+    // Tests that want the web box office's files pass WEB_DIR.
+    SERVE_WEB: options.env?.WEB_DIR ? "true" : "false",
     ...(useRedis && testRedisUrl ? { REDIS_URL: testRedisUrl, REDIS_KEY_PREFIX: keyPrefix } : {}),
     ...options.env,
   });
