@@ -2,6 +2,8 @@ import type { Logger } from "../logger.js";
 
 /** A background task that runs on a fixed interval and can be stopped cleanly. */
 export interface IntervalJob {
+  /** What the job does, as it appears in logs. */
+  readonly name: string;
   start(): void;
   /** Stops scheduling and waits for a run in progress to finish. */
   stop(): Promise<void>;
@@ -38,6 +40,7 @@ export function createIntervalJob(
   };
 
   return {
+    name,
     start() {
       timer ??= setInterval(() => void runOnce(), intervalMs);
       timer.unref();

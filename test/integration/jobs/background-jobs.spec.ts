@@ -1,0 +1,119 @@
+import { expect } from "chai";
+import { REQUEST_ID_RETENTION_MS } from "../../../server/src/jobs/background-jobs.js";
+import type { IntervalJob } from "../../../server/src/jobs/interval-job.js";
+import { must, ServiceHarness } from "../reservations/service-harness.js";
+
+const HOUR = 3_600_000;
+
+/**
+ * The jobs as the server runs them (built by buildServices): each run opens
+ * its own fork, and together they admit waiting users, tidy expired holds,
+ * and prune request ids only after the promised 24 hours.
+ */
+describe("background jobs on PostgreSQL", () => {
+  let h: ServiceHarness;
+  let requests = 0;
+
+  before(async () => {
+    h = await ServiceHarness.start({
+      QUEUE_MAX_ACTIVE: "1",
+      HOLD_TTL_SECONDS: "60",
+      // Admissions end quickly; waiting users never go idle in these tests.
+      TOKEN_TTL_SECONDS: "10",
+      QUEUE_IDLE_SECONDS: "3600",
+    });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  function job(name: string): IntervalJob {
+    const [admitter, sweeper, pruner] = h.services.jobs;
+    return must(
+      { "queue-admitter": admitter, "hold-sweeper": sweeper, "request-id-pruner": pruner }[name],
+    );
+  }
+
+  function requestId(): string {
+    requests += 1;
+    return `job-req-${requests}`;
+  }
+
+  it("admits the next user in line when a slot frees up (queue-admitter)", async () => {
+    const first = await h.services.queue.issueToken({
+      concertId: h.concertId,
+      userId: h.user("first"),
+      assertion: undefined,
+    });
+    const second = await h.services.queue.issueToken({
+      concertId: h.concertId,
+      userId: h.user("second"),
+      assertion: undefined,
+    });
+    expect([first.status.state, second.status.state]).to.deep.equal(["admitted", "waiting"]);
+    // The first admission expires by time; only the job notices and promotes.
+    h.clock.advance(first.status.expireTime.getTime() - h.clock.ms() + 1);
+    await job("queue-admitter").runOnce();
+    const session = await h.services.queue.authenticate(second.token);
+    expect(session.status.state).to.equal("admitted");
+    await h.services.queue.leave(session.principal);
+  });
+
+  it("marks every expired hold EXPIRED and frees its seat (hold-sweeper)", async () => {
+    const holders = [];
+    for (let i = 0; i < 3; i++) {
+      const wide = h.graph({ QUEUE_MAX_ACTIVE: "100", HOLD_TTL_SECONDS: "60" });
+      const caller = await h.admit(h.user(`sleeper-${i}`), { services: wide });
+      const seat = h.takeSeat();
+      const view = await wide.reservations.hold(caller.principal, {
+        seatId: seat.id,
+        requestId: requestId(),
+      });
+      holders.push({ view, seat });
+    }
+    h.clock.advance(61_000);
+    await job("hold-sweeper").runOnce();
+    for (const { view, seat } of holders) {
+      const [reservation] = await h.sql<{ status: string }>(
+        "select status from reservation where id = $1",
+        [view.reservation.id],
+      );
+      const [row] = await h.sql<{ status: string; reservation_id: string | null }>(
+        "select status, reservation_id from seat where id = $1",
+        [seat.id],
+      );
+      expect(reservation?.status).to.equal("EXPIRED");
+      expect([row?.status, row?.reservation_id]).to.deep.equal(["AVAILABLE", null]);
+    }
+  });
+
+  it("keeps request ids for the whole retention window and prunes them after (request-id-pruner)", async () => {
+    expect(REQUEST_ID_RETENTION_MS).to.be.at.least(24 * HOUR);
+    const now = h.clock.ms();
+    const ages = { fresh: HOUR, day: 25 * HOUR, stale: REQUEST_ID_RETENTION_MS + HOUR };
+    for (const [label, age] of Object.entries(ages)) {
+      await h.sql(
+        `insert into idempotency_key (user_id, request_id, operation, request_hash, result_id, created_at)
+         values ($1, $2, 'pay', 'h', gen_random_uuid(), $3)`,
+        ["pruned-user", label, new Date(now - age)],
+      );
+    }
+    await job("request-id-pruner").runOnce();
+    const left = await h.sql<{ request_id: string }>(
+      "select request_id from idempotency_key where user_id = 'pruned-user' order by request_id",
+    );
+    expect(left.map((row) => row.request_id)).to.deep.equal(["day", "fresh"]);
+  });
+
+  it("replays a recharge whose request id is a day old", async () => {
+    const wide = h.graph({ QUEUE_MAX_ACTIVE: "100" });
+    const caller = await h.admit(h.user("patient"), { services: wide });
+    const id = requestId();
+    const first = await wide.wallet.recharge(caller.principal, { amount: 5_000n, requestId: id });
+    h.clock.advance(25 * HOUR);
+    await job("request-id-pruner").runOnce();
+    const again = await wide.wallet.recharge(caller.principal, { amount: 5_000n, requestId: id });
+    expect(again.entry.id).to.equal(first.entry.id);
+    expect((await wide.wallet.get(caller.principal)).balance).to.equal(5_000n);
+  });
+});
