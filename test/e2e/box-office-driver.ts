@@ -1,6 +1,7 @@
 import path from "node:path";
 import { expect } from "chai";
 import type { Page, Route } from "playwright-core";
+import type { ScreenName } from "../../examples/web/src/app-state.js";
 import {
   type Lang,
   MESSAGES,
@@ -11,16 +12,7 @@ import {
 import { pollUntil } from "../rpc/rpc-kit.js";
 
 /** The screens of the web box office, as their sections' `data-screen` names. */
-export type ScreenName =
-  | "join"
-  | "queue"
-  | "admitted"
-  | "dates"
-  | "seat-map"
-  | "hold"
-  | "wallet"
-  | "pay"
-  | "ticket";
+export type { ScreenName };
 
 /** Chromium's own line for a response with an error status: expected when a call is refused on purpose. */
 const REFUSED_RESPONSE = /^Failed to load resource: the server responded with a status of 4\d\d/;

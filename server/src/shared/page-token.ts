@@ -39,3 +39,21 @@ export function decodePageToken<K extends Record<string, "string" | "number">>(
   }
   return record as { [P in keyof K]: K[P] extends "string" ? string : number };
 }
+
+/**
+ * Cuts one page from rows fetched with `limit + 1` (the extra row only says
+ * there is more) and derives the token of the next page from the page's last
+ * row. Every keyset listing ends this way.
+ */
+export function pageOf<T>(
+  rows: readonly T[],
+  limit: number,
+  keyOf: (last: T) => Record<string, string | number>,
+): { items: T[]; nextPageToken: string } {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return {
+    items,
+    nextPageToken: rows.length > limit && last !== undefined ? encodePageToken(keyOf(last)) : "",
+  };
+}

@@ -7,11 +7,6 @@ export const sessionKey = createContextKey<Session | undefined>(undefined, {
   description: "the caller's authenticated queue session",
 });
 
-/** The id that ties a call's log lines together. */
-export const requestIdKey = createContextKey<string>("", {
-  description: "the id of this call in the logs",
-});
-
 /**
  * The caller of a call that requires a token. The auth interceptor guarantees
  * it is set for every method outside its public list, so a missing session

@@ -2,7 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
-import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
+import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireCalendarDate, requireUuid } from "../../shared/validation.js";
 import { Concert } from "./concert.entity.js";
 import { ConcertDate } from "./concert-date.entity.js";
@@ -61,15 +61,8 @@ export class CatalogService {
         : {},
       { orderBy: { createdAt: "asc", id: "asc" }, limit: limit + 1 },
     );
-    const page = concerts.slice(0, limit);
-    const last = page.at(-1);
-    return {
-      concerts: page,
-      nextPageToken:
-        concerts.length > limit && last
-          ? encodePageToken({ t: last.createdAt.getTime(), id: last.id })
-          : "",
-    };
+    const page = pageOf(concerts, limit, (last) => ({ t: last.createdAt.getTime(), id: last.id }));
+    return { concerts: page.items, nextPageToken: page.nextPageToken };
   }
 
   /** The concert the seed's REST routes use: the first one created. */
@@ -189,20 +182,17 @@ export class CatalogService {
     const after = decodePageToken(token, { n: "number" });
     const em = this.db.fork();
     const date = await this.dateFacts(em, concertDateId);
+    const now = this.clock.now();
     // Nothing is bookable once the performance has started.
-    if (date.startsAt <= this.clock.now()) return { seats: [], nextPageToken: "" };
+    if (date.startsAt <= now) return { seats: [], nextPageToken: "" };
     const rows = await new SeatRepository(em).listBookable(
       concertDateId,
-      this.clock.now(),
+      now,
       after?.n ?? 0,
       limit + 1,
     );
-    const seats = rows.slice(0, limit);
-    const last = seats.at(-1);
-    return {
-      seats,
-      nextPageToken: rows.length > limit && last ? encodePageToken({ n: last.number }) : "",
-    };
+    const page = pageOf(rows, limit, (last) => ({ n: last.number }));
+    return { seats: page.items, nextPageToken: page.nextPageToken };
   }
 
   /** Lists one page of every seat of a date, with its state now, in seat-number order. */
@@ -218,20 +208,19 @@ export class CatalogService {
     await this.dateFacts(em, concertDateId);
     const now = this.clock.now();
     const rows = await new SeatRepository(em).listAll(concertDateId, after?.n ?? 0, limit + 1);
-    const seats = rows.slice(0, limit).map(
-      (row): SeatView => ({
-        id: row.id,
-        concertDateId,
-        number: row.number,
-        grade: row.grade,
-        price: row.price,
-        state: seatStateAt(row.status, row.heldUntil, now),
-      }),
-    );
-    const last = seats.at(-1);
+    const page = pageOf(rows, limit, (last) => ({ n: last.number }));
     return {
-      seats,
-      nextPageToken: rows.length > limit && last ? encodePageToken({ n: last.number }) : "",
+      seats: page.items.map(
+        (row): SeatView => ({
+          id: row.id,
+          concertDateId,
+          number: row.number,
+          grade: row.grade,
+          price: row.price,
+          state: seatStateAt(row.status, row.heldUntil, now),
+        }),
+      ),
+      nextPageToken: page.nextPageToken,
     };
   }
 

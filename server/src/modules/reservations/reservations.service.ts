@@ -3,7 +3,7 @@ import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
-import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
+import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
 import type { CatalogService } from "../catalog/index.js";
 import { SeatRepository } from "../catalog/index.js";
@@ -195,14 +195,13 @@ export class ReservationsService {
       limit + 1,
     );
     const now = this.clock.now();
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
+    const page = pageOf(rows, limit, (last) => ({ t: last.createdAt.getTime(), id: last.id }));
     return {
-      reservations: page.map((reservation) => ({ reservation, state: reservation.stateAt(now) })),
-      nextPageToken:
-        rows.length > limit && last
-          ? encodePageToken({ t: last.createdAt.getTime(), id: last.id })
-          : "",
+      reservations: page.items.map((reservation) => ({
+        reservation,
+        state: reservation.stateAt(now),
+      })),
+      nextPageToken: page.nextPageToken,
     };
   }
 

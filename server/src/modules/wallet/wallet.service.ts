@@ -2,7 +2,7 @@ import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
-import { decodePageToken, encodePageToken } from "../../shared/page-token.js";
+import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId } from "../../shared/validation.js";
 import { claimRequestId } from "../idempotency/index.js";
 import type { Principal } from "../identity/index.js";
@@ -106,12 +106,8 @@ export class WalletService {
       after?.v,
       limit + 1,
     );
-    const entries = rows.slice(0, limit);
-    const last = entries.at(-1);
-    return {
-      entries,
-      nextPageToken: rows.length > limit && last ? encodePageToken({ v: last.walletVersion }) : "",
-    };
+    const page = pageOf(rows, limit, (last) => ({ v: last.walletVersion }));
+    return { entries: page.items, nextPageToken: page.nextPageToken };
   }
 
   private checkAmount(amount: bigint): bigint {

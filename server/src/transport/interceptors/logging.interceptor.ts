@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../../logger.js";
-import { requestIdKey } from "../context.js";
 
 /**
  * Logs the outcome of every call under its request id (which the app's
@@ -12,7 +11,6 @@ import { requestIdKey } from "../context.js";
 export function createLoggingInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const requestId = req.header.get("x-request-id") ?? randomUUID();
-    req.contextValues.set(requestIdKey, requestId);
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const started = performance.now();
     const done = (error?: unknown) => {
