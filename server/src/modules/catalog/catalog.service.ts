@@ -1,4 +1,3 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
@@ -158,10 +157,10 @@ export class CatalogService {
   }
 
   /** A date's immutable facts, cached after the first read. */
-  async dateFacts(em: EntityManager, concertDateId: string): Promise<ConcertDate> {
+  async dateFacts(concertDateId: string): Promise<ConcertDate> {
     const cached = this.dateCache.get(concertDateId);
     if (cached) return cached;
-    const date = await em.findOne(ConcertDate, { id: concertDateId });
+    const date = await this.db.fork().findOne(ConcertDate, { id: concertDateId });
     if (!date) {
       throw new DomainError("not_found", "CONCERT_DATE_NOT_FOUND", "no concert date has that id", {
         metadata: { concert_date_id: concertDateId },
@@ -181,7 +180,7 @@ export class CatalogService {
     const limit = pageSize(size, 500, MAX_SEAT_PAGE);
     const after = decodePageToken(token, { n: "number" });
     const em = this.db.fork();
-    const date = await this.dateFacts(em, concertDateId);
+    const date = await this.dateFacts(concertDateId);
     const now = this.clock.now();
     // Nothing is bookable once the performance has started.
     if (date.startsAt <= now) return { seats: [], nextPageToken: "" };
@@ -205,7 +204,7 @@ export class CatalogService {
     const limit = pageSize(size, 500, MAX_SEAT_PAGE);
     const after = decodePageToken(token, { n: "number" });
     const em = this.db.fork();
-    await this.dateFacts(em, concertDateId);
+    await this.dateFacts(concertDateId);
     const now = this.clock.now();
     const rows = await new SeatRepository(em).listAll(concertDateId, after?.n ?? 0, limit + 1);
     const page = pageOf(rows, limit, (last) => ({ n: last.number }));
@@ -227,7 +226,7 @@ export class CatalogService {
   /** Lists every bookable seat number of a date (the seed's REST listing). */
   async listAllBookableSeats(concertDateId: string): Promise<SeatListing[]> {
     const em = this.db.fork();
-    const date = await this.dateFacts(em, concertDateId);
+    const date = await this.dateFacts(concertDateId);
     if (date.startsAt <= this.clock.now()) return [];
     return new SeatRepository(em).listBookable(
       concertDateId,

@@ -85,7 +85,7 @@ export class PaymentsService {
       }
       reservation.assertHeld(now);
       assertAdmitted(principal, now, reservation.concertId);
-      this.catalog.assertOnSale(await this.catalog.dateFacts(em, reservation.concertDateId), now);
+      this.catalog.assertOnSale(await this.catalog.dateFacts(reservation.concertDateId), now);
       if (amount !== reservation.price) {
         throw new DomainError(
           "invalid_argument",

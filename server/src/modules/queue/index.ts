@@ -15,6 +15,19 @@ export type {
   QueueStore,
   StoredTokenState,
 } from "./queue-store.js";
+export {
+  type DateChanges,
+  type DateChangesQuery,
+  type GateSeatState,
+  gateRefuses,
+  SEAT_ENTRY_TTL_MS,
+  SEAT_LOG_LIMIT,
+  type SeatChange,
+  type SeatGate,
+  type SeatGateEntry,
+  supersedes,
+} from "./seat-gate.js";
+export { SeatGateWriter } from "./seat-gate-writer.js";
 export { QueueWatchHub, type WatchEvent, type WatchHubOptions } from "./queue-watch-hub.js";
 export { type QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
 export { type QueueRedisClient, RedisQueueStore } from "./redis-queue-store.js";

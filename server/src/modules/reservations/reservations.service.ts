@@ -116,7 +116,7 @@ export class ReservationsService {
           metadata: { seat_id: seatId },
         });
       }
-      const date = await this.catalog.dateFacts(em, seat.concertDateId);
+      const date = await this.catalog.dateFacts(seat.concertDateId);
       assertAdmitted(principal, now, date.concertId);
       this.catalog.assertOnSale(date, now);
       const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
