@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -36,7 +37,16 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** The built web box office to serve at `/`, or undefined to serve none. */
   readonly webDir: string | undefined;
+  /**
+   * Server processes sharing the port (`WORKERS`, with `auto` already resolved
+   * to the CPU count). 1 means one process and no cluster; more needs Redis and
+   * an external PostgreSQL.
+   */
+  readonly workers: number;
 }
+
+/** The most server processes `WORKERS` may ask for. */
+export const MAX_WORKERS = 64;
 
 /** A configuration problem, named by the variable so operators can fix it. */
 export class ConfigError extends Error {
@@ -110,6 +120,15 @@ const schema = z.object({
     .default([]),
   SERVE_WEB: flag.default(true),
   WEB_DIR: z.string().min(1).optional(),
+  WORKERS: z
+    .string()
+    .refine(
+      (value) =>
+        value === "auto" ||
+        (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= MAX_WORKERS),
+      `must be a whole number from 1 to ${MAX_WORKERS}, or auto (one per CPU)`,
+    )
+    .default("1"),
 });
 
 /** Whether a string is exactly an origin: scheme, host and optional port, nothing else. */
@@ -125,12 +144,18 @@ function isOrigin(value: string): boolean {
 /** Where `npm run build:web` puts the web box office, relative to this file. */
 const DEFAULT_WEB_DIR = fileURLToPath(new URL("../../examples/web/dist", import.meta.url));
 
+/** What `WORKERS=auto` asks of the machine; tests pass their own. */
+export interface Machine {
+  /** How many CPUs this process may use (`os.availableParallelism()`). */
+  availableParallelism(): number;
+}
+
 /**
  * Parses the environment into a frozen {@link Config}, or throws a
  * {@link ConfigError} naming the first bad variable. This is the only place that
  * reads `process.env`. Empty variables count as unset.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machine = os): Config {
   const present = Object.fromEntries(
     Object.entries(env).filter(([key, value]) => key in schema.shape && value !== ""),
   );
@@ -161,6 +186,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.WALLET_MAX_RECHARGE > e.WALLET_MAX_BALANCE) {
     throw new ConfigError("WALLET_MAX_RECHARGE must not exceed WALLET_MAX_BALANCE");
   }
+  const workers = resolveWorkers(e.WORKERS, machine);
+  if (workers > 1) requireSharedState(e.WORKERS, workers, e);
 
   // npm runs workspace scripts inside the workspace folder; resolve relative
   // paths against the folder the user ran npm from, so `.data` lands where
@@ -187,5 +214,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     webDir: e.SERVE_WEB ? path.resolve(base, e.WEB_DIR ?? DEFAULT_WEB_DIR) : undefined,
+    workers,
   });
+}
+
+/** `auto` is one process per CPU this process may use (so 1 on a 1-CPU machine). */
+function resolveWorkers(value: string, machine: Machine): number {
+  if (value !== "auto") return Number(value);
+  const cpus = Math.floor(machine.availableParallelism());
+  return Math.min(MAX_WORKERS, Math.max(1, Number.isFinite(cpus) ? cpus : 1));
+}
+
+/**
+ * Several server processes must share the waiting room and the database: the
+ * in-process queue and the embedded PostgreSQL belong to one process only.
+ */
+function requireSharedState(
+  value: string,
+  workers: number,
+  e: { readonly REDIS_URL?: string | undefined; readonly DATABASE_URL?: string | undefined },
+): void {
+  const missing = [
+    e.REDIS_URL === undefined && {
+      variable: "REDIS_URL",
+      why: "the in-process waiting room cannot be shared between processes (each would keep its own line and its own admission limit)",
+    },
+    e.DATABASE_URL === undefined && {
+      variable: "DATABASE_URL",
+      why: "the embedded PostgreSQL is a single-process development convenience",
+    },
+  ].filter((entry) => entry !== false);
+  if (missing.length === 0) return;
+  const asked = value === "auto" ? `WORKERS=auto (${workers} CPUs)` : `WORKERS=${workers}`;
+  const variables = missing.map((m) => m.variable).join(" and ");
+  throw new ConfigError(
+    `${asked} runs ${workers} server processes and needs ${variables}: ` +
+      `${missing.map((m) => m.why).join(", and ")}. Set ${variables}, or WORKERS=1.`,
+  );
 }

@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { ConfigError, loadConfig } from "../../server/src/config.js";
@@ -9,13 +10,13 @@ const HMAC_SECRET = "s".repeat(32);
 const INIT_CWD = path.resolve("/srv/stagedoor-checkout");
 
 /** Loads a config from exactly these variables (never from the real environment). */
-function load(env: Record<string, string>) {
-  return loadConfig({ INIT_CWD, ...env });
+function load(env: Record<string, string>, cpus = 4) {
+  return loadConfig({ INIT_CWD, ...env }, { availableParallelism: () => cpus });
 }
 
 /** Asserts loading fails with a ConfigError whose message starts with `variable`. */
-function expectConfigError(env: Record<string, string>, variable: string): string {
-  const error = thrownBy(() => load(env));
+function expectConfigError(env: Record<string, string>, variable: string, cpus = 4): string {
+  const error = thrownBy(() => load(env, cpus));
   expect(error, String(error)).to.be.instanceOf(ConfigError);
   const message = (error as ConfigError).message;
   expect(message.startsWith(`${variable} `), message).to.equal(true);
@@ -38,6 +39,7 @@ describe("loadConfig", () => {
         queueIdleSeconds: 30,
         tokenSecret: undefined,
         logLevel: "info",
+        workers: 1,
       });
     });
 
@@ -151,6 +153,66 @@ describe("loadConfig", () => {
       expect(load({ SEED_DEMO: "0" }).seedDemo).to.equal(false);
       expect(load({ SEED_DEMO: "off" }).seedDemo).to.equal(false);
       expect(load({ SEED_DEMO: "true" }).seedDemo).to.equal(true);
+    });
+  });
+
+  describe("WORKERS", () => {
+    const shared = { DATABASE_URL, AUTH_MODE: "trust", REDIS_URL: "redis://cache.internal:6379/0" };
+
+    it("defaults to one process, which needs neither Redis nor an external database", () => {
+      expect(load({}).workers).to.equal(1);
+      expect(load({ WORKERS: "" }).workers).to.equal(1);
+      expect(load({ WORKERS: "1" }).workers).to.equal(1);
+    });
+
+    it("takes a whole number from 1 to 64 when Redis and PostgreSQL are shared", () => {
+      expect(load({ ...shared, WORKERS: "2" }).workers).to.equal(2);
+      expect(load({ ...shared, WORKERS: "64" }).workers).to.equal(64);
+    });
+
+    it("resolves auto to the CPUs this process may use, at most 64", () => {
+      expect(load({ ...shared, WORKERS: "auto" }, 4).workers).to.equal(4);
+      expect(load({ ...shared, WORKERS: "auto" }, 200).workers).to.equal(64);
+      expect(loadConfig({ ...shared, WORKERS: "auto" }).workers).to.equal(
+        Math.min(64, os.availableParallelism()),
+      );
+    });
+
+    it("treats auto on a 1-CPU machine as one process, with no Redis needed", () => {
+      const config = load({ WORKERS: "auto" }, 1);
+      expect(config.workers).to.equal(1);
+      expect(config.redisUrl).to.equal(undefined);
+      expect(config.databaseUrl).to.equal(undefined);
+    });
+
+    for (const bad of ["0", "65", "-1", "1.5", "two", "AUTO", " 2", "2 "]) {
+      it(`refuses WORKERS=${JSON.stringify(bad)}, saying what it takes`, () => {
+        const message = expectConfigError({ ...shared, WORKERS: bad }, "WORKERS");
+        expect(message).to.contain("1 to 64").and.to.contain("auto");
+      });
+    }
+
+    it("refuses several workers without REDIS_URL: the in-process line cannot be shared", () => {
+      const { REDIS_URL: _, ...noRedis } = shared;
+      const message = expectConfigError({ ...noRedis, WORKERS: "2" }, "WORKERS=2");
+      expect(message).to.contain("needs REDIS_URL");
+      expect(message).to.contain("in-process waiting room cannot be shared between processes");
+      expect(message).to.contain("or WORKERS=1");
+      expect(message).not.to.contain("DATABASE_URL");
+    });
+
+    it("refuses several workers on the embedded PostgreSQL", () => {
+      const message = expectConfigError({ REDIS_URL: shared.REDIS_URL, WORKERS: "3" }, "WORKERS=3");
+      expect(message).to.contain("needs DATABASE_URL");
+      expect(message).to.contain("embedded PostgreSQL is a single-process development convenience");
+      expect(message).not.to.contain("needs REDIS_URL");
+    });
+
+    it("names both variables when both are missing, and says what auto resolved to", () => {
+      const message = expectConfigError({ WORKERS: "auto" }, "WORKERS=auto", 8);
+      expect(message).to.contain("(8 CPUs)");
+      expect(message).to.contain("needs REDIS_URL and DATABASE_URL");
+      expect(message).to.contain("waiting room").and.to.contain("embedded PostgreSQL");
     });
   });
 
