@@ -1,14 +1,20 @@
+import cluster from "node:cluster";
 import { bootstrap } from "./bootstrap.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
+import { announceReady, superviseWorkers } from "./workers.js";
 
 /**
  * The process entry: read the configuration, start everything, and drain
  * cleanly on SIGTERM or SIGINT (stop accepting, end streams, finish in-flight
  * calls, close sessions, the pool, Redis and the embedded PostgreSQL).
+ *
+ * With WORKERS > 1 this same file runs as the primary, which only supervises
+ * (see workers.ts), and again in each worker, which serves exactly as a
+ * single process does and logs with its pid.
  */
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (error) {
@@ -18,7 +24,11 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const role = config.workers === 1 ? "single" : cluster.isPrimary ? "primary" : "worker";
+  const logger =
+    role === "single"
+      ? createLogger(config.logLevel)
+      : createLogger(config.logLevel).child({ pid: process.pid, role });
   // A bug that leaves a promise unhandled is logged, not allowed to take the
   // box office down mid-sale; a synchronous throw nobody caught leaves the
   // process in an unknown state, so that one still ends it.
@@ -29,16 +39,28 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, "uncaught exception; exiting");
     process.exit(1);
   });
+  const details = {
+    database: config.databaseUrl ? "external" : "embedded",
+    queue: config.redisUrl ? "redis" : "in-process",
+    auth: config.auth.mode,
+  };
+  if (role === "primary") {
+    superviseWorkers({
+      workers: config.workers,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+      logger,
+      details,
+    });
+    return;
+  }
+
   const server = await bootstrap(config, { logger });
-  logger.info(
-    {
-      url: server.url,
-      database: config.databaseUrl ? "external" : "embedded",
-      queue: config.redisUrl ? "redis" : "in-process",
-      auth: config.auth.mode,
-    },
-    `Stagedoor is serving on ${server.url}`,
-  );
+  if (role === "worker") {
+    logger.info({ url: server.url }, `worker serving on ${server.url}`);
+    announceReady(server.url);
+  } else {
+    logger.info({ url: server.url, ...details }, `Stagedoor is serving on ${server.url}`);
+  }
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
