@@ -112,6 +112,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
         ? new HmacUserVerifier(config.auth.secret)
         : new TrustUserVerifier();
     const services = buildServices({ db, store, tokenSecret, verifier, clock, logger, settings });
+    cleanups.push(() => services.seatGate.close());
 
     let draining = false;
     const probe = {

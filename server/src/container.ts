@@ -7,7 +7,12 @@ import type { UserVerifier } from "./modules/identity/index.js";
 import { TokenCodec } from "./modules/identity/index.js";
 import { PaymentsService } from "./modules/payments/index.js";
 import type { QueueLimits, QueueStore } from "./modules/queue/index.js";
-import { QueueService, QueueWatchHub, type WatchHubOptions } from "./modules/queue/index.js";
+import {
+  QueueService,
+  QueueWatchHub,
+  SeatGateWriter,
+  type WatchHubOptions,
+} from "./modules/queue/index.js";
 import { ReservationsService } from "./modules/reservations/index.js";
 import type { WalletLimits } from "./modules/wallet/index.js";
 import { WalletService } from "./modules/wallet/index.js";
@@ -60,6 +65,7 @@ export interface Services {
   readonly reservations: ReservationsService;
   readonly wallet: WalletService;
   readonly payments: PaymentsService;
+  readonly seatGate: SeatGateWriter;
   readonly jobs: readonly IntervalJob[];
 }
 
@@ -69,7 +75,9 @@ export interface Services {
  */
 export function buildServices(deps: ServiceDeps): Services {
   const { db, clock, logger, settings } = deps;
-  const catalog = new CatalogService(db, clock);
+  const catalog = new CatalogService(db, clock, deps.store.seats, logger);
+  // Writes committed seat changes to the gate kept in the queue's store.
+  const seatGate = new SeatGateWriter(deps.store.seats, clock, logger);
   const queue = new QueueService(
     deps.store,
     new TokenCodec(deps.tokenSecret),
@@ -79,9 +87,16 @@ export function buildServices(deps: ServiceDeps): Services {
     settings.queue,
   );
   const watchHub = new QueueWatchHub(queue, deps.store, clock, settings.watch, logger);
-  const reservations = new ReservationsService(db, catalog, clock, settings.holdTtlMs);
+  const reservations = new ReservationsService(
+    db,
+    catalog,
+    deps.store.seats,
+    seatGate,
+    clock,
+    settings.holdTtlMs,
+  );
   const wallet = new WalletService(db, clock, settings.wallet);
-  const payments = new PaymentsService(db, catalog, queue, clock, logger);
+  const payments = new PaymentsService(db, catalog, queue, seatGate, clock, logger);
   const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
-  return { catalog, queue, watchHub, reservations, wallet, payments, jobs };
+  return { catalog, queue, watchHub, reservations, wallet, payments, seatGate, jobs };
 }

@@ -2,6 +2,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import {
   CatalogService as CatalogApi,
   Health,
+  type HoldSeatRequest,
   PaymentService as PaymentApi,
   QueueService as QueueApi,
   ReservationService as ReservationApi,
@@ -14,6 +15,7 @@ import { PaymentHandler } from "./handlers/payment.handler.js";
 import { QueueHandler } from "./handlers/queue.handler.js";
 import { ReservationHandler } from "./handlers/reservation.handler.js";
 import { WalletHandler } from "./handlers/wallet.handler.js";
+import type { SeatOfCall } from "./interceptors/auth.interceptor.js";
 
 /** The Stagedoor services, by full name (what health checks may ask about). */
 export const STAGEDOOR_SERVICES = [
@@ -30,6 +32,21 @@ export const PUBLIC_METHODS: ReadonlySet<string> = new Set([
   ...CatalogApi.methods.map((m) => `${CatalogApi.typeName}/${m.name}`),
   ...Health.methods.map((m) => `${Health.typeName}/${m.name}`),
 ]);
+
+/**
+ * The seat a call is about, when the auth interceptor should read its gate
+ * entry with the token: a seat hold whose seat's facts are already in memory
+ * (the first hold of a seat in a process reads the gate separately, so that
+ * nothing reaches the database before the caller is authenticated).
+ */
+export function seatOfCall(catalog: Services["catalog"]): SeatOfCall {
+  const holdSeat = ReservationApi.method.holdSeat;
+  return (req) => {
+    if (req.method !== holdSeat) return undefined;
+    const seat = catalog.cachedSeat((req.message as HoldSeatRequest).seatId);
+    return seat && { dateId: seat.concertDateId, seatId: seat.id };
+  };
+}
 
 /** Registers every service with its handler. */
 export function createRoutes(services: Services, probe: ServingProbe) {

@@ -4,6 +4,7 @@ import {
   HmacUserVerifier,
   signUserAssertion,
 } from "../../../server/src/modules/identity/user-verifier.js";
+import { MemorySeatGate } from "../../../server/src/modules/queue/memory-seat-gate.js";
 import type { QueueStore } from "../../../server/src/modules/queue/queue-store.js";
 import { DomainError } from "../../../server/src/shared/domain-error.js";
 import {
@@ -391,6 +392,8 @@ describe("QueueService", () => {
     const broken: QueueStore = {
       issue: () => Promise.reject(failure),
       lookup: () => Promise.reject(failure),
+      lookupWithSeat: () => Promise.reject(failure),
+      seats: new MemorySeatGate(),
       snapshots: () => Promise.reject(failure),
       leave: () => Promise.reject(failure),
       complete: () => Promise.reject(failure),
@@ -418,6 +421,11 @@ describe("QueueService", () => {
       };
       expectUnavailable(await rejectionOf(f.issue("alice")));
       expectUnavailable(await rejectionOf(f.queue.authenticate(f.codec.tokenFor("t"))));
+      expectUnavailable(
+        await rejectionOf(
+          f.queue.authenticate(f.codec.tokenFor("t"), { dateId: "d", seatId: "s" }),
+        ),
+      );
       expectUnavailable(await rejectionOf(f.queue.refresh(principal, true)));
       expectUnavailable(await rejectionOf(f.queue.leave(principal)));
       expectUnavailable(await rejectionOf(f.queue.endAdmission(principal)));

@@ -43,6 +43,8 @@ class CountingStore {
     return {
       issue: (input) => inner.issue(input),
       lookup: (hash, now, touch) => inner.lookup(hash, now, touch),
+      lookupWithSeat: (hash, now, touch, seat) => inner.lookupWithSeat(hash, now, touch, seat),
+      seats: inner.seats,
       snapshots: (concertId, ids, now, touch) => {
         this.snapshots++;
         return inner.snapshots(concertId, ids, now, touch);

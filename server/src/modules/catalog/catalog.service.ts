@@ -1,12 +1,17 @@
+import type { Logger } from "../../logger.js";
 import type { Database } from "../../persistence/database.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireCalendarDate, requireUuid } from "../../shared/validation.js";
+import type { SeatGate } from "../queue/index.js";
 import { Concert } from "./concert.entity.js";
 import { ConcertDate } from "./concert-date.entity.js";
-import { type SeatState, seatStateAt } from "./seat.entity.js";
-import { type SeatListing, SeatRepository } from "./seat.repository.js";
+import type { Availability } from "./date-listing.js";
+import { DateSeats, type SeatFacts } from "./date-seats.js";
+import type { SeatState } from "./seat.entity.js";
+import { SeatRepository } from "./seat.repository.js";
+import { SeatListings } from "./seat-listings.js";
 
 /** A concert date with how many seats can be booked right now. */
 export interface DateAvailability {
@@ -15,30 +20,66 @@ export interface DateAvailability {
 }
 
 /** One seat with its state at the time of the read. */
-export interface SeatView {
-  readonly id: string;
-  readonly concertDateId: string;
-  readonly number: number;
-  readonly grade: string;
-  readonly price: bigint;
+export interface SeatView extends SeatFacts {
   readonly state: SeatState;
 }
 
-/** The most seats one listing call returns (the REST listing of a whole date included). */
+/** The most seats one listing call returns. */
 export const MAX_SEAT_PAGE = 5000;
 
+/** How long a concert's list of dates is reused before it is read again (ms). */
+const DATE_LIST_TTL_MS = 1000;
+
+/** Nothing is bookable: what a date whose performance has started lists. */
+const NOTHING_BOOKABLE: Availability = Object.freeze({ count: 0, blocks: Object.freeze([]) });
+
+function seatNotFound(seatId: string): DomainError {
+  return new DomainError("not_found", "SEAT_NOT_FOUND", "no seat has that id", {
+    metadata: { seat_id: seatId },
+  });
+}
+
 /**
- * What is on sale. Reads only; every read is one query. Concert dates never
- * change once created, so their facts are cached for the hot paths.
+ * What is on sale. Reads only.
+ *
+ * Catalog facts never change once created (a concert, its dates, a seat's
+ * date, number, grade and price: nothing in the server edits or deletes them),
+ * so they are cached in-process after their first read and the hot paths
+ * (issuing tokens, holding seats, the REST routes) never ask the database for
+ * them. Only positive answers are cached, so a concert or date created later
+ * is found on its first use. A concert's list of dates is re-read at most
+ * once a second, so a date added to a running sale appears within that time.
+ *
+ * Seat states come from {@link SeatListings}: built once per date and kept
+ * fresh from the seat gate, so a listing costs no query however many fans ask.
  */
 export class CatalogService {
-  private readonly dateCache = new Map<string, ConcertDate>();
+  private readonly dates = new Map<string, ConcertDate>();
+  private readonly datesByCalendar = new Map<string, ConcertDate>();
+  private readonly concertDates = new Map<string, { at: number; dates: ConcertDate[] }>();
   private readonly knownConcerts = new Set<string>();
+  private firstConcert: Concert | undefined;
+  /** Every loaded date's seats, and each seat's date. */
+  private readonly dateSeats = new Map<string, Promise<DateSeats>>();
+  private readonly seatDates = new Map<string, DateSeats>();
+  private readonly listings: SeatListings;
 
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
-  ) {}
+    gate: SeatGate,
+    logger: Logger,
+  ) {
+    this.listings = new SeatListings(
+      gate,
+      {
+        seats: (dateId) => this.seatsOf(dateId),
+        states: (dateId) => new SeatRepository(this.db.fork()).seatStates(dateId),
+      },
+      clock,
+      logger,
+    );
+  }
 
   /** Lists concerts in creation order, one page at a time. */
   async listConcerts(
@@ -64,8 +105,9 @@ export class CatalogService {
     return { concerts: page.items, nextPageToken: page.nextPageToken };
   }
 
-  /** The concert the seed's REST routes use: the first one created. */
+  /** The concert the seed's REST routes use: the first one created (cached once found). */
   async defaultConcert(): Promise<Concert> {
+    if (this.firstConcert !== undefined) return this.firstConcert;
     const em = this.db.fork();
     const [concert] = await em.find(
       Concert,
@@ -75,6 +117,7 @@ export class CatalogService {
     if (!concert) {
       throw new DomainError("not_found", "CONCERT_NOT_FOUND", "no concert is on sale");
     }
+    this.firstConcert = concert;
     return concert;
   }
 
@@ -98,49 +141,31 @@ export class CatalogService {
       });
     }
     const now = this.clock.now();
-    const rows = await this.db.fork().execute<
-      {
-        id: string;
-        concert_id: string;
-        date: string;
-        starts_at: Date;
-        total_seats: number;
-        available: number;
-      }[]
-    >(
-      `select d.id, d.concert_id, to_char(d.date, 'YYYY-MM-DD') as date, d.starts_at, d.total_seats,
-              (select count(*)::int from seat s
-                where s.concert_date_id = d.id
-                  and (s.status = 'AVAILABLE' or (s.status = 'HELD' and s.held_until <= ?))) as available
-         from concert_date d
-        where d.concert_id = ? and d.starts_at > ?
-        order by d.date`,
-      [now, concertId, now],
-    );
-    return rows
-      .filter((row) => row.available > 0)
-      .map((row) => ({
-        date: new ConcertDate(
-          row.id,
-          row.concert_id,
-          row.date,
-          new Date(row.starts_at),
-          row.total_seats,
-        ),
-        availableSeats: row.available,
-      }));
+    const upcoming = (await this.datesOf(concertId)).filter((date) => date.startsAt > now);
+    const listings = await this.listings.get(upcoming.map((date) => date.id));
+    const nowMs = now.getTime();
+    return upcoming
+      .map((date, i) => ({
+        date,
+        availableSeats: listings[i]?.availability(nowMs).count ?? 0,
+      }))
+      .filter((item) => item.availableSeats > 0);
   }
 
   /** Finds a concert's date by its calendar date (YYYY-MM-DD). */
   async findDate(concertId: string, calendarDate: string): Promise<ConcertDate> {
     requireCalendarDate(calendarDate);
+    const key = `${concertId}/${calendarDate}`;
+    const cached = this.datesByCalendar.get(key);
+    if (cached) return cached;
     const date = await this.db.fork().findOne(ConcertDate, { concertId, date: calendarDate });
     if (!date) {
       throw new DomainError("not_found", "CONCERT_DATE_NOT_FOUND", "no concert on that date", {
         metadata: { date: calendarDate },
       });
     }
-    this.dateCache.set(date.id, date);
+    this.dates.set(date.id, date);
+    this.datesByCalendar.set(key, date);
     return date;
   }
 
@@ -158,7 +183,7 @@ export class CatalogService {
 
   /** A date's immutable facts, cached after the first read. */
   async dateFacts(concertDateId: string): Promise<ConcertDate> {
-    const cached = this.dateCache.get(concertDateId);
+    const cached = this.dates.get(concertDateId);
     if (cached) return cached;
     const date = await this.db.fork().findOne(ConcertDate, { id: concertDateId });
     if (!date) {
@@ -166,8 +191,37 @@ export class CatalogService {
         metadata: { concert_date_id: concertDateId },
       });
     }
-    this.dateCache.set(date.id, date);
+    this.dates.set(date.id, date);
     return date;
+  }
+
+  /** A seat's immutable facts; throws `SEAT_NOT_FOUND`. Loads the seat's whole date once. */
+  async seatFacts(seatId: string): Promise<SeatFacts> {
+    const known = this.cachedSeat(seatId);
+    if (known) return known;
+    const dateId = await new SeatRepository(this.db.fork()).dateOfSeat(seatId);
+    if (dateId === null) throw seatNotFound(seatId);
+    const seats = await this.seatsOf(dateId);
+    const index = seats.indexOfId(seatId);
+    if (index < 0) throw seatNotFound(seatId);
+    return seats.at(index);
+  }
+
+  /** A seat's facts if they are already in memory (never touches the database). */
+  cachedSeat(seatId: string): SeatFacts | undefined {
+    const seats = this.seatDates.get(seatId);
+    return seats?.at(seats.indexOfId(seatId));
+  }
+
+  /** Finds a seat of a date by number, as the seed's REST routes address seats. */
+  async findSeat(concertDateId: string, seatNumber: number): Promise<SeatFacts> {
+    if (!Number.isSafeInteger(seatNumber) || seatNumber < 1) {
+      throw invalidField("seatNumber", "must be a positive whole number");
+    }
+    const seats = await this.seatsOf(concertDateId);
+    const index = seats.indexOfNumber(seatNumber);
+    if (index < 0) throw invalidField("seatNumber", "is not a seat of that date");
+    return seats.at(index);
   }
 
   /** Lists one page of a date's bookable seats in seat-number order. */
@@ -175,21 +229,16 @@ export class CatalogService {
     concertDateId: string,
     size: number,
     token: string,
-  ): Promise<{ seats: SeatListing[]; nextPageToken: string }> {
+  ): Promise<{ seats: SeatFacts[]; nextPageToken: string }> {
     requireUuid(concertDateId, "concert_date_id");
     const limit = pageSize(size, 500, MAX_SEAT_PAGE);
     const after = decodePageToken(token, { n: "number" });
-    const em = this.db.fork();
     const date = await this.dateFacts(concertDateId);
     const now = this.clock.now();
     // Nothing is bookable once the performance has started.
     if (date.startsAt <= now) return { seats: [], nextPageToken: "" };
-    const rows = await new SeatRepository(em).listBookable(
-      concertDateId,
-      now,
-      after?.n ?? 0,
-      limit + 1,
-    );
+    const [listing] = await this.listings.get([concertDateId]);
+    const rows = listing?.bookableAfter(after?.n ?? 0, limit + 1, now.getTime()) ?? [];
     const page = pageOf(rows, limit, (last) => ({ n: last.number }));
     return { seats: page.items, nextPageToken: page.nextPageToken };
   }
@@ -203,68 +252,66 @@ export class CatalogService {
     requireUuid(concertDateId, "concert_date_id");
     const limit = pageSize(size, 500, MAX_SEAT_PAGE);
     const after = decodePageToken(token, { n: "number" });
-    const em = this.db.fork();
     await this.dateFacts(concertDateId);
-    const now = this.clock.now();
-    const rows = await new SeatRepository(em).listAll(concertDateId, after?.n ?? 0, limit + 1);
-    const page = pageOf(rows, limit, (last) => ({ n: last.number }));
+    const [listing] = await this.listings.get([concertDateId]);
+    const rows = listing?.seatsAfter(after?.n ?? 0, limit + 1, this.clock.now().getTime()) ?? [];
+    const page = pageOf(rows, limit, (last) => ({ n: last.seat.number }));
     return {
-      seats: page.items.map(
-        (row): SeatView => ({
-          id: row.id,
-          concertDateId,
-          number: row.number,
-          grade: row.grade,
-          price: row.price,
-          state: seatStateAt(row.status, row.heldUntil, now),
-        }),
-      ),
+      seats: page.items.map(({ seat, state }) => ({ ...seat, state })),
       nextPageToken: page.nextPageToken,
     };
   }
 
-  /** Lists every bookable seat number of a date (the seed's REST listing). */
-  async listAllBookableSeats(concertDateId: string): Promise<SeatListing[]> {
-    const em = this.db.fork();
+  /**
+   * Every bookable seat of a date right now (the seed's REST listing). The
+   * result is reused, and so are its blocks, until a seat changes or a hold
+   * ends, so callers may memoise what they render from it by identity.
+   */
+  async availability(concertDateId: string): Promise<Availability> {
     const date = await this.dateFacts(concertDateId);
-    if (date.startsAt <= this.clock.now()) return [];
-    return new SeatRepository(em).listBookable(
-      concertDateId,
-      this.clock.now(),
-      0,
-      Math.max(date.totalSeats, 1),
-    );
+    const now = this.clock.now();
+    if (date.startsAt <= now) return NOTHING_BOOKABLE;
+    const [listing] = await this.listings.get([concertDateId]);
+    return listing?.availability(now.getTime()) ?? NOTHING_BOOKABLE;
   }
 
   /** One seat with its current state. */
   async getSeat(seatId: string): Promise<SeatView> {
     requireUuid(seatId, "seat_id");
-    const seat = await new SeatRepository(this.db.fork()).findSeat(seatId);
-    if (!seat) {
-      throw new DomainError("not_found", "SEAT_NOT_FOUND", "no seat has that id", {
-        metadata: { seat_id: seatId },
-      });
-    }
-    return {
-      id: seat.id,
-      concertDateId: seat.concertDateId,
-      number: seat.number,
-      grade: seat.grade,
-      price: seat.price,
-      state: seat.stateAt(this.clock.now()),
-    };
+    const seat = await this.seatFacts(seatId);
+    const [listing] = await this.listings.get([seat.concertDateId]);
+    const index = listing?.seats.indexOfId(seatId) ?? -1;
+    if (listing === undefined || index < 0) throw seatNotFound(seatId);
+    return { ...seat, state: listing.stateAt(index, this.clock.now().getTime()) };
   }
 
-  /** Finds a seat of a date by number, as the seed's REST routes address seats. */
-  async findSeatId(concertDateId: string, seatNumber: number): Promise<string> {
-    if (!Number.isSafeInteger(seatNumber) || seatNumber < 1) {
-      throw invalidField("seatNumber", "must be a positive whole number");
+  /** The seats of a date (loaded once, then shared). */
+  private seatsOf(concertDateId: string): Promise<DateSeats> {
+    let loading = this.dateSeats.get(concertDateId);
+    if (loading === undefined) {
+      loading = (async () => {
+        const rows = await new SeatRepository(this.db.fork()).seatFacts(concertDateId);
+        const seats = new DateSeats(concertDateId, rows);
+        for (const id of seats.ids) this.seatDates.set(id, seats);
+        return seats;
+      })();
+      // A failed load is not kept, so the next call tries again.
+      loading.catch(() => this.dateSeats.delete(concertDateId));
+      this.dateSeats.set(concertDateId, loading);
     }
-    const seat = await new SeatRepository(this.db.fork()).findSeatByNumber(
-      concertDateId,
-      seatNumber,
-    );
-    if (!seat) throw invalidField("seatNumber", "is not a seat of that date");
-    return seat.id;
+    return loading;
+  }
+
+  /** A concert's dates in date order, re-read at most once per {@link DATE_LIST_TTL_MS}. */
+  private async datesOf(concertId: string): Promise<ConcertDate[]> {
+    const now = this.clock.now().getTime();
+    const cached = this.concertDates.get(concertId);
+    if (cached !== undefined && now - cached.at < DATE_LIST_TTL_MS) return cached.dates;
+    const dates = await this.db
+      .fork()
+      .find(ConcertDate, { concertId }, { orderBy: { date: "asc" } });
+    for (const date of dates) this.dates.set(date.id, date);
+    this.concertDates.set(concertId, { at: now, dates });
+    return dates;
   }
 }

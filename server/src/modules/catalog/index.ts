@@ -7,6 +7,8 @@ export {
 } from "./catalog.service.js";
 export { Concert, ConcertSchema } from "./concert.entity.js";
 export { ConcertDate, ConcertDateSchema } from "./concert-date.entity.js";
+export type { Availability, AvailabilityBlock } from "./date-listing.js";
+export type { SeatFacts } from "./date-seats.js";
 export { seedDemoCatalog } from "./demo-catalog.js";
 export { Seat, SeatSchema, type SeatState, type SeatStatus, seatStateAt } from "./seat.entity.js";
-export { type SeatListing, SeatRepository, type SeatRow } from "./seat.repository.js";
+export { type LockedSeat, SeatRepository } from "./seat.repository.js";

@@ -9,7 +9,12 @@ export type SeatState = "AVAILABLE" | "HELD" | "SOLD";
 
 /** A seat's state from its row at `now`: an expired hold counts as free. */
 export function seatStateAt(status: SeatStatus, heldUntil: Date | null, now: Date): SeatState {
-  if (status === "HELD" && heldUntil !== null && heldUntil <= now) return "AVAILABLE";
+  return seatStateAtMs(status, heldUntil?.getTime() ?? 0, now.getTime());
+}
+
+/** {@link seatStateAt} on epoch milliseconds, for loops over many seats. */
+export function seatStateAtMs(status: SeatStatus, heldUntilMs: number, nowMs: number): SeatState {
+  if (status === "HELD" && heldUntilMs <= nowMs) return "AVAILABLE";
   return status;
 }
 
@@ -78,13 +83,17 @@ export class Seat {
     this.version += 1;
   }
 
-  /** Frees the seat if this reservation still holds it. Call under the row lock. */
-  release(reservationId: string): void {
-    if (this.reservationId !== reservationId || this.status !== "HELD") return;
+  /**
+   * Frees the seat if this reservation still holds it, and says whether it
+   * did. Call under the row lock.
+   */
+  release(reservationId: string): boolean {
+    if (this.reservationId !== reservationId || this.status !== "HELD") return false;
     this.status = "AVAILABLE";
     this.heldUntil = null;
     this.reservationId = null;
     this.version += 1;
+    return true;
   }
 }
 

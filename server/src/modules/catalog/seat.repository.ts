@@ -1,19 +1,51 @@
-import { LockMode } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { statement, type TxConnection } from "../../persistence/sql.js";
+import type { SeatStateRow } from "./date-listing.js";
+import type { SeatFactsRow } from "./date-seats.js";
 import { Seat, type SeatStatus } from "./seat.entity.js";
 
-/** A bookable seat as listings show it: just what a seat map needs. */
-export interface SeatListing {
+/** A seat row as the lock statements return it. */
+interface SeatLockRow {
   readonly id: string;
+  readonly concert_date_id: string;
   readonly number: number;
   readonly grade: string;
-  readonly price: bigint;
+  readonly price: string;
+  readonly status: SeatStatus;
+  readonly held_until_ms: number | null;
+  readonly reservation_id: string | null;
+  readonly version: number;
 }
 
-/** A seat row as a seat map needs it; its state follows from status and hold expiry. */
-export interface SeatRow extends SeatListing {
-  readonly status: SeatStatus;
-  readonly heldUntil: Date | null;
+/** A locked seat and the user whose reservation holds or bought it, if any. */
+export interface LockedSeat {
+  readonly seat: Seat;
+  readonly holder: string | null;
+}
+
+const SEAT_COLUMNS = `id, concert_date_id, number, grade, price::text as price, status,
+  (extract(epoch from held_until) * 1000)::float8 as held_until_ms, reservation_id, version`;
+
+const LOCK_SEAT = statement<SeatLockRow>(
+  "seat_lock",
+  `select ${SEAT_COLUMNS} from seat where id = $1 for update`,
+);
+
+const LOCK_SEAT_SKIP_LOCKED = statement<SeatLockRow & { holder: string | null }>(
+  "seat_lock_skip_locked",
+  `select ${SEAT_COLUMNS},
+          (select user_id from reservation r where r.id = seat.reservation_id) as holder
+     from seat where id = $1 for update of seat skip locked`,
+);
+
+/** A seat entity from its locked row. */
+function seatFromRow(row: SeatLockRow): Seat {
+  const seat = new Seat(row.id, row.concert_date_id, row.number, row.grade, BigInt(row.price));
+  seat.status = row.status;
+  seat.heldUntil = row.held_until_ms === null ? null : new Date(row.held_until_ms);
+  seat.reservationId = row.reservation_id;
+  seat.version = row.version;
+  return seat;
 }
 
 /**
@@ -24,17 +56,20 @@ export class SeatRepository {
   constructor(private readonly em: EntityManager) {}
 
   /**
-   * Locks a seat with `FOR UPDATE SKIP LOCKED`. Returns null when the seat does
-   * not exist or another transaction holds its row lock right now: in a rush,
-   * losers fail at once instead of queueing behind the winner's lock.
+   * Locks a seat with `FOR UPDATE SKIP LOCKED` (one round trip), with the user
+   * whose reservation is on it. Returns null when the seat does not exist or
+   * another transaction holds its row lock right now: in a rush, losers fail
+   * at once instead of queueing behind the winner's lock.
    */
-  lockSeatSkipLocked(seatId: string): Promise<Seat | null> {
-    return this.em.findOne(Seat, { id: seatId }, { lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE });
+  static async lockSeatSkipLocked(tx: TxConnection, seatId: string): Promise<LockedSeat | null> {
+    const row = await tx.one(LOCK_SEAT_SKIP_LOCKED, [seatId]);
+    return row === undefined ? null : { seat: seatFromRow(row), holder: row.holder };
   }
 
-  /** Locks a seat with `FOR UPDATE`, waiting for any other holder of the row lock. */
-  lockSeat(seatId: string): Promise<Seat | null> {
-    return this.em.findOne(Seat, { id: seatId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  /** Locks a seat with `FOR UPDATE`, waiting for any other holder of the row lock (one round trip). */
+  static async lockSeat(tx: TxConnection, seatId: string): Promise<Seat | null> {
+    const row = await tx.one(LOCK_SEAT, [seatId]);
+    return row === undefined ? null : seatFromRow(row);
   }
 
   /** Reads a seat without locking it. */
@@ -47,66 +82,37 @@ export class SeatRepository {
     return this.em.findOne(Seat, { concertDateId, number });
   }
 
-  /**
-   * Lists every seat of a date in number order, after `afterNumber`, with
-   * what decides its state: one ordered scan of `(concert_date_id, number)`.
-   */
-  async listAll(concertDateId: string, afterNumber: number, limit: number): Promise<SeatRow[]> {
-    const rows = await this.em.execute<
-      {
-        id: string;
-        number: number;
-        grade: string;
-        price: string;
-        status: SeatStatus;
-        held_until: Date | null;
-      }[]
-    >(
-      `select id, number, grade, price::text as price, status, held_until
-         from seat
-        where concert_date_id = ? and number > ?
-        order by number
-        limit ?`,
-      [concertDateId, afterNumber, limit],
-    );
-    return rows.map((row) => ({
-      id: row.id,
-      number: row.number,
-      grade: row.grade,
-      price: BigInt(row.price),
-      status: row.status,
-      heldUntil: row.held_until === null ? null : new Date(row.held_until),
-    }));
-  }
-
-  /**
-   * Lists a date's bookable seats in number order, after `afterNumber`: one
-   * ordered scan of the `(concert_date_id, number)` index, filtering sold
-   * seats and unexpired holds on the way, with no sort.
-   */
-  async listBookable(
-    concertDateId: string,
-    now: Date,
-    afterNumber: number,
-    limit: number,
-  ): Promise<SeatListing[]> {
-    const rows = await this.em.execute<
-      { id: string; number: number; grade: string; price: string }[]
-    >(
+  /** The fixed facts of every seat of a date, in number order (one query). */
+  seatFacts(concertDateId: string): Promise<SeatFactsRow[]> {
+    return this.em.execute<SeatFactsRow[]>(
       `select id, number, grade, price::text as price
          from seat
         where concert_date_id = ?
-          and (status = 'AVAILABLE' or (status = 'HELD' and held_until <= ?))
-          and number > ?
-        order by number
-        limit ?`,
-      [concertDateId, now, afterNumber, limit],
+        order by number`,
+      [concertDateId],
     );
-    return rows.map((row) => ({
-      id: row.id,
-      number: row.number,
-      grade: row.grade,
-      price: BigInt(row.price),
-    }));
+  }
+
+  /** The date a seat belongs to, or null when there is no such seat. */
+  async dateOfSeat(seatId: string): Promise<string | null> {
+    const [row] = await this.em.execute<{ concert_date_id: string }[]>(
+      "select concert_date_id from seat where id = ?",
+      [seatId],
+    );
+    return row?.concert_date_id ?? null;
+  }
+
+  /**
+   * What decides the state of every seat of a date (one scan of the date's
+   * rows), with hold expiry in epoch milliseconds.
+   */
+  seatStates(concertDateId: string): Promise<SeatStateRow[]> {
+    return this.em.execute<SeatStateRow[]>(
+      `select id, status, version,
+              (extract(epoch from held_until) * 1000)::float8 as held_until_ms
+         from seat
+        where concert_date_id = ?`,
+      [concertDateId],
+    );
   }
 }

@@ -10,12 +10,18 @@ export {
 export type {
   IssueInput,
   IssueResult,
+  LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
   QueueStore,
+  SeatRef,
   StoredTokenState,
 } from "./queue-store.js";
+export { QueueWatchHub, type WatchEvent, type WatchHubOptions } from "./queue-watch-hub.js";
+export { type QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
+export { type QueueRedisClient, RedisQueueStore } from "./redis-queue-store.js";
 export {
+  contiguous,
   type DateChanges,
   type DateChangesQuery,
   type GateSeatState,
@@ -28,6 +34,3 @@ export {
   supersedes,
 } from "./seat-gate.js";
 export { SeatGateWriter } from "./seat-gate-writer.js";
-export { QueueWatchHub, type WatchEvent, type WatchHubOptions } from "./queue-watch-hub.js";
-export { type QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
-export { type QueueRedisClient, RedisQueueStore } from "./redis-queue-store.js";

@@ -3,12 +3,15 @@ import { readFileSync } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { MemorySeatGate } from "./memory-seat-gate.js";
 import type {
   IssueInput,
   IssueResult,
+  LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
   QueueStore,
+  SeatRef,
   StoredTokenState,
 } from "./queue-store.js";
 
@@ -281,6 +284,8 @@ type PersistedState = z.infer<typeof persistedSchema>;
  * and hashes only, never raw tokens. Only one process may use a file.
  */
 export class MemoryQueueStore implements QueueStore {
+  /** The seat-state gate, in process like the line (it is never checkpointed). */
+  readonly seats = new MemorySeatGate();
   private readonly limits: QueueLimits;
   private readonly persistPath: string | undefined;
   private readonly tokens = new Map<string, TokenRecord>();
@@ -362,6 +367,16 @@ export class MemoryQueueStore implements QueueStore {
     if (touch) this.touch(token, now);
     this.flushDirty();
     return this.snapshot(token);
+  }
+
+  async lookupWithSeat(
+    tokenHash: string,
+    now: number,
+    touch: boolean,
+    seat: SeatRef,
+  ): Promise<LookupWithSeat> {
+    const snapshot = await this.lookup(tokenHash, now, touch);
+    return { snapshot, seat: this.seats.entry(seat.dateId, seat.seatId) };
   }
 
   async snapshots(

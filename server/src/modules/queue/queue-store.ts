@@ -1,3 +1,5 @@
+import type { SeatGate, SeatGateEntry } from "./seat-gate.js";
+
 /**
  * Where a token stands inside the store. `waiting`, `admitted` and
  * `completed` tokens authenticate; the others only explain why a token no
@@ -60,6 +62,18 @@ export interface IssueResult {
   readonly snapshot: QueueSnapshot;
 }
 
+/** A seat, named the way the gate keys it. */
+export interface SeatRef {
+  readonly dateId: string;
+  readonly seatId: string;
+}
+
+/** A token lookup together with one seat's gate entry, read at once. */
+export interface LookupWithSeat {
+  readonly snapshot: QueueSnapshot | null;
+  readonly seat: SeatGateEntry | null;
+}
+
 /**
  * The waiting room's state: an arrival-ordered line per concert, the set of
  * admitted users, and token records. Every method is atomic on its own and
@@ -82,6 +96,20 @@ export interface QueueStore {
    * reset. Returns `null` for unknown or dropped tokens.
    */
   lookup(tokenHash: string, now: number, touch: boolean): Promise<QueueSnapshot | null>;
+
+  /**
+   * {@link lookup} and {@link SeatGate.peek} of one seat in one round trip,
+   * so a seat hold is authenticated and gated at once.
+   */
+  lookupWithSeat(
+    tokenHash: string,
+    now: number,
+    touch: boolean,
+    seat: SeatRef,
+  ): Promise<LookupWithSeat>;
+
+  /** The seat-state gate kept next to the line (see seat-gate.ts). */
+  readonly seats: SeatGate;
 
   /**
    * Snapshots many tokens of one concert at once (for the watch streams),

@@ -2,7 +2,8 @@ import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
 import { requireUserId, requireUuid } from "../../shared/validation.js";
 import type { Principal, TokenCodec, UserVerifier } from "../identity/index.js";
-import type { QueueLimits, QueueSnapshot, QueueStore } from "./queue-store.js";
+import type { QueueLimits, QueueSnapshot, QueueStore, SeatRef } from "./queue-store.js";
+import type { SeatGateEntry } from "./seat-gate.js";
 
 /** Where a queue token stands, as callers see it. */
 export type QueueTokenState = "waiting" | "admitted" | "completed";
@@ -23,6 +24,11 @@ export interface QueueStatusView {
 export interface Session {
   readonly principal: Principal;
   readonly status: QueueStatusView;
+  /**
+   * The gate's entry for the seat the caller asked to authenticate with
+   * (null: the gate has none); undefined when no seat was asked about.
+   */
+  readonly seat?: SeatGateEntry | null;
 }
 
 /** Tells the queue which concerts exist, so nobody queues for a concert that doesn't. */
@@ -78,9 +84,11 @@ export class QueueService {
 
   /**
    * Turns a presented token into the caller's session. Every authenticated call
-   * counts as activity, so a waiting user who polls keeps their place.
+   * counts as activity, so a waiting user who polls keeps their place. With
+   * `seat`, the gate's entry for that seat is read in the same round trip
+   * (what a seat hold needs) and returned in `session.seat`.
    */
-  async authenticate(token: string | undefined): Promise<Session> {
+  async authenticate(token: string | undefined, seat?: SeatRef): Promise<Session> {
     if (token === undefined || token === "") {
       throw new DomainError("unauthenticated", "TOKEN_MISSING", "a queue token is required");
     }
@@ -88,8 +96,12 @@ export class QueueService {
       throw new DomainError("unauthenticated", "TOKEN_INVALID", "the queue token is not valid");
     }
     const now = this.clock.now().getTime();
-    const snapshot = await this.guard(() => this.store.lookup(this.codec.hash(token), now, true));
-    return this.session(snapshot);
+    const hash = this.codec.hash(token);
+    if (seat === undefined) {
+      return this.session(await this.guard(() => this.store.lookup(hash, now, true)));
+    }
+    const found = await this.guard(() => this.store.lookupWithSeat(hash, now, true, seat));
+    return { ...this.session(found.snapshot), seat: found.seat };
   }
 
   /** The live status of an authenticated caller's token, read again from the store. */

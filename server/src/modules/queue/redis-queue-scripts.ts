@@ -1,6 +1,13 @@
 import type { CommandParser } from "redis";
 import { defineScript } from "redis";
-import type { IssueInput, IssueResult, QueueLimits, QueueSnapshot } from "./queue-store.js";
+import type {
+  IssueInput,
+  IssueResult,
+  LookupWithSeat,
+  QueueLimits,
+  QueueSnapshot,
+} from "./queue-store.js";
+import { decodeSeatEntry, seatEntryKey, seatGateScripts } from "./redis-seat-gate.js";
 
 /**
  * What every queue script needs besides its own arguments: where its keys
@@ -213,16 +220,33 @@ flushDirty()
 return { 1, snapshot(load(tid)) }
 `;
 
+// The token lookup, shared by LOOKUP and LOOKUP_PEEK.
+const FIND_TOKEN = `
+local function findToken(hash, now, doTouch)
+  local tid = redis.call('GET', tKey(hash))
+  if not tid then return nil end
+  local r = load(tid)
+  if not r then return nil end
+  refresh(r, now)
+  if doTouch then touch(r, now) end
+  flushDirty()
+  return r
+end
+`;
+
 const LOOKUP = `
-local hash, now, doTouch = ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1'
-local tid = redis.call('GET', tKey(hash))
-if not tid then return false end
-local r = load(tid)
+local r = findToken(ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1')
 if not r then return false end
-refresh(r, now)
-if doTouch then touch(r, now) end
-flushDirty()
 return snapshot(r)
+`;
+
+// A lookup that also reads one seat's gate entry (ARGV[9] is its key, built by
+// redis-seat-gate.ts), so a hold is authenticated and gated in one round trip.
+const LOOKUP_PEEK = `
+local seat = redis.call('HMGET', ARGV[9], 'v', 's', 'u', 'o')
+local r = findToken(ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1')
+if not r then return { false, seat } end
+return { snapshot(r), seat }
 `;
 
 const SNAPSHOTS = `
@@ -365,7 +389,7 @@ export const queueScripts = {
   }),
   queueLookup: defineScript({
     NUMBER_OF_KEYS: 0,
-    SCRIPT: PRELUDE + LOOKUP,
+    SCRIPT: PRELUDE + FIND_TOKEN + LOOKUP,
     parseCommand(
       parser: CommandParser,
       context: QueueScriptContext,
@@ -377,6 +401,30 @@ export const queueScripts = {
       parser.push(tokenHash, String(now), touch ? "1" : "0");
     },
     transformReply: decodeSnapshot,
+  }),
+  queueLookupPeek: defineScript({
+    NUMBER_OF_KEYS: 0,
+    SCRIPT: PRELUDE + FIND_TOKEN + LOOKUP_PEEK,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      tokenHash: string,
+      now: number,
+      touch: boolean,
+      seat: { readonly dateId: string; readonly seatId: string },
+    ) {
+      pushContext(parser, context);
+      parser.push(
+        tokenHash,
+        String(now),
+        touch ? "1" : "0",
+        seatEntryKey(context.prefix, seat.dateId, seat.seatId),
+      );
+    },
+    transformReply(reply: unknown): LookupWithSeat {
+      if (!Array.isArray(reply) || reply.length !== 2) throw malformed("lookup with seat");
+      return { snapshot: decodeSnapshot(reply[0]), seat: decodeSeatEntry(reply[1]) };
+    },
   }),
   queueSnapshots: defineScript({
     NUMBER_OF_KEYS: 0,
@@ -429,4 +477,5 @@ export const queueScripts = {
     },
     transformReply: (reply: unknown): number => Number(reply),
   }),
+  ...seatGateScripts,
 };

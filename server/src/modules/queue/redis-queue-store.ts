@@ -2,11 +2,14 @@ import type { RedisClient } from "../../redis/redis-client.js";
 import type {
   IssueInput,
   IssueResult,
+  LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
   QueueStore,
+  SeatRef,
 } from "./queue-store.js";
 import type { QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
+import { RedisSeatGate } from "./redis-seat-gate.js";
 
 /** A Redis connection with the waiting room's scripts (`client.queueIssue(...)`, …). */
 export type QueueRedisClient = RedisClient<typeof queueScripts>;
@@ -26,10 +29,12 @@ const SNAPSHOT_CHUNK = 1000;
 export class RedisQueueStore implements QueueStore {
   private readonly client: QueueRedisClient;
   private readonly context: QueueScriptContext;
+  readonly seats: RedisSeatGate;
 
   constructor(client: QueueRedisClient, limits: QueueLimits, keyPrefix: string) {
     this.client = client;
     this.context = { prefix: keyPrefix, limits };
+    this.seats = new RedisSeatGate(client, keyPrefix);
   }
 
   issue(input: IssueInput): Promise<IssueResult> {
@@ -38,6 +43,15 @@ export class RedisQueueStore implements QueueStore {
 
   lookup(tokenHash: string, now: number, touch: boolean): Promise<QueueSnapshot | null> {
     return this.client.queueLookup(this.context, tokenHash, now, touch);
+  }
+
+  lookupWithSeat(
+    tokenHash: string,
+    now: number,
+    touch: boolean,
+    seat: SeatRef,
+  ): Promise<LookupWithSeat> {
+    return this.client.queueLookupPeek(this.context, tokenHash, now, touch, seat);
   }
 
   async snapshots(

@@ -38,7 +38,7 @@ export class SeatGateWriter {
   /** Records a committed change; never throws. */
   async record(dateId: string, change: SeatChange): Promise<void> {
     try {
-      await this.gate.record(dateId, change, this.clock.now().getTime());
+      await this.gate.record(dateId, change);
     } catch (error) {
       this.retryLater({ dateId, change, since: this.clock.now().getTime() }, error);
     }
@@ -49,9 +49,9 @@ export class SeatGateWriter {
    * {@link SeatGate.invalidate}); never throws. If it cannot, the change's own
    * record afterwards still frees the seat in the gate.
    */
-  async invalidate(seatId: string, seatVersion: number): Promise<void> {
+  async invalidate(dateId: string, seatId: string, seatVersion: number): Promise<void> {
     try {
-      await this.gate.invalidate(seatId, seatVersion);
+      await this.gate.invalidate(dateId, seatId, seatVersion);
     } catch (error) {
       this.noteFailure(error);
     }
@@ -82,7 +82,10 @@ export class SeatGateWriter {
   private noteFailure(error: unknown): void {
     if (this.failing) return;
     this.failing = true;
-    this.logger.warn({ err: error }, "seat gate unreachable; retrying its writes in the background");
+    this.logger.warn(
+      { err: error },
+      "seat gate unreachable; retrying its writes in the background",
+    );
   }
 
   private async flush(): Promise<void> {
@@ -97,7 +100,7 @@ export class SeatGateWriter {
         continue;
       }
       try {
-        await this.gate.record(entry.dateId, entry.change, now);
+        await this.gate.record(entry.dateId, entry.change);
         if (this.pending.get(seatId) === entry) this.pending.delete(seatId);
       } catch {
         return; // Still unreachable; the next tick tries again.

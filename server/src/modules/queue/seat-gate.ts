@@ -39,6 +39,12 @@ export interface SeatChange {
 
 /** The changes of one date's seats after a version a listing was built at. */
 export interface DateChanges {
+  /**
+   * Names the life of the date's change counter: it changes when the counter
+   * starts again (the gate lost its keys), so a listing built under another
+   * epoch must be rebuilt. "" when the gate has never seen a change.
+   */
+  readonly epoch: string;
   /** The date's change version now (0 when the gate has never seen a change). */
   readonly version: number;
   /**
@@ -60,21 +66,21 @@ export interface DateChangesQuery {
  * in-process store of the embedded default. Every method is atomic on its own.
  */
 export interface SeatGate {
-  /** The gate's entry for a seat, or null when it has none. */
-  peek(seatId: string): Promise<SeatGateEntry | null>;
+  /** The gate's entry for a seat of a date, or null when it has none. */
+  peek(dateId: string, seatId: string): Promise<SeatGateEntry | null>;
 
   /**
-   * Records a committed change if it is newer than what the gate has, and
-   * appends it to the date's change log. `now` (ms) stamps the log entry.
+   * Records a committed change of a seat of a date if it is newer than what
+   * the gate has, and appends it to the date's change log.
    */
-  record(dateId: string, change: SeatChange, now: number): Promise<void>;
+  record(dateId: string, change: SeatChange): Promise<void>;
 
   /**
    * Marks a seat as unknown (callers go to the database) before a change that
    * frees it is committed, so the gate can never keep refusing a seat whose
    * release it missed. Entries older than `seatVersion` are dropped too.
    */
-  invalidate(seatId: string, seatVersion: number): Promise<void>;
+  invalidate(dateId: string, seatId: string, seatVersion: number): Promise<void>;
 
   /** The change logs of several dates at once (one round trip). */
   changesSince(queries: readonly DateChangesQuery[]): Promise<DateChanges[]>;
@@ -99,6 +105,24 @@ export function gateRefuses(entry: SeatGateEntry | null, userId: string, now: nu
 }
 
 /** Whether `change` should replace `current` (only a newer row version does). */
-export function supersedes(change: { seatVersion: number }, current: SeatGateEntry | null): boolean {
+export function supersedes(
+  change: { seatVersion: number },
+  current: SeatGateEntry | null,
+): boolean {
   return current === null || change.seatVersion > current.seatVersion;
+}
+
+/**
+ * The changes if they are exactly those numbered `after + 1 … version`, or
+ * null when some are missing (trimmed from the log) and the asker must rebuild.
+ */
+export function contiguous<C extends { readonly n: number }>(
+  changes: readonly C[],
+  after: number,
+  version: number,
+): C[] | null {
+  if (version < after) return null;
+  if (version === after) return [];
+  if (changes.length !== version - after || changes[0]?.n !== after + 1) return null;
+  return [...changes];
 }

@@ -1,54 +1,191 @@
-import { LockMode } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Reservation } from "./reservation.entity.js";
+import { statement, type TxConnection } from "../../persistence/sql.js";
+import type { Seat } from "../catalog/index.js";
+import { Reservation, type ReservationStatus } from "./reservation.entity.js";
+
+/** A reservation row as the statements below select it. */
+interface ReservationRow {
+  readonly id: string;
+  readonly user_id: string;
+  readonly concert_id: string;
+  readonly concert_date_id: string;
+  readonly date: string;
+  readonly seat_id: string;
+  readonly seat_number: number;
+  readonly price: string;
+  readonly status: ReservationStatus;
+  readonly held_until_ms: number;
+  readonly created_at_ms: number;
+  readonly confirmed_at_ms: number | null;
+  readonly ended_at_ms: number | null;
+}
+
+const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8 as ${column}_ms`;
+
+const RESERVATION_COLUMNS = `id, user_id, concert_id, concert_date_id, to_char(date, 'YYYY-MM-DD') as date,
+  seat_id, seat_number, price::text as price, status, ${ms("held_until")}, ${ms("created_at")},
+  ${ms("confirmed_at")}, ${ms("ended_at")}`;
+
+const FIND = statement<ReservationRow>(
+  "reservation_find",
+  `select ${RESERVATION_COLUMNS} from reservation where id = $1`,
+);
+
+const LOCK = statement<ReservationRow>(
+  "reservation_lock",
+  `select ${RESERVATION_COLUMNS} from reservation where id = $1 for update`,
+);
+
+// At most one row: the one-hold-per-user index allows one HELD reservation.
+const LOCK_HELD_BY = statement<ReservationRow>(
+  "reservation_lock_held_by",
+  `select ${RESERVATION_COLUMNS} from reservation where user_id = $1 and status = 'HELD' for update`,
+);
+
+// Expires a hold whose time has passed and frees its seat if the seat is still
+// under that hold; both updates are compare-and-set on status and time.
+const EXPIRE = statement<never>(
+  "reservation_expire",
+  `with stale as (
+     update reservation set status = 'EXPIRED', ended_at = held_until
+      where id = $1 and status = 'HELD' and held_until <= $2
+     returning id, seat_id
+   )
+   update seat s set status = 'AVAILABLE', held_until = null, reservation_id = null,
+          version = s.version + 1
+     from stale
+    where s.id = stale.seat_id and s.reservation_id = stale.id
+      and s.status = 'HELD' and s.held_until <= $2`,
+);
+
+// Writes a new hold: the held seat (already locked) and its reservation.
+const INSERT_HOLD = statement<{ id: string }>(
+  "reservation_insert_hold",
+  `with held as (
+     update seat set status = 'HELD', held_until = $9, reservation_id = $1, version = $11
+      where id = $6
+     returning id
+   )
+   insert into reservation (id, user_id, concert_id, concert_date_id, date, seat_id, seat_number,
+                            price, status, held_until, created_at)
+   select $1, $2, $3, $4, $5::date, held.id, $7, $8, 'HELD', $9, $10 from held
+   returning id`,
+);
+
+// Writes a released hold and, when the hold was still on the seat ($9), the freed seat.
+const WRITE_RELEASE = statement<never>(
+  "reservation_write_release",
+  `with released as (
+     update reservation set status = $2, ended_at = $3 where id = $1 returning id
+   )
+   update seat set status = $5, held_until = $6, reservation_id = $7, version = $8
+    where id = $4 and $9::boolean and exists (select 1 from released)`,
+);
+
+/** A reservation entity from its row. */
+function reservationFromRow(row: ReservationRow): Reservation {
+  const reservation = new Reservation(
+    row.id,
+    row.user_id,
+    row.concert_id,
+    row.concert_date_id,
+    row.date,
+    row.seat_id,
+    row.seat_number,
+    BigInt(row.price),
+    new Date(row.held_until_ms),
+    new Date(row.created_at_ms),
+  );
+  reservation.status = row.status;
+  reservation.confirmedAt = row.confirmed_at_ms === null ? null : new Date(row.confirmed_at_ms);
+  reservation.endedAt = row.ended_at_ms === null ? null : new Date(row.ended_at_ms);
+  return reservation;
+}
 
 /**
  * Reservation queries. Method names say which lock they take. Lock order,
  * everywhere: request-id claim, then reservation rows, then the seat row, then
- * the wallet row.
+ * the wallet row. The static methods run inside a transaction, on its
+ * connection, as prepared statements (one round trip each); the instance
+ * methods are the ORM reads of the cold paths.
  */
 export class ReservationRepository {
   constructor(private readonly em: EntityManager) {}
 
+  /** Reads a reservation inside a transaction, without locking it. */
+  static async find(tx: TxConnection, reservationId: string): Promise<Reservation | null> {
+    const row = await tx.one(FIND, [reservationId]);
+    return row === undefined ? null : reservationFromRow(row);
+  }
+
   /** Locks a reservation with `FOR UPDATE`. */
-  lockReservation(reservationId: string): Promise<Reservation | null> {
-    return this.em.findOne(
-      Reservation,
-      { id: reservationId },
-      { lockMode: LockMode.PESSIMISTIC_WRITE },
-    );
+  static async lockReservation(
+    tx: TxConnection,
+    reservationId: string,
+  ): Promise<Reservation | null> {
+    const row = await tx.one(LOCK, [reservationId]);
+    return row === undefined ? null : reservationFromRow(row);
+  }
+
+  /** Locks the user's HELD reservation (expired or not) with `FOR UPDATE`, if there is one. */
+  static async lockHeldBy(tx: TxConnection, userId: string): Promise<Reservation | null> {
+    const row = await tx.one(LOCK_HELD_BY, [userId]);
+    return row === undefined ? null : reservationFromRow(row);
+  }
+
+  /**
+   * Marks a locked hold whose time has passed as EXPIRED and frees its seat
+   * (if the seat is still under it), so the one-hold-per-user index lets the
+   * user hold another seat. Takes the seat's row lock after the reservation's.
+   */
+  static async expireHold(tx: TxConnection, hold: Reservation, now: Date): Promise<void> {
+    await tx.all(EXPIRE, [hold.id, now]);
+  }
+
+  /** Writes a new hold: the seat (locked and changed by `seat.hold`) and its reservation. */
+  static async insertHold(tx: TxConnection, reservation: Reservation, seat: Seat): Promise<void> {
+    const inserted = await tx.one(INSERT_HOLD, [
+      reservation.id,
+      reservation.userId,
+      reservation.concertId,
+      reservation.concertDateId,
+      reservation.date,
+      seat.id,
+      seat.number,
+      String(reservation.price),
+      reservation.heldUntil,
+      reservation.createdAt,
+      seat.version,
+    ]);
+    if (inserted === undefined) throw new Error(`seat ${seat.id} vanished under its row lock`);
+  }
+
+  /**
+   * Writes a released hold (changed by `reservation.release`) and, when
+   * `seatFreed`, its seat (changed by `seat.release`), in one statement.
+   */
+  static async writeRelease(
+    tx: TxConnection,
+    reservation: Reservation,
+    seat: Seat,
+    seatFreed: boolean,
+  ): Promise<void> {
+    await tx.all(WRITE_RELEASE, [
+      reservation.id,
+      reservation.status,
+      reservation.endedAt,
+      seat.id,
+      seat.status,
+      seat.heldUntil,
+      seat.reservationId,
+      seat.version,
+      seatFreed,
+    ]);
   }
 
   /** Reads a reservation without locking it. */
   findReservation(reservationId: string): Promise<Reservation | null> {
     return this.em.findOne(Reservation, { id: reservationId });
-  }
-
-  /**
-   * Marks the user's own holds that have passed their expiry as EXPIRED and
-   * frees their seats, in one statement, so the one-hold-per-user index lets
-   * them hold a new seat. Both updates are compare-and-set on status and time;
-   * a seat someone else has taken since keeps its new hold. Locks reservation
-   * rows before seat rows, like every other transaction. Returns how many
-   * holds it expired.
-   */
-  async expireOwnStaleHolds(userId: string, now: Date): Promise<number> {
-    const [row] = await this.em.execute<{ count: number }[]>(
-      `with stale as (
-         update reservation set status = 'EXPIRED', ended_at = held_until
-          where user_id = ? and status = 'HELD' and held_until <= ?
-         returning id, seat_id
-       ), freed as (
-         update seat s set status = 'AVAILABLE', held_until = null, reservation_id = null,
-                version = s.version + 1
-           from stale
-          where s.id = stale.seat_id and s.reservation_id = stale.id
-            and s.status = 'HELD' and s.held_until <= ?
-       )
-       select count(*)::int as count from stale`,
-      [userId, now, now],
-    );
-    return row?.count ?? 0;
   }
 
   /** One page of a user's reservations, newest first. */

@@ -1,14 +1,22 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { Database } from "../../persistence/database.js";
+import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
-import type { CatalogService } from "../catalog/index.js";
+import type { CatalogService, Seat, SeatFacts } from "../catalog/index.js";
 import { SeatRepository } from "../catalog/index.js";
 import { claimRequestId } from "../idempotency/index.js";
 import { assertAdmitted, type Principal } from "../identity/index.js";
+import {
+  gateRefuses,
+  type SeatChange,
+  type SeatGate,
+  type SeatGateEntry,
+  type SeatGateWriter,
+} from "../queue/index.js";
 import { Reservation } from "./reservation.entity.js";
 import { ReservationRepository } from "./reservation.repository.js";
 
@@ -32,12 +40,16 @@ function notFound(reservationId: string): DomainError {
 /**
  * Seat holds. A hold is decided on the seat's row lock, recorded with an
  * explicit `held_until`, and expires by time alone; the sweeper only tidies
- * up afterwards.
+ * up afterwards. Attempts the seat gate knows cannot win are refused before
+ * any transaction, and every committed change is written to the gate before
+ * the caller hears of it.
  */
 export class ReservationsService {
   constructor(
     private readonly db: Database,
     private readonly catalog: CatalogService,
+    private readonly gate: SeatGate,
+    private readonly gateWriter: SeatGateWriter,
     private readonly clock: Clock,
     private readonly holdTtlMs: number,
   ) {}
@@ -45,130 +57,151 @@ export class ReservationsService {
   /**
    * Holds a seat for an admitted caller, at most one per user; retrying with
    * the same request id replays the first result.
+   *
+   * `peeked` is the seat's gate entry if the caller's authentication already
+   * read it (the transport does, in the same round trip); otherwise the gate
+   * is read here. A seat the gate knows is sold, or held by someone else until
+   * a time still ahead, is refused at once with no transaction. Anything else
+   * goes to the database, which alone decides a win: one transaction of six
+   * round trips (BEGIN, request-id claim, the caller's own hold locked,
+   * the seat locked with SKIP LOCKED, one write, COMMIT), with every check that
+   * needs no lock (admission, concert, sale window, one hold per user) made
+   * before the seat's row lock is taken, so only a likely winner ever holds it.
    */
   async hold(
     principal: Principal,
     input: { seatId: string; requestId: string },
+    peeked?: SeatGateEntry | null,
   ): Promise<ReservationView> {
     const seatId = requireUuid(input.seatId, "seat_id");
     const requestId = requireRequestId(input.requestId);
+    const seat = await this.catalog.seatFacts(seatId);
     const now = this.clock.now();
-    try {
-      return await this.tryHold(principal, seatId, requestId, now);
-    } catch (error) {
-      if (!isOneHoldPerUserViolation(error)) throw error;
-      // The caller already has a HELD row. If it is merely stale (expired by
-      // time, not yet swept), tidy it and try once more; checking only here
-      // keeps that statement off every other hold.
-      const expired = await this.db
-        .fork()
-        .transactional((em) =>
-          new ReservationRepository(em).expireOwnStaleHolds(principal.userId, now),
-        );
-      if (expired > 0) {
-        try {
-          return await this.tryHold(principal, seatId, requestId, now);
-        } catch (retryError) {
-          if (!isOneHoldPerUserViolation(retryError)) throw retryError;
-        }
-      }
-      throw new DomainError(
-        "failed_precondition",
-        "HOLD_LIMIT_REACHED",
-        "you already hold a seat; pay for it or release it first",
-      );
-    }
-  }
-
-  /**
-   * One attempt at a hold, in one transaction: claim the request id, lock the
-   * seat with SKIP LOCKED (so rush losers fail at once), check it is free, and
-   * record the hold and the reservation. The hold never outlives the caller's
-   * admission. The one-hold-per-user index decides at commit.
-   */
-  private async tryHold(
-    principal: Principal,
-    seatId: string,
-    requestId: string,
-    now: Date,
-  ): Promise<ReservationView> {
+    const entry = peeked !== undefined ? peeked : await this.peek(seat);
+    if (gateRefuses(entry, principal.userId, now.getTime())) throw seatUnavailable(seatId);
+    const date = await this.catalog.dateFacts(seat.concertDateId);
     const reservationId = newId();
-    const reservation = await this.db.fork().transactional(async (em) => {
-      const claim = await claimRequestId(
-        em,
-        { userId: principal.userId, requestId, operation: "hold", params: [seatId] },
-        reservationId,
-        now,
-      );
-      if (claim.kind === "replay") {
-        const first = await new ReservationRepository(em).findReservation(claim.resultId);
-        if (!first) throw notFound(claim.resultId);
-        return first;
-      }
-      assertAdmitted(principal, now);
-      const seats = new SeatRepository(em);
-      const seat = await seats.lockSeatSkipLocked(seatId);
-      if (!seat) {
-        // Either there is no such seat, or someone else is taking it this
-        // very moment; an unlocked read tells which.
-        if (await seats.findSeat(seatId)) throw seatUnavailable(seatId);
-        throw new DomainError("not_found", "SEAT_NOT_FOUND", "no seat has that id", {
-          metadata: { seat_id: seatId },
-        });
-      }
-      const date = await this.catalog.dateFacts(seat.concertDateId);
-      assertAdmitted(principal, now, date.concertId);
-      this.catalog.assertOnSale(date, now);
-      const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
-      const heldUntil = new Date(Math.min(now.getTime() + this.holdTtlMs, admissionEnd));
-      seat.hold(reservationId, heldUntil, now);
-      const created = new Reservation(
-        reservationId,
-        principal.userId,
-        date.concertId,
-        date.id,
-        date.date,
-        seat.id,
-        seat.number,
-        seat.price,
-        heldUntil,
-        now,
-      );
-      em.persist(created);
-      return created;
-    });
+    // What the locked seat row said when it was not free, for the gate.
+    let observed: SeatChange | undefined;
+    let outcome: { reservation: Reservation; seatVersion?: number };
+    try {
+      outcome = await this.db.fork().transactional(async (em) => {
+        const tx = await TxConnection.of(em);
+        const claim = await claimRequestId(
+          tx,
+          { userId: principal.userId, requestId, operation: "hold", params: [seatId] },
+          reservationId,
+          now,
+        );
+        if (claim.kind === "replay") {
+          const first = await ReservationRepository.find(tx, claim.resultId);
+          if (!first) throw notFound(claim.resultId);
+          return { reservation: first };
+        }
+        assertAdmitted(principal, now, date.concertId);
+        this.catalog.assertOnSale(date, now);
+        const own = await ReservationRepository.lockHeldBy(tx, principal.userId);
+        if (own !== null) {
+          if (own.stateAt(now) === "HELD") throw holdLimitReached(own.id);
+          // Expired by time but not swept yet: tidy it so the user may hold again.
+          await ReservationRepository.expireHold(tx, own, now);
+        }
+        const locked = await SeatRepository.lockSeatSkipLocked(tx, seatId);
+        // Someone else's attempt holds the row lock right now.
+        if (locked === null) throw seatUnavailable(seatId);
+        if (locked.seat.stateAt(now) !== "AVAILABLE") {
+          observed = gateChangeOf(locked.seat, locked.holder);
+          throw seatUnavailable(seatId);
+        }
+        const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
+        const heldUntil = new Date(Math.min(now.getTime() + this.holdTtlMs, admissionEnd));
+        locked.seat.hold(reservationId, heldUntil, now);
+        const created = new Reservation(
+          reservationId,
+          principal.userId,
+          date.concertId,
+          date.id,
+          date.date,
+          seat.id,
+          seat.number,
+          seat.price,
+          heldUntil,
+          now,
+        );
+        await ReservationRepository.insertHold(tx, created, locked.seat);
+        return { reservation: created, seatVersion: locked.seat.version };
+      });
+    } catch (error) {
+      if (observed !== undefined) await this.gateWriter.record(seat.concertDateId, observed);
+      // Two holds of one user racing on different seats: the index decides.
+      if (isOneHoldPerUserViolation(error)) throw holdLimitReached();
+      throw error;
+    }
+    const { reservation, seatVersion } = outcome;
+    if (seatVersion !== undefined) {
+      await this.gateWriter.record(seat.concertDateId, {
+        seatId,
+        seatVersion,
+        state: "held",
+        heldUntil: reservation.heldUntil.getTime(),
+        owner: principal.userId,
+      });
+    }
     return { reservation, state: reservation.stateAt(this.clock.now()) };
   }
 
-  /** Gives up one of the caller's unexpired holds and frees the seat at once. */
+  /**
+   * Gives up one of the caller's unexpired holds and frees the seat at once.
+   * The gate forgets the seat first (so a crash after the commit can never
+   * leave it refusing a free seat), then one transaction of six round trips
+   * (BEGIN, claim, reservation locked, seat locked, one write, COMMIT), then
+   * the gate learns the seat is free.
+   */
   async release(
     principal: Principal,
     input: { reservationId: string; requestId: string },
   ): Promise<ReservationView> {
     const reservationId = requireUuid(input.reservationId, "reservation_id");
     const requestId = requireRequestId(input.requestId);
+    const target = await new ReservationRepository(this.db.fork()).findReservation(reservationId);
+    if (!target || target.userId !== principal.userId) throw notFound(reservationId);
+    await this.gateWriter.invalidate(target.concertDateId, target.seatId, 0);
     const now = this.clock.now();
-    const reservation = await this.db.fork().transactional(async (em) => {
-      const reservations = new ReservationRepository(em);
+    const outcome = await this.db.fork().transactional(async (em) => {
+      const tx = await TxConnection.of(em);
       const claim = await claimRequestId(
-        em,
+        tx,
         { userId: principal.userId, requestId, operation: "release", params: [reservationId] },
         reservationId,
         now,
       );
       if (claim.kind === "replay") {
-        const first = await reservations.findReservation(claim.resultId);
+        const first = await ReservationRepository.find(tx, claim.resultId);
         if (!first) throw notFound(claim.resultId);
-        return first;
+        return { reservation: first };
       }
-      const locked = await reservations.lockReservation(reservationId);
+      const locked = await ReservationRepository.lockReservation(tx, reservationId);
       if (!locked || locked.userId !== principal.userId) throw notFound(reservationId);
       locked.release(now);
-      const seat = await new SeatRepository(em).lockSeat(locked.seatId);
-      seat?.release(locked.id);
-      return locked;
+      const seat = await SeatRepository.lockSeat(tx, locked.seatId);
+      if (!seat) throw new Error(`seat ${locked.seatId} of a reservation is missing`);
+      const freed = seat.release(locked.id);
+      await ReservationRepository.writeRelease(tx, locked, seat, freed);
+      return { reservation: locked, freedVersion: freed ? seat.version : undefined };
     });
-    return { reservation, state: reservation.stateAt(this.clock.now()) };
+    if (outcome.freedVersion !== undefined) {
+      await this.gateWriter.record(target.concertDateId, {
+        seatId: target.seatId,
+        seatVersion: outcome.freedVersion,
+        state: "free",
+        heldUntil: 0,
+        owner: "",
+      });
+    }
+    return {
+      reservation: outcome.reservation,
+      state: outcome.reservation.stateAt(this.clock.now()),
+    };
   }
 
   /** One of the caller's reservations. */
@@ -205,6 +238,15 @@ export class ReservationsService {
     };
   }
 
+  /** The seat's gate entry, or null when the gate cannot be read (the database decides then). */
+  private async peek(seat: SeatFacts): Promise<SeatGateEntry | null> {
+    try {
+      return await this.gate.peek(seat.concertDateId, seat.id);
+    } catch {
+      return null;
+    }
+  }
+
   /**
    * Marks holds past their expiry as EXPIRED and frees their seats, one batch
    * per call, in a fork and transaction of its own. Listing and holding never
@@ -217,6 +259,26 @@ export class ReservationsService {
         new ReservationRepository(em).expireStaleHolds(this.clock.now(), batchSize),
       );
   }
+}
+
+/** The gate's entry for a seat row that is not free. */
+function gateChangeOf(seat: Seat, holder: string | null): SeatChange {
+  return {
+    seatId: seat.id,
+    seatVersion: seat.version,
+    state: seat.status === "SOLD" ? "sold" : seat.status === "HELD" ? "held" : "free",
+    heldUntil: seat.heldUntil?.getTime() ?? 0,
+    owner: holder ?? "",
+  };
+}
+
+function holdLimitReached(reservationId?: string): DomainError {
+  return new DomainError(
+    "failed_precondition",
+    "HOLD_LIMIT_REACHED",
+    "you already hold a seat; pay for it or release it first",
+    reservationId === undefined ? {} : { metadata: { reservation_id: reservationId } },
+  );
 }
 
 function isOneHoldPerUserViolation(error: unknown): boolean {

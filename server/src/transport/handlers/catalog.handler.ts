@@ -31,7 +31,7 @@ export class CatalogHandler implements ServiceImpl<typeof CatalogApi> {
       req.pageToken,
     );
     return {
-      seats: page.seats.map((seat) => toListedSeat(req.concertDateId, seat)),
+      seats: page.seats.map(toListedSeat),
       nextPageToken: page.nextPageToken,
     };
   }

@@ -7,7 +7,7 @@ import type {
   ReservationService as ReservationApi,
 } from "@stagedoor/sdk";
 import type { ReservationsService } from "../../modules/reservations/index.js";
-import { principalOf } from "../context.js";
+import { principalOf, sessionOf } from "../context.js";
 import { toReservation } from "../mappers/reservation.mapper.js";
 
 /** Seat holds over Connect, gRPC and gRPC-Web. */
@@ -15,10 +15,12 @@ export class ReservationHandler implements ServiceImpl<typeof ReservationApi> {
   constructor(private readonly reservations: ReservationsService) {}
 
   async holdSeat(req: HoldSeatRequest, ctx: HandlerContext) {
-    const view = await this.reservations.hold(principalOf(ctx.values), {
-      seatId: req.seatId,
-      requestId: req.requestId,
-    });
+    const session = sessionOf(ctx.values);
+    const view = await this.reservations.hold(
+      session.principal,
+      { seatId: req.seatId, requestId: req.requestId },
+      session.seat,
+    );
     return { reservation: toReservation(view) };
   }
 

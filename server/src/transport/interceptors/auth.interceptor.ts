@@ -1,22 +1,28 @@
-import type { Interceptor } from "@connectrpc/connect";
-import type { QueueService } from "../../modules/queue/index.js";
+import type { Interceptor, UnaryRequest } from "@connectrpc/connect";
+import type { QueueService, SeatRef } from "../../modules/queue/index.js";
 import { bearerCredential } from "../bearer.js";
 import { sessionKey } from "../context.js";
+
+/** Names the seat a unary call is about, if its method gates one (a seat hold). */
+export type SeatOfCall = (req: UnaryRequest) => SeatRef | undefined;
 
 /**
  * Authenticates every call except the public ones: the bearer queue token is
  * turned into a session (principal + live status) and put in the call's
  * context values. Handlers never read user ids from request bodies to decide
- * whom they act for.
+ * whom they act for. For a call that names a seat (see `seatOf`), the seat's
+ * gate entry is read in the same round trip as the token.
  */
 export function createAuthInterceptor(
   queue: QueueService,
   publicMethods: ReadonlySet<string>,
+  seatOf: SeatOfCall = () => undefined,
 ): Interceptor {
   return (next) => async (req) => {
     if (!publicMethods.has(`${req.service.typeName}/${req.method.name}`)) {
-      const session = await queue.authenticate(bearerCredential(req.header.get("authorization")));
-      req.contextValues.set(sessionKey, session);
+      const token = bearerCredential(req.header.get("authorization"));
+      const seat = req.stream ? undefined : seatOf(req);
+      req.contextValues.set(sessionKey, await queue.authenticate(token, seat));
     }
     return next(req);
   };

@@ -10,7 +10,7 @@ import type {
   Concert,
   DateAvailability,
   SeatState as DomainSeatState,
-  SeatListing,
+  SeatFacts,
   SeatView,
 } from "../../modules/catalog/index.js";
 
@@ -38,13 +38,10 @@ export function toConcertDate(item: DateAvailability): MessageInitShape<typeof C
 }
 
 /** Maps a bookable seat of a listing to its API message. */
-export function toListedSeat(
-  concertDateId: string,
-  seat: SeatListing,
-): MessageInitShape<typeof SeatSchema> {
+export function toListedSeat(seat: SeatFacts): MessageInitShape<typeof SeatSchema> {
   return {
     id: seat.id,
-    concertDateId,
+    concertDateId: seat.concertDateId,
     number: seat.number,
     grade: seat.grade,
     price: seat.price,

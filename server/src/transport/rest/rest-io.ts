@@ -47,6 +47,11 @@ export async function readJsonObject(req: NodeRequest): Promise<Record<string, u
   return parsed as Record<string, unknown>;
 }
 
+/** A JSON body already serialised (for bodies that are rendered once and reused). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 /** Writes a JSON response that no cache keeps. */
 export function sendJson(
   res: NodeResponse,
@@ -54,7 +59,7 @@ export function sendJson(
   body: unknown,
   headers: Readonly<Record<string, string>> = {},
 ): void {
-  const payload = JSON.stringify(body);
+  const payload = body instanceof JsonText ? body.text : JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": String(Buffer.byteLength(payload)),
