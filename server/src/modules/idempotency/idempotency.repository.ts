@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { statement, type TxConnection } from "../../persistence/sql.js";
 import { DomainError } from "../../shared/domain-error.js";
 import type { IdempotentOperation } from "./idempotency-key.entity.js";
 
@@ -26,9 +27,25 @@ export function requestHash(request: IdempotentRequest): string {
   return createHash("sha256").update(canonical).digest("base64url");
 }
 
+/** Claims a request id; returns a row only when this transaction made the claim. */
+const CLAIM = statement<{ claimed: number }>(
+  "idempotency_claim",
+  `insert into idempotency_key (user_id, request_id, operation, request_hash, result_id, created_at)
+   values ($1, $2, $3, $4, $5, $6)
+   on conflict (user_id, request_id) do nothing
+   returning 1 as claimed`,
+);
+
+/** The claim another request made first. */
+const FIND_CLAIM = statement<{ result_id: string; request_hash: string }>(
+  "idempotency_find_claim",
+  "select result_id, request_hash from idempotency_key where user_id = $1 and request_id = $2",
+);
+
 /**
  * Claims a request id inside the caller's transaction, before any other row
  * is locked, so every idempotent mutation takes its locks in the same order.
+ * One round trip when the id is new (the common case), two for a replay.
  *
  * The INSERT is the lock: a concurrent request with the same id waits on the
  * unique index until this transaction ends. If it commits, the waiter sees the
@@ -37,27 +54,25 @@ export function requestHash(request: IdempotentRequest): string {
  * parameters differ from the first request is refused.
  */
 export async function claimRequestId(
-  em: EntityManager,
+  tx: TxConnection,
   request: IdempotentRequest,
   resultId: string,
   now: Date,
 ): Promise<IdempotencyClaim> {
   const hash = requestHash(request);
-  const inserted = await em.execute<{ result_id: string }[]>(
-    `insert into idempotency_key (user_id, request_id, operation, request_hash, result_id, created_at)
-     values (?, ?, ?, ?, ?, ?)
-     on conflict (user_id, request_id) do nothing
-     returning result_id`,
-    [request.userId, request.requestId, request.operation, hash, resultId, now],
-  );
-  if (inserted.length === 1) return { kind: "claimed" };
+  const inserted = await tx.one(CLAIM, [
+    request.userId,
+    request.requestId,
+    request.operation,
+    hash,
+    resultId,
+    now,
+  ]);
+  if (inserted !== undefined) return { kind: "claimed" };
 
   // A new statement takes a new snapshot, so it sees the claim that the
-  // INSERT above waited for.
-  const [existing] = await em.execute<{ result_id: string; request_hash: string }[]>(
-    "select result_id, request_hash from idempotency_key where user_id = ? and request_id = ?",
-    [request.userId, request.requestId],
-  );
+  // INSERT above waited for. (This is why the two cannot be one statement.)
+  const existing = await tx.one(FIND_CLAIM, [request.userId, request.requestId]);
   if (existing === undefined) {
     // The claim was pruned between the two statements; only a client reusing
     // an id after the retention window can hit this.
