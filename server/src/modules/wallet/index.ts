@@ -1,7 +1,7 @@
 /** Prepaid balances and their ledger. */
 export { LedgerEntry, type LedgerEntryKind, LedgerEntrySchema } from "./ledger-entry.entity.js";
 export { Wallet, WalletSchema } from "./wallet.entity.js";
-export { WalletRepository } from "./wallet.repository.js";
+export { assertEntryOf, WalletRepository } from "./wallet.repository.js";
 export {
   type WalletLimits,
   WalletService,

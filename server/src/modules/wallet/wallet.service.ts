@@ -1,4 +1,5 @@
 import type { Database } from "../../persistence/database.js";
+import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
@@ -25,7 +26,9 @@ export interface WalletLimits {
 
 /**
  * Prepaid balances. Every change locks the wallet row, writes a ledger entry
- * in the same transaction, and is idempotent per request id.
+ * in the same transaction, and is idempotent per request id. The write path
+ * runs prepared statements on the transaction's connection; the reads stay
+ * on the ORM.
  */
 export class WalletService {
   constructor(
@@ -34,7 +37,13 @@ export class WalletService {
     private readonly limits: WalletLimits,
   ) {}
 
-  /** Adds a positive amount to the caller's balance, creating the wallet on first use. */
+  /**
+   * Adds a positive amount to the caller's balance, creating the wallet on
+   * first use. Five round trips: BEGIN, the request-id claim, create-and-lock
+   * the wallet (one statement; two only when the same user's first recharges
+   * race), the write of the wallet and its ledger entry (one statement),
+   * COMMIT. A replay: BEGIN, claim, read the claim, read the entry, COMMIT.
+   */
   async recharge(
     principal: Principal,
     input: { amount: bigint; requestId: string },
@@ -44,20 +53,21 @@ export class WalletService {
     const now = this.clock.now();
     const entryId = newId();
     const entry = await this.db.fork().transactional(async (em) => {
-      const wallets = new WalletRepository(em);
+      const tx = await TxConnection.of(em);
       const claim = await claimRequestId(
-        em,
+        tx,
         { userId: principal.userId, requestId, operation: "recharge", params: [amount] },
         entryId,
         now,
       );
       if (claim.kind === "replay") {
-        const first = await wallets.findEntry(claim.resultId);
+        const first = await WalletRepository.findEntry(tx, claim.resultId);
         if (!first)
           throw new Error(`ledger entry ${claim.resultId} of a claimed request is missing`);
         return first;
       }
-      const wallet = await wallets.lockOrCreateWallet(principal.userId, now);
+      const wallet = await WalletRepository.lockOrCreateWallet(tx, principal.userId, now);
+      const lockedVersion = wallet.version;
       wallet.credit(amount, this.limits.maxBalance, now);
       const created = new LedgerEntry(
         entryId,
@@ -69,7 +79,7 @@ export class WalletService {
         null,
         now,
       );
-      em.persist(created);
+      await WalletRepository.writeRecharge(tx, wallet, lockedVersion, created);
       return created;
     });
     return { wallet: walletAfter(entry), entry };
