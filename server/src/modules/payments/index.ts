@@ -1,3 +1,8 @@
 /** Payments from the prepaid balance. */
 export { Payment, PaymentSchema, type PaymentStatus } from "./payment.entity.js";
-export { type AdmissionEnder, type PaymentResult, PaymentsService } from "./payments.service.js";
+export {
+  type AdmissionEnder,
+  type PaymentResult,
+  PaymentsService,
+  type SaleRecorder,
+} from "./payments.service.js";

@@ -1,17 +1,22 @@
 import type { Logger } from "../../logger.js";
 import type { Database } from "../../persistence/database.js";
+import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
-import type { CatalogService } from "../catalog/index.js";
-import { SeatRepository } from "../catalog/index.js";
+import { type CatalogService, type Seat, SeatRepository } from "../catalog/index.js";
 import { claimRequestId } from "../idempotency/index.js";
 import { assertAdmitted, type Principal } from "../identity/index.js";
-import type { ReservationView } from "../reservations/index.js";
-import { ReservationRepository } from "../reservations/index.js";
+import type { SeatGateWriter } from "../queue/index.js";
+import {
+  type Reservation,
+  ReservationRepository,
+  type ReservationView,
+} from "../reservations/index.js";
 import { LedgerEntry, WalletRepository } from "../wallet/index.js";
 import { Payment } from "./payment.entity.js";
+import { PaymentRepository } from "./payment.repository.js";
 
 /** Ends a caller's admission once they have paid, freeing the slot for the next in line. */
 export interface AdmissionEnder {
@@ -35,24 +40,40 @@ function reservationNotFound(reservationId: string): DomainError {
   );
 }
 
+/** What the gate is told after a sale (a `SeatGateWriter`; its `record` never throws). */
+export type SaleRecorder = Pick<SeatGateWriter, "record">;
+
 /**
  * Pays for held seats from the prepaid balance. One transaction claims the
  * request id, then locks the reservation, the seat and the wallet in that
  * order (the order every transaction uses), checks everything, and writes the
  * payment, the ledger entry, the confirmed reservation and the sold seat.
- * Only after it commits does the admission end: no network call happens while
- * a row is locked.
+ * Only after it commits does the admission end and the seat gate learn of
+ * the sale: no network call happens while a row is locked.
+ *
+ * The transaction is MikroORM's; its statements are prepared statements on
+ * its connection, and the domain rules stay in the entities, hydrated from
+ * the locked rows (`confirm`, `sell`, `debit`), whose resulting state is
+ * written by one statement instead of the unit of work's flush.
  */
 export class PaymentsService {
   constructor(
     private readonly db: Database,
     private readonly catalog: CatalogService,
     private readonly admissions: AdmissionEnder,
+    private readonly seats: SaleRecorder,
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {}
 
-  /** Pays for one of the caller's held reservations; a retry with the same request id replays. */
+  /**
+   * Pays for one of the caller's held reservations; a retry with the same
+   * request id replays. Seven round trips: BEGIN, the request-id claim, lock
+   * the reservation, lock the seat, lock the wallet, one write of all five
+   * rows, COMMIT; then, concurrently, ending the admission and recording the
+   * sale in the seat gate. A replay: BEGIN, claim, read the claim, read the
+   * payment, read the reservation, COMMIT, and nothing after.
+   */
   async pay(
     principal: Principal,
     input: { reservationId: string; amount: bigint; requestId: string },
@@ -64,22 +85,23 @@ export class PaymentsService {
     const now = this.clock.now();
     const paymentId = newId();
 
-    const outcome = await this.db.fork().transactional(async (em) => {
-      const reservations = new ReservationRepository(em);
+    const outcome = await this.db.fork().transactional(async (em): Promise<Outcome> => {
+      const tx = await TxConnection.of(em);
       const claim = await claimRequestId(
-        em,
+        tx,
         { userId: principal.userId, requestId, operation: "pay", params: [reservationId, amount] },
         paymentId,
         now,
       );
       if (claim.kind === "replay") {
-        const payment = await em.findOne(Payment, { id: claim.resultId });
-        const reservation = await reservations.findReservation(reservationId);
+        const payment = await PaymentRepository.find(tx, claim.resultId);
+        const reservation =
+          payment && (await ReservationRepository.find(tx, payment.reservationId));
         if (!payment || !reservation) throw reservationNotFound(reservationId);
-        return { payment, reservation, replayed: true };
+        return { payment, reservation, sold: null };
       }
 
-      const reservation = await reservations.lockReservation(reservationId);
+      const reservation = await ReservationRepository.lockReservation(tx, reservationId);
       if (!reservation || reservation.userId !== principal.userId) {
         throw reservationNotFound(reservationId);
       }
@@ -102,9 +124,9 @@ export class PaymentsService {
           },
         );
       }
-      const seat = await new SeatRepository(em).lockSeat(reservation.seatId);
+      const seat = await SeatRepository.lockSeat(tx, reservation.seatId);
       if (!seat) throw new Error(`seat ${reservation.seatId} of a reservation is missing`);
-      const wallet = await new WalletRepository(em).lockWallet(principal.userId);
+      const wallet = await WalletRepository.lockWallet(tx, principal.userId);
       if (!wallet) {
         throw new DomainError(
           "failed_precondition",
@@ -114,6 +136,8 @@ export class PaymentsService {
         );
       }
 
+      const walletVersion = wallet.version;
+      const seatVersion = seat.version;
       wallet.debit(amount, now);
       seat.sell(reservation.id, now);
       reservation.confirm(now);
@@ -128,21 +152,23 @@ export class PaymentsService {
         payment.id,
         now,
       );
-      em.persist(payment);
-      em.persist(entry);
-      return { payment, reservation, replayed: false };
+      await PaymentRepository.writeSale(tx, {
+        wallet,
+        walletVersion,
+        seat,
+        seatVersion,
+        reservation,
+        payment,
+        entry,
+      });
+      return { payment, reservation, sold: seat };
     });
 
-    if (!outcome.replayed) {
-      try {
-        await this.admissions.endAdmission(principal);
-      } catch (error) {
-        // The payment stands; the admission still ends at its expiry.
-        this.logger.warn(
-          { err: error, userId: principal.userId },
-          "could not end admission after payment",
-        );
-      }
+    if (outcome.sold !== null) {
+      await Promise.all([
+        this.endAdmission(principal),
+        this.recordSale(principal, outcome.reservation, outcome.sold),
+      ]);
     }
     const { reservation } = outcome;
     return {
@@ -154,7 +180,7 @@ export class PaymentsService {
   /** One of the caller's payments. */
   async get(principal: Principal, paymentId: string): Promise<Payment> {
     requireUuid(paymentId, "payment_id");
-    const payment = await this.db.fork().findOne(Payment, { id: paymentId });
+    const payment = await new PaymentRepository(this.db.fork()).findPayment(paymentId);
     if (!payment || payment.userId !== principal.userId) {
       throw new DomainError("not_found", "PAYMENT_NOT_FOUND", "no payment of yours has that id", {
         metadata: { payment_id: paymentId },
@@ -162,4 +188,45 @@ export class PaymentsService {
     }
     return payment;
   }
+
+  /** Frees the payer's queue slot; a failure is logged, the payment stands. */
+  private async endAdmission(principal: Principal): Promise<void> {
+    try {
+      await this.admissions.endAdmission(principal);
+    } catch (error) {
+      // The admission still ends at its expiry.
+      this.logger.warn(
+        { err: error, userId: principal.userId },
+        "could not end admission after payment",
+      );
+    }
+  }
+
+  /** Tells the seat gate the seat is sold, at the row version the sale left it. */
+  private async recordSale(
+    principal: Principal,
+    reservation: Reservation,
+    seat: Seat,
+  ): Promise<void> {
+    try {
+      await this.seats.record(reservation.concertDateId, {
+        seatId: seat.id,
+        seatVersion: seat.version,
+        state: "sold",
+        heldUntil: 0,
+        owner: principal.userId,
+      });
+    } catch (error) {
+      // A SeatGateWriter never throws; a gate that misses a sale only sends
+      // more attempts on that seat to the database, which refuses them.
+      this.logger.warn({ err: error, seatId: seat.id }, "could not record a sale in the seat gate");
+    }
+  }
+}
+
+/** What the payment transaction returns: `sold` is null for a replay. */
+interface Outcome {
+  readonly payment: Payment;
+  readonly reservation: Reservation;
+  readonly sold: Seat | null;
 }
