@@ -72,7 +72,8 @@ export class MemorySeatGate implements SeatGate {
   async changesSince(queries: readonly DateChangesQuery[]): Promise<DateChanges[]> {
     return queries.map(({ dateId, afterVersion }) => {
       const log = this.logs.get(dateId);
-      if (log === undefined) return { epoch: "", version: 0, changes: [] };
+      if (log === undefined)
+        return { epoch: "", version: 0, changes: contiguous([], afterVersion, 0) };
       const first = log.changes[0]?.n ?? log.version + 1;
       const start = Math.max(0, afterVersion + 1 - first);
       return {

@@ -41,7 +41,9 @@ export class SeatGateWriter {
       await this.gate.record(dateId, change);
     } catch (error) {
       this.retryLater({ dateId, change, since: this.clock.now().getTime() }, error);
+      return;
     }
+    if (this.pending.size === 0) this.noteRecovery();
   }
 
   /**
@@ -67,6 +69,12 @@ export class SeatGateWriter {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.flush();
+    if (this.pending.size > 0) {
+      this.logger.error(
+        { seats: this.pending.size },
+        "stopped with seat changes the gate never got; attempts on those seats go to the database",
+      );
+    }
     this.pending.clear();
   }
 
@@ -90,6 +98,7 @@ export class SeatGateWriter {
 
   private async flush(): Promise<void> {
     const now = this.clock.now().getTime();
+    let landed = false;
     for (const [seatId, entry] of this.pending) {
       if (now - entry.since > GIVE_UP_AFTER_MS) {
         this.pending.delete(seatId);
@@ -102,6 +111,7 @@ export class SeatGateWriter {
       try {
         await this.gate.record(entry.dateId, entry.change);
         if (this.pending.get(seatId) === entry) this.pending.delete(seatId);
+        landed = true;
       } catch {
         return; // Still unreachable; the next tick tries again.
       }
@@ -109,8 +119,14 @@ export class SeatGateWriter {
     if (this.pending.size === 0) {
       if (this.timer) clearInterval(this.timer);
       this.timer = undefined;
-      if (this.failing) this.logger.info("seat gate reachable again; every pending write landed");
-      this.failing = false;
+      // Only a write that went through proves the gate is back.
+      if (landed) this.noteRecovery();
     }
+  }
+
+  private noteRecovery(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.logger.info("seat gate reachable again; every pending write landed");
   }
 }
