@@ -1,5 +1,6 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
-import type pg from "pg";
+import pg from "pg";
 import {
   type Caller,
   expectDomainError,
@@ -296,5 +297,88 @@ describe("WalletService on PostgreSQL", () => {
     ]);
     expect(await ledgerOf(caller.principal.userId)).to.have.length(1);
     expect(must(await walletRow(caller.principal.userId)).balance).to.equal("300");
+  });
+  /** Waits until a statement on this test's database waits for another transaction's lock. */
+  async function untilAStatementWaitsForALock(): Promise<void> {
+    for (let attempt = 0; attempt < 1000; attempt++) {
+      const [row] = await h.sql<{ waiting: number }>(
+        `select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`,
+      );
+      if (must(row).waiting > 0) return;
+      await sleep(5);
+    }
+    expect.fail("no statement ever waited for a lock");
+  }
+
+  // The first recharge creates and locks the wallet in one statement. When
+  // another transaction inserts the same wallet while that statement runs,
+  // the statement waits for it, and then either sees nothing under its
+  // snapshot (the other committed) or creates the wallet itself (the other
+  // rolled back). Both must end with exactly one wallet and one entry.
+  for (const ending of ["commit", "rollback"] as const) {
+    it(`creates the wallet once when another transaction inserts it at the same moment and ends with ${ending}`, async () => {
+      const caller = await admit(`create-race-${ending}`);
+      const userId = caller.principal.userId;
+      const other = new pg.Client({ connectionString: h.database.url });
+      await other.connect();
+      try {
+        await other.query("begin");
+        await other.query(
+          `insert into wallet (user_id, balance, version, created_at, updated_at)
+           values ($1, 0, 0, $2, $2)`,
+          [userId, new Date(h.clock.ms() - 1_000)],
+        );
+        const recharging = recharge(caller, 700n, `create-race-${ending}`);
+        await untilAStatementWaitsForALock();
+        await other.query(ending);
+        const { wallet, entry } = await recharging;
+
+        expect(wallet).to.deep.equal({
+          userId,
+          balance: 700n,
+          version: 1,
+          updatedAt: h.clock.now(),
+        });
+        expect(await walletRow(userId)).to.deep.equal({
+          balance: "700",
+          version: 1,
+          updated_at: h.clock.now(),
+        });
+        expect((await ledgerOf(userId)).map((row) => [row.id, row.amount])).to.deep.equal([
+          [entry.id, "700"],
+        ]);
+      } finally {
+        await other.end();
+      }
+    });
+  }
+
+  it("waits for another change of the wallet to commit, then credits the balance it left", async () => {
+    const caller = await admit("queued");
+    const userId = caller.principal.userId;
+    await recharge(caller, 5_000n, "queued-1");
+    const other = new pg.Client({ connectionString: h.database.url });
+    await other.connect();
+    try {
+      // Another change of the balance (a recharge written by hand) holds the row lock.
+      await other.query("begin");
+      await other.query(
+        `with changed as (
+           update wallet set balance = balance + 300, version = version + 1
+            where user_id = $1 returning user_id, balance, version)
+         insert into ledger_entry (id, user_id, kind, amount, balance_after, wallet_version, created_at)
+         select gen_random_uuid(), user_id, 'RECHARGE', 300, balance, version, now() from changed`,
+        [userId],
+      );
+      const recharging = recharge(caller, 700n, "queued-2");
+      await untilAStatementWaitsForALock();
+      await other.query("commit");
+      const { wallet, entry } = await recharging;
+      expect([wallet.balance, wallet.version]).to.deep.equal([6_000n, 3]);
+      expect([entry.balanceAfter, entry.walletVersion]).to.deep.equal([6_000n, 3]);
+    } finally {
+      await other.end();
+    }
   });
 });
