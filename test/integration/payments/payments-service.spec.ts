@@ -1,4 +1,11 @@
 import { expect } from "chai";
+import { createLogger } from "../../../server/src/logger.js";
+import { PaymentsService, type SaleRecorder } from "../../../server/src/modules/payments/index.js";
+import {
+  type SeatChange,
+  type SeatGate,
+  SeatGateWriter,
+} from "../../../server/src/modules/queue/index.js";
 import type { ReservationView } from "../../../server/src/modules/reservations/reservations.service.js";
 import {
   type Caller,
@@ -376,5 +383,133 @@ describe("PaymentsService on PostgreSQL", () => {
       "invalid_argument",
       "INVALID_ARGUMENT",
     );
+  });
+  describe("the seat gate", () => {
+    /** A SaleRecorder that remembers what it was told (and can be made to fail). */
+    class RecordingGate implements SaleRecorder {
+      readonly changes: { dateId: string; change: SeatChange }[] = [];
+      failWith: Error | undefined;
+
+      async record(dateId: string, change: SeatChange): Promise<void> {
+        this.changes.push({ dateId, change });
+        if (this.failWith) throw this.failWith;
+      }
+    }
+
+    /** The payments service as the container builds it, but telling `seats` of its sales. */
+    function paymentsWith(seats: SaleRecorder): PaymentsService {
+      return new PaymentsService(
+        h.orm.em,
+        h.services.catalog,
+        h.services.queue,
+        seats,
+        h.clock,
+        createLogger("silent"),
+      );
+    }
+
+    async function seatVersion(seatId: string): Promise<number> {
+      const [row] = await h.sql<{ version: number }>("select version from seat where id = $1", [
+        seatId,
+      ]);
+      return must(row).version;
+    }
+
+    it("records the sale in the gate the container wires, at the sold row's version", async () => {
+      const { caller, seat, view } = await holding("gate-wired", 500_000n);
+      const before = await h.store.seats.peek(seat.concertDateId, seat.id);
+      expect(before?.state).to.equal("held");
+      await pay(caller, view.reservation.id, seat.price);
+
+      const version = await seatVersion(seat.id);
+      expect(version).to.be.greaterThan(must(before).seatVersion);
+      expect(await h.store.seats.peek(seat.concertDateId, seat.id)).to.deep.equal({
+        seatVersion: version,
+        state: "sold",
+        heldUntil: 0,
+        owner: caller.principal.userId,
+      });
+    });
+
+    it("records each sale once, under the reservation's date, and nothing for a replay or a refusal", async () => {
+      const gate = new RecordingGate();
+      const payments = paymentsWith(gate);
+      const { caller, seat, view } = await holding("gate-once", 1_000_000n);
+      const input = { reservationId: view.reservation.id, amount: seat.price, requestId: "g-1" };
+
+      const first = await payments.pay(caller.principal, input);
+      expect(gate.changes).to.deep.equal([
+        {
+          dateId: view.reservation.concertDateId,
+          change: {
+            seatId: seat.id,
+            seatVersion: await seatVersion(seat.id),
+            state: "sold",
+            heldUntil: 0,
+            owner: caller.principal.userId,
+          },
+        },
+      ]);
+      expect(view.reservation.concertDateId).to.equal(seat.concertDateId);
+
+      const again = await payments.pay(caller.principal, input);
+      expect(again.payment.id).to.equal(first.payment.id);
+      await expectDomainError(
+        payments.pay(caller.principal, { ...input, requestId: "g-2" }),
+        "failed_precondition",
+        "ALREADY_PAID",
+      );
+      const other = await holding("gate-refused", 1_000_000n);
+      await expectDomainError(
+        payments.pay(other.caller.principal, {
+          reservationId: other.view.reservation.id,
+          amount: other.seat.price + 1n,
+          requestId: "g-3",
+        }),
+        "invalid_argument",
+        "AMOUNT_MISMATCH",
+      );
+      expect(gate.changes, "a replay or a refusal told the gate something").to.have.length(1);
+    });
+
+    it("answers a payment whose gate write fails, with the sale committed", async () => {
+      const gate = new RecordingGate();
+      gate.failWith = new Error("gate down");
+      const { caller, seat, view } = await holding("gate-down", 500_000n);
+      const result = await paymentsWith(gate).pay(caller.principal, {
+        reservationId: view.reservation.id,
+        amount: seat.price,
+        requestId: requestId(),
+      });
+      expect(result.reservation.state).to.equal("CONFIRMED");
+      expect(gate.changes).to.have.length(1);
+      expect(await seatState(seat.id)).to.include({ status: "SOLD" });
+      expect(await moneySnapshot(h, caller.principal.userId)).to.include({
+        wallets: `${500_000n - seat.price}/2`,
+        payments: "1",
+      });
+    });
+
+    it("answers a payment whose gate is unreachable, leaving the write to the writer's retries", async () => {
+      const unreachable = {
+        record: async () => {
+          throw new Error("connection refused");
+        },
+      } as unknown as SeatGate;
+      const writer = new SeatGateWriter(unreachable, h.clock, createLogger("silent"));
+      try {
+        const { caller, seat, view } = await holding("gate-unreachable", 500_000n);
+        const result = await paymentsWith(writer).pay(caller.principal, {
+          reservationId: view.reservation.id,
+          amount: seat.price,
+          requestId: requestId(),
+        });
+        expect(result.payment.amount).to.equal(seat.price);
+        expect(writer.backlog, "the sale waits for a retry").to.equal(1);
+        expect((await seatState(seat.id)).status).to.equal("SOLD");
+      } finally {
+        await writer.close();
+      }
+    });
   });
 });
