@@ -72,6 +72,57 @@ describe("concurrency: payments", () => {
   }
 
   for (const [index, protocol] of RACE_PROTOCOLS.entries()) {
+    it(`a payment racing 30 recharges of the same wallet over ${protocol}: balance = ledger`, async () => {
+      const seat = await db.seat(0, 21 + index);
+      const user = await admitUser(server, protocol, `pay-vs-recharge-${protocol}`);
+      // One short of the price: whether the payment goes through depends on
+      // which recharges it follows, and both endings must leave the books right.
+      const start = seat.price - 1n;
+      await user.client.wallet.rechargeWallet({ amount: start, requestId: requestId() });
+      const { reservation } = await user.client.reservation.holdSeat({
+        seatId: seat.id,
+        requestId: requestId(),
+      });
+      const reservationId = must(reservation, "the hold").id;
+      const amounts = Array.from({ length: 30 }, (_, i) => BigInt(1 + i));
+
+      // All sent at once; the payment first.
+      const paying = user.client.payment.createPayment({
+        reservationId,
+        amount: seat.price,
+        requestId: requestId(),
+      });
+      const recharging = amounts.map((amount) =>
+        user.client.wallet.rechargeWallet({ amount, requestId: requestId() }),
+      );
+      const [paid] = await Promise.allSettled([paying]);
+      const recharges = await Promise.allSettled(recharging);
+
+      const { rejected } = partition(recharges);
+      expect(rejected.map(describeError), "failed recharges").to.deep.equal([]);
+      const added = amounts.reduce((sum, amount) => sum + amount, 0n);
+      const rows = await moneyRows(user.userId, reservationId);
+      const outcome = must(paid);
+      if (outcome.status === "fulfilled") {
+        expect(rows.balance).to.equal(start + added - seat.price);
+        expect(rows.payments).to.have.length(1);
+        expect(rows.reservation).to.deep.equal({ status: "CONFIRMED" });
+      } else {
+        expectRefusal(outcome.reason, Code.FailedPrecondition, ["INSUFFICIENT_BALANCE"]);
+        expect(rows.balance).to.equal(start + added);
+        expect(rows.payments).to.deep.equal([]);
+        expect(rows.reservation).to.deep.equal({ status: "HELD" });
+      }
+      // The versions of the wallet's changes are gapless (also checked after each test).
+      const versions = await db.query<{ wallet_version: number }>(
+        "select wallet_version from ledger_entry where user_id = $1 order by wallet_version",
+        [user.userId],
+      );
+      expect(versions.map((row) => row.wallet_version)).to.deep.equal(
+        Array.from({ length: rows.payments.length + 31 }, (_, i) => i + 1),
+      );
+    });
+
     it(`50 payments of one reservation with 50 request ids over ${protocol}: one charge`, async () => {
       const seat = await db.seat(0, 1 + index);
       const { user, reservationId } = await holder(protocol, `pay-many-ids-${protocol}`, seat);
