@@ -1,5 +1,4 @@
 import cluster from "node:cluster";
-import { bootstrap } from "./bootstrap.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { announceReady, superviseWorkers } from "./workers.js";
@@ -54,6 +53,8 @@ async function main(): Promise<void> {
     return;
   }
 
+  // Only processes that serve load the server (the primary stays small).
+  const { bootstrap } = await import("./bootstrap.js");
   const server = await bootstrap(config, { logger });
   if (role === "worker") {
     logger.info({ url: server.url }, `worker serving on ${server.url}`);
