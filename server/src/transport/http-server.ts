@@ -57,6 +57,11 @@ export async function startHttpServer(options: {
   const sockets = new Set<net.Socket>();
 
   const tcp = net.createServer((socket) => {
+    // What a node:http server does for the sockets it accepts itself, and
+    // not for sockets handed to it (an HTTP/2 session does it on its own):
+    // without it Nagle's algorithm holds back a small write (a stream's next
+    // message) while an earlier one is not yet acknowledged.
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", (error) => logger.debug({ err: error }, "client socket error"));
