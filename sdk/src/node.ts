@@ -38,7 +38,11 @@ export interface CreateNodeTransportOptions {
   readonly httpVersion?: "1.1" | "2";
   /** Interceptors, outermost first (e.g. `bearerToken(token)`). */
   readonly interceptors?: readonly Interceptor[];
-  /** Send binary protobuf instead of JSON (Connect and gRPC-Web; gRPC is always binary). */
+  /**
+   * The wire format of Connect and gRPC-Web: binary protobuf (the default),
+   * which is smaller and cheaper to encode and decode on both ends, or JSON
+   * with `false` (handy for reading traffic). gRPC is always binary.
+   */
   readonly useBinaryFormat?: boolean;
   /** A deadline for every call that sets none, in milliseconds. */
   readonly defaultTimeoutMs?: number;
@@ -46,7 +50,8 @@ export interface CreateNodeTransportOptions {
 
 /**
  * Creates a Node.js transport for a Stagedoor server with sensible presets
- * for each protocol. It fits `createStagedoorClient({ transport })` as a
+ * for each protocol: binary protobuf, and HTTP/1.1 for Connect and gRPC-Web
+ * unless asked otherwise. It fits `createStagedoorClient({ transport })` as a
  * factory too, which adds the bearer token interceptor.
  *
  * @example
@@ -74,13 +79,13 @@ export function createNodeTransport(options: CreateNodeTransportOptions): Transp
       return createConnectTransport({
         ...common,
         httpVersion: options.httpVersion ?? "1.1",
-        useBinaryFormat: options.useBinaryFormat ?? false,
+        useBinaryFormat: options.useBinaryFormat ?? true,
       });
     case "grpc-web":
       return createGrpcWebTransport({
         ...common,
         httpVersion: options.httpVersion ?? "1.1",
-        useBinaryFormat: options.useBinaryFormat ?? false,
+        useBinaryFormat: options.useBinaryFormat ?? true,
       });
     default:
       throw new TypeError(`createNodeTransport: unknown protocol ${JSON.stringify(protocol)}`);

@@ -26,6 +26,18 @@ function authorizationSpy(): { interceptor: Interceptor; seen: (string | null)[]
   };
 }
 
+/** Records the content type of every call that passes through. */
+function contentTypeSpy(): { interceptor: Interceptor; seen: (string | null)[] } {
+  const seen: (string | null)[] = [];
+  return {
+    seen,
+    interceptor: (next) => (req) => {
+      seen.push(req.header.get("content-type"));
+      return next(req);
+    },
+  };
+}
+
 /** One unary call, one server stream's first message and a health check. */
 async function exercise(client: StagedoorClient, concertId: string): Promise<void> {
   const { concerts } = await client.catalog.listConcerts({});
@@ -167,10 +179,36 @@ describe("SDK clients and transports", () => {
       });
     }
 
-    it("speaks binary Connect when asked", async () => {
-      const transport = createNodeTransport({ baseUrl: server.url, useBinaryFormat: true });
-      await exercise(createStagedoorClient(transport), server.concertId);
-    });
+    const formats: [NodeProtocol, string[], string[]][] = [
+      [
+        "connect",
+        ["application/proto", "application/connect+proto"],
+        ["application/json", "application/connect+json"],
+      ],
+      ["grpc-web", ["application/grpc-web+proto"], ["application/grpc-web+json"]],
+    ];
+    for (const [protocol, binary, json] of formats) {
+      it(`speaks binary ${protocol} by default, and JSON when asked`, async () => {
+        for (const [useBinaryFormat, expected] of [
+          [undefined, binary],
+          [false, json],
+          [true, binary],
+        ] as const) {
+          const spy = contentTypeSpy();
+          const transport = createNodeTransport({
+            baseUrl: server.url,
+            protocol,
+            interceptors: [spy.interceptor],
+            ...(useBinaryFormat === undefined ? {} : { useBinaryFormat }),
+          });
+          await exercise(createStagedoorClient(transport), server.concertId);
+          expect(
+            [...new Set(spy.seen)].sort(),
+            `useBinaryFormat: ${useBinaryFormat}`,
+          ).to.deep.equal([...expected].sort());
+        }
+      });
+    }
 
     it("refuses gRPC over HTTP/1.1 and unknown protocols", () => {
       expect(() =>
