@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { Services } from "./container.js";
 import type { Logger } from "./logger.js";
@@ -35,6 +35,21 @@ export interface App {
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/**
+ * Request ids for requests that bring none: UUID-shaped, an 80-bit random
+ * prefix per process and a counter, so they are unique across restarts and
+ * worker processes without asking for randomness on every request.
+ */
+export function createRequestIds(): () => string {
+  const hex = randomBytes(10).toString("hex");
+  const prefix = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-`;
+  let counter = 0;
+  return () => {
+    counter += 1;
+    return prefix + counter.toString(16).padStart(12, "0");
+  };
+}
+
 /** The most bytes one RPC message may have; nothing in this API is close to it. */
 const READ_MAX_BYTES = 64 * 1024;
 
@@ -51,6 +66,7 @@ export function createApp(deps: AppDeps): App {
   // Every in-flight call links its own signal to this one, so under load it
   // legitimately has thousands of listeners.
   setMaxListeners(0, shutdownController.signal);
+  const newRequestId = createRequestIds();
   const connect = createConnectAdapter({
     routes: createRoutes(services, deps.probe),
     logger,
@@ -92,7 +108,7 @@ export function createApp(deps: AppDeps): App {
       // interceptors log under the same id.
       const given = req.headers["x-request-id"];
       const requestId =
-        typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+        typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : newRequestId();
       req.headers["x-request-id"] = requestId;
       res.setHeader("x-request-id", requestId);
       if (applyCors(req, res)) return;
