@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { createLogger } from "../../../server/src/logger.js";
+import { CatalogService } from "../../../server/src/modules/catalog/index.js";
 import { PaymentsService, type SaleRecorder } from "../../../server/src/modules/payments/index.js";
 import {
   type SeatChange,
@@ -384,6 +385,42 @@ describe("PaymentsService on PostgreSQL", () => {
       "INVALID_ARGUMENT",
     );
   });
+  it("pays more holds at once than the pool has connections, on a server that has not seen their date", async () => {
+    // A fresh catalog and payments service, as right after a restart: the
+    // date's facts are not cached anywhere. If a payment loaded them while
+    // its transaction held a connection, 12 payments on 10 connections would
+    // all wait for an 11th until the pool's acquire timeout.
+    const catalog = new CatalogService(h.orm.em, h.clock, h.store.seats, createLogger("silent"));
+    const payments = new PaymentsService(
+      h.orm.em,
+      catalog,
+      h.services.queue,
+      h.services.seatGate,
+      h.clock,
+      createLogger("silent"),
+    );
+    const held: Held[] = [];
+    for (let i = 0; i < 12; i++) held.push(await holding(`cold-${i}`, 500_000n));
+    const results = await Promise.all(
+      held.map(({ caller, seat, view }) =>
+        payments.pay(caller.principal, {
+          reservationId: view.reservation.id,
+          amount: seat.price,
+          requestId: requestId(),
+        }),
+      ),
+    );
+    expect(results.map((result) => result.reservation.state)).to.deep.equal(
+      held.map(() => "CONFIRMED"),
+    );
+    for (const { caller, seat } of held) {
+      expect(await moneySnapshot(h, caller.principal.userId)).to.include({
+        wallets: `${500_000n - seat.price}/2`,
+        payments: "1",
+      });
+    }
+  });
+
   describe("the seat gate", () => {
     /** A SaleRecorder that remembers what it was told (and can be made to fail). */
     class RecordingGate implements SaleRecorder {
