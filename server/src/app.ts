@@ -9,7 +9,6 @@ import type { RequestListener } from "./transport/http-server.js";
 import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
 import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
 import { createLoggingInterceptor } from "./transport/interceptors/logging.interceptor.js";
-import { createMalformedBodyInterceptor } from "./transport/interceptors/malformed-body.interceptor.js";
 import { sendJson } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
 import { createRoutes, PUBLIC_METHODS } from "./transport/routes.js";
@@ -72,7 +71,6 @@ export function createApp(deps: AppDeps): App {
     logger,
     interceptors: [
       createLoggingInterceptor(logger),
-      createMalformedBodyInterceptor(),
       createErrorInterceptor(logger),
       createAuthInterceptor(services.queue, PUBLIC_METHODS),
     ],

@@ -1,14 +1,26 @@
-import { fromBinary } from "@bufbuild/protobuf";
+import type { DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   type ConnectRouter,
   type ConnectRouterOptions,
   createConnectRouter,
-  createContextKey,
   createContextValues,
 } from "@connectrpc/connect";
-import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import {
+  createAsyncIterable,
+  encodeEnvelope,
+  readAllBytes,
+  type UniversalHandler,
+  type UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  errorFromJsonBytes,
+  errorToJsonBytes,
+} from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import {
   compressionBrotli,
   compressionGzip,
@@ -18,11 +30,6 @@ import {
 import type { Logger } from "../logger.js";
 import type { NodeRequest, NodeResponse } from "./rest/rest-io.js";
 
-/** Set on a call whose binary request body is not a valid message of its input type. */
-export const malformedBodyKey = createContextKey<boolean>(false, {
-  description: "the binary request body failed to parse",
-});
-
 /** What {@link createConnectAdapter} needs besides the router options. */
 export interface ConnectAdapterOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -30,18 +37,17 @@ export interface ConnectAdapterOptions extends ConnectRouterOptions {
   readonly logger: Logger;
 }
 
-const ENVELOPED = /^application\/(grpc|grpc-web|connect)(\+proto)?(;|$)/i;
-const UNARY_BINARY = /^application\/proto(;|$)/i;
-const COMPRESSED_FLAG = 0b0000_0001;
-
 /**
- * Connect's Node adapter, plus one guard. Connect answers a binary request
- * body that does not parse with `internal` (HTTP 500, gRPC status 13) and
- * the parser's message; a bad input must never look like a server fault. So
- * binary bodies are checked first: one that does not parse is replaced with
- * an empty message and flagged, and an interceptor answers `invalid_argument`
- * in whatever protocol the caller speaks. Bodies stay bounded by
- * `readMaxBytes`, which Connect still enforces on what it reads.
+ * Connect's Node adapter (the same request and response plumbing as
+ * `connectNodeAdapter`), with one difference. A request body Connect cannot
+ * read as a message is the caller's mistake, but Connect answers it
+ * `internal` (HTTP 500, gRPC status 13): protobuf that does not parse,
+ * compressed bytes that do not decompress, a compressed frame without an
+ * encoding. Connect still reads, decompresses and parses every body once, as
+ * it would anyway; only when that failed is the answer rewritten to
+ * `invalid_argument`, in the caller's protocol (see
+ * {@link malformedRequestError}). The success path pays for one status or
+ * trailer check, and for gRPC-Web a look at the first frame's flag byte.
  */
 export function createConnectAdapter(options: ConnectAdapterOptions) {
   const router = createConnectRouter({
@@ -49,23 +55,31 @@ export function createConnectAdapter(options: ConnectAdapterOptions) {
     ...options,
   });
   options.routes(router);
-  const limit = options.readMaxBytes ?? 0xffffffff;
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
 
   return function handle(req: NodeRequest, res: NodeResponse): void {
-    const handler = paths.get(req.url?.split("?", 2)[0] ?? "");
+    const url = req.url ?? "";
+    const query = url.indexOf("?");
+    const handler = paths.get(query < 0 ? url : url.slice(0, query));
     if (!handler) {
       options.fallback(req, res);
       return;
     }
     const contextValues = createContextValues();
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
-    const guarded = guardBinaryBody(uReq, handler, limit, () =>
-      contextValues.set(malformedBodyKey, true),
-    );
-    handler(guarded)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+    handler(uReq)
+      .then((uRes) => {
+        // A streaming method reads its request inside the interceptors, where
+        // the error interceptor rewrites a malformed one.
+        const answer =
+          handler.method.methodKind === "unary"
+            ? answerMalformedAsInvalid(uRes, req.headers["content-type"], handler.method)
+            : uRes;
+        return answer instanceof Promise
+          ? answer.then((fixed) => universalResponseToNodeResponse(fixed, res))
+          : universalResponseToNodeResponse(answer, res);
+      })
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
         options.logger.warn(
@@ -76,73 +90,140 @@ export function createConnectAdapter(options: ConnectAdapterOptions) {
   };
 }
 
-function guardBinaryBody(
-  uReq: UniversalServerRequest,
-  handler: UniversalHandler,
-  limit: number,
-  flag: () => void,
-): UniversalServerRequest {
-  const type = uReq.header.get("content-type") ?? "";
-  const enveloped = ENVELOPED.test(type);
-  if (!enveloped && !UNARY_BINARY.test(type)) return uReq;
-  const body = uReq.body;
-  if (!isAsyncIterable(body)) return uReq;
-  const input = handler.method.input;
+/**
+ * What Connect (2.1) raises as `internal` while reading a request body, by
+ * message: each means the body is not a readable message, which is the
+ * caller's fault. A response that fails to serialize stays `internal`.
+ */
+const MALFORMED: readonly [test: (message: string) => boolean, what: string][] = [
+  [(m) => m.startsWith("parse binary: "), "is not a valid"],
+  [(m) => m === "decompression failed", "does not decompress to a"],
+  [
+    (m) => m === "received compressed envelope, but do not know how to decompress",
+    "is compressed without a declared encoding, so it is not a",
+  ],
+];
+
+/**
+ * The `invalid_argument` error to answer instead of `error`, when `error` is
+ * Connect's report of a request body it could not read as `method`'s input;
+ * otherwise undefined.
+ */
+export function malformedRequestError(
+  error: { code: Code; rawMessage: string },
+  method: DescMethod,
+): ConnectError | undefined {
+  if (error.code !== Code.Internal) return undefined;
+  for (const [test, what] of MALFORMED) {
+    if (test(error.rawMessage)) {
+      return new ConnectError(
+        `the request body ${what} ${method.input.typeName} message (${error.rawMessage})`,
+        Code.InvalidArgument,
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Rewrites the response of a unary call whose request body Connect could not
+ * read. Where the status lives depends on the protocol: the HTTP status and a
+ * JSON body (Connect), the trailers (gRPC), or the last frame of the body
+ * (gRPC-Web). A unary call reads its request before it answers, so by now
+ * the status is known, except that gRPC-Web's frame is only looked at when
+ * the adapter writes it.
+ */
+function answerMalformedAsInvalid(
+  uRes: UniversalServerResponse,
+  contentType: string | undefined,
+  method: DescMethod,
+): UniversalServerResponse | Promise<UniversalServerResponse> {
+  if (contentType?.startsWith("application/grpc")) {
+    if (contentType.startsWith("application/grpc-web")) {
+      return uRes.body
+        ? { ...uRes, body: mapFirstChunk(uRes.body, (c) => fixTrailerFrame(c, method)) }
+        : uRes;
+    }
+    const trailer = uRes.trailer;
+    if (trailer?.get("grpc-status") === "13") {
+      const error = malformedRequestError(
+        { code: Code.Internal, rawMessage: decodeURIComponent(trailer.get("grpc-message") ?? "") },
+        method,
+      );
+      if (error) setTrailerStatus(trailer, error);
+    }
+    return uRes;
+  }
+  // Connect answers `internal` with HTTP 500 and nothing else does.
+  if (uRes.status !== 500 || !uRes.body || uRes.header?.has("content-encoding")) return uRes;
+  return rewriteConnectError(uRes, uRes.body, method);
+}
+
+async function rewriteConnectError(
+  uRes: UniversalServerResponse,
+  body: AsyncIterable<Uint8Array>,
+  method: DescMethod,
+): Promise<UniversalServerResponse> {
+  const bytes = await readAllBytes(body, 0xffffffff);
+  const fallback = new ConnectError("unreadable error body", Code.Internal);
+  let error: ConnectError;
+  try {
+    error = errorFromJsonBytes(bytes, undefined, fallback);
+  } catch {
+    error = fallback;
+  }
+  const invalid = malformedRequestError(error, method);
+  if (!invalid) return { ...uRes, body: createAsyncIterable([bytes]) };
+  const rewritten = errorToJsonBytes(invalid, {});
+  const header = new Headers(uRes.header);
+  header.set("content-length", String(rewritten.byteLength));
   return {
-    ...uReq,
-    body: (async function* () {
-      const chunks: Uint8Array[] = [];
-      let size = 0;
-      for await (const chunk of body) {
-        chunks.push(chunk);
-        size += chunk.byteLength;
-        // Too large to be ours to judge: let Connect refuse it.
-        if (size > limit + 5) {
-          yield* chunks;
-          yield* body;
-          return;
-        }
-      }
-      const bytes = Buffer.concat(chunks);
-      if (parses(bytes, enveloped, (payload) => fromBinary(input, payload))) {
-        yield bytes;
-        return;
-      }
-      flag();
-      yield enveloped ? new Uint8Array(5) : new Uint8Array(0);
-    })(),
+    ...uRes,
+    header,
+    status: codeToHttpStatus(invalid.code),
+    body: createAsyncIterable([rewritten]),
   };
 }
 
-/** Whether every message in the body parses; compressed frames are left to Connect. */
-function parses(
-  bytes: Buffer,
-  enveloped: boolean,
-  parse: (payload: Uint8Array) => unknown,
-): boolean {
-  try {
-    if (!enveloped) {
-      parse(bytes);
-      return true;
-    }
-    let offset = 0;
-    while (offset + 5 <= bytes.length) {
-      const flags = bytes[offset] ?? 0;
-      const length = bytes.readUInt32BE(offset + 1);
-      const end = offset + 5 + length;
-      // A truncated frame is Connect's to report; an end-of-stream or
-      // compressed frame is not a plain message.
-      if (end > bytes.length) return true;
-      if (flags === 0) parse(bytes.subarray(offset + 5, end));
-      else if ((flags & COMPRESSED_FLAG) !== 0) return true;
-      offset = end;
-    }
-    return true;
-  } catch {
-    return false;
-  }
+/** A gRPC-Web trailer frame with a malformed-request status, rewritten; any other chunk as is. */
+function fixTrailerFrame(chunk: Uint8Array, method: DescMethod): Uint8Array {
+  // An uncompressed trailer frame only: a message frame (0) is a success, and
+  // Connect compresses no frame as small as an error's trailers.
+  if (chunk[0] !== trailerFlag || chunk.byteLength < 5) return chunk;
+  const trailer = trailerParse(chunk.subarray(5));
+  if (trailer.get("grpc-status") !== "13") return chunk;
+  const error = malformedRequestError(
+    { code: Code.Internal, rawMessage: decodeURIComponent(trailer.get("grpc-message") ?? "") },
+    method,
+  );
+  if (!error) return chunk;
+  return encodeEnvelope(trailerFlag, trailerSerialize(setTrailerStatus(trailer, error)));
 }
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array> {
-  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+/** `body` with `map` applied to its first chunk, without another async generator. */
+function mapFirstChunk(
+  body: AsyncIterable<Uint8Array>,
+  map: (chunk: Uint8Array) => Uint8Array,
+): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = body[Symbol.asyncIterator]();
+      let first = true;
+      return {
+        next() {
+          if (!first) return it.next();
+          first = false;
+          return it
+            .next()
+            .then((r) => (r.done === true ? r : { done: false, value: map(r.value) }));
+        },
+        return(value?: unknown) {
+          return it.return ? it.return(value) : Promise.resolve({ done: true, value });
+        },
+        throw(error?: unknown) {
+          return it.throw ? it.throw(error) : Promise.reject(error);
+        },
+      };
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type DescMethod } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
@@ -11,6 +11,7 @@ import {
 import type { Logger } from "../../logger.js";
 import { DomainError, type ErrorKind } from "../../shared/domain-error.js";
 import { transientDomainError } from "../../shared/transient-errors.js";
+import { malformedRequestError } from "../connect-adapter.js";
 
 const CODES: Record<ErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -58,12 +59,14 @@ export function toConnectError(error: DomainError): ConnectError {
 /**
  * The one place errors leave the server. Domain errors and recognised
  * transient database errors become typed Connect errors; Connect's own errors
- * pass through; anything else is a bug: it is logged with its cause and the
- * caller gets a bare `internal`, never the message.
+ * pass through (a request body Connect could not read as a message becomes
+ * `invalid_argument`, see `malformedRequestError`); anything else is a bug:
+ * it is logged with its cause and the caller gets a bare `internal`, never
+ * the message.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
-  const convert = (error: unknown, procedure: string): unknown => {
-    if (error instanceof ConnectError) return error;
+  const convert = (error: unknown, procedure: string, method: DescMethod): unknown => {
+    if (error instanceof ConnectError) return malformedRequestError(error, method) ?? error;
     if (error instanceof DomainError) {
       if (error.kind === "unavailable" || error.kind === "aborted") {
         logger.warn(
@@ -87,9 +90,12 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: mapStreamErrors(res.message, (e) => convert(e, procedure)) };
+      return {
+        ...res,
+        message: mapStreamErrors(res.message, (e) => convert(e, procedure, req.method)),
+      };
     } catch (error) {
-      throw convert(error, procedure);
+      throw convert(error, procedure, req.method);
     }
   };
 }
