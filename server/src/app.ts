@@ -8,7 +8,6 @@ import type { ServingProbe } from "./transport/handlers/health.handler.js";
 import type { RequestListener } from "./transport/http-server.js";
 import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
 import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
-import { createLoggingInterceptor } from "./transport/interceptors/logging.interceptor.js";
 import { sendJson } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
 import { createRoutes, PUBLIC_METHODS } from "./transport/routes.js";
@@ -54,10 +53,10 @@ const READ_MAX_BYTES = 64 * 1024;
 
 /**
  * Builds the request listener: Connect, gRPC and gRPC-Web from one Connect
- * router with the logging, error and auth interceptors (outermost first), and
- * the seed's REST routes under `/api/`, CORS for the configured origins, and
- * the web box office's files for every other GET. Never listens; `main.ts` and the tests
- * decide where it runs.
+ * router with the error interceptor (which also logs each call) and the auth
+ * interceptor, outermost first; the seed's REST routes under `/api/`, CORS
+ * for the configured origins, and the web box office's files for every other
+ * GET. Never listens; `main.ts` and the tests decide where it runs.
  */
 export function createApp(deps: AppDeps): App {
   const { services, logger } = deps;
@@ -70,7 +69,6 @@ export function createApp(deps: AppDeps): App {
     routes: createRoutes(services, deps.probe),
     logger,
     interceptors: [
-      createLoggingInterceptor(logger),
       createErrorInterceptor(logger),
       createAuthInterceptor(services.queue, PUBLIC_METHODS),
     ],
@@ -107,13 +105,12 @@ export function createApp(deps: AppDeps): App {
       const given = req.headers["x-request-id"];
       const requestId =
         typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : newRequestId();
-      req.headers["x-request-id"] = requestId;
       res.setHeader("x-request-id", requestId);
       if (applyCors(req, res)) return;
       if (req.url?.startsWith("/api/")) {
         void rest(req, res);
       } else {
-        connect(req, res);
+        connect(req, res, requestId);
       }
     },
     shutdown() {

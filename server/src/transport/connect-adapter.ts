@@ -5,6 +5,7 @@ import {
   type ConnectRouter,
   type ConnectRouterOptions,
   createConnectRouter,
+  createContextKey,
   createContextValues,
 } from "@connectrpc/connect";
 import {
@@ -30,12 +31,20 @@ import {
 import type { Logger } from "../logger.js";
 import type { NodeRequest, NodeResponse } from "./rest/rest-io.js";
 
+/** The request id the app's listener chose (and echoed) for a call, for log lines. */
+export const requestIdKey = createContextKey<string>("", {
+  description: "the call's request id, as echoed in x-request-id",
+});
+
 /** What {@link createConnectAdapter} needs besides the router options. */
 export interface ConnectAdapterOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
   readonly fallback: (req: NodeRequest, res: NodeResponse) => void;
   readonly logger: Logger;
 }
+
+/** Serves the Connect, gRPC and gRPC-Web calls of one request; the listener chose its id. */
+export type ConnectAdapter = (req: NodeRequest, res: NodeResponse, requestId: string) => void;
 
 /**
  * Connect's Node adapter (the same request and response plumbing as
@@ -49,24 +58,25 @@ export interface ConnectAdapterOptions extends ConnectRouterOptions {
  * {@link malformedRequestError}). The success path pays for one status or
  * trailer check, and for gRPC-Web a look at the first frame's flag byte.
  */
-export function createConnectAdapter(options: ConnectAdapterOptions) {
+export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAdapter {
+  const { routes, fallback, logger, ...routerOptions } = options;
   const router = createConnectRouter({
     acceptCompression: [compressionGzip, compressionBrotli],
-    ...options,
+    ...routerOptions,
   });
-  options.routes(router);
+  routes(router);
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
 
-  return function handle(req: NodeRequest, res: NodeResponse): void {
+  return function handle(req, res, requestId) {
     const url = req.url ?? "";
     const query = url.indexOf("?");
     const handler = paths.get(query < 0 ? url : url.slice(0, query));
     if (!handler) {
-      options.fallback(req, res);
+      fallback(req, res);
       return;
     }
-    const contextValues = createContextValues();
+    const contextValues = createContextValues().set(requestIdKey, requestId);
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     handler(uReq)
       .then((uRes) => {
@@ -82,8 +92,8 @@ export function createConnectAdapter(options: ConnectAdapterOptions) {
       })
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
-        options.logger.warn(
-          { err: reason, procedure: handler.requestPath },
+        logger.warn(
+          { err: reason, requestId, procedure: handler.requestPath },
           "writing a response failed",
         );
       });

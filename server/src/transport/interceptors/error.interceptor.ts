@@ -1,6 +1,8 @@
-import { create, type DescMethod } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   BadRequest_FieldViolationSchema,
   BadRequestSchema,
@@ -11,7 +13,7 @@ import {
 import type { Logger } from "../../logger.js";
 import { DomainError, type ErrorKind } from "../../shared/domain-error.js";
 import { transientDomainError } from "../../shared/transient-errors.js";
-import { malformedRequestError } from "../connect-adapter.js";
+import { malformedRequestError, requestIdKey } from "../connect-adapter.js";
 
 const CODES: Record<ErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -56,57 +58,142 @@ export function toConnectError(error: DomainError): ConnectError {
   return new ConnectError(error.message, CODES[error.kind], undefined, details);
 }
 
+/** How loudly a failed call is logged, by its final code: faults loud, refusals at debug. */
+const FAULT_LEVELS: Partial<Record<Code, "error" | "warn">> = {
+  [Code.Internal]: "error",
+  [Code.Unknown]: "error",
+  [Code.DataLoss]: "error",
+  [Code.Unavailable]: "warn",
+  [Code.DeadlineExceeded]: "warn",
+  // Only recognised database contention (a deadlock, a serialization failure)
+  // becomes `aborted`: worth an operator's eye, like being unavailable.
+  [Code.Aborted]: "warn",
+};
+
 /**
- * The one place errors leave the server. Domain errors and recognised
- * transient database errors become typed Connect errors; Connect's own errors
- * pass through (a request body Connect could not read as a message becomes
- * `invalid_argument`, see `malformedRequestError`); anything else is a bug:
- * it is logged with its cause and the caller gets a bare `internal`, never
- * the message.
+ * The one place errors leave the server, and the one place calls are logged.
+ * Domain errors and recognised transient database errors become typed Connect
+ * errors; Connect's own errors pass through (a request body Connect could not
+ * read as a message becomes `invalid_argument`, see `malformedRequestError`);
+ * anything else is a bug: the caller gets a bare `internal`, never the
+ * message.
+ *
+ * Every failure is logged once, under the call's request id: server faults
+ * (internal, unknown, data loss) at error with their cause, transient ones
+ * (unavailable, deadline exceeded, aborted) at warn. Expected refusals (a
+ * taken seat, a bad argument, a missing token) are what a rush is made of, so
+ * they are logged only at debug, as are successes. Bodies and headers are
+ * never logged, so tokens never reach the logs.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
-  const convert = (error: unknown, procedure: string, method: DescMethod): unknown => {
-    if (error instanceof ConnectError) return malformedRequestError(error, method) ?? error;
-    if (error instanceof DomainError) {
-      if (error.kind === "unavailable" || error.kind === "aborted") {
-        logger.warn(
-          { err: error.cause ?? error, procedure, reason: error.reason },
-          "transient failure",
-        );
-      }
-      return toConnectError(error);
+  const fail = (error: unknown, req: CallInfo, started: number): ConnectError => {
+    const { converted, cause, reason } = convert(error, req.method);
+    const level = FAULT_LEVELS[converted.code] ?? "debug";
+    if (logger.isLevelEnabled(level)) {
+      logger[level](
+        {
+          ...(level === "debug" ? {} : { err: cause }),
+          requestId: req.contextValues.get(requestIdKey),
+          procedure: procedureOf(req),
+          ms: elapsedMs(started),
+          code: codeToString(converted.code),
+          ...(reason === undefined ? {} : { reason }),
+        },
+        level === "error"
+          ? "unexpected error"
+          : level === "warn"
+            ? "transient failure"
+            : "call failed",
+      );
     }
-    const transient = transientDomainError(error);
-    if (transient) {
-      logger.warn({ err: error, procedure, reason: transient.reason }, "transient failure");
-      return toConnectError(transient);
+    return converted;
+  };
+  const succeeded = (req: CallInfo, started: number) => {
+    if (logger.isLevelEnabled("debug")) {
+      logger.debug(
+        {
+          requestId: req.contextValues.get(requestIdKey),
+          procedure: procedureOf(req),
+          ms: elapsedMs(started),
+        },
+        "call ok",
+      );
     }
-    logger.error({ err: error, procedure }, "unexpected error");
-    return new ConnectError("internal error", Code.Internal);
   };
 
-  return (next) => async (req) => {
-    const procedure = `${req.service.typeName}/${req.method.name}`;
+  // `then` rather than an async function: one promise less per call.
+  return (next) => (req) => {
+    const started = performance.now();
+    let pending: ReturnType<typeof next>;
     try {
-      const res = await next(req);
-      if (!res.stream) return res;
-      return {
-        ...res,
-        message: mapStreamErrors(res.message, (e) => convert(e, procedure, req.method)),
-      };
+      pending = next(req);
     } catch (error) {
-      throw convert(error, procedure, req.method);
+      return Promise.reject(fail(error, req, started));
     }
+    return pending.then(
+      (res) => {
+        if (!res.stream) {
+          succeeded(req, started);
+          return res;
+        }
+        return { ...res, message: observeStream(res.message, req, started, succeeded, fail) };
+      },
+      (error: unknown) => {
+        throw fail(error, req, started);
+      },
+    );
   };
 }
 
-async function* mapStreamErrors<O>(
+/** What the interceptor reads of a call to convert and log its outcome. */
+interface CallInfo {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly contextValues: ContextValues;
+}
+
+/** An error as the caller will see it, what caused it, and its domain reason if any. */
+function convert(
+  error: unknown,
+  method: DescMethod,
+): { converted: ConnectError; cause: unknown; reason: string | undefined } {
+  if (error instanceof ConnectError) {
+    const malformed = malformedRequestError(error, method);
+    return { converted: malformed ?? error, cause: error, reason: undefined };
+  }
+  if (error instanceof DomainError) {
+    return { converted: toConnectError(error), cause: error.cause ?? error, reason: error.reason };
+  }
+  const transient = transientDomainError(error);
+  if (transient) {
+    return { converted: toConnectError(transient), cause: error, reason: transient.reason };
+  }
+  return {
+    converted: new ConnectError("internal error", Code.Internal),
+    cause: error,
+    reason: undefined,
+  };
+}
+
+function procedureOf(req: CallInfo): string {
+  return `${req.service.typeName}/${req.method.name}`;
+}
+
+function elapsedMs(started: number): number {
+  return Math.round((performance.now() - started) * 10) / 10;
+}
+
+async function* observeStream<O>(
   messages: AsyncIterable<O>,
-  convert: (error: unknown) => unknown,
+  req: CallInfo,
+  started: number,
+  succeeded: (req: CallInfo, started: number) => void,
+  fail: (error: unknown, req: CallInfo, started: number) => ConnectError,
 ): AsyncIterable<O> {
   try {
     yield* messages;
   } catch (error) {
-    throw convert(error);
+    throw fail(error, req, started);
   }
+  succeeded(req, started);
 }
