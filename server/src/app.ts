@@ -27,7 +27,7 @@ export interface AppDeps {
 /** The application: one request listener for every protocol, and its drain switch. */
 export interface App {
   readonly listener: RequestListener;
-  /** Ends open streams and aborts in-flight handlers' signals; call when shutting down. */
+  /** Ends open streams (watch streams, and the signals of streaming handlers); call when shutting down. */
   shutdown(): void;
 }
 
@@ -61,7 +61,7 @@ const READ_MAX_BYTES = 64 * 1024;
 export function createApp(deps: AppDeps): App {
   const { services, logger } = deps;
   const shutdownController = new AbortController();
-  // Every in-flight call links its own signal to this one, so under load it
+  // Every open stream links its own signal to this one, so in a rush it
   // legitimately has thousands of listeners.
   setMaxListeners(0, shutdownController.signal);
   const newRequestId = createRequestIds();

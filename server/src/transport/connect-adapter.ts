@@ -48,25 +48,34 @@ export type ConnectAdapter = (req: NodeRequest, res: NodeResponse, requestId: st
 
 /**
  * Connect's Node adapter (the same request and response plumbing as
- * `connectNodeAdapter`), with one difference. A request body Connect cannot
- * read as a message is the caller's mistake, but Connect answers it
- * `internal` (HTTP 500, gRPC status 13): protobuf that does not parse,
- * compressed bytes that do not decompress, a compressed frame without an
- * encoding. Connect still reads, decompresses and parses every body once, as
- * it would anyway; only when that failed is the answer rewritten to
- * `invalid_argument`, in the caller's protocol (see
- * {@link malformedRequestError}). The success path pays for one status or
- * trailer check, and for gRPC-Web a look at the first frame's flag byte.
+ * `connectNodeAdapter`), with two differences:
+ *
+ * - A request body Connect cannot read as a message is the caller's mistake,
+ *   but Connect answers it `internal` (HTTP 500, gRPC status 13): protobuf
+ *   that does not parse, compressed bytes that do not decompress, a
+ *   compressed frame without an encoding. Connect still reads, decompresses
+ *   and parses every body once, as it would anyway; only when that failed is
+ *   the answer rewritten to `invalid_argument`, in the caller's protocol (see
+ *   {@link malformedRequestError}). The success path pays for one status or
+ *   trailer check, and for gRPC-Web a look at the first frame's flag byte.
+ * - `shutdownSignal` reaches only streaming methods: they are the long calls
+ *   a shutdown must end. Linking every unary call to one shared signal would
+ *   cost an add and a remove on its listener list per call, and that list is
+ *   as long as the number of open streams (Node's EventTarget walks it).
  */
 export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAdapter {
-  const { routes, fallback, logger, ...routerOptions } = options;
-  const router = createConnectRouter({
-    acceptCompression: [compressionGzip, compressionBrotli],
-    ...routerOptions,
-  });
-  routes(router);
+  const { routes, fallback, logger, shutdownSignal, ...routerOptions } = options;
+  const common = { acceptCompression: [compressionGzip, compressionBrotli], ...routerOptions };
+  const forUnary = createConnectRouter(common);
+  const forStreams = createConnectRouter({ ...common, shutdownSignal });
+  routes(bothRouters(forUnary, forStreams));
   const paths = new Map<string, UniversalHandler>();
-  for (const handler of router.handlers) paths.set(handler.requestPath, handler);
+  for (const handler of forUnary.handlers) {
+    if (handler.method.methodKind === "unary") paths.set(handler.requestPath, handler);
+  }
+  for (const handler of forStreams.handlers) {
+    if (handler.method.methodKind !== "unary") paths.set(handler.requestPath, handler);
+  }
 
   return function handle(req, res, requestId) {
     const url = req.url ?? "";
@@ -98,6 +107,24 @@ export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAda
         );
       });
   };
+}
+
+/** Registers every service with both routers (one instance of each implementation). */
+function bothRouters(a: ConnectRouter, b: ConnectRouter): ConnectRouter {
+  const router: ConnectRouter = {
+    handlers: [],
+    service(service, implementation, options) {
+      a.service(service, implementation, options);
+      b.service(service, implementation, options);
+      return router;
+    },
+    rpc(method, implementation, options) {
+      a.rpc(method, implementation, options);
+      b.rpc(method, implementation, options);
+      return router;
+    },
+  };
+  return router;
 }
 
 /**
