@@ -140,7 +140,7 @@ export function superviseWorkers(options: SupervisorOptions): void {
         worker.process.kill("SIGKILL");
         exitCode = 1;
       }
-    }, limitMs).unref();
+    }, limitMs);
     exitIfDone();
   };
 

@@ -517,12 +517,13 @@ describe("WORKERS: several server processes on one port", () => {
     });
   });
 
-  describe("WORKERS=2 with PORT=0: one shared random port, and a dead worker is replaced", () => {
+  describe("WORKERS=2 with PORT=0: one shared random port, replacement, and the kill deadline", () => {
     let server: ServerProcess;
 
     before(async function () {
       this.timeout(START_MS + 5_000);
-      server = startWorkers({ PORT: "0" });
+      // A short drain timeout: the last test waits it out, plus the margin.
+      server = startWorkers({ PORT: "0", SHUTDOWN_TIMEOUT_MS: "1000" });
       await server.waitForLog("Stagedoor is serving on", 1, START_MS);
       await server.waitForLog("worker serving on", 2, START_MS);
     });
@@ -538,8 +539,8 @@ describe("WORKERS: several server processes on one port", () => {
       expect(server.logged("worker serving on").map((line) => line.url)).to.deep.equal([url, url]);
     });
 
-    it("replaces a worker killed with SIGKILL, on the same port, then drains on SIGTERM", async function () {
-      this.timeout(START_MS + STOP_MS * 2);
+    it("replaces a worker killed with SIGKILL, on the same port", async function () {
+      this.timeout(START_MS + 5_000);
       const url = String(server.logged("Stagedoor is serving on")[0]?.url);
       const [victim, survivor] = await workerPidsOf(server.pid);
       process.kill(must(victim), "SIGKILL");
@@ -557,11 +558,23 @@ describe("WORKERS: several server processes on one port", () => {
         body: "{}",
       });
       expect(await health.json()).to.deep.equal({ status: "SERVING" });
+    });
 
+    it("kills a worker that cannot drain (SIGSTOPped) after the deadline, and exits 1", async function () {
+      // SHUTDOWN_TIMEOUT_MS (1 s) plus the primary's 5 s margin, plus slack.
+      this.timeout(STOP_MS * 2);
+      const [frozen, healthy] = await workerPidsOf(server.pid);
+      process.kill(must(frozen), "SIGSTOP");
       server.signal("SIGTERM");
       const { code } = await server.exit(STOP_MS);
-      expect(code, server.transcript()).to.equal(0);
-      for (const pid of now) expect(isAlive(pid), `worker ${pid}`).to.equal(false);
+      expect(code, server.transcript()).to.equal(1);
+      const [killed] = server.logged("worker still running");
+      expect(killed, server.transcript()).to.deep.include({ workerPid: frozen });
+      const own = server.lines.filter((line) => line.pid === healthy).map((line) => line.msg);
+      expect(own, "the other worker drained").to.include("stopped");
+      for (const pid of [must(frozen), must(healthy)]) {
+        expect(isAlive(pid), `worker ${pid}`).to.equal(false);
+      }
     });
   });
 });
