@@ -1,12 +1,13 @@
 import type { Logger } from "../../logger.js";
 import type { Database } from "../../persistence/database.js";
+import type { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireCalendarDate, requireUuid } from "../../shared/validation.js";
 import type { SeatGate } from "../queue/index.js";
 import { Concert } from "./concert.entity.js";
-import { ConcertDate } from "./concert-date.entity.js";
+import { ConcertDate, ConcertDateRepository } from "./concert-date.entity.js";
 import type { Availability } from "./date-listing.js";
 import { DateSeats, type SeatFacts } from "./date-seats.js";
 import type { SeatState } from "./seat.entity.js";
@@ -181,11 +182,20 @@ export class CatalogService {
     }
   }
 
-  /** A date's immutable facts, cached after the first read. */
-  async dateFacts(concertDateId: string): Promise<ConcertDate> {
+  /**
+   * A date's immutable facts, cached after the first read. Inside a
+   * transaction, pass its connection: a miss is then read on that connection
+   * (one round trip) rather than on a second pooled one, which, with every
+   * connection held by a transaction waiting for one more, would stall the
+   * pool until its acquire timeout.
+   */
+  async dateFacts(concertDateId: string, tx?: TxConnection): Promise<ConcertDate> {
     const cached = this.dates.get(concertDateId);
     if (cached) return cached;
-    const date = await this.db.fork().findOne(ConcertDate, { id: concertDateId });
+    const date =
+      tx === undefined
+        ? await this.db.fork().findOne(ConcertDate, { id: concertDateId })
+        : await ConcertDateRepository.find(tx, concertDateId);
     if (!date) {
       throw new DomainError("not_found", "CONCERT_DATE_NOT_FOUND", "no concert date has that id", {
         metadata: { concert_date_id: concertDateId },

@@ -5,12 +5,7 @@ import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
-import {
-  type CatalogService,
-  type ConcertDate,
-  type Seat,
-  SeatRepository,
-} from "../catalog/index.js";
+import { type CatalogService, type Seat, SeatRepository } from "../catalog/index.js";
 import { claimRequestId } from "../idempotency/index.js";
 import { assertAdmitted, type Principal } from "../identity/index.js";
 import type { SeatGateWriter } from "../queue/index.js";
@@ -72,24 +67,14 @@ export class PaymentsService {
   ) {}
 
   /**
-   * The facts of the dates this service has paid for, immutable once loaded.
-   * They are read inside the payment's transaction, so they must never need
-   * a database connection there: with every pooled connection held by a
-   * payment waiting for one more, the pool would stall until its acquire
-   * timeout. A date not here yet is loaded between two attempts instead.
-   */
-  private readonly dates = new Map<string, ConcertDate>();
-
-  /**
    * Pays for one of the caller's held reservations; a retry with the same
    * request id replays. Seven round trips: BEGIN, the request-id claim, lock
    * the reservation, lock the seat, lock the wallet, one write of all five
    * rows, COMMIT; then, concurrently, ending the admission and recording the
    * sale in the seat gate. A replay: BEGIN, claim, read the claim, read the
    * payment, read the reservation, COMMIT, and nothing after. The first
-   * payment for a date in this process also makes one attempt that stops
-   * after locking the reservation (BEGIN, claim, lock, ROLLBACK) and reads
-   * the date's facts, before the seven above.
+   * payment for a date in this process reads the date's facts too, on the
+   * same connection (one more round trip).
    */
   async pay(
     principal: Principal,
@@ -102,17 +87,14 @@ export class PaymentsService {
     const now = this.clock.now();
     const paymentId = newId();
 
-    const attempt = { principal, reservationId, amount, requestId, now, paymentId };
-    let outcome: Outcome;
-    try {
-      outcome = await this.transact(attempt);
-    } catch (error) {
-      if (!(error instanceof DateNotLoaded)) throw error;
-      // Nothing was written (the transaction rolled back). Load the date's
-      // facts with no connection held, then try once more.
-      this.dates.set(error.dateId, await this.catalog.dateFacts(error.dateId));
-      outcome = await this.transact(attempt);
-    }
+    const outcome = await this.transact({
+      principal,
+      reservationId,
+      amount,
+      requestId,
+      now,
+      paymentId,
+    });
 
     if (outcome.sold !== null) {
       await Promise.all([
@@ -127,11 +109,7 @@ export class PaymentsService {
     };
   }
 
-  /**
-   * The payment's transaction (see {@link pay}). Throws {@link DateNotLoaded},
-   * having written nothing, when the reservation's date is not in
-   * {@link dates} yet.
-   */
+  /** The payment's transaction (see {@link pay}). */
   private transact(attempt: Attempt): Promise<Outcome> {
     const { principal, reservationId, amount, requestId, now, paymentId } = attempt;
     return this.db.fork().transactional(async (em): Promise<Outcome> => {
@@ -156,9 +134,7 @@ export class PaymentsService {
       }
       reservation.assertHeld(now);
       assertAdmitted(principal, now, reservation.concertId);
-      const date = this.dates.get(reservation.concertDateId);
-      if (date === undefined) throw new DateNotLoaded(reservation.concertDateId);
-      this.catalog.assertOnSale(date, now);
+      this.catalog.assertOnSale(await this.catalog.dateFacts(reservation.concertDateId, tx), now);
       if (amount !== reservation.price) {
         throw new DomainError(
           "invalid_argument",
@@ -274,12 +250,6 @@ interface Attempt {
 }
 
 /** Thrown inside the transaction (rolling it back) when a date's facts must be loaded first. */
-class DateNotLoaded extends Error {
-  constructor(readonly dateId: string) {
-    super(`the facts of date ${dateId} are not loaded yet`);
-  }
-}
-
 /** What the payment transaction returns: `sold` is null for a replay. */
 interface Outcome {
   readonly payment: Payment;
