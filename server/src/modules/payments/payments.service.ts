@@ -249,7 +249,6 @@ interface Attempt {
   readonly paymentId: string;
 }
 
-/** Thrown inside the transaction (rolling it back) when a date's facts must be loaded first. */
 /** What the payment transaction returns: `sold` is null for a replay. */
 interface Outcome {
   readonly payment: Payment;
