@@ -10,7 +10,7 @@ import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor
 import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
 import { sendJson } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
-import { createRoutes, PUBLIC_METHODS } from "./transport/routes.js";
+import { createRoutes, PUBLIC_METHODS, seatOfCall } from "./transport/routes.js";
 import { createStaticFiles } from "./transport/static-files.js";
 
 /** What {@link createApp} builds from. */
@@ -70,7 +70,7 @@ export function createApp(deps: AppDeps): App {
     logger,
     interceptors: [
       createErrorInterceptor(logger),
-      createAuthInterceptor(services.queue, PUBLIC_METHODS),
+      createAuthInterceptor(services.queue, PUBLIC_METHODS, seatOfCall(services.catalog)),
     ],
     shutdownSignal: shutdownController.signal,
     readMaxBytes: READ_MAX_BYTES,
