@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import {
   CatalogService as CatalogApi,
@@ -26,11 +27,15 @@ export const STAGEDOOR_SERVICES = [
   PaymentApi.typeName,
 ];
 
-/** Methods that need no queue token: issuing one, the public catalog, and health. */
-export const PUBLIC_METHODS: ReadonlySet<string> = new Set([
-  `${QueueApi.typeName}/${QueueApi.method.issueQueueToken.name}`,
-  ...CatalogApi.methods.map((m) => `${CatalogApi.typeName}/${m.name}`),
-  ...Health.methods.map((m) => `${Health.typeName}/${m.name}`),
+/**
+ * Methods that need no queue token: issuing one, the public catalog, and
+ * health. Held as the method descriptors Connect hands interceptors, so the
+ * check per call is one set lookup.
+ */
+export const PUBLIC_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
+  QueueApi.method.issueQueueToken,
+  ...CatalogApi.methods,
+  ...Health.methods,
 ]);
 
 /**

@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { Interceptor, UnaryRequest } from "@connectrpc/connect";
 import type { QueueService, SeatRef } from "../../modules/queue/index.js";
 import { bearerCredential } from "../bearer.js";
@@ -15,11 +16,11 @@ export type SeatOfCall = (req: UnaryRequest) => SeatRef | undefined;
  */
 export function createAuthInterceptor(
   queue: QueueService,
-  publicMethods: ReadonlySet<string>,
+  publicMethods: ReadonlySet<DescMethod>,
   seatOf: SeatOfCall = () => undefined,
 ): Interceptor {
   return (next) => async (req) => {
-    if (!publicMethods.has(`${req.service.typeName}/${req.method.name}`)) {
+    if (!publicMethods.has(req.method)) {
       const token = bearerCredential(req.header.get("authorization"));
       const seat = req.stream ? undefined : seatOf(req);
       req.contextValues.set(sessionKey, await queue.authenticate(token, seat));
