@@ -3,6 +3,7 @@ import { pruneRequestIds } from "../modules/idempotency/index.js";
 import type { QueueService } from "../modules/queue/index.js";
 import type { ReservationsService } from "../modules/reservations/index.js";
 import type { Database } from "../persistence/database.js";
+import { analyzeGrowingTables } from "../persistence/table-statistics.js";
 import type { Clock } from "../shared/clock.js";
 import { createIntervalJob, type IntervalJob } from "./interval-job.js";
 
@@ -24,7 +25,10 @@ export interface BackgroundJobDeps {
  *   so a freed slot is filled well within a second; safe on every instance);
  * - the hold sweeper marks expired holds and frees their seats (tidying only:
  *   expired holds already count as free);
- * - the request-id pruner drops claims past the retention window.
+ * - the request-id pruner drops claims past the retention window;
+ * - the statistics keeper analyses the tables a sale fills from empty as
+ *   they grow, so cached plans never keep scanning them (see
+ *   persistence/table-statistics.ts).
  */
 export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
   return [
@@ -46,6 +50,15 @@ export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
           deps.db.fork(),
           new Date(deps.clock.now().getTime() - REQUEST_ID_RETENTION_MS),
         ),
+      deps.logger,
+    ),
+    createIntervalJob(
+      "table-statistics",
+      2_000,
+      async () => {
+        const analysed = await analyzeGrowingTables(deps.db.fork());
+        if (analysed.length > 0) deps.logger.debug({ tables: analysed }, "analysed grown tables");
+      },
       deps.logger,
     ),
   ];

@@ -28,10 +28,7 @@ describe("background jobs on PostgreSQL", () => {
   });
 
   function job(name: string): IntervalJob {
-    const [admitter, sweeper, pruner] = h.services.jobs;
-    return must(
-      { "queue-admitter": admitter, "hold-sweeper": sweeper, "request-id-pruner": pruner }[name],
-    );
+    return must(h.services.jobs.find((candidate) => candidate.name === name));
   }
 
   function requestId(): string {
@@ -115,5 +112,52 @@ describe("background jobs on PostgreSQL", () => {
     const again = await wide.wallet.recharge(caller.principal, { amount: 5_000n, requestId: id });
     expect(again.entry.id).to.equal(first.entry.id);
     expect((await wide.wallet.get(caller.principal)).balance).to.equal(5_000n);
+  });
+
+  it("analyses a table the sale filled from empty, so cached plans stop scanning it (table-statistics)", async () => {
+    const client = await h.pool.connect();
+    try {
+      const plan = async () =>
+        (await client.query("explain execute wallet_balance('nobody')")).rows
+          .map((row) => String(row["QUERY PLAN"]))
+          .join("\n");
+      const analysed = async () =>
+        (
+          await client.query<{ tuples: number }>(
+            "select reltuples::int as tuples from pg_class where relname = 'wallet'",
+          )
+        ).rows[0]?.tuples ?? -1;
+      // A pooled connection plans a lookup while the table is (nearly) empty...
+      await client.query("set plan_cache_mode = force_generic_plan");
+      await client.query("analyze wallet");
+      await client.query(
+        "prepare wallet_balance(text) as select balance from wallet where user_id = $1",
+      );
+      expect(await plan()).to.match(/Seq Scan on wallet/);
+
+      // ...then the sale fills it.
+      await client.query(
+        `insert into wallet (user_id, balance, version, created_at, updated_at)
+         select 'stats-' || n, 0, 0, now(), now() from generate_series(1, 3000) n`,
+      );
+      await client.query("select pg_stat_force_next_flush()");
+      await job("table-statistics").runOnce();
+      expect(await analysed()).to.be.at.least(3000);
+      expect(await plan()).to.match(/Index Scan using wallet_pkey/);
+
+      // Grown by less than the factor since: nothing to do.
+      const before = await client.query(
+        "select analyze_count from pg_stat_user_tables where relname = 'wallet'",
+      );
+      await job("table-statistics").runOnce();
+      const after = await client.query(
+        "select analyze_count from pg_stat_user_tables where relname = 'wallet'",
+      );
+      expect(after.rows).to.deep.equal(before.rows);
+    } finally {
+      await client.query("deallocate all");
+      await client.query("reset plan_cache_mode");
+      client.release();
+    }
   });
 });
