@@ -32,7 +32,10 @@ export interface BenchDate {
 /** What {@link seedCatalog} created. */
 export interface BenchCatalog {
   readonly concertId: string;
+  /** The dates the rush is measured on. */
   readonly dates: readonly BenchDate[];
+  /** A date of the same concert, a year ahead, for the unmeasured warm-up (if asked for). */
+  readonly warmUp?: BenchDate;
 }
 
 /**
@@ -43,7 +46,13 @@ export interface BenchCatalog {
  */
 export async function seedCatalog(
   url: string,
-  options: { dates: number; seatsPerDate: number; gradeOf: (number: number) => Grade },
+  options: {
+    dates: number;
+    seatsPerDate: number;
+    gradeOf: (number: number) => Grade;
+    /** Seats of an extra warm-up date; none when 0 or unset. */
+    warmUpSeats?: number;
+  },
 ): Promise<BenchCatalog> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -53,15 +62,14 @@ export async function seedCatalog(
       "insert into concert (id, title, venue, created_at) values ($1, 'Bench', 'Bench Hall', now())",
       [concertId],
     );
-    const numbers = Array.from({ length: options.seatsPerDate }, (_, i) => i + 1);
-    const grades = numbers.map(options.gradeOf);
-    const dates: BenchDate[] = [];
-    for (let d = 0; d < options.dates; d++) {
+    const addDate = async (daysAhead: number, seatCount: number): Promise<BenchDate> => {
+      const numbers = Array.from({ length: seatCount }, (_, i) => i + 1);
+      const grades = numbers.map(options.gradeOf);
       const { rows } = await client.query<{ id: string; date: string }>(
         `insert into concert_date (id, concert_id, date, starts_at, total_seats)
          values ($1, $2, current_date + $3::int, (current_date + $3::int) + time '19:00', $4)
          returning id, to_char(date, 'YYYY-MM-DD') as date`,
-        [randomUUID(), concertId, 30 + 7 * d, options.seatsPerDate],
+        [randomUUID(), concertId, daysAhead, seatCount],
       );
       const row = rows[0];
       if (!row) throw new Error("the concert date was not inserted");
@@ -72,16 +80,20 @@ export async function seedCatalog(
          returning id, number, price`,
         [row.id, numbers, grades.map((g) => g.grade), grades.map((g) => g.price)],
       );
-      dates.push({
+      return {
         id: row.id,
         date: row.date,
         seats: seats.rows
           .map((seat) => ({ id: seat.id, number: seat.number, price: Number(seat.price) }))
           .sort((a, b) => a.number - b.number),
-      });
-    }
+      };
+    };
+    const dates: BenchDate[] = [];
+    for (let d = 0; d < options.dates; d++)
+      dates.push(await addDate(30 + 7 * d, options.seatsPerDate));
+    const warmUp = options.warmUpSeats ? await addDate(365, options.warmUpSeats) : undefined;
     await client.query("analyze");
-    return { concertId, dates };
+    return warmUp ? { concertId, dates, warmUp } : { concertId, dates };
   } finally {
     await client.end();
   }

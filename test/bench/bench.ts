@@ -23,6 +23,8 @@ import { seedCatalog } from "./bench-catalog.js";
 import { FLOOR_LABELS, type FloorKind, measureFloors } from "./floors.js";
 import {
   ConnectionPool,
+  CPU_HEADER,
+  cpuCells,
   fmt,
   formatTable,
   jsonBody,
@@ -112,7 +114,7 @@ async function main(): Promise<void> {
     });
     const { concertId } = catalog;
     const seatIds = catalog.dates[0]?.seats.map((seat) => seat.id) ?? [];
-    const pool = new ConnectionPool(server.target);
+    const pool = new ConnectionPool(server.target, server.pid);
     cleanup.defer("close the connections", () => pool.close());
     const post = (path: string, body: unknown, token?: string) =>
       server.target.post(path, body, token);
@@ -188,7 +190,12 @@ async function main(): Promise<void> {
         `queue store: ${testRedisUrl ? "Redis" : "in-process"}, Node ${process.version}, ` +
         `${cpus.length} CPUs, BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"}\n`,
     );
-    console.log(formatTable(PHASE_HEADER, results.map(phaseRow)));
+    console.log(
+      formatTable(
+        [...PHASE_HEADER, ...CPU_HEADER],
+        results.map((r) => [...phaseRow(r), ...cpuCells(r)]),
+      ),
+    );
     console.log(`\nfloors (same run, ${CONCURRENCY} connections):`);
     console.log(
       formatTable(

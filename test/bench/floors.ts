@@ -125,7 +125,7 @@ async function storeFloor(
       FLOOR_CONCERT_ID: randomUUID(),
     },
   });
-  const pool = new ConnectionPool(server.target);
+  const pool = new ConnectionPool(server.target, server.pid);
   try {
     options.log(`floor: ${FLOOR_LABELS.store}, ${requests} requests`);
     return await measure(
@@ -161,7 +161,7 @@ async function connectFloor(requests: number, options: FloorOptions): Promise<Ph
     probe: healthProbe,
     env: {},
   });
-  const pool = new ConnectionPool(server.target);
+  const pool = new ConnectionPool(server.target, server.pid);
   try {
     options.log(`floor: ${FLOOR_LABELS.connect}, ${requests} requests`);
     const request = server.target.post("/grpc.health.v1.Health/Check", {});
@@ -193,7 +193,7 @@ async function sqlFloors(
       probe: readyProbe,
       env: { DATABASE_URL: database.url, FLOOR_POOL_MAX: "16" },
     });
-    const pool = new ConnectionPool(server.target);
+    const pool = new ConnectionPool(server.target, server.pid);
     try {
       if (kinds.includes("hold")) {
         const requests = count("hold");

@@ -1,3 +1,4 @@
+import { CpuMeter, type CpuTimes } from "./cpu-meter.js";
 import { HttpConnection, type HttpReply, HttpTarget } from "./http1.js";
 
 export { type HttpReply, HttpTarget };
@@ -41,6 +42,11 @@ export interface PhaseResult {
   readonly outcomes: Readonly<Record<string, number>>;
   /** CPU the load generator itself spent per request, in microseconds. */
   readonly loadCpuUsPerRequest: number;
+  /**
+   * CPU per request (µs) of the server under test (with its workers), of
+   * PostgreSQL and of Redis, when the pool knows the server's pid.
+   */
+  readonly cpuUsPerRequest: CpuTimes | undefined;
 }
 
 /**
@@ -50,8 +56,15 @@ export interface PhaseResult {
  */
 export class ConnectionPool {
   private readonly connections: HttpConnection[] = [];
+  /** Measures the server's, PostgreSQL's and Redis's CPU per phase, when given its pid. */
+  readonly meter: CpuMeter | undefined;
 
-  constructor(readonly target: HttpTarget) {}
+  constructor(
+    readonly target: HttpTarget,
+    serverPid?: number,
+  ) {
+    this.meter = serverPid === undefined ? undefined : new CpuMeter(serverPid);
+  }
 
   /** Connection `index`, opened on first use. */
   connection(index: number): HttpConnection {
@@ -124,6 +137,7 @@ export async function runPhase(
       await task(unit, call);
     }
   };
+  const machine = pool.meter?.sample();
   const cpu = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
@@ -131,8 +145,11 @@ export async function runPhase(
   );
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
+  const machineAfter = pool.meter?.sample();
   const sorted = Float64Array.from(latencies).sort();
   const requests = latencies.length;
+  const perRequest = (before: number, after: number) =>
+    requests > 0 ? (after - before) / requests : 0;
   return {
     name,
     requests,
@@ -148,6 +165,14 @@ export async function runPhase(
     unitsPerSecond: seconds > 0 ? units / seconds : 0,
     outcomes,
     loadCpuUsPerRequest: requests > 0 ? (used.user + used.system) / requests : 0,
+    cpuUsPerRequest:
+      machine && machineAfter
+        ? {
+            server: perRequest(machine.server, machineAfter.server),
+            db: perRequest(machine.db, machineAfter.db),
+            redis: perRequest(machine.redis, machineAfter.redis),
+          }
+        : undefined,
   };
 }
 
@@ -206,6 +231,20 @@ export const PHASE_HEADER = [
   "p95 ms",
   "p99 ms",
 ] as const;
+
+/** The CPU columns that follow a phase row: server, PostgreSQL, Redis and load generator µs/req. */
+export const CPU_HEADER = ["server µs", "db µs", "redis µs", "load µs"] as const;
+
+/** A phase's CPU per request as cells under {@link CPU_HEADER}. */
+export function cpuCells(result: PhaseResult): string[] {
+  const cpu = result.cpuUsPerRequest;
+  return [
+    cpu ? fmt(cpu.server) : "-",
+    cpu ? fmt(cpu.db) : "-",
+    cpu ? fmt(cpu.redis) : "-",
+    fmt(result.loadCpuUsPerRequest),
+  ];
+}
 
 /** One phase as a row under {@link PHASE_HEADER}. */
 export function phaseRow(result: PhaseResult): string[] {

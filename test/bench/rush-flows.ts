@@ -1,4 +1,4 @@
-import type { BenchCatalog } from "./bench-catalog.js";
+import type { BenchCatalog, BenchSeat } from "./bench-catalog.js";
 import {
   type ConnectionPool,
   type HttpReply,
@@ -61,6 +61,17 @@ export interface FlowResult {
   readonly fans: readonly Fan[];
   /** Fans whose payment succeeded, per second of the pay phase. */
   readonly paidFansPerSecond: number;
+  /** The unmeasured warm-up, when the catalog has a warm-up date. */
+  readonly warmUp?: WarmUp;
+}
+
+/** What the warm-up did: every fan pays for a seat of the warm-up date. */
+export interface WarmUp {
+  readonly fans: number;
+  readonly paid: number;
+  readonly requests: number;
+  /** Replies that were neither the expected answer nor an expected refusal. */
+  readonly errors: number;
 }
 
 /**
@@ -82,13 +93,15 @@ interface Protocol {
 }
 
 function restProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
-  const dates = catalog.dates.map((d) => d.date);
+  const measured = catalog.dates.map((d) => d.date);
+  // The warm-up date, when there is one, is the last index.
+  const dates = catalog.warmUp ? [...measured, catalog.warmUp.date] : measured;
   return {
     async prepare(pool) {
       const listed = jsonBody(await pool.send(target.get("/api/concerts/dates"))).dates;
-      if (JSON.stringify(listed) !== JSON.stringify(dates)) {
+      if (JSON.stringify(listed) !== JSON.stringify(measured)) {
         throw new Error(
-          `GET /api/concerts/dates listed ${JSON.stringify(listed)}, seeded ${dates}`,
+          `GET /api/concerts/dates listed ${JSON.stringify(listed)}, seeded ${measured}`,
         );
       }
     },
@@ -125,16 +138,16 @@ function restProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
 }
 
 function connectProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
-  let concertId = "";
+  const concertId = catalog.concertId;
   const dateIds: string[] = [];
-  /** Seat ids by date index, then by seat number. */
+  /** Seat ids by date index, then by seat number; the warm-up date's are known from the seed. */
   const seatIds: Map<number, string>[] = [];
+  const warmUpSeats = new Map(catalog.warmUp?.seats.map((seat) => [seat.number, seat.id]));
   return {
     async prepare(pool) {
       const concerts = jsonBody(await pool.send(target.post(`${CATALOG}/ListConcerts`, {})))
         .concerts as { id: string }[] | undefined;
-      concertId = concerts?.[0]?.id ?? "";
-      if (concertId !== catalog.concertId) throw new Error("ListConcerts did not list the concert");
+      if (concerts?.[0]?.id !== concertId) throw new Error("ListConcerts did not list the concert");
       const dates = jsonBody(
         await pool.send(target.post(`${CATALOG}/ListConcertDates`, { concertId })),
       ).dates as { id: string; date: string }[] | undefined;
@@ -178,7 +191,10 @@ function connectProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
     hold: (fan, d, number, attempt) =>
       target.post(
         `${RESERVATION}/HoldSeat`,
-        { seatId: seatIds[d]?.get(number), requestId: `hold-${fan.index}-${attempt}` },
+        {
+          seatId: (d === catalog.dates.length ? warmUpSeats : seatIds[d])?.get(number),
+          requestId: `hold-${fan.userId}-${attempt}`,
+        },
         fan.token,
       ),
     holdJudge: connectSeatTaken,
@@ -191,7 +207,7 @@ function connectProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
     recharge: (fan, win) =>
       target.post(
         `${WALLET}/RechargeWallet`,
-        { amount: String(win.price), requestId: `recharge-${fan.index}` },
+        { amount: String(win.price), requestId: `recharge-${fan.userId}` },
         fan.token,
       ),
     pay: (fan, win) =>
@@ -200,7 +216,7 @@ function connectProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
         {
           reservationId: win.reservationId,
           amount: String(win.price),
-          requestId: `pay-${fan.index}`,
+          requestId: `pay-${fan.userId}`,
         },
         fan.token,
       ),
@@ -248,6 +264,13 @@ export async function runFlow(
 ): Promise<FlowResult> {
   const protocol =
     flow === "rest" ? restProtocol(pool.target, catalog) : connectProtocol(pool.target, catalog);
+  const warmUp = catalog.warmUp ? await warm(protocol, pool, catalog, shape) : undefined;
+  if (warmUp) {
+    log(
+      `  warm-up (not measured): ${warmUp.fans} fans, ${warmUp.paid} paid, ` +
+        `${warmUp.requests} requests, ${warmUp.errors} errors`,
+    );
+  }
   await protocol.prepare(pool);
   const fans: Fan[] = Array.from({ length: shape.fans }, (_, index) => ({
     index,
@@ -330,7 +353,52 @@ export async function runFlow(
     pay,
     fans,
     paidFansPerSecond: pay.seconds > 0 ? paid / pay.seconds : 0,
+    ...(warmUp ? { warmUp } : {}),
   };
+}
+
+/**
+ * Runs every server path the rush measures, unmeasured, on the warm-up date:
+ * so the figures are those of a running server, not of one compiling its hot
+ * paths and preparing its statements (the floors get a warm-up too). Each
+ * warm-up fan takes a token, holds its own seat, is refused a neighbour's,
+ * recharges and pays; when they are done the date is sold out and no longer
+ * listed, and every warm-up admission has ended.
+ */
+async function warm(
+  protocol: Protocol,
+  pool: ConnectionPool,
+  catalog: BenchCatalog,
+  shape: RushShape,
+): Promise<WarmUp> {
+  const seats = catalog.warmUp?.seats ?? [];
+  const d = catalog.dates.length;
+  let paid = 0;
+  const result = await runPhase(
+    "warm-up",
+    pool,
+    seats.length,
+    shape.connections,
+    async (i, call) => {
+      const seat = seats[i] as BenchSeat;
+      const fan: Fan = { index: i, userId: `warm-${i}`, token: "", paid: false };
+      const issued = await call(protocol.issue(fan), protocol.admitted);
+      if (issued.status !== 200) return;
+      fan.token = String(jsonBody(issued).token ?? "");
+      const held = await call(protocol.hold(fan, d, seat.number, 1), protocol.holdJudge);
+      if (held.status !== 200) return;
+      const win: Win = { dateIndex: d, number: seat.number, ...protocol.readHold(held) };
+      // Someone else's seat (or, if its fan has not held it yet, a second hold): refused.
+      const other = ((seat.number + seats.length - 2) % seats.length) + 1;
+      // REST answers 409, Connect failed_precondition (400), for either refusal.
+      await call(protocol.hold(fan, d, other, 2), (reply) =>
+        reply.status === 409 || reply.status === 400 ? "refused" : "error",
+      );
+      if ((await call(protocol.recharge(fan, win))).status !== 200) return;
+      if ((await call(protocol.pay(fan, win))).status === 200) paid++;
+    },
+  );
+  return { fans: seats.length, paid, requests: result.requests, errors: result.errors };
 }
 
 /**

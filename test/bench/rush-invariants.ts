@@ -61,6 +61,8 @@ export interface RoundFacts {
   readonly pool: ConnectionPool;
   readonly catalog: BenchCatalog;
   readonly fans: readonly Fan[];
+  /** Payments made by the unmeasured warm-up's fans (on a date of their own). */
+  readonly warmUpPaid: number;
   readonly maxActive: number;
   readonly sampler: AdmissionSampler;
 }
@@ -152,10 +154,12 @@ export async function checkInvariants(facts: RoundFacts): Promise<Check[]> {
 
     const payments = await count(client, "select id from payment");
     const confirmed = await count(client, "select id from reservation where status = 'CONFIRMED'");
+    const told = paid.length + facts.warmUpPaid;
     check(
       "every payment a fan was told of is recorded, and no other",
-      payments === paid.length && confirmed === paid.length,
-      `${paid.length} fans told they paid, ${payments} payments, ${confirmed} confirmed reservations`,
+      payments === told && confirmed === told,
+      `${paid.length} fans (+${facts.warmUpPaid} warming up) told they paid, ${payments} payments, ` +
+        `${confirmed} confirmed reservations`,
     );
 
     const { rows } = await client.query<{

@@ -6,8 +6,12 @@
  * Each round starts Stagedoor in its own process (server/src/main.ts) on a
  * fresh database and Redis prefix, seeds one concert of RUSH_DATES dates ×
  * RUSH_SEATS seats, and lets RUSH_FANS fans through closed-loop phases over
- * RUSH_CONNECTIONS keep-alive connections:
+ * RUSH_CONNECTIONS keep-alive connections, after an unmeasured warm-up:
  *
+ * 0. warm-up (RUSH_WARMUP fans, 500; 0 for none): on a date of its own, each
+ *    warm-up fan takes a token, holds a seat, is refused another, tops up and
+ *    pays, so the server's hot paths are compiled and its statements prepared
+ *    before the clock starts (as the floors get a warm-up too);
  * 1. tokens: every fan takes a token and must be admitted at once;
  * 2. listing (RUSH_LISTING=1 only): every fan lists the dates and one date's seats;
  * 3. holds: every fan tries random seats (seeded PRNG), moving on when a seat
@@ -24,7 +28,7 @@
  * Knobs (env): RUSH_FANS (2000), RUSH_CONNECTIONS (64), RUSH_DATES (3),
  * RUSH_SEATS (50), RUSH_RETRIES (5), RUSH_PAYERS ("8,64"), RUSH_FLOWS
  * ("rest,connect"; "none" measures the floors only), RUSH_SEED (42),
- * RUSH_LISTING (0), RUSH_FLOOR_REQUESTS (per floor; by default about 3 s
+ * RUSH_LISTING (0), RUSH_WARMUP (500), RUSH_FLOOR_REQUESTS (per floor; by default about 3 s
  * each), RUSH_REDIS_URL (else TEST_REDIS_URL, else redis://127.0.0.1:6379/5),
  * BENCH_WORKERS, BENCH_POOL (server pool, 16), BENCH_NODE_ARGS. The database
  * is TEST_DATABASE_URL's server, else an embedded PostgreSQL.
@@ -36,6 +40,8 @@ import { demoGrade, seedCatalog } from "./bench-catalog.js";
 import { DEFAULT_FLOOR_REQUESTS, FLOOR_LABELS, type FloorKind, measureFloors } from "./floors.js";
 import {
   ConnectionPool,
+  CPU_HEADER,
+  cpuCells,
   fmt,
   formatTable,
   outcomeLines,
@@ -72,6 +78,8 @@ const SEATS = intKnob("RUSH_SEATS", 50);
 const RETRIES = intKnob("RUSH_RETRIES", 5);
 const SEED = intKnob("RUSH_SEED", 42, 0);
 const LISTING = intKnob("RUSH_LISTING", 0, 0) > 0;
+/** Fans of the unmeasured warm-up before each round (0: none). */
+const WARM_UP = intKnob("RUSH_WARMUP", 500, 0);
 const POOL = intKnob("BENCH_POOL", 16);
 const FLOOR_REQUESTS = process.env.RUSH_FLOOR_REQUESTS
   ? intKnob("RUSH_FLOOR_REQUESTS", 0)
@@ -130,8 +138,9 @@ async function runRound(flow: Flow, payers: number, cleanup: Cleanup): Promise<R
       dates: DATES,
       seatsPerDate: SEATS,
       gradeOf: demoGrade,
+      warmUpSeats: WARM_UP,
     });
-    const pool = new ConnectionPool(server.target);
+    const pool = new ConnectionPool(server.target, server.pid);
     try {
       const sampler = new AdmissionSampler(redis, `${keyPrefix}q:${catalog.concertId}:a`);
       sampler.start();
@@ -159,6 +168,7 @@ async function runRound(flow: Flow, payers: number, cleanup: Cleanup): Promise<R
         pool,
         catalog,
         fans: result.fans,
+        warmUpPaid: result.warmUp?.paid ?? 0,
         maxActive: MAX_ACTIVE,
         sampler,
       });
@@ -188,8 +198,8 @@ function formatRound(round: Round, seconds: number): string {
     "",
     `── ${roundTitle(round)} (round took ${seconds.toFixed(1)} s) ──`,
     formatTable(
-      [...PHASE_HEADER, "load µs/req"],
-      result.phases.map((phase) => [...phaseRow(phase), fmt(phase.loadCpuUsPerRequest)]),
+      [...PHASE_HEADER, ...CPU_HEADER],
+      result.phases.map((phase) => [...phaseRow(phase), ...cpuCells(phase)]),
     ),
     `tokens: ${fmt(result.tokens.ok)} of ${fmt(FANS)} fans admitted at once, ` +
       `${fmt(result.tokens.unitsPerSecond)} fans/s`,
@@ -210,7 +220,7 @@ function formatRound(round: Round, seconds: number): string {
 
 function formatFloors(floors: ReadonlyMap<FloorKind, PhaseResult>): string {
   return formatTable(
-    ["floor", "requests", "errors", "seconds", "req/s", "p50 ms", "p99 ms", "load µs/req"],
+    ["floor", "requests", "errors", "seconds", "req/s", "p50 ms", "p99 ms", ...CPU_HEADER],
     [...floors].map(([kind, r]) => [
       FLOOR_LABELS[kind],
       fmt(r.requests),
@@ -219,7 +229,7 @@ function formatFloors(floors: ReadonlyMap<FloorKind, PhaseResult>): string {
       fmt(r.perSecond),
       fmt(r.p50Ms, 2),
       fmt(r.p99Ms, 2),
-      fmt(r.loadCpuUsPerRequest),
+      ...cpuCells(r),
     ]),
   );
 }
@@ -330,11 +340,11 @@ async function main(): Promise<void> {
           .join(" ")}`,
       `knobs: RUSH_FANS=${FANS} RUSH_CONNECTIONS=${CONNECTIONS} RUSH_DATES=${DATES} RUSH_SEATS=${SEATS} ` +
         `RUSH_RETRIES=${RETRIES} RUSH_PAYERS=${PAYERS.join(",")} RUSH_FLOWS=${FLOWS.join(",")} ` +
-        `RUSH_SEED=${SEED} RUSH_LISTING=${LISTING ? 1 : 0} RUSH_FLOOR_REQUESTS=${floorRequests} ` +
+        `RUSH_SEED=${SEED} RUSH_LISTING=${LISTING ? 1 : 0} RUSH_WARMUP=${WARM_UP} RUSH_FLOOR_REQUESTS=${floorRequests} ` +
         `BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"} BENCH_POOL=${POOL}`,
       `queue store: Redis at ${REDIS_URL}, QUEUE_MAX_ACTIVE=${MAX_ACTIVE} (= fans); ` +
         `database: ${process.env.TEST_DATABASE_URL ? "TEST_DATABASE_URL's server" : "embedded PostgreSQL"}`,
-      `a fan gives up after ${RETRIES} refused hold attempts; load µs/req is the load generator's own CPU`,
+      `a fan gives up after ${RETRIES} refused hold attempts; CPU columns are µs per request of the server (with its workers), PostgreSQL, Redis and the load generator`,
     ].join("\n"),
   );
   const rounds: Round[] = [];
@@ -368,7 +378,10 @@ async function main(): Promise<void> {
     round.checks.filter((check) => !check.ok).map((check) => `${roundTitle(round)}: ${check.name}`),
   );
   const errors = rounds.reduce(
-    (sum, round) => sum + round.result.phases.reduce((n, phase) => n + phase.errors, 0),
+    (sum, round) =>
+      sum +
+      (round.result.warmUp?.errors ?? 0) +
+      round.result.phases.reduce((n, phase) => n + phase.errors, 0),
     0,
   );
   console.log(
