@@ -56,7 +56,7 @@ export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
       "table-statistics",
       2_000,
       async () => {
-        const analysed = await analyzeGrowingTables(deps.db.fork());
+        const analysed = await analyzeGrowingTables(deps.db);
         if (analysed.length > 0) deps.logger.debug({ tables: analysed }, "analysed grown tables");
       },
       deps.logger,

@@ -1,4 +1,4 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
+import { type Database, transaction } from "./database.js";
 
 /**
  * The tables a sale fills from empty, fast: a new deployment may open a sale
@@ -45,9 +45,9 @@ const ANALYZE_LOCK_KEY = 7_342_003;
  * are left to autovacuum. Under an advisory lock, so among many instances
  * one does the work.
  */
-export async function analyzeGrowingTables(em: EntityManager): Promise<string[]> {
+export async function analyzeGrowingTables(db: Database): Promise<string[]> {
   // One transaction, so the lock and the statements share one connection.
-  return em.transactional(async (tx) => {
+  return transaction(db, async (tx) => {
     const [locked] = await tx.execute<{ locked: boolean }[]>(
       "select pg_try_advisory_xact_lock(?) as locked",
       [ANALYZE_LOCK_KEY],

@@ -1,4 +1,4 @@
-import type { Database } from "../../persistence/database.js";
+import { type Database, transaction } from "../../persistence/database.js";
 import { newId } from "../../shared/ids.js";
 import { Concert } from "./concert.entity.js";
 import { ConcertDate } from "./concert-date.entity.js";
@@ -21,12 +21,11 @@ function gradeOf(number: number): { grade: string; price: bigint } {
  * seeded.
  */
 export async function seedDemoCatalog(db: Database, now: Date): Promise<boolean> {
-  return db.fork().transactional(async (em) => {
+  return transaction(db, async (em) => {
     await em.execute("select pg_advisory_xact_lock(7342002)");
     if ((await em.count(Concert, {})) > 0) return false;
     const concert = new Concert(newId(), "Stagedoor Live: Seoul Nights", "KSPO Dome, Seoul", now);
-    // The foreign keys are plain columns, so flush parents before children.
-    await em.persistAndFlush(concert);
+    const dates: ConcertDate[] = [];
     const seats: Seat[] = [];
     for (let week = 1; week <= DEMO_DATES; week++) {
       // 19:00 in Seoul (UTC+9) is 10:00 UTC.
@@ -42,14 +41,17 @@ export async function seedDemoCatalog(db: Database, now: Date): Promise<boolean>
         startsAt,
         DEMO_SEATS_PER_DATE,
       );
-      em.persist(date);
+      dates.push(date);
       for (let number = 1; number <= DEMO_SEATS_PER_DATE; number++) {
         const { grade, price } = gradeOf(number);
         seats.push(new Seat(newId(), date.id, number, grade, price));
       }
     }
-    await em.flush();
-    await em.persistAndFlush(seats);
+    // Native inserts, parents before children (the foreign keys are plain
+    // columns); they leave the unit of work untouched.
+    await em.insert(concert);
+    await em.insertMany(dates);
+    await em.insertMany(seats);
     return true;
   });
 }

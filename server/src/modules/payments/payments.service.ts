@@ -1,5 +1,5 @@
 import type { Logger } from "../../logger.js";
-import type { Database } from "../../persistence/database.js";
+import { type Database, transaction } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
@@ -112,7 +112,7 @@ export class PaymentsService {
   /** The payment's transaction (see {@link pay}). */
   private transact(attempt: Attempt): Promise<Outcome> {
     const { principal, reservationId, amount, requestId, now, paymentId } = attempt;
-    return this.db.fork().transactional(async (em): Promise<Outcome> => {
+    return transaction(this.db, async (em): Promise<Outcome> => {
       const tx = await TxConnection.of(em);
       const claim = await claimRequestId(
         tx,

@@ -1,5 +1,5 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import type { Database } from "../../persistence/database.js";
+import { type Database, transaction } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
@@ -85,7 +85,7 @@ export class ReservationsService {
     let observed: SeatChange | undefined;
     let outcome: { reservation: Reservation; seatVersion?: number };
     try {
-      outcome = await this.db.fork().transactional(async (em) => {
+      outcome = await transaction(this.db, async (em) => {
         const tx = await TxConnection.of(em);
         const claim = await claimRequestId(
           tx,
@@ -167,7 +167,7 @@ export class ReservationsService {
     if (!target || target.userId !== principal.userId) throw notFound(reservationId);
     await this.gateWriter.invalidate(target.concertDateId, target.seatId, 0);
     const now = this.clock.now();
-    const outcome = await this.db.fork().transactional(async (em) => {
+    const outcome = await transaction(this.db, async (em) => {
       const tx = await TxConnection.of(em);
       const claim = await claimRequestId(
         tx,
@@ -253,11 +253,9 @@ export class ReservationsService {
    * wait for this: expired holds already count as free.
    */
   async expireStaleHolds(batchSize = 500): Promise<number> {
-    return this.db
-      .fork()
-      .transactional((em) =>
-        new ReservationRepository(em).expireStaleHolds(this.clock.now(), batchSize),
-      );
+    return transaction(this.db, (em) =>
+      new ReservationRepository(em).expireStaleHolds(this.clock.now(), batchSize),
+    );
   }
 }
 

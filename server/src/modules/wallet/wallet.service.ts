@@ -1,4 +1,4 @@
-import type { Database } from "../../persistence/database.js";
+import { type Database, transaction } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
@@ -52,7 +52,7 @@ export class WalletService {
     const requestId = requireRequestId(input.requestId);
     const now = this.clock.now();
     const entryId = newId();
-    const entry = await this.db.fork().transactional(async (em) => {
+    const entry = await transaction(this.db, async (em) => {
       const tx = await TxConnection.of(em);
       const claim = await claimRequestId(
         tx,
