@@ -10,7 +10,11 @@
  * embedded PostgreSQL) for a throwaway database, and TEST_REDIS_URL for the
  * waiting room when set (otherwise the in-process store).
  *
- * Knobs: BENCH_USERS (default 10000), BENCH_CONCURRENCY (64), BENCH_RUSH (2000),
+ * Before the measured phases, BENCH_WARMUP users (1000) go through the same
+ * phases unmeasured, so the figures are those of a server whose hot paths are
+ * compiled and whose statements are prepared, as the floors' are.
+ *
+ * Knobs: BENCH_USERS (default 10000), BENCH_CONCURRENCY (64), BENCH_RUSH (2000), BENCH_WARMUP (1000),
  * BENCH_POOL (server pool size, 16), BENCH_FLOOR_REQUESTS (per floor, ~3 s each
  * by default), BENCH_WORKERS (passed to the server as WORKERS when set),
  * BENCH_NODE_ARGS (extra node flags for the server, e.g.
@@ -40,6 +44,8 @@ import { connectSeatTaken } from "./rush-flows.js";
 const USERS = Number(process.env.BENCH_USERS ?? 10_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const RUSH = Number(process.env.BENCH_RUSH ?? 2_000);
+/** Users of an unmeasured first pass through every phase (the floors get a warm-up too). */
+const WARM_UP = Number(process.env.BENCH_WARMUP ?? 1_000);
 const POOL = Number(process.env.BENCH_POOL ?? 16);
 const FLOOR_REQUESTS = process.env.BENCH_FLOOR_REQUESTS
   ? Number(process.env.BENCH_FLOOR_REQUESTS)
@@ -109,7 +115,7 @@ async function main(): Promise<void> {
     });
     const catalog = await seedCatalog(database.url, {
       dates: 1,
-      seatsPerDate: USERS + 10,
+      seatsPerDate: WARM_UP + USERS + 10,
       gradeOf: () => ({ grade: "S", price: PRICE }),
     });
     const { concertId } = catalog;
@@ -120,52 +126,66 @@ async function main(): Promise<void> {
       server.target.post(path, body, token);
 
     const results: PhaseResult[] = [];
-    const tokens: string[] = new Array(USERS).fill("");
-    const reservations: string[] = new Array(USERS).fill("");
-    const phase = async (
-      name: string,
-      count: number,
-      task: Parameters<typeof runPhase>[4],
-    ): Promise<PhaseResult> => {
-      const result = await runPhase(name, pool, count, CONCURRENCY, task);
-      results.push(result);
-      return result;
+    /**
+     * Token, status, hold, recharge and pay for `users` users (`<label>-<i>`)
+     * on the seats from `firstSeat` on; measured phases are kept in `results`.
+     */
+    const runUsers = async (label: string, users: number, firstSeat: number, measured: boolean) => {
+      const tokens: string[] = new Array(users).fill("");
+      const reservations: string[] = new Array(users).fill("");
+      const phase = async (name: string, task: Parameters<typeof runPhase>[4]) => {
+        const result = await runPhase(name, pool, users, CONCURRENCY, task);
+        if (measured) results.push(result);
+        else if (result.errors > 0) throw new Error(`the warm-up's ${name} phase met errors`);
+      };
+      await phase("issue token", async (i, call) => {
+        const reply = await call(
+          post(`${QUEUE}/IssueQueueToken`, { concertId, userId: `${label}-${i}` }),
+        );
+        tokens[i] = String(jsonBody(reply).token ?? "");
+      });
+      await phase("queue status", async (i, call) => {
+        await call(post(`${QUEUE}/GetQueueStatus`, {}, tokens[i]));
+      });
+      await phase("hold seat", async (i, call) => {
+        const reply = await call(
+          post(
+            `${RESERVATION}/HoldSeat`,
+            { seatId: seatIds[firstSeat + i], requestId: `hold-${label}-${i}` },
+            tokens[i],
+          ),
+        );
+        const reservation = jsonBody(reply).reservation as { id?: string } | undefined;
+        reservations[i] = reservation?.id ?? "";
+      });
+      await phase("recharge", async (i, call) => {
+        await call(
+          post(
+            `${WALLET}/RechargeWallet`,
+            { amount: String(PRICE), requestId: `recharge-${label}-${i}` },
+            tokens[i],
+          ),
+        );
+      });
+      await phase("pay", async (i, call) => {
+        await call(
+          post(
+            `${PAYMENT}/CreatePayment`,
+            {
+              reservationId: reservations[i],
+              amount: String(PRICE),
+              requestId: `pay-${label}-${i}`,
+            },
+            tokens[i],
+          ),
+        );
+      });
     };
-
-    await phase("issue token", USERS, async (i, call) => {
-      const reply = await call(
-        post(`${QUEUE}/IssueQueueToken`, { concertId, userId: `bench-${i}` }),
-      );
-      tokens[i] = String(jsonBody(reply).token ?? "");
-    });
-    await phase("queue status", USERS, async (i, call) => {
-      await call(post(`${QUEUE}/GetQueueStatus`, {}, tokens[i]));
-    });
-    await phase("hold seat", USERS, async (i, call) => {
-      const reply = await call(
-        post(`${RESERVATION}/HoldSeat`, { seatId: seatIds[i], requestId: `hold-${i}` }, tokens[i]),
-      );
-      const reservation = jsonBody(reply).reservation as { id?: string } | undefined;
-      reservations[i] = reservation?.id ?? "";
-    });
-    await phase("recharge", USERS, async (i, call) => {
-      await call(
-        post(
-          `${WALLET}/RechargeWallet`,
-          { amount: String(PRICE), requestId: `recharge-${i}` },
-          tokens[i],
-        ),
-      );
-    });
-    await phase("pay", USERS, async (i, call) => {
-      await call(
-        post(
-          `${PAYMENT}/CreatePayment`,
-          { reservationId: reservations[i], amount: String(PRICE), requestId: `pay-${i}` },
-          tokens[i],
-        ),
-      );
-    });
+    if (WARM_UP > 0) {
+      console.error(`warm-up: ${WARM_UP} users through every phase, not measured`);
+      await runUsers("warm", WARM_UP, USERS, false);
+    }
+    await runUsers("bench", USERS, 0, true);
 
     // The rush: fresh admitted users all try the one seat still free; one
     // wins, the rest are refused with a clean "seat unavailable".
@@ -177,18 +197,25 @@ async function main(): Promise<void> {
       rushTokens[i] = String(jsonBody(reply).token ?? "");
     });
     const hotSeat = seatIds[seatIds.length - 1];
-    await phase("hot-seat rush", RUSH, async (i, call) => {
-      await call(
-        post(`${RESERVATION}/HoldSeat`, { seatId: hotSeat, requestId: `rush-${i}` }, rushTokens[i]),
-        connectSeatTaken,
-      );
-    });
+    results.push(
+      await runPhase("hot-seat rush", pool, RUSH, CONCURRENCY, async (i, call) => {
+        await call(
+          post(
+            `${RESERVATION}/HoldSeat`,
+            { seatId: hotSeat, requestId: `rush-${i}` },
+            rushTokens[i],
+          ),
+          connectSeatTaken,
+        );
+      }),
+    );
 
     const cpus = os.cpus();
     console.log(
       `\nStagedoor bench: ${USERS} users, ${CONCURRENCY} in flight, Connect JSON over HTTP/1.1, ` +
         `queue store: ${testRedisUrl ? "Redis" : "in-process"}, Node ${process.version}, ` +
-        `${cpus.length} CPUs, BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"}\n`,
+        `${cpus.length} CPUs, BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"}, ` +
+        `${WARM_UP} warm-up users first (not measured)\n`,
     );
     console.log(
       formatTable(

@@ -52,7 +52,13 @@ export class DomainError extends Error {
     message: string,
     options: DomainErrorOptions = {},
   ) {
+    // An expected refusal needs no stack trace, and capturing one is most of
+    // what constructing an error costs: in a rush, nearly every hold attempt
+    // ends in one. A cause keeps its own stack.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    Error.stackTraceLimit = limit;
     this.metadata = options.metadata ?? {};
     this.violations = options.violations ?? [];
     this.retryAfterMs = options.retryAfterMs;

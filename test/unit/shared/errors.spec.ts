@@ -24,6 +24,15 @@ describe("domain errors", () => {
       expect(error.cause).to.equal(cause);
     });
 
+    it("captures no stack frames (an expected refusal), and leaves the stack limit as it was", () => {
+      const limit = Error.stackTraceLimit;
+      const cause = new Error("socket closed");
+      const error = new DomainError("unavailable", "QUEUE_UNAVAILABLE", "try again", { cause });
+      expect(error.stack).to.not.match(/\n\s+at /);
+      expect(cause.stack).to.match(/\n\s+at /);
+      expect(Error.stackTraceLimit).to.equal(limit);
+    });
+
     it("defaults to no metadata, no violations, no retry hint and no cause", () => {
       const error = new DomainError("not_found", "SEAT_NOT_FOUND", "no such seat");
       expect(error.metadata).to.deep.equal({});

@@ -55,7 +55,14 @@ export function toConnectError(error: DomainError): ConnectError {
       value: { retryDelay: durationFromMs(error.retryAfterMs) },
     });
   }
-  return new ConnectError(error.message, CODES[error.kind], undefined, details);
+  // Like the domain error, the answer to an expected refusal needs no stack trace.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new ConnectError(error.message, CODES[error.kind], undefined, details);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /** How loudly a failed call is logged, by its final code: faults loud, refusals at debug. */
