@@ -15,9 +15,10 @@ describe("TokenCodec", () => {
     }
   });
 
-  it("makes fresh 128-bit token ids", () => {
-    const ids = new Set(Array.from({ length: 200 }, () => codec.newTokenId()));
-    expect(ids.size).to.equal(200);
+  it("makes fresh 128-bit token ids, across many refills of its random pool", () => {
+    // 256 ids per 4 KiB pool: 2,000 ids draw it afresh several times.
+    const ids = new Set(Array.from({ length: 2000 }, () => codec.newTokenId()));
+    expect(ids.size).to.equal(2000);
     for (const id of ids) expect(id).to.match(/^[0-9a-f]{32}$/);
   });
 

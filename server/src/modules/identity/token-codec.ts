@@ -1,9 +1,11 @@
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomFillSync } from "node:crypto";
 
 const TOKEN_PREFIX = "sdq_";
 // 32 bytes of HMAC output in base64url.
 const TOKEN_BODY_LENGTH = 43;
 const TOKEN_PATTERN = /^sdq_[A-Za-z0-9_-]{43}$/;
+/** Random bytes drawn from the CSPRNG at once, then handed out 16 at a time. */
+const RANDOM_POOL_BYTES = 4096;
 
 /**
  * Mints and recognises queue tokens.
@@ -17,15 +19,27 @@ const TOKEN_PATTERN = /^sdq_[A-Za-z0-9_-]{43}$/;
  */
 export class TokenCodec {
   readonly #secret: Buffer;
+  readonly #random = Buffer.allocUnsafe(RANDOM_POOL_BYTES);
+  #randomOffset = RANDOM_POOL_BYTES;
 
   constructor(secret: Buffer) {
     if (secret.length < 32) throw new RangeError("the token secret must be at least 32 bytes");
     this.#secret = secret;
   }
 
-  /** A fresh random token id (128 bits). */
+  /**
+   * A fresh random token id (128 bits). The bytes come from the CSPRNG in
+   * batches (as `crypto.randomUUID` does), because one call into it per
+   * token measured 7% of the CPU of issuing tokens; each byte is used once.
+   */
   newTokenId(): string {
-    return randomBytes(16).toString("hex");
+    if (this.#randomOffset + 16 > RANDOM_POOL_BYTES) {
+      randomFillSync(this.#random);
+      this.#randomOffset = 0;
+    }
+    const id = this.#random.toString("hex", this.#randomOffset, this.#randomOffset + 16);
+    this.#randomOffset += 16;
+    return id;
   }
 
   /** The token for a token id. */
