@@ -15,7 +15,7 @@
  * compiled and whose statements are prepared, as the floors' are.
  *
  * Knobs: BENCH_USERS (default 10000), BENCH_CONCURRENCY (64), BENCH_RUSH (2000), BENCH_WARMUP (1000),
- * BENCH_POOL (server pool size, 16), BENCH_FLOOR_REQUESTS (per floor, ~3 s each
+ * BENCH_POOL (the server's DB_POOL_MAX; its default, 10, when unset), BENCH_FLOOR_REQUESTS (per floor, ~3 s each
  * by default), BENCH_WORKERS (passed to the server as WORKERS when set),
  * BENCH_NODE_ARGS (extra node flags for the server, e.g.
  * "--cpu-prof --cpu-prof-dir=/tmp/prof").
@@ -46,7 +46,7 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const RUSH = Number(process.env.BENCH_RUSH ?? 2_000);
 /** Users of an unmeasured first pass through every phase (the floors get a warm-up too). */
 const WARM_UP = Number(process.env.BENCH_WARMUP ?? 1_000);
-const POOL = Number(process.env.BENCH_POOL ?? 16);
+const POOL = process.env.BENCH_POOL ? Number(process.env.BENCH_POOL) : undefined;
 const FLOOR_REQUESTS = process.env.BENCH_FLOOR_REQUESTS
   ? Number(process.env.BENCH_FLOOR_REQUESTS)
   : undefined;

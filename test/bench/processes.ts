@@ -186,7 +186,8 @@ export interface StagedoorOptions {
   /** Redis for the waiting room and the key prefix to use; omitted: the in-process store. */
   readonly redis?: { readonly url: string; readonly keyPrefix: string };
   readonly maxActive: number;
-  readonly poolMax: number;
+  /** The server's DB_POOL_MAX; undefined keeps its default. */
+  readonly poolMax: number | undefined;
   readonly nodeArgs?: readonly string[];
   readonly cleanup: Cleanup;
 }
@@ -221,7 +222,7 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
       QUEUE_MAX_ACTIVE: String(options.maxActive),
       TOKEN_TTL_SECONDS: "3600",
       HOLD_TTL_SECONDS: "3600",
-      DB_POOL_MAX: String(options.poolMax),
+      DB_POOL_MAX: options.poolMax === undefined ? undefined : String(options.poolMax),
       TOKEN_SECRET: randomBytes(32).toString("hex"),
       // Only what the bench asks for: a WORKERS of the caller's shell is not passed on.
       WORKERS: process.env.BENCH_WORKERS || undefined,

@@ -30,7 +30,7 @@
  * ("rest,connect"; "none" measures the floors only), RUSH_SEED (42),
  * RUSH_LISTING (0), RUSH_WARMUP (500), RUSH_FLOOR_REQUESTS (per floor; by default about 3 s
  * each), RUSH_REDIS_URL (else TEST_REDIS_URL, else redis://127.0.0.1:6379/5),
- * BENCH_WORKERS, BENCH_POOL (server pool, 16), BENCH_NODE_ARGS. The database
+ * BENCH_WORKERS, BENCH_POOL (the server's DB_POOL_MAX; its default when unset), BENCH_NODE_ARGS. The database
  * is TEST_DATABASE_URL's server, else an embedded PostgreSQL.
  */
 import os from "node:os";
@@ -80,7 +80,7 @@ const SEED = intKnob("RUSH_SEED", 42, 0);
 const LISTING = intKnob("RUSH_LISTING", 0, 0) > 0;
 /** Fans of the unmeasured warm-up before each round (0: none). */
 const WARM_UP = intKnob("RUSH_WARMUP", 500, 0);
-const POOL = intKnob("BENCH_POOL", 16);
+const POOL = process.env.BENCH_POOL ? intKnob("BENCH_POOL", 10) : undefined;
 const FLOOR_REQUESTS = process.env.RUSH_FLOOR_REQUESTS
   ? intKnob("RUSH_FLOOR_REQUESTS", 0)
   : undefined;
@@ -341,7 +341,7 @@ async function main(): Promise<void> {
       `knobs: RUSH_FANS=${FANS} RUSH_CONNECTIONS=${CONNECTIONS} RUSH_DATES=${DATES} RUSH_SEATS=${SEATS} ` +
         `RUSH_RETRIES=${RETRIES} RUSH_PAYERS=${PAYERS.join(",")} RUSH_FLOWS=${FLOWS.join(",")} ` +
         `RUSH_SEED=${SEED} RUSH_LISTING=${LISTING ? 1 : 0} RUSH_WARMUP=${WARM_UP} RUSH_FLOOR_REQUESTS=${floorRequests} ` +
-        `BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"} BENCH_POOL=${POOL}`,
+        `BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"} BENCH_POOL=${POOL ?? "(server default)"}`,
       `queue store: Redis at ${REDIS_URL}, QUEUE_MAX_ACTIVE=${MAX_ACTIVE} (= fans); ` +
         `database: ${process.env.TEST_DATABASE_URL ? "TEST_DATABASE_URL's server" : "embedded PostgreSQL"}`,
       `a fan gives up after ${RETRIES} refused hold attempts; CPU columns are µs per request of the server (with its workers), PostgreSQL, Redis and the load generator`,
