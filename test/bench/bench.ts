@@ -157,6 +157,18 @@ async function main(): Promise<void> {
         );
         const reservation = jsonBody(reply).reservation as { id?: string } | undefined;
         reservations[i] = reservation?.id ?? "";
+        if (!measured) {
+          // The warm-up also runs the refusal path the hot-seat rush measures:
+          // a seat the previous user holds (or, if not yet, a second hold).
+          await call(
+            post(
+              `${RESERVATION}/HoldSeat`,
+              { seatId: seatIds[firstSeat + ((i + users - 1) % users)], requestId: `taken-${i}` },
+              tokens[i],
+            ),
+            (reply) => (reply.status === 400 ? "refused" : "error"),
+          );
+        }
       });
       await phase("recharge", async (i, call) => {
         await call(
