@@ -47,9 +47,9 @@ export async function readJsonObject(req: NodeRequest): Promise<Record<string, u
   return parsed as Record<string, unknown>;
 }
 
-/** A JSON body already serialised (for bodies that are rendered once and reused). */
-export class JsonText {
-  constructor(readonly text: string) {}
+/** A JSON body already serialised and encoded (for bodies that are rendered once and reused). */
+export class JsonBytes {
+  constructor(readonly bytes: Buffer) {}
 }
 
 /** Writes a JSON response that no cache keeps. */
@@ -59,10 +59,12 @@ export function sendJson(
   body: unknown,
   headers: Readonly<Record<string, string>> = {},
 ): void {
-  const payload = body instanceof JsonText ? body.text : JSON.stringify(body);
+  const payload = body instanceof JsonBytes ? body.bytes : JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
-    "content-length": String(Buffer.byteLength(payload)),
+    "content-length": String(
+      typeof payload === "string" ? Buffer.byteLength(payload) : payload.length,
+    ),
     "cache-control": "no-store",
     ...headers,
   });

@@ -12,7 +12,7 @@ import { requireCalendarDate } from "../../shared/validation.js";
 import { bearerCredential } from "../bearer.js";
 import {
   HttpError,
-  JsonText,
+  JsonBytes,
   type NodeRequest,
   type NodeResponse,
   readJsonObject,
@@ -26,28 +26,33 @@ interface SeatGuess {
 }
 
 /** Rendered listing bodies and their blocks, reused while the listing is unchanged. */
-const renderedListings = new WeakMap<Availability, JsonText>();
-const renderedBlocks = new WeakMap<AvailabilityBlock, string>();
+const renderedListings = new WeakMap<Availability, JsonBytes>();
+const renderedBlocks = new WeakMap<AvailabilityBlock, Buffer>();
+const COMMA = Buffer.from(",");
+const LISTING_END = Buffer.from("]}");
 
 /**
- * The seed's seat listing body, `{"date", "availableSeats": ["1", …]}`. A
- * listing's blocks only change when one of their seats does, so a re-render
- * after a change re-renders one block and joins the rest.
+ * The seed's seat listing body, `{"date", "availableSeats": ["1", …]}`, as
+ * bytes. A listing's blocks only change when one of their seats does, so a
+ * re-render after a change encodes one block and copies the others; an
+ * unchanged listing is sent as the same bytes again.
  */
-function seatListBody(date: string, availability: Availability): JsonText {
+function seatListBody(date: string, availability: Availability): JsonBytes {
   let body = renderedListings.get(availability);
   if (body === undefined) {
-    const parts: string[] = [];
+    const parts: Buffer[] = [Buffer.from(`{"date":${JSON.stringify(date)},"availableSeats":[`)];
     for (const block of availability.blocks) {
       if (block.numbers.length === 0) continue;
       let part = renderedBlocks.get(block);
       if (part === undefined) {
-        part = block.numbers.map((n) => `"${n}"`).join(",");
+        part = Buffer.from(block.numbers.map((n) => `"${n}"`).join(","));
         renderedBlocks.set(block, part);
       }
+      if (parts.length > 1) parts.push(COMMA);
       parts.push(part);
     }
-    body = new JsonText(`{"date":${JSON.stringify(date)},"availableSeats":[${parts.join(",")}]}`);
+    parts.push(LISTING_END);
+    body = new JsonBytes(Buffer.concat(parts));
     renderedListings.set(availability, body);
   }
   return body;
