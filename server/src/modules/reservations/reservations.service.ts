@@ -8,7 +8,7 @@ import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
 import type { CatalogService, Seat, SeatFacts } from "../catalog/index.js";
 import { SeatRepository } from "../catalog/index.js";
-import { claimRequestId } from "../idempotency/index.js";
+import { claimRequestId, type IdempotentRequest } from "../idempotency/index.js";
 import { assertAdmitted, type Principal } from "../identity/index.js";
 import {
   gateRefuses,
@@ -87,17 +87,9 @@ export class ReservationsService {
     try {
       outcome = await transaction(this.db, async (em) => {
         const tx = await TxConnection.of(em);
-        const claim = await claimRequestId(
-          tx,
-          { userId: principal.userId, requestId, operation: "hold", params: [seatId] },
-          reservationId,
-          now,
-        );
-        if (claim.kind === "replay") {
-          const first = await ReservationRepository.find(tx, claim.resultId);
-          if (!first) throw notFound(claim.resultId);
-          return { reservation: first };
-        }
+        const request = { requestId, operation: "hold", params: [seatId] } as const;
+        const first = await replayOf(tx, principal, request, reservationId, now);
+        if (first) return { reservation: first };
         assertAdmitted(principal, now, date.concertId);
         this.catalog.assertOnSale(date, now);
         const own = await ReservationRepository.lockHeldBy(tx, principal.userId);
@@ -169,17 +161,9 @@ export class ReservationsService {
     const now = this.clock.now();
     const outcome = await transaction(this.db, async (em) => {
       const tx = await TxConnection.of(em);
-      const claim = await claimRequestId(
-        tx,
-        { userId: principal.userId, requestId, operation: "release", params: [reservationId] },
-        reservationId,
-        now,
-      );
-      if (claim.kind === "replay") {
-        const first = await ReservationRepository.find(tx, claim.resultId);
-        if (!first) throw notFound(claim.resultId);
-        return { reservation: first };
-      }
+      const request = { requestId, operation: "release", params: [reservationId] } as const;
+      const first = await replayOf(tx, principal, request, reservationId, now);
+      if (first) return { reservation: first };
       const locked = await ReservationRepository.lockReservation(tx, reservationId);
       if (!locked || locked.userId !== principal.userId) throw notFound(reservationId);
       locked.release(now);
@@ -257,6 +241,24 @@ export class ReservationsService {
       new ReservationRepository(em).expireStaleHolds(this.clock.now(), batchSize),
     );
   }
+}
+
+/**
+ * Claims a request id inside the transaction (the first lock it takes); on a
+ * replay, the reservation the first request left, else undefined.
+ */
+async function replayOf(
+  tx: TxConnection,
+  principal: Principal,
+  request: Omit<IdempotentRequest, "userId">,
+  resultId: string,
+  now: Date,
+): Promise<Reservation | undefined> {
+  const claim = await claimRequestId(tx, { userId: principal.userId, ...request }, resultId, now);
+  if (claim.kind === "claimed") return undefined;
+  const first = await ReservationRepository.find(tx, claim.resultId);
+  if (!first) throw notFound(claim.resultId);
+  return first;
 }
 
 /** The gate's entry for a seat row that is not free. */
