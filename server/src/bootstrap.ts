@@ -2,6 +2,7 @@ import path from "node:path";
 import { createApp } from "./app.js";
 import type { Config } from "./config.js";
 import { buildServices, type Services, settingsFromConfig } from "./container.js";
+import { startEmbeddedPostgres } from "./embedded/embedded-postgres.js";
 import { createIntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
 import { seedDemoCatalog } from "./modules/catalog/index.js";
@@ -13,7 +14,6 @@ import {
 } from "./modules/identity/index.js";
 import type { QueueStore } from "./modules/queue/index.js";
 import { MemoryQueueStore, queueScripts, RedisQueueStore } from "./modules/queue/index.js";
-import { startEmbeddedPostgres } from "./persistence/embedded-postgres.js";
 import { migrateUp, openOrm } from "./persistence/orm.js";
 import { loadOrCreateServerSecret } from "./persistence/server-secret.js";
 import { createRedisClient } from "./redis/redis-client.js";

@@ -6,7 +6,7 @@ import pg from "pg";
 import {
   type EmbeddedPostgresHandle,
   startEmbeddedPostgres,
-} from "../../server/src/persistence/embedded-postgres.js";
+} from "../../server/src/embedded/embedded-postgres.js";
 
 /** A database of its own for one test file or suite. */
 export interface TestDatabase {

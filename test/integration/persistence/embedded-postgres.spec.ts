@@ -11,7 +11,7 @@ import {
   type EmbeddedPostgresHandle,
   type EmbeddedPostgresLogger,
   startEmbeddedPostgres,
-} from "../../../server/src/persistence/embedded-postgres.js";
+} from "../../../server/src/embedded/embedded-postgres.js";
 
 interface LogEntry {
   readonly level: "info" | "warn";
@@ -167,10 +167,8 @@ describe("startEmbeddedPostgres", () => {
 
   it("stops a postgres orphaned by a SIGKILLed parent, then starts cleanly", async () => {
     const dataDir = await tempDir();
-    const moduleUrl = new URL(
-      "../../../server/src/persistence/embedded-postgres.ts",
-      import.meta.url,
-    ).href;
+    const moduleUrl = new URL("../../../server/src/embedded/embedded-postgres.ts", import.meta.url)
+      .href;
     const code = `
       const { startEmbeddedPostgres } = await import(${JSON.stringify(moduleUrl)});
       const logger = { info() {}, warn() {} };
