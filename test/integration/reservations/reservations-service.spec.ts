@@ -222,6 +222,22 @@ describe("ReservationsService on PostgreSQL", () => {
       expect(await seatRow(seat.id)).to.deep.equal(before);
     });
 
+    it("answers a holder asking again for their seat with their hold, whatever the request id, writing nothing", async () => {
+      const caller = await admit("again");
+      const seat = h.takeSeat();
+      const held = await hold(caller, seat);
+      const seatBefore = await seatRow(seat.id);
+      const again = await hold(caller, seat);
+      expect(again.reservation.id).to.equal(held.reservation.id);
+      expect(again.state).to.equal("HELD");
+      expect(await keysOf(caller.principal.userId)).to.have.length(1);
+      expect(await seatRow(seat.id)).to.deep.equal(seatBefore);
+      // Once the hold has ended, asking again is a new hold.
+      h.clock.advance(HOLD_TTL_MS);
+      const renewed = await hold(caller, seat);
+      expect(renewed.reservation.id).to.not.equal(held.reservation.id);
+    });
+
     it("allows one hold per user, and the database refuses a second HELD row by itself", async () => {
       const caller = await admit("greedy");
       const [first, second] = [h.takeSeat(), h.takeSeat()];

@@ -42,20 +42,44 @@ const LOCK_HELD_BY = statement<ReservationRow>(
   `select ${RESERVATION_COLUMNS} from reservation where user_id = $1 and status = 'HELD' for update`,
 );
 
-// Expires a hold whose time has passed and frees its seat if the seat is still
-// under that hold; both updates are compare-and-set on status and time.
-const EXPIRE = statement<never>(
+/**
+ * The one SQL statement of "a hold has ended by time": the row (a reservation
+ * or a seat, by alias) is HELD and its `held_until` is at or before `at`, the
+ * time of the request (one read of the server's clock, passed in; see
+ * Reservation.stateAt and seatStateAtMs for the same rule in TypeScript).
+ */
+function holdEnded(alias: string, at: string): string {
+  return `${alias}.status = 'HELD' and ${alias}.held_until <= ${at}`;
+}
+
+// Expires the given holds ($1) whose time has passed ($2) and frees each seat
+// still under its hold; both updates are compare-and-set on status and time,
+// so a hold paid, released or re-held meanwhile is never touched. Reservation
+// rows are updated (locked) before seat rows, as everywhere.
+const EXPIRE = statement<{ id: string }>(
   "reservation_expire",
   `with stale as (
-     update reservation set status = 'EXPIRED', ended_at = held_until
-      where id = $1 and status = 'HELD' and held_until <= $2
-     returning id, seat_id
+     update reservation r set status = 'EXPIRED', ended_at = r.held_until
+      where r.id = any($1::uuid[]) and ${holdEnded("r", "$2")}
+     returning r.id, r.seat_id
+   ), freed as (
+     update seat s set status = 'AVAILABLE', held_until = null, reservation_id = null,
+            version = s.version + 1
+       from stale
+      where s.id = stale.seat_id and s.reservation_id = stale.id and ${holdEnded("s", "$2")}
    )
-   update seat s set status = 'AVAILABLE', held_until = null, reservation_id = null,
-          version = s.version + 1
-     from stale
-    where s.id = stale.seat_id and s.reservation_id = stale.id
-      and s.status = 'HELD' and s.held_until <= $2`,
+   select id from stale`,
+);
+
+// The oldest holds whose time has passed, locked; rows another transaction
+// holds (a payment or a hold in flight) are skipped, not waited for.
+const LOCK_ENDED = statement<{ id: string }>(
+  "reservation_lock_ended",
+  `select r.id from reservation r
+    where ${holdEnded("r", "$1")}
+    order by r.held_until
+    limit $2
+    for update skip locked`,
 );
 
 // Writes a new hold: the held seat (already locked) and its reservation.
@@ -139,7 +163,7 @@ export class ReservationRepository {
    * user hold another seat. Takes the seat's row lock after the reservation's.
    */
   static async expireHold(tx: TxConnection, hold: Reservation, now: Date): Promise<void> {
-    await tx.all(EXPIRE, [hold.id, now]);
+    await tx.all(EXPIRE, [[hold.id], now]);
   }
 
   /** Writes a new hold: the seat (locked and changed by `seat.hold`) and its reservation. */
@@ -211,32 +235,13 @@ export class ReservationRepository {
 
   /**
    * Expires a batch of holds past their expiry and frees their seats, skipping
-   * rows another transaction has locked (a payment in flight). Both updates
-   * are compare-and-set, so a hold that was paid, released or re-held in the
-   * meantime is never touched. Returns how many holds were expired.
+   * rows another transaction has locked (a payment in flight), in two round
+   * trips: lock the batch, expire it. Returns how many holds were expired.
    */
-  async expireStaleHolds(now: Date, batchSize: number): Promise<number> {
-    const rows = await this.em.execute<{ id: string; seat_id: string }[]>(
-      `with stale as (
-         select id from reservation
-          where status = 'HELD' and held_until <= ?
-          order by held_until
-          limit ?
-          for update skip locked
-       )
-       update reservation r set status = 'EXPIRED', ended_at = r.held_until
-         from stale
-        where r.id = stale.id and r.status = 'HELD' and r.held_until <= ?
-       returning r.id, r.seat_id`,
-      [now, batchSize, now],
-    );
-    if (rows.length === 0) return 0;
-    // By primary key, and only where the seat still belongs to the expired hold.
-    await this.em.execute(
-      `update seat set status = 'AVAILABLE', held_until = null, reservation_id = null, version = version + 1
-        where id in (?) and reservation_id in (?) and status = 'HELD' and held_until <= ?`,
-      [rows.map((row) => row.seat_id), rows.map((row) => row.id), now],
-    );
-    return rows.length;
+  static async expireEndedHolds(tx: TxConnection, now: Date, batchSize: number): Promise<number> {
+    const ended = await tx.all(LOCK_ENDED, [now, batchSize]);
+    if (ended.length === 0) return 0;
+    const expired = await tx.all(EXPIRE, [ended.map((row) => row.id), now]);
+    return expired.length;
   }
 }

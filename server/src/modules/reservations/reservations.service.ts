@@ -56,7 +56,8 @@ export class ReservationsService {
 
   /**
    * Holds a seat for an admitted caller, at most one per user; retrying with
-   * the same request id replays the first result.
+   * the same request id replays the first result, and asking again for the
+   * seat one already holds returns that hold (whatever the request id).
    *
    * `peeked` is the seat's gate entry if the caller's authentication already
    * read it (the transport does, in the same round trip); otherwise the gate
@@ -94,6 +95,10 @@ export class ReservationsService {
         this.catalog.assertOnSale(date, now);
         const own = await ReservationRepository.lockHeldBy(tx, principal.userId);
         if (own !== null) {
+          // Asking again for the seat one holds is answered with that hold
+          // (idempotent by state: a retry after a lost answer, whatever its
+          // request id). Nothing was written, so nothing is kept.
+          if (own.stateAt(now) === "HELD" && own.seatId === seatId) throw new AlreadyHeld(own);
           if (own.stateAt(now) === "HELD") throw holdLimitReached(own.id);
           // Expired by time but not swept yet: tidy it so the user may hold again.
           await ReservationRepository.expireHold(tx, own, now);
@@ -124,6 +129,9 @@ export class ReservationsService {
         return { reservation: created, seatVersion: locked.seat.version };
       });
     } catch (error) {
+      if (error instanceof AlreadyHeld) {
+        return { reservation: error.reservation, state: error.reservation.stateAt(now) };
+      }
       if (observed !== undefined) await this.gateWriter.record(seat.concertDateId, observed);
       // Two holds of one user racing on different seats: the index decides.
       if (isOneHoldPerUserViolation(error)) throw holdLimitReached();
@@ -237,8 +245,9 @@ export class ReservationsService {
    * wait for this: expired holds already count as free.
    */
   async expireStaleHolds(batchSize = 500): Promise<number> {
-    return transaction(this.db, (em) =>
-      new ReservationRepository(em).expireStaleHolds(this.clock.now(), batchSize),
+    const now = this.clock.now();
+    return transaction(this.db, async (em) =>
+      ReservationRepository.expireEndedHolds(await TxConnection.of(em), now, batchSize),
     );
   }
 }
@@ -259,6 +268,16 @@ async function replayOf(
   const first = await ReservationRepository.find(tx, claim.resultId);
   if (!first) throw notFound(claim.resultId);
   return first;
+}
+
+/**
+ * Thrown inside a hold's transaction (so it rolls back, request-id claim and
+ * all) when the caller already holds the seat they asked for.
+ */
+class AlreadyHeld extends Error {
+  constructor(readonly reservation: Reservation) {
+    super("the caller already holds this seat");
+  }
 }
 
 /** The gate's entry for a seat row that is not free. */
