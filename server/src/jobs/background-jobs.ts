@@ -10,6 +10,13 @@ import { createIntervalJob, type IntervalJob } from "./interval-job.js";
 /** How long request ids are kept for replays: at least the promised 24 hours. */
 export const REQUEST_ID_RETENTION_MS = 48 * 3600_000;
 
+/**
+ * How often the request-id pruner runs. Each run deletes everything that is
+ * due, batch by batch, so the interval only sets how far past the retention
+ * window a claim may live.
+ */
+export const REQUEST_ID_PRUNE_INTERVAL_MS = 60_000;
+
 /** What the background jobs need. */
 export interface BackgroundJobDeps {
   readonly queue: QueueService;
@@ -25,7 +32,8 @@ export interface BackgroundJobDeps {
  *   so a freed slot is filled well within a second; safe on every instance);
  * - the hold sweeper marks expired holds and frees their seats (tidying only:
  *   expired holds already count as free);
- * - the request-id pruner drops claims past the retention window;
+ * - the request-id pruner drops every claim past the retention window, in
+ *   short batches until none is due (stopping early on shutdown);
  * - the statistics keeper analyses the tables a sale fills from empty as
  *   they grow, so cached plans never keep scanning them (see
  *   persistence/table-statistics.ts).
@@ -42,15 +50,18 @@ export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
       },
       deps.logger,
     ),
-    createIntervalJob(
-      "request-id-pruner",
-      600_000,
-      () =>
-        pruneRequestIds(
-          deps.db.fork(),
-          new Date(deps.clock.now().getTime() - REQUEST_ID_RETENTION_MS),
-        ),
-      deps.logger,
+    stoppable((shouldStop) =>
+      createIntervalJob(
+        "request-id-pruner",
+        REQUEST_ID_PRUNE_INTERVAL_MS,
+        () =>
+          pruneRequestIds(
+            deps.db.fork(),
+            new Date(deps.clock.now().getTime() - REQUEST_ID_RETENTION_MS),
+            { shouldStop },
+          ),
+        deps.logger,
+      ),
     ),
     createIntervalJob(
       "table-statistics",
@@ -62,4 +73,26 @@ export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
       deps.logger,
     ),
   ];
+}
+
+/**
+ * A job whose task is told, between two steps, that `stop()` was called, so a
+ * long run (a large prune backlog) ends after its current step instead of
+ * holding shutdown up until it is done.
+ */
+function stoppable(make: (shouldStop: () => boolean) => IntervalJob): IntervalJob {
+  let stopping = false;
+  const job = make(() => stopping);
+  return {
+    name: job.name,
+    start() {
+      stopping = false;
+      job.start();
+    },
+    async stop() {
+      stopping = true;
+      await job.stop();
+    },
+    runOnce: () => job.runOnce(),
+  };
 }

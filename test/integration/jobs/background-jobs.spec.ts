@@ -1,6 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { expect } from "chai";
 import { REQUEST_ID_RETENTION_MS } from "../../../server/src/jobs/background-jobs.js";
 import type { IntervalJob } from "../../../server/src/jobs/interval-job.js";
+import { claimRequestId, PRUNE_BATCH } from "../../../server/src/modules/idempotency/index.js";
+import { transaction } from "../../../server/src/persistence/database.js";
+import { TxConnection } from "../../../server/src/persistence/sql.js";
 import { must, ServiceHarness } from "../reservations/service-harness.js";
 
 const HOUR = 3_600_000;
@@ -100,6 +104,63 @@ describe("background jobs on PostgreSQL", () => {
       "select request_id from idempotency_key where user_id = 'pruned-user' order by request_id",
     );
     expect(left.map((row) => row.request_id)).to.deep.equal(["day", "fresh"]);
+  });
+
+  /** Inserts `count` claims of one user, each `ageMs` old (plus a few ms, oldest first). */
+  async function claimsAged(userId: string, count: number, ageMs: number): Promise<void> {
+    await h.sql(
+      `insert into idempotency_key (user_id, request_id, operation, request_hash, result_id, created_at)
+       select $1, 'r-' || n, 'pay', 'h', gen_random_uuid(), $2::timestamptz - n * interval '1 ms'
+         from generate_series(1, $3::int) n`,
+      [userId, new Date(h.clock.ms() - ageMs), count],
+    );
+  }
+
+  async function claimCount(userId: string): Promise<number> {
+    const [row] = await h.sql<{ n: number }>(
+      "select count(*)::int as n from idempotency_key where user_id = $1",
+      [userId],
+    );
+    return must(row).n;
+  }
+
+  it("prunes batch after batch until no request id is due, and nothing inside the window (request-id-pruner)", async () => {
+    const due = 2 * PRUNE_BATCH + 345;
+    await claimsAged("backlog-due", due, REQUEST_ID_RETENTION_MS + HOUR);
+    // A minute short of the window: kept, however large the backlog before it.
+    await claimsAged("backlog-kept", 50, REQUEST_ID_RETENTION_MS - 60_000);
+    await job("request-id-pruner").runOnce();
+    expect(await claimCount("backlog-due")).to.equal(0);
+    expect(await claimCount("backlog-kept")).to.equal(50);
+
+    // The window moves on with the clock: the kept ones go once they are due.
+    h.clock.advance(60_001 + 50);
+    await job("request-id-pruner").runOnce();
+    expect(await claimCount("backlog-kept")).to.equal(0);
+  });
+
+  it("prunes while new request ids are claimed, losing none of them (request-id-pruner)", async () => {
+    await claimsAged("racing-due", 3 * PRUNE_BATCH, REQUEST_ID_RETENTION_MS + HOUR);
+    const claim = (n: number) =>
+      transaction(h.orm.em, async (em) =>
+        claimRequestId(
+          await TxConnection.of(em),
+          { userId: "racing-new", requestId: `new-${n}`, operation: "recharge", params: [n] },
+          randomUUID(),
+          h.clock.now(),
+        ),
+      );
+    const claims: Promise<unknown>[] = [];
+    const pruning = job("request-id-pruner").runOnce();
+    // Claims keep arriving, one after another and a few at once, while the pruner works.
+    for (let n = 0; n < 60; n++) {
+      claims.push(claim(n));
+      if (n % 3 === 0) await claims[n];
+    }
+    const [results] = await Promise.all([Promise.all(claims), pruning]);
+    expect(results.every((r) => (r as { kind: string }).kind === "claimed")).to.equal(true);
+    expect(await claimCount("racing-due")).to.equal(0);
+    expect(await claimCount("racing-new")).to.equal(60);
   });
 
   it("replays a recharge whose request id is a day old", async () => {

@@ -100,24 +100,58 @@ export async function claimRequestId(
   return { kind: "replay", resultId: existing.result_id };
 }
 
+/** How many claims one prune batch deletes by default (one short transaction each). */
+export const PRUNE_BATCH = 2000;
+
 /**
- * Deletes claims older than `before` in small batches, so replays stay
- * possible for the whole retention window without the table growing forever.
- * Returns how many claims were deleted.
+ * Deletes up to `limit` claims older than `before`, oldest first, as one
+ * statement (so one short transaction of its own): the created_at index finds
+ * them, `FOR UPDATE SKIP LOCKED` passes over rows another pruner (another
+ * instance) is deleting instead of waiting for it, and the delete goes
+ * straight to the locked rows by ctid (a TID scan). New claims are never
+ * waited on: they are not due, and an INSERT takes no lock a prune needs.
+ */
+const PRUNE_BATCH_SQL = `with deleted as (
+     delete from idempotency_key
+      where ctid = any(array(
+        select ctid from idempotency_key
+         where created_at < ?
+         order by created_at
+         limit ?
+         for update skip locked))
+     returning 1
+   )
+   select count(*)::int as count from deleted`;
+
+/** Options of {@link pruneRequestIds}. */
+export interface PruneOptions {
+  /** Claims per batch (each batch is its own transaction). */
+  readonly batchSize?: number;
+  /** Checked between batches: a true answer ends the run early (shutdown). */
+  readonly shouldStop?: () => boolean;
+}
+
+/**
+ * Deletes every claim older than `before`, one batch after another until a
+ * batch comes back short (nothing is due, or what is left is being deleted
+ * by another instance right now), so the table stays as large as the
+ * retention window however many claims a day brings. Each batch is its own
+ * autocommitted statement, so no lock is held between batches and writers
+ * never wait for the run as a whole. Replays stay possible for the whole
+ * retention window: only claims created before `before` go. Returns how many
+ * claims were deleted.
  */
 export async function pruneRequestIds(
   em: EntityManager,
   before: Date,
-  batchSize = 1000,
+  options: PruneOptions = {},
 ): Promise<number> {
-  const result = await em.execute<{ count: string }[]>(
-    `with doomed as (
-       select ctid from idempotency_key where created_at < ? limit ?
-     ), deleted as (
-       delete from idempotency_key where ctid in (select ctid from doomed) returning 1
-     )
-     select count(*)::text as count from deleted`,
-    [before, batchSize],
-  );
-  return Number(result[0]?.count ?? 0);
+  const batchSize = options.batchSize ?? PRUNE_BATCH;
+  let total = 0;
+  for (;;) {
+    const rows = await em.execute<{ count: number }[]>(PRUNE_BATCH_SQL, [before, batchSize]);
+    const deleted = Number(rows[0]?.count ?? 0);
+    total += deleted;
+    if (deleted < batchSize || options.shouldStop?.() === true) return total;
+  }
 }

@@ -4,6 +4,8 @@ export {
   claimRequestId,
   type IdempotencyClaim,
   type IdempotentRequest,
+  PRUNE_BATCH,
+  type PruneOptions,
   pruneRequestIds,
   requestHash,
 } from "./idempotency.repository.js";
