@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { CommandParser } from "redis";
 import { defineScript } from "redis";
 import {
@@ -36,51 +37,14 @@ function logKey(prefix: string, dateId: string): string {
   return `${prefix}g:{${dateId}}:log`;
 }
 
-const RECORD = `
-local v = tonumber(ARGV[2])
-local current = tonumber(redis.call('HGET', KEYS[1], 'v'))
-if current and current >= v then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'u', ARGV[4], 'o', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('HSETNX', KEYS[2], 'e', ARGV[7])
-local n = redis.call('HINCRBY', KEYS[2], 'n', 1)
-redis.call('ZADD', KEYS[3], n, n .. '|' .. ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4])
-local size = redis.call('ZCARD', KEYS[3])
-local limit = tonumber(ARGV[8])
-if size > limit then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, size - limit - 1) end
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('PEXPIRE', KEYS[3], ARGV[6])
-return n
-`;
+/** A script's Lua source, read once when this module loads. */
+function lua(name: string): string {
+  return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+}
 
-const INVALIDATE = `
-local current = tonumber(redis.call('HGET', KEYS[1], 'v')) or 0
-local v = tonumber(ARGV[1])
-if current > v then v = current end
-redis.call('HSET', KEYS[1], 'v', v, 's', 'unknown', 'u', '0', 'o', '')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`;
-
-// KEYS come in pairs (version hash, log) per date; ARGV[i] is the version
-// after which that date's changes are wanted.
-// A caller the trimmed log no longer covers gets no entries (it rebuilds).
-const CHANGES = `
-local out = {}
-for i = 1, #KEYS, 2 do
-  local head = redis.call('HMGET', KEYS[i], 'e', 'n')
-  local after = tonumber(ARGV[(i + 1) / 2])
-  local entries = {}
-  if head[1] and tonumber(head[2]) > after then
-    local first = redis.call('ZRANGE', KEYS[i + 1], 0, 0, 'WITHSCORES')
-    if first[2] and tonumber(first[2]) <= after + 1 then
-      entries = redis.call('ZRANGEBYSCORE', KEYS[i + 1], '(' .. ARGV[(i + 1) / 2], '+inf')
-    end
-  end
-  out[#out + 1] = { head[1] or '', head[2] or '0', entries }
-end
-return out
-`;
+const RECORD = lua("seat-gate-record");
+const INVALIDATE = lua("seat-gate-invalidate");
+const CHANGES = lua("seat-gate-changes");
 
 const STATES = new Set(["held", "sold", "free", "unknown"]);
 

@@ -1,0 +1,24 @@
+-- leave: gives up a place or an admission. ARGV[6..7] = token id, now.
+local tid, now = ARGV[6], tonumber(ARGV[7])
+local r = load(tid)
+if not r then return 0 end
+refresh(r, now)
+if r.st == 'left' or r.st == 'revoked' then
+  flushDirty()
+  return 0
+end
+if r.st == 'waiting' then
+  redis.call('ZREM', qKey(r.c, 'w'), tid)
+  redis.call('ZREM', qKey(r.c, 'seen'), tid)
+  markDirty(r.c)
+elseif r.st == 'admitted' then
+  if redis.call('ZREM', qKey(r.c, 'a'), tid) == 1 then fold(r.c, now - (r.aexp - TTL)) end
+end
+redis.call('HSET', sKey(tid), 'st', 'left')
+redis.call('DEL', tKey(r.h))
+local uk = uKey(r.c, r.u)
+if redis.call('GET', uk) == tid then redis.call('DEL', uk) end
+redis.call('PEXPIRE', sKey(tid), GRACE)
+promote(r.c, now)
+flushDirty()
+return 1

@@ -1,0 +1,142 @@
+-- The prelude of every waiting-room script (see redis-queue-scripts.ts for the
+-- key layout and the arguments every script shares): its helpers are the
+-- single definition of each rule (eviction, expiry, promotion), so the
+-- scripts cannot drift apart, and MemoryQueueStore mirrors them one to one.
+-- Each script is this prelude followed by its body (the other files here).
+local P = ARGV[1]
+local MAX_ACTIVE = tonumber(ARGV[2])
+local TTL = tonumber(ARGV[3])
+local IDLE = tonumber(ARGV[4])
+local GRACE = tonumber(ARGV[5])
+-- Bounds the eviction work one call does, so one script never stalls Redis.
+local BATCH = 1000
+
+local function sKey(tid) return P .. 's:' .. tid end
+local function tKey(hash) return P .. 't:' .. hash end
+local function uKey(c, u) return P .. 'u:' .. c .. ':' .. u end
+local function qKey(c, part) return P .. 'q:' .. c .. ':' .. part end
+
+-- Concerts whose waiting set shrank; their version moves once per script.
+local dirty = {}
+local function markDirty(c) dirty[c] = true end
+local function flushDirty()
+  for c in pairs(dirty) do redis.call('INCR', qKey(c, 'ver')) end
+  dirty = {}
+end
+
+local function load(tid)
+  local v = redis.call('HMGET', sKey(tid), 'u', 'c', 'h', 'st', 'aexp')
+  if not v[4] then return nil end
+  return { id = tid, u = v[1], c = v[2], h = v[3], st = v[4], aexp = tonumber(v[5]) or 0 }
+end
+
+-- The record, its auth key and the user's mapping live and die together.
+-- Relative PEXPIRE (not PEXPIREAT) keeps Redis's clock out of the rules:
+-- the callers' "now" stays the only time that matters.
+local function setTtl(r, ms)
+  redis.call('PEXPIRE', sKey(r.id), ms)
+  redis.call('PEXPIRE', tKey(r.h), ms)
+  local uk = uKey(r.c, r.u)
+  if redis.call('GET', uk) == r.id then redis.call('PEXPIRE', uk, ms) end
+end
+
+-- Whole milliseconds, so Lua and JavaScript compute the same series.
+local function fold(c, ms)
+  if ms < 0 then ms = 0 end
+  local key = qKey(c, 'avg')
+  local avg = tonumber(redis.call('GET', key))
+  if avg then ms = 0.8 * avg + 0.2 * ms end
+  redis.call('SET', key, math.floor(ms + 0.5))
+end
+
+local function evict(r)
+  redis.call('ZREM', qKey(r.c, 'w'), r.id)
+  redis.call('ZREM', qKey(r.c, 'seen'), r.id)
+  redis.call('HSET', sKey(r.id), 'st', 'evicted')
+  r.st = 'evicted'
+  setTtl(r, GRACE)
+  markDirty(r.c)
+end
+
+-- Applies the time rules to one token as of now.
+local function refresh(r, now)
+  if r.st == 'waiting' then
+    local seen = tonumber(redis.call('ZSCORE', qKey(r.c, 'seen'), r.id))
+    if seen == nil or seen < now - IDLE then evict(r) end
+  elseif r.aexp <= now and (r.st == 'admitted' or r.st == 'completed') then
+    if r.st == 'admitted' and redis.call('ZREM', qKey(r.c, 'a'), r.id) == 1 then
+      fold(r.c, TTL)
+    end
+    redis.call('HSET', sKey(r.id), 'st', 'expired')
+    r.st = 'expired'
+  end
+end
+
+-- GT: a caller with a slightly older clock never moves activity backwards.
+local function touch(r, now)
+  if r.st == 'waiting' then
+    redis.call('ZADD', qKey(r.c, 'seen'), 'XX', 'GT', now, r.id)
+  end
+end
+
+local function promote(c, now)
+  local aKey, wKey, seenKey = qKey(c, 'a'), qKey(c, 'w'), qKey(c, 'seen')
+  for _, tid in ipairs(redis.call('ZRANGEBYSCORE', aKey, '-inf', now)) do
+    redis.call('ZREM', aKey, tid)
+    fold(c, TTL)
+    if redis.call('HGET', sKey(tid), 'st') == 'admitted' then
+      redis.call('HSET', sKey(tid), 'st', 'expired')
+    end
+  end
+  local cutoff = now - IDLE
+  local idle = redis.call('ZRANGEBYSCORE', seenKey, '-inf', '(' .. cutoff, 'LIMIT', 0, BATCH)
+  for _, tid in ipairs(idle) do
+    local r = load(tid)
+    if r then
+      evict(r)
+    else
+      redis.call('ZREM', wKey, tid)
+      redis.call('ZREM', seenKey, tid)
+      markDirty(c)
+    end
+  end
+  -- Waiters beyond the eviction batch may still be idle when they reach the
+  -- front: they are evicted instead of admitted, within a bounded budget.
+  local admitted, skipped = 0, 0
+  local free = MAX_ACTIVE - redis.call('ZCARD', aKey)
+  while free > 0 and skipped < BATCH do
+    local popped = redis.call('ZPOPMIN', wKey)
+    if #popped == 0 then break end
+    local tid = popped[1]
+    markDirty(c)
+    local seen = tonumber(redis.call('ZSCORE', seenKey, tid))
+    local r = load(tid)
+    if r == nil then
+      redis.call('ZREM', seenKey, tid)
+      skipped = skipped + 1
+    elseif seen == nil or seen < cutoff then
+      evict(r)
+      skipped = skipped + 1
+    else
+      redis.call('ZREM', seenKey, tid)
+      local aexp = now + TTL
+      redis.call('ZADD', aKey, aexp, tid)
+      redis.call('HSET', sKey(tid), 'st', 'admitted', 'aexp', aexp)
+      setTtl(r, TTL + GRACE)
+      admitted = admitted + 1
+      free = free - 1
+    end
+  end
+  return admitted
+end
+
+local function snapshot(r)
+  local wKey = qKey(r.c, 'w')
+  local position, seen = 0, 0
+  if r.st == 'waiting' then
+    position = (redis.call('ZRANK', wKey, r.id) or -1) + 1
+    seen = tonumber(redis.call('ZSCORE', qKey(r.c, 'seen'), r.id)) or 0
+  end
+  local avg = tonumber(redis.call('GET', qKey(r.c, 'avg'))) or TTL
+  return { r.id, r.u, r.c, r.st, position, redis.call('ZCARD', wKey), seen, r.aexp, avg }
+end
