@@ -111,6 +111,46 @@ describe("domain errors", () => {
       });
     }
 
+    for (const state of ["57P01", "57P02", "57P03", "08006", "08001", "08003"]) {
+      it(`maps SQLSTATE ${state} (the database going away or not back yet) to unavailable, retry in a second`, () => {
+        const error = expectDomainError(
+          transientDomainError({ code: state }),
+          "unavailable",
+          "SERVER_BUSY",
+        );
+        expect(error.retryAfterMs).to.equal(1000);
+        expect(error.message).to.contain("database is unreachable");
+      });
+    }
+
+    for (const code of ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT"]) {
+      it(`maps a ${code} socket error (raw, or copied onto MikroORM's DriverException) to unavailable`, () => {
+        const raw = Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code });
+        const cause = expectDomainError(transientDomainError(raw), "unavailable", "SERVER_BUSY");
+        expect(cause.retryAfterMs).to.equal(1000);
+        expect(cause.cause).to.equal(raw);
+        const wrapped = Object.assign(new Error(raw.message), { name: "DriverException", code });
+        expectDomainError(transientDomainError(wrapped), "unavailable", "SERVER_BUSY");
+      });
+    }
+
+    for (const message of [
+      "Connection terminated unexpectedly",
+      "Connection terminated",
+      "Client has encountered a connection error and is not queryable",
+      "Client was closed and is not queryable",
+      "COMMIT; - Client has encountered a connection error and is not queryable",
+    ]) {
+      it(`maps node-postgres' code-less "${message}" to unavailable`, () => {
+        const error = expectDomainError(
+          transientDomainError(new Error(message)),
+          "unavailable",
+          "SERVER_BUSY",
+        );
+        expect(error.retryAfterMs).to.equal(1000);
+      });
+    }
+
     it("prefers sqlState over code (MikroORM wraps driver errors that way)", () => {
       const error = transientDomainError({ sqlState: "40P01", code: "ECONNRESET" });
       expectDomainError(error, "aborted", "CONCURRENT_UPDATE");
@@ -127,6 +167,8 @@ describe("domain errors", () => {
       ["an unknown SQLSTATE", { code: "23505" }],
       ["a syntax error", { code: "42601" }],
       ["a plain Error", new Error("bug")],
+      ["an error that merely mentions a connection", new Error("bad Connection terminated flag")],
+      ["a Node error code of another kind", { code: "ERR_INVALID_ARG_TYPE" }],
       ["a numeric code", { code: 40001 }],
       ["null", null],
       ["undefined", undefined],
