@@ -32,6 +32,8 @@ export const ErrorReasons = [
   "QUEUE_UNAVAILABLE",
   "SERVER_SHUTTING_DOWN",
   "SERVER_BUSY",
+  "WATCH_LIMIT_REACHED",
+  "WATCH_CAPACITY_REACHED",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */
