@@ -1,5 +1,9 @@
 import { expect } from "chai";
-import { createIntervalJob, type IntervalJob } from "../../../server/src/jobs/interval-job.js";
+import {
+  createIntervalJob,
+  type IntervalJob,
+  type IntervalJobOptions,
+} from "../../../server/src/jobs/interval-job.js";
 import { createLogger } from "../../../server/src/logger.js";
 import { must } from "../unit-helpers.js";
 
@@ -36,9 +40,13 @@ describe("createIntervalJob", () => {
     for (const job of jobs.splice(0)) await job.stop();
   });
 
-  function job(task: () => Promise<unknown>, intervalMs = 60_000) {
+  function job(
+    task: () => Promise<unknown>,
+    intervalMs = 60_000,
+    options: IntervalJobOptions = {},
+  ) {
     const { logger, lines } = capturingLogger();
-    const created = createIntervalJob("test-job", intervalMs, task, logger);
+    const created = createIntervalJob("test-job", intervalMs, task, logger, options);
     jobs.push(created);
     return { job: created, lines };
   }
@@ -88,7 +96,63 @@ describe("createIntervalJob", () => {
 
     await j.runOnce();
     expect(runs).to.equal(2);
-    expect(lines).to.have.length(1);
+    expect(lines.map((l) => l.msg)).to.deep.equal([
+      "background job failing; retrying each interval",
+      "background job recovered",
+    ]);
+  });
+
+  it("logs a run of failures once, a reminder per reminderMs, and the recovery once", async () => {
+    let clock = 0;
+    let failing = true;
+    const { job: j, lines } = job(
+      async () => {
+        if (failing) throw new Error("redis is down");
+      },
+      250,
+      { reminderMs: 60_000, now: () => clock },
+    );
+    // Four minutes of an outage, one run every 250 ms: 960 failures.
+    for (let tick = 0; tick < 960; tick++) {
+      await j.runOnce();
+      clock += 250;
+    }
+    expect(lines.map((l) => l.msg)).to.deep.equal([
+      "background job failing; retrying each interval",
+      "background job still failing",
+      "background job still failing",
+      "background job still failing",
+    ]);
+    expect(lines.map((l) => l.level)).to.deep.equal([40, 40, 40, 40]);
+    expect(lines.every((l) => l.job === "test-job")).to.equal(true);
+    expect((must(lines[0]).err as { message?: string }).message).to.equal("redis is down");
+    expect(lines.slice(1).map((l) => l.failures)).to.deep.equal([241, 481, 721]);
+    expect(lines.slice(1).map((l) => l.failingMs)).to.deep.equal([60_000, 120_000, 180_000]);
+
+    failing = false;
+    await j.runOnce();
+    await j.runOnce();
+    expect(lines).to.have.length(5);
+    const recovered = must(lines[4]);
+    expect(recovered.msg).to.equal("background job recovered");
+    expect(recovered.level).to.equal(30);
+    expect(recovered.failures).to.equal(960);
+    expect(recovered.failingMs).to.equal(240_000);
+
+    // A second outage is a new run: logged once again when it starts.
+    failing = true;
+    await j.runOnce();
+    await j.runOnce();
+    expect(lines.map((l) => l.msg).slice(5)).to.deep.equal([
+      "background job failing; retrying each interval",
+    ]);
+  });
+
+  it("logs nothing while it succeeds", async () => {
+    const { job: j, lines } = job(async () => {});
+    await j.runOnce();
+    await j.runOnce();
+    expect(lines).to.deep.equal([]);
   });
 
   it("stop waits for the run in progress", async () => {
