@@ -71,6 +71,78 @@ export async function stopSharedPostgres(): Promise<void> {
   await fs.rm(started.dataDir, { recursive: true, force: true });
 }
 
+/** A PostgreSQL cluster of one test's own, which it may stop and start again at will. */
+export interface PrivateCluster {
+  /** URL of its `stagedoor` database; the same across restarts (fixed port). */
+  readonly url: string;
+  readonly port: number;
+  /** What the cluster warned about (FATAL lines of cut sessions, and so on). */
+  readonly warnings: string[];
+  /** Fast shutdown (sessions are cut, nothing committed is lost); the data stays. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data directory. */
+  start(): Promise<void>;
+  /** Stops it if it runs and deletes its files. Idempotent. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Starts a cluster for one test alone (never the machine's shared
+ * PostgreSQL, which other suites use meanwhile), on a port the OS picked that
+ * it keeps across {@link PrivateCluster.stop} and {@link PrivateCluster.start},
+ * so a server pointed at it sees a restart. It lives in a temp folder named
+ * like the shared cluster's, so a later run removes it if this process dies
+ * without {@link PrivateCluster.remove}.
+ */
+export async function startPrivateCluster(): Promise<PrivateCluster> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
+  const warnings: string[] = [];
+  const options = {
+    dataDir,
+    // Kept across stop and start; remove() deletes the folder.
+    persistent: true,
+    maxConnections: 50,
+    logger: {
+      info() {},
+      warn(obj: object, msg?: string) {
+        warnings.push(`${msg ?? ""} ${JSON.stringify(obj)}`);
+      },
+    },
+  };
+  let handle: EmbeddedPostgresHandle | undefined;
+  try {
+    handle = await startEmbeddedPostgres(options);
+  } catch (error) {
+    await fs.rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const { url, port } = handle;
+  let removing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    warnings,
+    async stop() {
+      const running = handle;
+      handle = undefined;
+      await running?.stop();
+    },
+    async start() {
+      if (handle !== undefined) return;
+      handle = await startEmbeddedPostgres({ ...options, port });
+    },
+    remove() {
+      removing ??= (async () => {
+        const running = handle;
+        handle = undefined;
+        await running?.stop();
+        await fs.rm(dataDir, { recursive: true, force: true });
+      })();
+      return removing;
+    },
+  };
+}
+
 function sharedCluster(): Promise<{ handle: EmbeddedPostgresHandle; dataDir: string }> {
   if (shared === undefined) {
     const starting = startSharedCluster();

@@ -27,13 +27,19 @@ export interface EmbeddedPostgresOptions {
   readonly persistent?: boolean;
   /** Defaults to 50: pools are small and requests queue in Node, not here. */
   readonly maxConnections?: number;
+  /**
+   * The port to listen on. By default each start takes one the OS picks; a
+   * fixed port keeps the URL valid across a stop and a start (fault tests
+   * restart a cluster under a running server this way).
+   */
+  readonly port?: number;
 }
 
 /** A running embedded cluster. */
 export interface EmbeddedPostgresHandle {
   /** `postgres://…` URL of the `stagedoor` database, password included. */
   readonly url: string;
-  /** The port chosen for this run; it changes from one start to the next. */
+  /** The port of this run: the one asked for, or else one chosen afresh at each start. */
   readonly port: number;
   /** Shuts the cluster down. Safe to call more than once. */
   stop(): Promise<void>;
@@ -150,7 +156,7 @@ export async function startEmbeddedPostgres(
   let instance: EmbeddedPostgres | undefined;
   let port = 0;
   for (let attempt = 1; instance === undefined; attempt++) {
-    port = await findFreePort();
+    port = options.port ?? (await findFreePort());
     tail.clear();
     const candidate = new EmbeddedPostgresClass({
       ...common,
@@ -168,7 +174,7 @@ export async function startEmbeddedPostgres(
       // Another process may take the port between our probe and postgres'
       // bind; anything else is a real failure.
       const portTaken = tail.lines().some((line) => line.includes("Address already in use"));
-      if (portTaken && attempt < START_ATTEMPTS) {
+      if (portTaken && options.port === undefined && attempt < START_ATTEMPTS) {
         logger.warn({ port, attempt }, "embedded PostgreSQL port taken, retrying");
         continue;
       }
