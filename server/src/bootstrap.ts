@@ -138,6 +138,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       port: config.port,
       listener: app.listener,
       logger,
+      limits: settings.http,
     });
     cleanups.push(async () => {
       draining = true;

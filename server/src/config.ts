@@ -43,6 +43,37 @@ export interface Config {
    * an external PostgreSQL.
    */
   readonly workers: number;
+  /** Limits on connections, requests and streams (see SECURITY.md). */
+  readonly limits: ConnectionLimits;
+}
+
+/**
+ * What one process accepts from its clients before it closes a connection or
+ * refuses a stream: every abusive client (silent sockets, slowloris, clients
+ * that never read) ends at one of these.
+ */
+export interface ConnectionLimits {
+  /** A new connection must send its first bytes (enough to tell HTTP/1.1 from HTTP/2) within this. */
+  readonly sniffTimeoutSeconds: number;
+  /** An HTTP/1.1 request's headers must arrive within this. */
+  readonly headersTimeoutSeconds: number;
+  /**
+   * A whole request (headers and body) must arrive within this; a streaming
+   * call's request is complete once sent, so its stream is never cut by it.
+   */
+  readonly requestTimeoutSeconds: number;
+  /** An idle HTTP/1.1 keep-alive connection is closed after this. */
+  readonly keepAliveTimeoutSeconds: number;
+  /** A response the client stops reading is cut when no byte of it could be sent for this long. */
+  readonly sendTimeoutSeconds: number;
+  /** Streams one HTTP/2 connection may have open at once. */
+  readonly http2MaxConcurrentStreams: number;
+  /** An HTTP/2 connection with no open stream for this long is closed with GOAWAY. */
+  readonly http2IdleTimeoutSeconds: number;
+  /** Live `WatchQueueStatus` streams of one queue token. */
+  readonly watchStreamsPerToken: number;
+  /** Live `WatchQueueStatus` streams of this process. */
+  readonly watchStreamsMax: number;
 }
 
 /** The most server processes `WORKERS` may ask for. */
@@ -59,6 +90,20 @@ const integer = (min: number, max: number) =>
     .regex(/^\d+$/, "must be a whole number")
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
+
+/** A whole number in [min, max], with a message that says the range and the unit. */
+const bounded = (min: number, max: number, unit: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a whole number of ${unit} from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, `must be a whole number of ${unit} from ${min} to ${max}`)
+        .max(max, `must be a whole number of ${unit} from ${min} to ${max}`),
+    );
 
 const flag = z
   .enum(["1", "0", "true", "false", "yes", "no", "on", "off"])
@@ -129,6 +174,15 @@ const schema = z.object({
       `must be a whole number from 1 to ${MAX_WORKERS}, or auto (one per CPU)`,
     )
     .default("1"),
+  HTTP_SNIFF_TIMEOUT_SECONDS: bounded(1, 300, "seconds").default(10),
+  HTTP_HEADERS_TIMEOUT_SECONDS: bounded(1, 300, "seconds").default(10),
+  HTTP_REQUEST_TIMEOUT_SECONDS: bounded(1, 3600, "seconds").default(30),
+  HTTP_KEEPALIVE_TIMEOUT_SECONDS: bounded(1, 3600, "seconds").default(5),
+  HTTP_SEND_TIMEOUT_SECONDS: bounded(1, 3600, "seconds").default(60),
+  HTTP2_MAX_CONCURRENT_STREAMS: bounded(1, 100_000, "streams").default(100),
+  HTTP2_IDLE_TIMEOUT_SECONDS: bounded(1, 86_400, "seconds").default(60),
+  WATCH_STREAMS_PER_TOKEN: bounded(1, 100, "streams").default(3),
+  WATCH_STREAMS_MAX: bounded(1, 1_000_000, "streams").default(10_000),
 });
 
 /** Whether a string is exactly an origin: scheme, host and optional port, nothing else. */
@@ -186,6 +240,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
   if (e.WALLET_MAX_RECHARGE > e.WALLET_MAX_BALANCE) {
     throw new ConfigError("WALLET_MAX_RECHARGE must not exceed WALLET_MAX_BALANCE");
   }
+  if (e.HTTP_HEADERS_TIMEOUT_SECONDS > e.HTTP_REQUEST_TIMEOUT_SECONDS) {
+    // The headers are part of the request: a longer wait for them could never be reached.
+    throw new ConfigError(
+      `HTTP_HEADERS_TIMEOUT_SECONDS (${e.HTTP_HEADERS_TIMEOUT_SECONDS}) must not exceed HTTP_REQUEST_TIMEOUT_SECONDS (${e.HTTP_REQUEST_TIMEOUT_SECONDS})`,
+    );
+  }
+  if (e.WATCH_STREAMS_PER_TOKEN > e.WATCH_STREAMS_MAX) {
+    throw new ConfigError(
+      `WATCH_STREAMS_PER_TOKEN (${e.WATCH_STREAMS_PER_TOKEN}) must not exceed WATCH_STREAMS_MAX (${e.WATCH_STREAMS_MAX})`,
+    );
+  }
   const workers = resolveWorkers(e.WORKERS, machine);
   if (workers > 1) requireSharedState(e.WORKERS, workers, e);
 
@@ -215,6 +280,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     webDir: e.SERVE_WEB ? path.resolve(base, e.WEB_DIR ?? DEFAULT_WEB_DIR) : undefined,
     workers,
+    limits: Object.freeze({
+      sniffTimeoutSeconds: e.HTTP_SNIFF_TIMEOUT_SECONDS,
+      headersTimeoutSeconds: e.HTTP_HEADERS_TIMEOUT_SECONDS,
+      requestTimeoutSeconds: e.HTTP_REQUEST_TIMEOUT_SECONDS,
+      keepAliveTimeoutSeconds: e.HTTP_KEEPALIVE_TIMEOUT_SECONDS,
+      sendTimeoutSeconds: e.HTTP_SEND_TIMEOUT_SECONDS,
+      http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS,
+      http2IdleTimeoutSeconds: e.HTTP2_IDLE_TIMEOUT_SECONDS,
+      watchStreamsPerToken: e.WATCH_STREAMS_PER_TOKEN,
+      watchStreamsMax: e.WATCH_STREAMS_MAX,
+    }),
   });
 }
 

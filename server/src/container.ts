@@ -18,6 +18,7 @@ import type { WalletLimits } from "./modules/wallet/index.js";
 import { WalletService } from "./modules/wallet/index.js";
 import type { Database } from "./persistence/database.js";
 import type { Clock } from "./shared/clock.js";
+import type { HttpLimits } from "./transport/http-server.js";
 
 /** The rules' tunables, resolved from configuration. */
 export interface Settings {
@@ -25,11 +26,13 @@ export interface Settings {
   readonly holdTtlMs: number;
   readonly wallet: WalletLimits;
   readonly watch: WatchHubOptions;
+  readonly http: HttpLimits;
 }
 
 /** Derives the rules' tunables from the configuration. */
 export function settingsFromConfig(config: Config): Settings {
   const idleMs = config.queueIdleSeconds * 1000;
+  const { limits } = config;
   return {
     queue: {
       maxActive: config.queueMaxActive,
@@ -42,7 +45,22 @@ export function settingsFromConfig(config: Config): Settings {
     wallet: { maxRecharge: config.walletMaxRecharge, maxBalance: config.walletMaxBalance },
     // Open streams count as activity three times per idle window, so a
     // watcher never loses their place to a late tick.
-    watch: { tickMs: 250, heartbeatMs: 10_000, touchEveryMs: Math.floor(idleMs / 3) },
+    watch: {
+      tickMs: 250,
+      heartbeatMs: 10_000,
+      touchEveryMs: Math.floor(idleMs / 3),
+      maxPerToken: limits.watchStreamsPerToken,
+      maxStreams: limits.watchStreamsMax,
+    },
+    http: {
+      sniffTimeoutMs: limits.sniffTimeoutSeconds * 1000,
+      headersTimeoutMs: limits.headersTimeoutSeconds * 1000,
+      requestTimeoutMs: limits.requestTimeoutSeconds * 1000,
+      keepAliveTimeoutMs: limits.keepAliveTimeoutSeconds * 1000,
+      sendTimeoutMs: limits.sendTimeoutSeconds * 1000,
+      http2MaxConcurrentStreams: limits.http2MaxConcurrentStreams,
+      http2IdleTimeoutMs: limits.http2IdleTimeoutSeconds * 1000,
+    },
   };
 }
 

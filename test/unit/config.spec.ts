@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { ConfigError, loadConfig } from "../../server/src/config.js";
+import { settingsFromConfig } from "../../server/src/container.js";
 import { thrownBy } from "./unit-helpers.js";
 
 const DATABASE_URL = "postgres://box:office@db.internal:5432/stagedoor";
@@ -314,6 +315,91 @@ describe("loadConfig", () => {
 
     it("ignores variables it does not know", () => {
       expect(load({ PATH: "/bin", NODE_ENV: "production", HOME: "" }).port).to.equal(8080);
+    });
+  });
+
+  describe("connection and stream limits", () => {
+    const LIMIT_VARIABLES = {
+      HTTP_SNIFF_TIMEOUT_SECONDS: "sniffTimeoutSeconds",
+      HTTP_HEADERS_TIMEOUT_SECONDS: "headersTimeoutSeconds",
+      HTTP_REQUEST_TIMEOUT_SECONDS: "requestTimeoutSeconds",
+      HTTP_KEEPALIVE_TIMEOUT_SECONDS: "keepAliveTimeoutSeconds",
+      HTTP_SEND_TIMEOUT_SECONDS: "sendTimeoutSeconds",
+      HTTP2_MAX_CONCURRENT_STREAMS: "http2MaxConcurrentStreams",
+      HTTP2_IDLE_TIMEOUT_SECONDS: "http2IdleTimeoutSeconds",
+      WATCH_STREAMS_PER_TOKEN: "watchStreamsPerToken",
+      WATCH_STREAMS_MAX: "watchStreamsMax",
+    } as const;
+
+    it("defaults to the limits SECURITY.md lists", () => {
+      const config = load({});
+      expect(config.limits).to.deep.equal({
+        sniffTimeoutSeconds: 10,
+        headersTimeoutSeconds: 10,
+        requestTimeoutSeconds: 30,
+        keepAliveTimeoutSeconds: 5,
+        sendTimeoutSeconds: 60,
+        http2MaxConcurrentStreams: 100,
+        http2IdleTimeoutSeconds: 60,
+        watchStreamsPerToken: 3,
+        watchStreamsMax: 10_000,
+      });
+      expect(Object.isFrozen(config.limits)).to.equal(true);
+    });
+
+    it("reads every limit from its variable", () => {
+      const env = Object.fromEntries(
+        Object.keys(LIMIT_VARIABLES).map((v, i) => [v, String(i + 2)]),
+      );
+      const limits = load(env).limits;
+      for (const [i, field] of Object.values(LIMIT_VARIABLES).entries()) {
+        expect(limits[field], field).to.equal(i + 2);
+      }
+    });
+
+    for (const variable of Object.keys(LIMIT_VARIABLES)) {
+      it(`refuses ${variable} that is not a whole number in range, saying the range`, () => {
+        for (const bad of ["0", "-1", "1.5", "ten", "5s", "99999999"]) {
+          const message = expectConfigError({ [variable]: bad }, variable);
+          expect(message).to.match(/must be a whole number of (seconds|streams) from 1 to \d+/);
+        }
+      });
+    }
+
+    it("refuses a headers timeout longer than the request timeout", () => {
+      const message = expectConfigError(
+        { HTTP_HEADERS_TIMEOUT_SECONDS: "31" },
+        "HTTP_HEADERS_TIMEOUT_SECONDS",
+      );
+      expect(message).to.contain("HTTP_REQUEST_TIMEOUT_SECONDS");
+      expect(
+        load({ HTTP_HEADERS_TIMEOUT_SECONDS: "30", HTTP_REQUEST_TIMEOUT_SECONDS: "30" }).limits
+          .headersTimeoutSeconds,
+      ).to.equal(30);
+    });
+
+    it("refuses more watch streams per token than per process", () => {
+      const message = expectConfigError(
+        { WATCH_STREAMS_PER_TOKEN: "5", WATCH_STREAMS_MAX: "4" },
+        "WATCH_STREAMS_PER_TOKEN",
+      );
+      expect(message).to.contain("WATCH_STREAMS_MAX");
+    });
+
+    it("hands the limits to the server and the watch hub in milliseconds", () => {
+      const settings = settingsFromConfig(
+        load({ HTTP_SEND_TIMEOUT_SECONDS: "45", WATCH_STREAMS_PER_TOKEN: "2" }),
+      );
+      expect(settings.http).to.deep.equal({
+        sniffTimeoutMs: 10_000,
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 30_000,
+        keepAliveTimeoutMs: 5_000,
+        sendTimeoutMs: 45_000,
+        http2MaxConcurrentStreams: 100,
+        http2IdleTimeoutMs: 60_000,
+      });
+      expect(settings.watch).to.deep.include({ maxPerToken: 2, maxStreams: 10_000 });
     });
   });
 });

@@ -10,7 +10,13 @@ import {
 import { expectDomainError, expectRejectsDomain, must } from "../unit-helpers.js";
 import { type QueueFixture, queueFixture } from "./queue-fixture.js";
 
-const OPTIONS: WatchHubOptions = { tickMs: 250, heartbeatMs: 10_000, touchEveryMs: 10_000 };
+const OPTIONS: WatchHubOptions = {
+  tickMs: 250,
+  heartbeatMs: 10_000,
+  touchEveryMs: 10_000,
+  maxPerToken: 3,
+  maxStreams: 10_000,
+};
 
 /** Lets every pending promise callback run (the hub wakes streams with microtasks only). */
 function flush(): Promise<void> {
@@ -425,5 +431,152 @@ describe("QueueWatchHub", () => {
     expect(event?.kind).to.equal("admitted");
     const done = await stream.next();
     expect(done.done).to.equal(true);
+  });
+
+  describe("limits", () => {
+    it("refuses a token's stream past maxPerToken with resource_exhausted and a retry delay", async () => {
+      await sessionOf("ann");
+      const bob = await sessionOf("bob");
+      for (let i = 0; i < OPTIONS.maxPerToken; i++) await open(bob);
+      expect(hub.size).to.equal(3);
+
+      const refused = hub.watch(bob, new AbortController().signal);
+      const error = await expectRejectsDomain(
+        refused.next(),
+        "resource_exhausted",
+        "WATCH_LIMIT_REACHED",
+      );
+      expect(error.retryAfterMs).to.be.a("number").and.greaterThan(0);
+      expect(error.metadata).to.deep.equal({ limit: "3" });
+      expect(hub.size, "the refused stream is not counted").to.equal(3);
+
+      // Another token is not affected.
+      const carol = await sessionOf("carol");
+      await open(carol);
+      expect(hub.size).to.equal(4);
+    });
+
+    it("takes a token's stream again once one of its streams closed", async () => {
+      await sessionOf("ann");
+      const bob = await sessionOf("bob");
+      const opened = [];
+      for (let i = 0; i < OPTIONS.maxPerToken; i++) opened.push(await open(bob));
+      const first = must(opened[0]);
+      first.controller.abort();
+      expect((await first.stream.next()).done).to.equal(true);
+      expect(hub.size).to.equal(2);
+
+      const { first: again } = await open(bob);
+      expect(again.value).to.deep.include({ kind: "status" });
+      expect(hub.size).to.equal(3);
+    });
+
+    it("counts a stream before its first status, so streams opened at once cannot pass the limit", async () => {
+      await sessionOf("ann");
+      const bob = await sessionOf("bob");
+      const attempts = Array.from({ length: 5 }, () => {
+        const controller = new AbortController();
+        controllers.push(controller);
+        const stream = hub.watch(bob, controller.signal);
+        streams.push(stream);
+        return stream.next().then(
+          () => "open",
+          (error: unknown) => {
+            expectDomainError(error, "resource_exhausted", "WATCH_LIMIT_REACHED");
+            return "refused";
+          },
+        );
+      });
+      const outcomes = await Promise.all(attempts);
+      expect(outcomes.filter((o) => o === "open")).to.have.length(3);
+      expect(hub.size).to.equal(3);
+    });
+
+    it("refuses any stream past maxStreams of the process", async () => {
+      hub = makeHub({ ...OPTIONS, maxStreams: 2 });
+      await sessionOf("ann");
+      const bob = await sessionOf("bob");
+      const carol = await sessionOf("carol");
+      const dave = await sessionOf("dave");
+      await open(bob);
+      await open(carol);
+      const error = await expectRejectsDomain(
+        hub.watch(dave, new AbortController().signal).next(),
+        "resource_exhausted",
+        "WATCH_CAPACITY_REACHED",
+      );
+      expect(error.retryAfterMs).to.be.a("number").and.greaterThan(0);
+      expect(hub.size).to.equal(2);
+    });
+
+    it("does not count an admitted session's stream, which ends at once", async () => {
+      hub = makeHub({ ...OPTIONS, maxStreams: 1, maxPerToken: 1 });
+      const ann = await sessionOf("ann");
+      const bob = await sessionOf("bob");
+      await open(bob);
+      // The process is full, but ann is admitted: her stream says so and ends.
+      const { stream } = await open(ann);
+      expect((await stream.next()).value).to.deep.include({ kind: "admitted" });
+      expect((await stream.next()).done).to.equal(true);
+    });
+  });
+
+  describe("a reader that falls behind", () => {
+    /** A line of `count` waiters behind ann (admitted), with carol last. */
+    async function longLine(count: number) {
+      await sessionOf("ann");
+      const ahead: Session[] = [];
+      for (let i = 0; i < count; i++) ahead.push(await sessionOf(`ahead-${i}`));
+      const carol = await sessionOf("carol");
+      return { ahead, carol };
+    }
+
+    it("keeps only the latest status, however many moves it missed", async () => {
+      const { ahead, carol } = await longLine(50);
+      expect(carol.status.position).to.equal(51);
+      // Carol's stream is open but its reader takes nothing after the first status.
+      const { stream } = await open(carol);
+      for (const session of ahead) {
+        await f.queue.leave(session.principal);
+        await hub.tick();
+        expect(hub.buffered, "events waiting for the reader").to.equal(1);
+      }
+      const next = await stream.next();
+      const event = must(next.value);
+      expect(event.kind === "status" && event.status.position).to.equal(1);
+      // Nothing older follows: the reader is up to date.
+      const following = nextOf(stream);
+      await flush();
+      expect(following.settled).to.equal(false);
+      expect(hub.buffered).to.equal(0);
+    });
+
+    it("keeps a waiting status rather than a later heartbeat", async () => {
+      const { ahead, carol } = await longLine(1);
+      const { stream } = await open(carol);
+      await f.queue.leave(must(ahead[0]).principal);
+      await hub.tick();
+      f.clock.advance(OPTIONS.heartbeatMs);
+      await hub.tick();
+      expect(hub.buffered).to.equal(1);
+      const event = must((await stream.next()).value);
+      expect(event.kind === "status" && event.status.position).to.equal(1);
+    });
+
+    it("keeps the final admission, which replaces a waiting status and is never replaced", async () => {
+      const ann = await sessionOf("ann");
+      const bob = await sessionOf("bob");
+      const carol = await sessionOf("carol");
+      const { stream } = await open(carol);
+      await f.queue.leave(bob.principal);
+      await hub.tick();
+      await f.queue.leave(ann.principal);
+      await hub.tick();
+      f.clock.advance(OPTIONS.heartbeatMs);
+      await hub.tick();
+      expect(hub.buffered).to.equal(1);
+      expect(must((await stream.next()).value).kind).to.equal("admitted");
+      expect((await stream.next()).done).to.equal(true);
+    });
   });
 });

@@ -18,10 +18,25 @@ export interface WatchHubOptions {
   readonly heartbeatMs: number;
   /** How often open streams count as activity, so watchers keep their place. */
   readonly touchEveryMs: number;
+  /** Live streams one token may have at once (more tabs or devices are refused). */
+  readonly maxPerToken: number;
+  /** Live streams this process serves at once. */
+  readonly maxStreams: number;
 }
 
+/** How long a refused watcher is told to wait before trying again. */
+const RETRY_REFUSED_WATCH_MS = 5_000;
+
+/**
+ * One open stream. It holds at most one event its reader has not taken: the
+ * latest status or heartbeat replaces an older one nobody read, and the final
+ * `admitted` replaces whatever was waiting. A reader that stops reading (a
+ * client that does not read its stream) costs one event, however long it
+ * stays.
+ */
 class Watcher {
-  readonly events: WatchEvent[] = [];
+  /** The event waiting for the reader, if any. */
+  private next: WatchEvent | undefined;
   failure: unknown;
   lastPosition: number;
   lastSentAt: number;
@@ -36,10 +51,26 @@ class Watcher {
     this.lastSentAt = now;
   }
 
+  /** How many events wait for the reader (0 or 1). */
+  get buffered(): number {
+    return this.next === undefined ? 0 : 1;
+  }
+
   push(event: WatchEvent, now: number): void {
-    this.events.push(event);
+    const waiting = this.next;
+    // Nothing follows `admitted`: once it waits, it stays. A status that
+    // waits says more than a heartbeat would.
+    if (waiting?.kind === "admitted") return;
+    if (!(event.kind === "heartbeat" && waiting?.kind === "status")) this.next = event;
     this.lastSentAt = now;
     this.notify();
+  }
+
+  /** Takes the waiting event, if any. */
+  take(): WatchEvent | undefined {
+    const event = this.next;
+    this.next = undefined;
+    return event;
   }
 
   fail(error: unknown): void {
@@ -73,6 +104,9 @@ class Watcher {
  */
 export class QueueWatchHub {
   private readonly byConcert = new Map<string, Set<Watcher>>();
+  /** Open streams per token id. */
+  private readonly byToken = new Map<string, number>();
+  private count = 0;
   private readonly lastVersions = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private lastTouch = 0;
@@ -89,9 +123,16 @@ export class QueueWatchHub {
 
   /** How many streams are open right now. */
   get size(): number {
-    let count = 0;
-    for (const watchers of this.byConcert.values()) count += watchers.size;
-    return count;
+    return this.count;
+  }
+
+  /** How many events wait for readers across all open streams (at most one per stream). */
+  get buffered(): number {
+    let total = 0;
+    for (const watchers of this.byConcert.values()) {
+      for (const watcher of watchers) total += watcher.buffered;
+    }
+    return total;
   }
 
   /** Starts the shared ticker. */
@@ -113,19 +154,25 @@ export class QueueWatchHub {
   /**
    * Streams a session's status: the current status first, then a status
    * whenever the position moves, heartbeats in silence, and finally `admitted`.
-   * Ends quietly when `signal` aborts (the client went away), and throws why
-   * when the token stops working or the server shuts down.
+   * A reader that falls behind gets the latest status, not every one it
+   * missed. Ends quietly when `signal` aborts (the client went away), and
+   * throws why when the token stops working or the server shuts down. A
+   * waiting session's stream is refused with `resource_exhausted` when its
+   * token already has `maxPerToken` streams open or the process `maxStreams`.
    */
   async *watch(session: Session, signal: AbortSignal): AsyncGenerator<WatchEvent> {
     if (this.stopping) throw shuttingDown();
-    yield { kind: "status", status: session.status };
     if (session.status.state !== "waiting") {
+      yield { kind: "status", status: session.status };
       if (session.status.state === "admitted") {
         yield { kind: "admitted", expireTime: session.status.expireTime };
       }
       return;
     }
     const { principal } = session;
+    // Counted before the first status goes out, so streams opened at once
+    // cannot all slip under the limits.
+    this.admit(principal.tokenId);
     const watcher = new Watcher(
       principal.tokenId,
       session.status.position,
@@ -133,10 +180,11 @@ export class QueueWatchHub {
     );
     this.add(principal.concertId, watcher);
     try {
+      yield { kind: "status", status: session.status };
       // stop() may have run while the first status was on its way out.
       if (this.stopping) throw shuttingDown();
       for (;;) {
-        const event = watcher.events.shift();
+        const event = watcher.take();
         if (event !== undefined) {
           yield event;
           if (event.kind === "admitted") return;
@@ -211,7 +259,30 @@ export class QueueWatchHub {
     }
   }
 
+  /** Refuses a new stream of `tokenId` past either limit. */
+  private admit(tokenId: string): void {
+    const { maxPerToken, maxStreams } = this.options;
+    if ((this.byToken.get(tokenId) ?? 0) >= maxPerToken) {
+      throw new DomainError(
+        "resource_exhausted",
+        "WATCH_LIMIT_REACHED",
+        `this queue token already has ${maxPerToken} status streams open; close one, or poll GetQueueStatus`,
+        { retryAfterMs: RETRY_REFUSED_WATCH_MS, metadata: { limit: String(maxPerToken) } },
+      );
+    }
+    if (this.count >= maxStreams) {
+      throw new DomainError(
+        "resource_exhausted",
+        "WATCH_CAPACITY_REACHED",
+        "this server has no room for another status stream; retry later, or poll GetQueueStatus",
+        { retryAfterMs: RETRY_REFUSED_WATCH_MS, metadata: { limit: String(maxStreams) } },
+      );
+    }
+  }
+
   private add(concertId: string, watcher: Watcher): void {
+    this.count += 1;
+    this.byToken.set(watcher.tokenId, (this.byToken.get(watcher.tokenId) ?? 0) + 1);
     let watchers = this.byConcert.get(concertId);
     if (!watchers) {
       watchers = new Set();
@@ -226,8 +297,11 @@ export class QueueWatchHub {
 
   private remove(concertId: string, watcher: Watcher): void {
     const watchers = this.byConcert.get(concertId);
-    if (!watchers) return;
-    watchers.delete(watcher);
+    if (!watchers?.delete(watcher)) return;
+    this.count -= 1;
+    const open = (this.byToken.get(watcher.tokenId) ?? 1) - 1;
+    if (open === 0) this.byToken.delete(watcher.tokenId);
+    else this.byToken.set(watcher.tokenId, open);
     if (watchers.size === 0) {
       this.byConcert.delete(concertId);
       this.lastVersions.delete(concertId);
