@@ -4,6 +4,7 @@ import { mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { MemorySeatGate } from "./memory-seat-gate.js";
+import { MinHeap } from "./min-heap.js";
 import type {
   IssueInput,
   IssueResult,
@@ -14,6 +15,7 @@ import type {
   SeatRef,
   StoredTokenState,
 } from "./queue-store.js";
+import { WaitingLine } from "./waiting-line.js";
 
 /** Options of {@link MemoryQueueStore}. */
 export interface MemoryQueueStoreOptions {
@@ -29,177 +31,6 @@ const BATCH = 1000;
 
 /** Stale heap entries tolerated beyond twice the live ones before a rebuild. */
 const HEAP_SLACK = 1024;
-
-/**
- * A binary min-heap of (key, token id) pairs with lazy deletion: callers push
- * a new entry when a key changes and skip entries that no longer match the
- * token when they reach the top. Gives the "oldest activity" and "earliest
- * expiry" orders of Redis's sorted sets in O(log n).
- */
-class MinHeap {
-  private keys: number[] = [];
-  private ids: string[] = [];
-
-  get size(): number {
-    return this.keys.length;
-  }
-
-  peekKey(): number | undefined {
-    return this.keys[0];
-  }
-
-  /** Removes and returns the id at the top. */
-  pop(): string | undefined {
-    const top = this.ids[0];
-    const lastKey = this.keys.pop();
-    const lastId = this.ids.pop();
-    if (this.keys.length > 0 && lastKey !== undefined && lastId !== undefined) {
-      this.keys[0] = lastKey;
-      this.ids[0] = lastId;
-      this.down(0);
-    }
-    return top;
-  }
-
-  push(key: number, id: string): void {
-    this.keys.push(key);
-    this.ids.push(id);
-    this.up(this.keys.length - 1);
-  }
-
-  /** Replaces the content with the given live entries. */
-  rebuild(entries: Iterable<readonly [number, string]>): void {
-    this.keys = [];
-    this.ids = [];
-    for (const [key, id] of entries) {
-      this.keys.push(key);
-      this.ids.push(id);
-    }
-    for (let i = (this.keys.length >> 1) - 1; i >= 0; i--) this.down(i);
-  }
-
-  private up(i: number): void {
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (this.keys[parent] <= this.keys[i]) return;
-      this.swap(i, parent);
-      i = parent;
-    }
-  }
-
-  private down(i: number): void {
-    const n = this.keys.length;
-    for (;;) {
-      const left = 2 * i + 1;
-      const right = left + 1;
-      let smallest = i;
-      if (left < n && this.keys[left] < this.keys[smallest]) smallest = left;
-      if (right < n && this.keys[right] < this.keys[smallest]) smallest = right;
-      if (smallest === i) return;
-      this.swap(i, smallest);
-      i = smallest;
-    }
-  }
-
-  private swap(a: number, b: number): void {
-    const key = this.keys[a];
-    const id = this.ids[a];
-    this.keys[a] = this.keys[b];
-    this.ids[a] = this.ids[b];
-    this.keys[b] = key;
-    this.ids[b] = id;
-  }
-}
-
-/**
- * One concert's line in arrival order. Each waiter occupies a slot; a Fenwick
- * tree over the slots counts live waiters, so a rank is a prefix sum in
- * O(log n) rather than a scan. Slots are renumbered (in order) when they run
- * out, which costs O(n) at most once per n/2 arrivals.
- */
-class WaitingLine {
-  /** 1-based Fenwick tree over `capacity` slots. */
-  private tree = new Int32Array(1025);
-  private slots: (string | undefined)[] = [];
-  private readonly slotOf = new Map<string, number>();
-  /** No live slot lies below this one. */
-  private head = 0;
-  private next = 0;
-
-  get size(): number {
-    return this.slotOf.size;
-  }
-
-  has(tokenId: string): boolean {
-    return this.slotOf.has(tokenId);
-  }
-
-  push(tokenId: string): void {
-    if (this.next === this.tree.length - 1) this.reslot();
-    const slot = this.next++;
-    this.slots[slot] = tokenId;
-    this.slotOf.set(tokenId, slot);
-    this.add(slot, 1);
-  }
-
-  remove(tokenId: string): boolean {
-    const slot = this.slotOf.get(tokenId);
-    if (slot === undefined) return false;
-    this.slotOf.delete(tokenId);
-    this.slots[slot] = undefined;
-    this.add(slot, -1);
-    return true;
-  }
-
-  /** 1-based rank; 0 when not in line. */
-  rank(tokenId: string): number {
-    const slot = this.slotOf.get(tokenId);
-    if (slot === undefined) return 0;
-    let sum = 0;
-    for (let i = slot + 1; i > 0; i -= i & -i) sum += this.tree[i];
-    return sum;
-  }
-
-  popFront(): string | undefined {
-    while (this.head < this.next && this.slots[this.head] === undefined) this.head++;
-    const tokenId = this.slots[this.head];
-    if (tokenId !== undefined) this.remove(tokenId);
-    return tokenId;
-  }
-
-  *inOrder(): Generator<string> {
-    for (let slot = this.head; slot < this.next; slot++) {
-      const tokenId = this.slots[slot];
-      if (tokenId !== undefined) yield tokenId;
-    }
-  }
-
-  private add(slot: number, delta: number): void {
-    const tree = this.tree;
-    for (let i = slot + 1; i < tree.length; i += i & -i) tree[i] += delta;
-  }
-
-  /** Packs the live waiters into slots 0..n-1, with room for as many again. */
-  private reslot(): void {
-    const live = [...this.inOrder()];
-    let capacity = 1024;
-    while (capacity < 2 * live.length) capacity *= 2;
-    const tree = new Int32Array(capacity + 1);
-    // Linear-time Fenwick construction: every node, filled or not, passes
-    // its sum on to its parent.
-    for (let i = 1; i <= capacity; i++) {
-      if (i <= live.length) tree[i] += 1;
-      const parent = i + (i & -i);
-      if (parent <= capacity) tree[parent] += tree[i];
-    }
-    this.tree = tree;
-    this.slots = live;
-    this.slotOf.clear();
-    for (const [slot, tokenId] of live.entries()) this.slotOf.set(tokenId, slot);
-    this.head = 0;
-    this.next = live.length;
-  }
-}
 
 interface TokenRecord {
   readonly tokenId: string;
