@@ -1,10 +1,12 @@
-import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { mkdir, open, rename, rm } from "node:fs/promises";
-import path from "node:path";
-import { z } from "zod";
 import { MemorySeatGate } from "./memory-seat-gate.js";
 import { MinHeap } from "./min-heap.js";
+import {
+  QueueStateFile,
+  type SavedConcert,
+  type SavedState,
+  type SavedToken,
+  type StateSource,
+} from "./queue-state-file.js";
 import type {
   IssueInput,
   IssueResult,
@@ -20,10 +22,13 @@ import { WaitingLine } from "./waiting-line.js";
 /** Options of {@link MemoryQueueStore}. */
 export interface MemoryQueueStoreOptions {
   /**
-   * A file that keeps the line across restarts: read when the store is
-   * constructed, rewritten atomically by `close()`.
+   * A file that keeps the line across restarts and crashes: read when the
+   * store is constructed, then kept up to date by `checkpoint()` and
+   * `close()` (see queue-state-file.ts; journals sit next to it).
    */
   readonly persistPath?: string;
+  /** When the file's journals are folded into a new snapshot (see QueueStateFileOptions). */
+  readonly compactAfterBytes?: number;
 }
 
 /** Same bound as the Redis scripts' BATCH: eviction work per call. */
@@ -32,24 +37,16 @@ const BATCH = 1000;
 /** Stale heap entries tolerated beyond twice the live ones before a rebuild. */
 const HEAP_SLACK = 1024;
 
-interface TokenRecord {
-  readonly tokenId: string;
-  readonly userId: string;
-  readonly concertId: string;
-  readonly tokenHash: string;
+interface TokenRecord extends SavedToken {
   state: StoredTokenState;
-  readonly issuedAt: number;
-  /** 0 before admission. */
   admissionExpiresAt: number;
-  /** Meaningful while waiting. */
   lastSeenAt: number;
-  /** Whether the hash still authenticates (Redis: the `t:` key exists). */
   authenticates: boolean;
-  /** When the record is forgotten (Redis: the `s:` key's TTL); Infinity while waiting. */
   dropAt: number;
 }
 
 interface ConcertLine {
+  readonly id: string;
   readonly waiting: WaitingLine;
   /** Waiters by last activity (lazy). */
   readonly lastSeen: MinHeap;
@@ -59,66 +56,31 @@ interface ConcertLine {
   version: number;
   /** Whole ms; undefined until the first admission ends. */
   averageMs: number | undefined;
+  /** In the admitter's list (Redis: a member of the `concerts` set). */
+  open: boolean;
 }
-
-const STATES = [
-  "waiting",
-  "admitted",
-  "completed",
-  "expired",
-  "evicted",
-  "left",
-  "revoked",
-] as const satisfies readonly StoredTokenState[];
-
-const persistedSchema = z.object({
-  format: z.literal("stagedoor-memory-queue"),
-  version: z.literal(1),
-  concerts: z.array(
-    z.object({
-      id: z.string(),
-      version: z.number().int(),
-      averageMs: z.number().nullable(),
-      waiting: z.array(z.string()),
-    }),
-  ),
-  tokens: z.array(
-    z.object({
-      tokenId: z.string(),
-      userId: z.string(),
-      concertId: z.string(),
-      tokenHash: z.string(),
-      state: z.enum(STATES),
-      issuedAt: z.number(),
-      admissionExpiresAt: z.number(),
-      lastSeenAt: z.number(),
-      authenticates: z.boolean(),
-      dropAt: z.number().nullable(),
-    }),
-  ),
-  /** [concertId, userId, tokenId] */
-  users: z.array(z.tuple([z.string(), z.string(), z.string()])),
-});
-
-type PersistedState = z.infer<typeof persistedSchema>;
 
 /**
  * The in-process queue store for the embedded default (no Redis). Every
  * method runs synchronously to completion inside one call, which gives the
  * same atomicity as the Redis store's Lua scripts within one process, and
  * each rule mirrors the scripts step by step so both pass one contract suite.
- * Positions are O(log n) (a Fenwick tree over arrival slots).
+ * It composes a {@link WaitingLine} per concert (positions in O(log n)),
+ * {@link MinHeap}s for the time orders, and, with `persistPath`, a
+ * {@link QueueStateFile}.
  *
- * With `persistPath` the line survives restarts: the constructor loads the
- * file, `checkpoint()` (every few seconds) and `close()` rewrite it
- * atomically (mode 0600). It holds token ids
- * and hashes only, never raw tokens. Only one process may use a file.
+ * With `persistPath` the line survives restarts and crashes: the constructor
+ * loads the file, and every change marks its record, so `checkpoint()`
+ * (every few seconds) appends only what changed since the last one (nothing
+ * when nothing did) and `close()` the last changes. The files (mode 0600)
+ * hold token ids and hashes only, never raw tokens. Only one process may use
+ * a file.
  */
 export class MemoryQueueStore implements QueueStore {
   /** The seat-state gate, in process like the line (it is never checkpointed). */
   readonly seats = new MemorySeatGate();
   private readonly limits: QueueLimits;
-  private readonly persistPath: string | undefined;
+  private readonly file: QueueStateFile | undefined;
   private readonly tokens = new Map<string, TokenRecord>();
   /** tokenHash → tokenId while the token authenticates. */
   private readonly hashes = new Map<string, string>();
@@ -130,18 +92,31 @@ export class MemoryQueueStore implements QueueStore {
   private readonly drops = new MinHeap();
   /** Concerts whose waiting set shrank during the current call. */
   private readonly dirty = new Set<ConcertLine>();
-  /** Counts calls that may have changed the state, so idle checkpoints write nothing. */
-  private generation = 0;
-  private savedGeneration = 0;
-  /** Writes happen one after another, never interleaved. */
-  private writing: Promise<void> = Promise.resolve();
+  /** The next arrival number: a concert's line is its waiters by ascending seq. */
+  private nextSeq = 1;
+  /** What the file reads: the current records. */
+  private readonly source: StateSource;
 
   constructor(limits: QueueLimits, options: MemoryQueueStoreOptions = {}) {
     this.limits = limits;
-    this.persistPath = options.persistPath;
-    if (this.persistPath !== undefined) {
-      const saved = readSavedState(this.persistPath);
-      if (saved !== undefined) this.restore(saved);
+    this.source = {
+      token: (tokenId) => this.tokens.get(tokenId),
+      concert: (concertId) => {
+        const line = this.lines.get(concertId);
+        return line === undefined ? undefined : savedConcert(line);
+      },
+      user: (concertId, userId) => this.users.get(concertId)?.get(userId),
+      tokens: () => this.tokens.values(),
+      concerts: () => [...this.lines.values()].map(savedConcert),
+      users: () => this.userEntries(),
+    };
+    if (options.persistPath !== undefined) {
+      const file = new QueueStateFile(options.persistPath, this.source, {
+        compactAfterBytes: options.compactAfterBytes,
+      });
+      // Restored before the file is attached: restoring changes nothing to write.
+      this.restore(file.load());
+      this.file = file;
     }
   }
 
@@ -167,6 +142,11 @@ export class MemoryQueueStore implements QueueStore {
       this.revoke(old, now);
     }
     const line = this.lineFor(concertId);
+    if (!line.open) {
+      this.file?.beforeConcert(concertId);
+      line.open = true;
+    }
+    this.file?.beforeToken(tokenId);
     const token: TokenRecord = {
       tokenId,
       userId,
@@ -178,9 +158,11 @@ export class MemoryQueueStore implements QueueStore {
       lastSeenAt: now,
       authenticates: true,
       dropAt: Number.POSITIVE_INFINITY,
+      seq: this.nextSeq++,
     };
     this.tokens.set(tokenId, token);
     this.hashes.set(tokenHash, tokenId);
+    this.file?.beforeUser(concertId, userId);
     this.usersOf(concertId).set(userId, tokenId);
     line.waiting.push(tokenId);
     this.pushLastSeen(line, token);
@@ -251,10 +233,13 @@ export class MemoryQueueStore implements QueueStore {
     } else if (token.state === "admitted" && line.admitted.delete(tokenId)) {
       this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
     }
-    token.state = "left";
+    this.changing(token).state = "left";
     this.unauthenticate(token);
     const users = this.users.get(token.concertId);
-    if (users?.get(token.userId) === tokenId) users.delete(token.userId);
+    if (users?.get(token.userId) === tokenId) {
+      this.file?.beforeUser(token.concertId, token.userId);
+      users.delete(token.userId);
+    }
     this.setDrop(token, now + this.limits.graceMs);
     this.promoteLine(token.concertId, now);
     this.flushDirty();
@@ -273,7 +258,7 @@ export class MemoryQueueStore implements QueueStore {
     if (line.admitted.delete(tokenId)) {
       this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
     }
-    token.state = "completed";
+    this.changing(token).state = "completed";
     this.promoteLine(token.concertId, now);
     this.flushDirty();
   }
@@ -286,34 +271,28 @@ export class MemoryQueueStore implements QueueStore {
   }
 
   async concerts(): Promise<string[]> {
-    return [...this.lines.keys()];
+    const open: string[] = [];
+    for (const [concertId, line] of this.lines) if (line.open) open.push(concertId);
+    return open;
   }
 
   async versions(concertIds: readonly string[]): Promise<number[]> {
     return concertIds.map((concertId) => this.lines.get(concertId)?.version ?? 0);
   }
 
+  /** Writes the last changes (see {@link checkpoint}) and closes the file. */
   async close(): Promise<void> {
-    await this.write(true);
+    await this.file?.close();
   }
 
   /**
-   * Writes the state to `persistPath` if anything may have changed since the
-   * last write. Called on an interval, so a crash (not just a clean restart)
+   * Appends what changed since the last checkpoint to the file, and nothing
+   * when nothing did; now and then folds the journal into a new snapshot,
+   * in slices. Called on an interval, so a crash (not just a clean restart)
    * loses at most one interval of the line.
    */
   async checkpoint(): Promise<void> {
-    await this.write(false);
-  }
-
-  private async write(always: boolean): Promise<void> {
-    const target = this.persistPath;
-    if (target === undefined || (!always && this.generation === this.savedGeneration)) return;
-    const generation = this.generation;
-    const data = JSON.stringify(this.save());
-    this.writing = this.writing.then(() => writeAtomically(target, data));
-    await this.writing;
-    this.savedGeneration = generation;
+    await this.file?.checkpoint();
   }
 
   /** One promotion step; the script's `promote`. */
@@ -327,7 +306,7 @@ export class MemoryQueueStore implements QueueStore {
       if (tokenId === undefined || !line.admitted.delete(tokenId)) continue;
       this.fold(line, admissionTtlMs);
       const token = this.tokens.get(tokenId);
-      if (token?.state === "admitted") token.state = "expired";
+      if (token?.state === "admitted") this.changing(token).state = "expired";
     }
 
     const cutoff = now - idleMs;
@@ -355,7 +334,7 @@ export class MemoryQueueStore implements QueueStore {
         this.evict(token, now);
         skipped++;
       } else {
-        token.state = "admitted";
+        this.changing(token).state = "admitted";
         token.admissionExpiresAt = now + admissionTtlMs;
         line.admitted.add(tokenId);
         line.expiries.push(token.admissionExpiresAt, tokenId);
@@ -382,20 +361,20 @@ export class MemoryQueueStore implements QueueStore {
       if (token.state === "admitted" && line.admitted.delete(token.tokenId)) {
         this.fold(line, this.limits.admissionTtlMs);
       }
-      token.state = "expired";
+      this.changing(token).state = "expired";
     }
   }
 
   private touch(token: TokenRecord, now: number): void {
     if (token.state !== "waiting" || now <= token.lastSeenAt) return;
-    token.lastSeenAt = now;
+    this.changing(token).lastSeenAt = now;
     this.pushLastSeen(this.lineFor(token.concertId), token);
   }
 
   private evict(token: TokenRecord, now: number): void {
     const line = this.lineFor(token.concertId);
     line.waiting.remove(token.tokenId);
-    token.state = "evicted";
+    this.changing(token).state = "evicted";
     this.setDrop(token, now + this.limits.graceMs);
     this.dirty.add(line);
   }
@@ -404,7 +383,7 @@ export class MemoryQueueStore implements QueueStore {
     const line = this.lineFor(token.concertId);
     if (line.waiting.remove(token.tokenId)) this.dirty.add(line);
     line.admitted.delete(token.tokenId);
-    token.state = "revoked";
+    this.changing(token).state = "revoked";
     this.unauthenticate(token);
     this.setDrop(token, now + this.limits.graceMs);
   }
@@ -412,12 +391,25 @@ export class MemoryQueueStore implements QueueStore {
   private fold(line: ConcertLine, ms: number): void {
     const sample = Math.max(0, ms);
     const mixed = line.averageMs === undefined ? sample : 0.8 * line.averageMs + 0.2 * sample;
+    this.file?.beforeConcert(line.id);
     line.averageMs = Math.floor(mixed + 0.5);
   }
 
   private flushDirty(): void {
-    for (const line of this.dirty) line.version++;
+    for (const line of this.dirty) {
+      this.file?.beforeConcert(line.id);
+      line.version++;
+    }
     this.dirty.clear();
+  }
+
+  /**
+   * The token, announced to the file as about to change: call it before the
+   * first change of a record in a call (see QueueStateFile.beforeToken).
+   */
+  private changing(token: TokenRecord): TokenRecord {
+    this.file?.beforeToken(token.tokenId);
+    return token;
   }
 
   private snapshot(token: TokenRecord): QueueSnapshot {
@@ -448,7 +440,6 @@ export class MemoryQueueStore implements QueueStore {
 
   /** Forgets records whose grace period is over, as Redis TTLs would. */
   private sweep(now: number): void {
-    this.generation++;
     while ((this.drops.peekKey() ?? Number.POSITIVE_INFINITY) <= now) {
       const tokenId = this.drops.pop();
       const token = tokenId === undefined ? undefined : this.tokens.get(tokenId);
@@ -457,19 +448,23 @@ export class MemoryQueueStore implements QueueStore {
   }
 
   private forget(token: TokenRecord): void {
+    this.file?.beforeToken(token.tokenId);
     this.tokens.delete(token.tokenId);
     this.unauthenticate(token);
     const users = this.users.get(token.concertId);
-    if (users?.get(token.userId) === token.tokenId) users.delete(token.userId);
+    if (users?.get(token.userId) === token.tokenId) {
+      this.file?.beforeUser(token.concertId, token.userId);
+      users.delete(token.userId);
+    }
   }
 
   private unauthenticate(token: TokenRecord): void {
-    token.authenticates = false;
+    this.changing(token).authenticates = false;
     if (this.hashes.get(token.tokenHash) === token.tokenId) this.hashes.delete(token.tokenHash);
   }
 
   private setDrop(token: TokenRecord, dropAt: number): void {
-    token.dropAt = dropAt;
+    this.changing(token).dropAt = dropAt;
     this.drops.push(dropAt, token.tokenId);
     if (this.drops.size > 2 * this.tokens.size + HEAP_SLACK) {
       this.drops.rebuild(
@@ -500,17 +495,26 @@ export class MemoryQueueStore implements QueueStore {
     }
   }
 
+  private *userEntries(): Generator<readonly [string, string, string]> {
+    for (const [concertId, users] of this.users) {
+      for (const [userId, tokenId] of users) yield [concertId, userId, tokenId];
+    }
+  }
+
   private lineFor(concertId: string): ConcertLine {
     let line = this.lines.get(concertId);
     if (line === undefined) {
       line = {
+        id: concertId,
         waiting: new WaitingLine(),
         lastSeen: new MinHeap(),
         admitted: new Set(),
         expiries: new MinHeap(),
         version: 0,
         averageMs: undefined,
+        open: true,
       };
+      this.file?.beforeConcert(concertId);
       this.lines.set(concertId, line);
     }
     return line;
@@ -525,57 +529,40 @@ export class MemoryQueueStore implements QueueStore {
     return users;
   }
 
-  private save(): PersistedState {
-    return {
-      format: "stagedoor-memory-queue",
-      version: 1,
-      concerts: [...this.lines].map(([id, line]) => ({
-        id,
-        version: line.version,
-        averageMs: line.averageMs ?? null,
-        waiting: [...line.waiting.inOrder()],
-      })),
-      tokens: [...this.tokens.values()].map((token) => ({
-        ...token,
-        dropAt: Number.isFinite(token.dropAt) ? token.dropAt : null,
-      })),
-      users: [...this.users].flatMap(([concertId, users]) =>
-        [...users].map(
-          ([userId, tokenId]) => [concertId, userId, tokenId] as [string, string, string],
-        ),
-      ),
-    };
-  }
-
-  private restore(saved: PersistedState): void {
-    for (const concert of saved.concerts) {
+  /** Rebuilds the indexes from what the file restored. */
+  private restore(saved: SavedState): void {
+    for (const concert of saved.concerts.values()) {
       const line = this.lineFor(concert.id);
       line.version = concert.version;
-      line.averageMs = concert.averageMs ?? undefined;
+      line.averageMs = concert.averageMs;
+      line.open = concert.open;
     }
-    for (const record of saved.tokens) {
-      const token: TokenRecord = {
-        ...record,
-        dropAt: record.dropAt ?? Number.POSITIVE_INFINITY,
-      };
+    const waiting: TokenRecord[] = [];
+    for (const record of saved.tokens.values()) {
+      const token: TokenRecord = { ...record };
       this.tokens.set(token.tokenId, token);
+      this.nextSeq = Math.max(this.nextSeq, token.seq + 1);
       if (token.authenticates) this.hashes.set(token.tokenHash, token.tokenId);
       if (Number.isFinite(token.dropAt)) this.drops.push(token.dropAt, token.tokenId);
-      if (token.state === "admitted") {
+      if (token.state === "waiting") {
+        waiting.push(token);
+      } else if (token.state === "admitted") {
         const line = this.lineFor(token.concertId);
         line.admitted.add(token.tokenId);
         line.expiries.push(token.admissionExpiresAt, token.tokenId);
       }
     }
-    for (const concert of saved.concerts) {
-      const line = this.lineFor(concert.id);
-      for (const tokenId of concert.waiting) line.waiting.push(tokenId);
-      line.lastSeen.rebuild(this.waitingEntries(line));
-    }
-    for (const [concertId, userId, tokenId] of saved.users) {
-      this.usersOf(concertId).set(userId, tokenId);
+    waiting.sort((a, b) => a.seq - b.seq);
+    for (const token of waiting) this.lineFor(token.concertId).waiting.push(token.tokenId);
+    for (const line of this.lines.values()) line.lastSeen.rebuild(this.waitingEntries(line));
+    for (const [concertId, users] of saved.users) {
+      for (const [userId, tokenId] of users) this.usersOf(concertId).set(userId, tokenId);
     }
   }
+}
+
+function savedConcert(line: ConcertLine): SavedConcert {
+  return { id: line.id, version: line.version, averageMs: line.averageMs, open: line.open };
 }
 
 /** Whether a lastSeen heap entry still describes a waiter in this line. */
@@ -583,45 +570,4 @@ function isCurrentWaiter(line: ConcertLine, token: TokenRecord, lastSeenAt: numb
   return (
     token.state === "waiting" && token.lastSeenAt === lastSeenAt && line.waiting.has(token.tokenId)
   );
-}
-
-function readSavedState(file: string): PersistedState | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new Error(`cannot read the saved queue at ${file}`, { cause: err });
-  }
-  try {
-    return persistedSchema.parse(JSON.parse(text));
-  } catch (err) {
-    // Starting empty would silently drop everyone's place in line.
-    throw new Error(`the saved queue at ${file} is unreadable; fix or remove it`, {
-      cause: err,
-    });
-  }
-}
-
-/**
- * Write, fsync, then rename over the old file: a crash leaves either the old
- * or the new state, never a torn one.
- */
-async function writeAtomically(file: string, data: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-  const handle = await open(temp, "wx", 0o600);
-  try {
-    await handle.writeFile(data, "utf8");
-    await handle.chmod(0o600);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
 }
