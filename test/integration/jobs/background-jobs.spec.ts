@@ -5,7 +5,7 @@ import type { IntervalJob } from "../../../server/src/jobs/interval-job.js";
 import { claimRequestId, PRUNE_BATCH } from "../../../server/src/modules/idempotency/index.js";
 import { transaction } from "../../../server/src/persistence/database.js";
 import { TxConnection } from "../../../server/src/persistence/sql.js";
-import { must, ServiceHarness } from "../reservations/service-harness.js";
+import { expectDomainError, must, ServiceHarness } from "../reservations/service-harness.js";
 
 const HOUR = 3_600_000;
 
@@ -220,5 +220,35 @@ describe("background jobs on PostgreSQL", () => {
       await client.query("reset plan_cache_mode");
       client.release();
     }
+  });
+
+  it("drops a concert whose last date has started from its list, letting its waiters go (queue-admitter)", async () => {
+    // Two dates: the sale ends when the later one starts.
+    const extra = await h.createConcert([
+      { daysFromNow: 1, seats: 1 },
+      { daysFromNow: 2, seats: 1 },
+    ]);
+    // The first date has started: still on sale for the second one.
+    h.clock.advance(2 * 86_400_000 - 60_000);
+    const issue = (label: string) =>
+      h.services.queue.issueToken({
+        concertId: extra.concertId,
+        userId: h.user(label),
+        assertion: undefined,
+      });
+    await issue("early");
+    const waiter = await issue("late");
+    expect(waiter.status.state).to.equal("waiting");
+    await job("queue-admitter").runOnce();
+    expect(await h.store.concerts()).to.include(extra.concertId);
+
+    h.clock.advance(60_000);
+    await job("queue-admitter").runOnce();
+    expect(await h.store.concerts()).not.to.include(extra.concertId);
+    await expectDomainError(
+      h.services.queue.authenticate(waiter.token),
+      "unauthenticated",
+      "TOKEN_EXPIRED",
+    );
   });
 });

@@ -557,6 +557,58 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
       });
     });
 
+    describe("retire (a concert whose sale ended)", () => {
+      async function retire(store: QueueStore, concertId = CONCERT): Promise<boolean> {
+        if (store.retire === undefined) expect.fail("the store cannot retire a concert");
+        return store.retire(concertId, clock.ms());
+      }
+
+      it("lets the waiters go a batch at a time, then leaves the list; admissions run their course", async () => {
+        const store = await harness.open(LIMITS);
+        const admitted = (await join(store, "first")).snapshot.tokenId;
+        await join(store, "other", "concert-other");
+        // More waiters than one call evicts (the scripts' BATCH of 1000).
+        const waiters = await joinAll(
+          store,
+          Array.from({ length: 1005 }, (_, i) => `waiter-${i}`),
+        );
+        const before = await version(store);
+
+        expect(await retire(store)).to.equal(false);
+        expect((await store.concerts()).sort()).to.deep.equal(["concert-other", CONCERT].sort());
+        const last = await state(store, waiters.at(-1) as string);
+        expect([last?.state, last?.position, last?.waitingCount]).to.deep.equal(["waiting", 5, 5]);
+        expect(await version(store)).to.equal(before + 1);
+
+        expect(await retire(store)).to.equal(true);
+        expect(await store.concerts()).to.deep.equal(["concert-other"]);
+        for (const tokenId of [waiters[0], waiters.at(-1)] as string[]) {
+          expect((await state(store, tokenId))?.state).to.equal("evicted");
+        }
+        // The waiters' records stay for the grace period, like any evicted token's.
+        expect((await store.lookup(`hash-${ids}`, clock.ms(), true))?.state).to.equal("evicted");
+        expect((await state(store, admitted))?.state).to.equal("admitted");
+        expect(await retire(store), "again: nothing to do").to.equal(true);
+        expect(await retire(store, "never-seen")).to.equal(true);
+
+        // Someone queueing again (a date added later) opens the line again.
+        const again = await join(store, "late");
+        expect(again.snapshot.state).to.equal("waiting");
+        expect((await store.concerts()).sort()).to.deep.equal(["concert-other", CONCERT].sort());
+      });
+
+      it("stays retired across a restart", async () => {
+        const store = await harness.open(LIMITS);
+        await joinAll(store, ["a", "b", "c"]);
+        await join(store, "a", "concert-other");
+        expect(await retire(store)).to.equal(true);
+        const versions = await store.versions([CONCERT]);
+        const reopened = await harness.restart(store, LIMITS);
+        expect(await reopened.concerts()).to.deep.equal(["concert-other"]);
+        expect(await reopened.versions([CONCERT])).to.deep.equal(versions);
+      });
+    });
+
     describe("lookups", () => {
       it("return null for unknown hashes and other concerts' tokens", async () => {
         const store = await harness.open(LIMITS);

@@ -131,6 +131,17 @@ export class CatalogService {
   }
 
   /**
+   * Whether a concert's sale has ended: its last date has started. A concert
+   * without dates has not (a date may still be added). Reads the dates list
+   * cached for a second, like the listings.
+   */
+  async saleEnded(concertId: string): Promise<boolean> {
+    const now = this.clock.now();
+    const dates = await this.datesOf(concertId);
+    return dates.length > 0 && dates.every((date) => date.startsAt <= now);
+  }
+
+  /**
    * Lists a concert's upcoming dates that still have at least one bookable
    * seat, in date order, each with its bookable-seat count.
    */

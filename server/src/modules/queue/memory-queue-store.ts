@@ -270,6 +270,31 @@ export class MemoryQueueStore implements QueueStore {
     return admitted;
   }
 
+  /**
+   * Closes a concert's line once its sale has ended; the script's `retire`:
+   * evicts up to a batch of waiters from the front and, once nobody waits,
+   * takes the concert out of `concerts()`. Admissions run their course.
+   */
+  async retire(concertId: string, now: number): Promise<boolean> {
+    this.sweep(now);
+    const line = this.lines.get(concertId);
+    if (line === undefined || !line.open) return true;
+    for (let evicted = 0; evicted < BATCH; evicted++) {
+      const tokenId = line.waiting.popFront();
+      if (tokenId === undefined) break;
+      this.dirty.add(line);
+      const token = this.tokens.get(tokenId);
+      if (token !== undefined) this.evict(token, now);
+    }
+    this.flushDirty();
+    if (line.waiting.size > 0) return false;
+    this.file?.beforeConcert(concertId);
+    line.open = false;
+    // Nothing waits any more: the idle order has nothing left to find.
+    line.lastSeen.rebuild([]);
+    return true;
+  }
+
   async concerts(): Promise<string[]> {
     const open: string[] = [];
     for (const [concertId, line] of this.lines) if (line.open) open.push(concertId);

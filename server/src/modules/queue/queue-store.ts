@@ -135,7 +135,20 @@ export interface QueueStore {
    */
   promote(concertId: string, now: number): Promise<number>;
 
-  /** The concerts that have a line. */
+  /**
+   * Closes a concert's line for good once its sale has ended: evicts up to a
+   * batch of the remaining waiters (their records stay for the grace period,
+   * so they learn why their token stopped working) and, once nobody waits,
+   * takes the concert out of {@link concerts}, so the admitter stops visiting
+   * it. Admissions run their course; a later `issue` opens the line again.
+   * Returns whether the concert is out of the list (false: call again).
+   *
+   * Both stores implement it; it is optional only so that thin wrappers (in
+   * tests) need not forward it.
+   */
+  retire?(concertId: string, now: number): Promise<boolean>;
+
+  /** The concerts whose line is open (have had a token and were not retired since). */
   concerts(): Promise<string[]>;
 
   /**

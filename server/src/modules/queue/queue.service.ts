@@ -31,9 +31,19 @@ export interface Session {
   readonly seat?: SeatGateEntry | null;
 }
 
-/** Tells the queue which concerts exist, so nobody queues for a concert that doesn't. */
+/**
+ * What the queue needs to know of the catalog: which concerts exist, so
+ * nobody queues for a concert that doesn't, and whose sale has ended, so the
+ * admitter stops visiting their lines.
+ */
 export interface ConcertDirectory {
   concertExists(concertId: string): Promise<boolean>;
+  /**
+   * Whether the concert's sale has ended: its last date has started (a
+   * concert without dates has not ended). A directory without it keeps every
+   * line open.
+   */
+  saleEnded?(concertId: string): Promise<boolean>;
 }
 
 /**
@@ -124,14 +134,38 @@ export class QueueService {
     await this.guard(() => this.store.complete(principal.tokenId, this.clock.now().getTime()));
   }
 
-  /** Runs one promotion step for every concert with a line; returns how many were admitted. */
+  /**
+   * Runs one promotion step for every concert with an open line; returns how
+   * many were admitted. A concert whose sale has ended is retired instead
+   * (its waiters let go, batch by batch, then the concert leaves the list),
+   * so the list holds only concerts still on sale.
+   */
   async promoteAll(): Promise<number> {
     const concerts = await this.store.concerts();
     let admitted = 0;
     for (const concertId of concerts) {
-      admitted += await this.store.promote(concertId, this.clock.now().getTime());
+      const now = this.clock.now().getTime();
+      if (this.store.retire !== undefined && (await this.saleEnded(concertId))) {
+        await this.store.retire(concertId, now);
+      } else {
+        admitted += await this.store.promote(concertId, now);
+      }
     }
     return admitted;
+  }
+
+  /**
+   * Whether a concert's sale has ended, as the catalog says. If the catalog
+   * cannot tell right now (its database is down), the line stays: admitting
+   * needs only the store, and the next tick asks again.
+   */
+  private async saleEnded(concertId: string): Promise<boolean> {
+    if (this.concerts.saleEnded === undefined) return false;
+    try {
+      return await this.concerts.saleEnded(concertId);
+    } catch {
+      return false;
+    }
   }
 
   /** Turns a store snapshot into a session, or throws why the token no longer works. */

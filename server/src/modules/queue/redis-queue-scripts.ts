@@ -59,6 +59,7 @@ const SNAPSHOTS = lua("snapshots");
 const LEAVE = lua("leave");
 const COMPLETE = lua("complete");
 const PROMOTE = lua("promote");
+const RETIRE = lua("retire");
 
 const STATES = new Set<string>([
   "waiting",
@@ -218,6 +219,20 @@ export const queueScripts = {
       parser.push(concertId, String(now));
     },
     transformReply: (reply: unknown): number => Number(reply),
+  }),
+  queueRetire: defineScript({
+    NUMBER_OF_KEYS: 0,
+    SCRIPT: PRELUDE + RETIRE,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      now: number,
+    ) {
+      pushContext(parser, context);
+      parser.push(concertId, String(now));
+    },
+    transformReply: (reply: unknown): boolean => Number(reply) === 1,
   }),
   ...seatGateScripts,
 };

@@ -88,6 +88,10 @@ export class RedisQueueStore implements QueueStore {
     return this.client.queuePromote(this.context, concertId, now);
   }
 
+  retire(concertId: string, now: number): Promise<boolean> {
+    return this.client.queueRetire(this.context, concertId, now);
+  }
+
   concerts(): Promise<string[]> {
     return this.client.sMembers(`${this.context.prefix}concerts`);
   }
