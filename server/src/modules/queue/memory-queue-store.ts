@@ -70,9 +70,11 @@ interface ConcertLine {
  * {@link QueueStateFile}.
  *
  * With `persistPath` the line survives restarts and crashes: the constructor
- * loads the file, and every change marks its record, so `checkpoint()`
- * (every few seconds) appends only what changed since the last one (nothing
- * when nothing did) and `close()` the last changes. The files (mode 0600)
+ * loads the file, and every record is announced to it before it changes
+ * (`changing(token)`, `beforeConcert`, `beforeUser`: call them BEFORE the
+ * first change, never after), so `checkpoint()` (every few seconds) appends
+ * only what changed since the last one (nothing when nothing did) and
+ * `close()` the last changes. The files (mode 0600)
  * hold token ids and hashes only, never raw tokens. Only one process may use
  * a file.
  */
