@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { QueueTokenState, type StagedoorClient } from "@stagedoor/sdk";
 import { expect } from "chai";
@@ -10,6 +10,7 @@ import {
   outcomeOf,
   ServerProcess,
   START_MS,
+  sleep,
   tally,
   waitFor,
 } from "./fault-kit.js";
@@ -43,7 +44,7 @@ interface Fan {
   /** How the payment ended on the killed server. */
   first?: CallOutcome & { paymentId?: string };
   /** How the retry ended on the fresh server. */
-  retry?: CallOutcome & { paymentId?: string };
+  retry?: CallOutcome & { paymentId?: string; createdAt?: number };
 }
 
 describe("fault: kill -9 of a server in the middle of a stream of payments", function () {
@@ -123,9 +124,10 @@ describe("fault: kill -9 of a server in the middle of a stream of payments", fun
     let answered = 0;
     let killedAt = 0;
     let killing: Promise<void> | undefined;
+    let killed = false;
     let next = 0;
     const worker = async () => {
-      while (killing === undefined && next < payers.length) {
+      while (!killed && next < payers.length) {
         const fan = payers[next++];
         if (fan === undefined) break;
         const requestId = randomUUID();
@@ -140,9 +142,15 @@ describe("fault: kill -9 of a server in the middle of a stream of payments", fun
           paymentId = paid.payment?.id;
         });
         fan.first = { ...outcome, paymentId };
-        if (outcome.code === "OK" && ++answered === KILL_AFTER && killing === undefined) {
-          killedAt = Date.now();
-          killing = first.kill();
+        if (outcome.code === "OK" && ++answered === KILL_AFTER) {
+          // A few milliseconds later, so that the kill finds payments in
+          // every phase (on the wire, in the transaction, committed).
+          killing ??= (async () => {
+            await sleep(randomInt(0, 30));
+            killedAt = Date.now();
+            killed = true;
+            await first.kill();
+          })();
         }
       }
     };
@@ -168,10 +176,52 @@ describe("fault: kill -9 of a server in the middle of a stream of payments", fun
     servers.push(second);
     const restartedMs = Date.now() - killedAt;
 
-    // Every attempted payment retried with its own request id.
-    for (const fan of attempted) {
+    // Every hold left unpaid frees at its held_until: a rival's hold is
+    // refused before it, and succeeds after it without anyone's help. Those
+    // never paid for are watched from now on, while the retries run.
+    const anonymous2 = clientFor("connect", second.url);
+    const refusedBefore: string[] = [];
+    const freedAfterMs: number[] = [];
+    let rivals = 0;
+    const freesAtHeldUntil = async (fan: Fan) => {
+      const userId = `rival-${rivals++}-${randomUUID().slice(0, 8)}`;
+      const issued = await anonymous2.queue.issueQueueToken({ concertId, userId });
+      const rival = clientFor("connect", second.url, issued.token);
+      const heldUntil = fan.heldUntil ?? 0;
+      await waitFor(
+        async () => {
+          const attempt = await outcomeOf(() =>
+            rival.reservation.holdSeat({ seatId: fan.seatId, requestId: randomUUID() }),
+          );
+          const at = Date.now();
+          if (attempt.code === "OK") {
+            expect(at, `${fan.userId}'s seat freed before its held_until`).to.be.at.least(
+              heldUntil,
+            );
+            freedAfterMs.push(at - heldUntil);
+            return true;
+          }
+          expect(attempt.reason, attempt.message).to.equal("SEAT_UNAVAILABLE");
+          refusedBefore.push(fan.userId);
+          return undefined;
+        },
+        HOLD_TTL_SECONDS * 1000 + 30_000,
+        `${fan.userId}'s unpaid seat to free`,
+        250,
+      );
+    };
+    const watching = Promise.all([...neverSent, ...idle].map(freesAtHeldUntil));
+    // Awaited below; a failure meanwhile must not surface as an unhandled rejection.
+    watching.catch(() => undefined);
+
+    // Every attempted payment retried with its own request id: half of those
+    // the kill left in flight only once their hold has ended, so that one
+    // that never committed meets a hold that is gone.
+    const late = unknown.filter((_, i) => i % 2 === 1);
+    const retry = async (fan: Fan) => {
       const client = clientFor("connect", second.url, fan.token);
       let paymentId: string | undefined;
+      let createdAt: number | undefined;
       const outcome = await outcomeOf(async () => {
         const paid = await client.payment.createPayment({
           reservationId: fan.reservationId ?? "",
@@ -179,9 +229,14 @@ describe("fault: kill -9 of a server in the middle of a stream of payments", fun
           requestId: fan.payRequestId ?? "",
         });
         paymentId = paid.payment?.id;
+        const created = paid.payment?.createTime;
+        createdAt = created ? timestampDate(created).getTime() : undefined;
       });
-      fan.retry = { ...outcome, paymentId };
-    }
+      fan.retry = { ...outcome, paymentId, createdAt };
+    };
+    for (const fan of attempted.filter((f) => !late.includes(f))) await retry(fan);
+    await sleep(Math.max(0, ...late.map((fan) => (fan.heldUntil ?? 0) + 250 - Date.now())));
+    for (const fan of late) await retry(fan);
     for (const fan of toldPaid) {
       // The first result, exactly.
       expect(fan.retry?.code, `${fan.userId}: ${fan.retry?.message}`).to.equal("OK");
@@ -218,53 +273,28 @@ describe("fault: kill -9 of a server in the middle of a stream of payments", fun
     }
     await expectBoxOfficeInvariants(database.url);
 
-    // Every hold left unpaid frees at its held_until: a competitor's hold is
-    // refused before it, and succeeds after it without anyone's help.
-    const unpaid = fans.filter((fan) => fan.retry?.code !== "OK");
-    const anonymous2 = clientFor("connect", second.url);
-    const refusedBefore: string[] = [];
-    const freedAfterMs: number[] = [];
-    await Promise.all(
-      unpaid.map(async (fan, i) => {
-        const userId = `rival-${i}-${randomUUID().slice(0, 8)}`;
-        const issued = await anonymous2.queue.issueQueueToken({ concertId, userId });
-        const rival = clientFor("connect", second.url, issued.token);
-        const heldUntil = fan.heldUntil ?? 0;
-        await waitFor(
-          async () => {
-            const attempt = await outcomeOf(() =>
-              rival.reservation.holdSeat({ seatId: fan.seatId, requestId: randomUUID() }),
-            );
-            const at = Date.now();
-            if (attempt.code === "OK") {
-              expect(at, `${fan.userId}'s seat freed before its held_until`).to.be.at.least(
-                heldUntil,
-              );
-              freedAfterMs.push(at - heldUntil);
-              return true;
-            }
-            expect(attempt.reason, attempt.message).to.equal("SEAT_UNAVAILABLE");
-            refusedBefore.push(fan.userId);
-            return undefined;
-          },
-          HOLD_TTL_SECONDS * 1000 + 30_000,
-          `${fan.userId}'s unpaid seat to free`,
-          250,
-        );
-      }),
-    );
+    // The holds the kill left unpaid for good, retried or not, free too.
+    const refused = unknown.filter((fan) => fan.retry?.code !== "OK");
+    await Promise.all([watching, ...refused.map(freesAtHeldUntil)]);
     await expectBoxOfficeInvariants(database.url);
 
     const retried = {
       replayedSameResult: toldPaid.length,
-      inFlightFoundCommitted: unknown.filter((fan) => fan.retry?.code === "OK").length,
+      // The kill came after their commit: the retry replayed it.
+      inFlightCommittedBeforeKill: unknown.filter(
+        (fan) => fan.retry?.code === "OK" && (fan.retry.createdAt ?? 0) < killedAt,
+      ).length,
+      // The kill came before: the retry paid (the hold was still live).
+      inFlightPaidByRetry: unknown.filter(
+        (fan) => fan.retry?.code === "OK" && (fan.retry.createdAt ?? 0) >= killedAt,
+      ).length,
       inFlightRefused: tally(
         unknown.flatMap((fan) => (fan.retry && fan.retry.code !== "OK" ? [fan.retry] : [])),
       ),
     };
     console.log(
       `      kill -9: ${JSON.stringify(report)}; fresh process serving ${restartedMs} ms after the kill; ` +
-        `retries: ${JSON.stringify(retried)}; ${unpaid.length} unpaid holds (${idle.length} never paid on purpose) ` +
+        `retries: ${JSON.stringify(retried)}; ${freedAfterMs.length} unpaid holds (${idle.length} never paid on purpose) ` +
         `freed ${Math.min(...freedAfterMs)}–${Math.max(...freedAfterMs)} ms after held_until, ` +
         `${new Set(refusedBefore).size} of them seen refused before`,
     );
