@@ -34,6 +34,14 @@ export const ErrorReasons = [
   "SERVER_BUSY",
   "WATCH_LIMIT_REACHED",
   "WATCH_CAPACITY_REACHED",
+  "MALFORMED_REQUEST",
+  "REQUEST_TOO_LARGE",
+  "UNSUPPORTED_ENCODING",
+  "METHOD_NOT_FOUND",
+  "SERVICE_NOT_FOUND",
+  "DEADLINE_EXCEEDED",
+  "CANCELLED",
+  "INTERNAL_ERROR",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */
