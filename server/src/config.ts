@@ -64,6 +64,8 @@ export interface ConnectionLimits {
   readonly requestTimeoutSeconds: number;
   /** An idle HTTP/1.1 keep-alive connection is closed after this. */
   readonly keepAliveTimeoutSeconds: number;
+  /** Requests one HTTP/1.1 connection may pipeline at once before it is closed. */
+  readonly http1MaxPipelinedRequests: number;
   /** A response the client stops reading is cut when no byte of it could be sent for this long. */
   readonly sendTimeoutSeconds: number;
   /** Streams one HTTP/2 connection may have open at once. */
@@ -179,6 +181,7 @@ const schema = z.object({
   HTTP_REQUEST_TIMEOUT_SECONDS: bounded(1, 3600, "seconds").default(30),
   HTTP_KEEPALIVE_TIMEOUT_SECONDS: bounded(1, 3600, "seconds").default(5),
   HTTP_SEND_TIMEOUT_SECONDS: bounded(1, 3600, "seconds").default(60),
+  HTTP1_MAX_PIPELINED_REQUESTS: bounded(1, 10_000, "requests").default(16),
   HTTP2_MAX_CONCURRENT_STREAMS: bounded(1, 100_000, "streams").default(100),
   HTTP2_IDLE_TIMEOUT_SECONDS: bounded(1, 86_400, "seconds").default(60),
   WATCH_STREAMS_PER_TOKEN: bounded(1, 100, "streams").default(3),
@@ -286,6 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
       requestTimeoutSeconds: e.HTTP_REQUEST_TIMEOUT_SECONDS,
       keepAliveTimeoutSeconds: e.HTTP_KEEPALIVE_TIMEOUT_SECONDS,
       sendTimeoutSeconds: e.HTTP_SEND_TIMEOUT_SECONDS,
+      http1MaxPipelinedRequests: e.HTTP1_MAX_PIPELINED_REQUESTS,
       http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS,
       http2IdleTimeoutSeconds: e.HTTP2_IDLE_TIMEOUT_SECONDS,
       watchStreamsPerToken: e.WATCH_STREAMS_PER_TOKEN,

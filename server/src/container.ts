@@ -57,6 +57,7 @@ export function settingsFromConfig(config: Config): Settings {
       headersTimeoutMs: limits.headersTimeoutSeconds * 1000,
       requestTimeoutMs: limits.requestTimeoutSeconds * 1000,
       keepAliveTimeoutMs: limits.keepAliveTimeoutSeconds * 1000,
+      http1MaxPipelinedRequests: limits.http1MaxPipelinedRequests,
       sendTimeoutMs: limits.sendTimeoutSeconds * 1000,
       http2MaxConcurrentStreams: limits.http2MaxConcurrentStreams,
       http2IdleTimeoutMs: limits.http2IdleTimeoutSeconds * 1000,

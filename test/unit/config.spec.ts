@@ -325,6 +325,7 @@ describe("loadConfig", () => {
       HTTP_REQUEST_TIMEOUT_SECONDS: "requestTimeoutSeconds",
       HTTP_KEEPALIVE_TIMEOUT_SECONDS: "keepAliveTimeoutSeconds",
       HTTP_SEND_TIMEOUT_SECONDS: "sendTimeoutSeconds",
+      HTTP1_MAX_PIPELINED_REQUESTS: "http1MaxPipelinedRequests",
       HTTP2_MAX_CONCURRENT_STREAMS: "http2MaxConcurrentStreams",
       HTTP2_IDLE_TIMEOUT_SECONDS: "http2IdleTimeoutSeconds",
       WATCH_STREAMS_PER_TOKEN: "watchStreamsPerToken",
@@ -339,6 +340,7 @@ describe("loadConfig", () => {
         requestTimeoutSeconds: 30,
         keepAliveTimeoutSeconds: 5,
         sendTimeoutSeconds: 60,
+        http1MaxPipelinedRequests: 16,
         http2MaxConcurrentStreams: 100,
         http2IdleTimeoutSeconds: 60,
         watchStreamsPerToken: 3,
@@ -361,7 +363,9 @@ describe("loadConfig", () => {
       it(`refuses ${variable} that is not a whole number in range, saying the range`, () => {
         for (const bad of ["0", "-1", "1.5", "ten", "5s", "99999999"]) {
           const message = expectConfigError({ [variable]: bad }, variable);
-          expect(message).to.match(/must be a whole number of (seconds|streams) from 1 to \d+/);
+          expect(message).to.match(
+            /must be a whole number of (seconds|streams|requests) from 1 to \d+/,
+          );
         }
       });
     }
@@ -395,6 +399,7 @@ describe("loadConfig", () => {
         headersTimeoutMs: 10_000,
         requestTimeoutMs: 30_000,
         keepAliveTimeoutMs: 5_000,
+        http1MaxPipelinedRequests: 16,
         sendTimeoutMs: 45_000,
         http2MaxConcurrentStreams: 100,
         http2IdleTimeoutMs: 60_000,

@@ -36,6 +36,11 @@ export interface HttpLimits {
   /** An HTTP/1.1 connection idle between requests is closed after this. */
   readonly keepAliveTimeoutMs: number;
   /**
+   * Requests an HTTP/1.1 connection may pipeline (send before the answers to
+   * earlier ones) at once; past this the connection is closed.
+   */
+  readonly http1MaxPipelinedRequests: number;
+  /**
    * A response that has bytes waiting to be sent, none of which could be sent
    * for this long (the client stopped reading), is cut: the HTTP/1.1
    * connection is closed, the HTTP/2 stream reset. A silent response (a watch
@@ -102,8 +107,30 @@ export async function startHttpServer(options: {
       // by default, which would let a slowloris client stay that much longer).
       connectionsCheckingInterval: sweepInterval(limits.headersTimeoutMs, limits.requestTimeoutMs),
     },
-    listener as http.RequestListener,
+    (req, res) => {
+      // A pipelined request (sent before the answer to the previous one) has
+      // no socket until the answers ahead of it are sent. Node parses and
+      // dispatches every request of a chunk it reads, so a client that
+      // pipelines and never reads would have the server build hundreds of
+      // answers per connection; past the limit its connection is closed.
+      if (res.socket === null && !admitPipelined(req.socket as net.Socket, res)) return;
+      listener(req, res);
+    },
   );
+  /** Requests of each HTTP/1.1 connection waiting behind the one being answered. */
+  const pipelined = new WeakMap<net.Socket, number>();
+  const admitPipelined = (socket: net.Socket, res: http.ServerResponse): boolean => {
+    if (socket.destroyed) return false;
+    const waiting = (pipelined.get(socket) ?? 0) + 1;
+    if (waiting > limits.http1MaxPipelinedRequests) {
+      logger.debug("closing an HTTP/1.1 connection that pipelined too many requests");
+      socket.resetAndDestroy();
+      return false;
+    }
+    pipelined.set(socket, waiting);
+    res.once("socket", () => pipelined.set(socket, (pipelined.get(socket) ?? 1) - 1));
+    return true;
+  };
   // A socket with no byte moving either way for this long is handed to the
   // 'timeout' listener below (Node refreshes the timer on every read and
   // every completed write).
@@ -199,7 +226,10 @@ export async function startHttpServer(options: {
           continue;
         }
       }
-      const pending = stream.bufferSize;
+      // Bytes waiting to be sent, or an ended response the client does not
+      // let finish: a flow-control window of 0 holds back even the empty
+      // DATA frame that goes before trailers (a gRPC error's status).
+      const pending = stream.bufferSize + (stream.writableEnded ? 1 : 0);
       if (pending > 0 && pending >= watch.pending) {
         watch.stalledSince ??= now;
         if (now - watch.stalledSince >= limits.sendTimeoutMs) {

@@ -15,6 +15,7 @@ const RELAXED: HttpLimits = {
   headersTimeoutMs: 60_000,
   requestTimeoutMs: 60_000,
   keepAliveTimeoutMs: 60_000,
+  http1MaxPipelinedRequests: 1_000,
   sendTimeoutMs: 60_000,
   http2MaxConcurrentStreams: 100,
   http2IdleTimeoutMs: 60_000,
@@ -101,6 +102,8 @@ interface SocketClosed {
 async function startServer(limits: Partial<HttpLimits>) {
   const closes: Closed[] = [];
   const socketCloses: SocketClosed[] = [];
+  /** Requests the listener was given, by path. */
+  const seen = new Map<string, number>();
   const held = new Set<NodeResponse>();
   let heldPeak = 0;
   const server = await startHttpServer({
@@ -110,6 +113,7 @@ async function startServer(limits: Partial<HttpLimits>) {
     limits: { ...RELAXED, ...limits },
     listener: (req: NodeRequest, res: NodeResponse) => {
       const url = new URL(req.url ?? "/", "http://x");
+      seen.set(url.pathname, (seen.get(url.pathname) ?? 0) + 1);
       res.once("close", () => {
         closes.push({
           path: url.pathname,
@@ -157,6 +161,12 @@ async function startServer(limits: Partial<HttpLimits>) {
         case "/big":
           res.end(Buffer.alloc(n("kb", 1024) * 1024, 0x61));
           return;
+        case "/trailers":
+          // What a gRPC error looks like: headers, no message, a status in trailers.
+          res.writeHead(200, { "content-type": "application/grpc" });
+          res.addTrailers({ "grpc-status": "8" });
+          res.end();
+          return;
         case "/hold":
           held.add(res);
           heldPeak = Math.max(heldPeak, held.size);
@@ -172,6 +182,7 @@ async function startServer(limits: Partial<HttpLimits>) {
     server,
     closes,
     socketCloses,
+    seen,
     held,
     get heldPeak() {
       return heldPeak;
@@ -445,6 +456,45 @@ describe("startHttpServer", () => {
     });
   });
 
+  describe("HTTP/1.1 pipelining", () => {
+    let s: Awaited<ReturnType<typeof startServer>>;
+
+    before(async () => {
+      s = await startServer({ http1MaxPipelinedRequests: 4 });
+    });
+
+    after(async () => {
+      await s?.server.close(250);
+    });
+
+    it("answers requests pipelined up to the limit, in order", async () => {
+      const c = new RawClient(s.server.port);
+      try {
+        await c.connected;
+        c.write("GET /silent?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5));
+        await within(
+          (async () => {
+            while (c.received.split("done").length < 6) await sleep(20);
+          })(),
+          "five answers",
+        );
+        expect(c.isClosed).to.equal(false);
+      } finally {
+        c.destroy();
+      }
+    });
+
+    it("closes a connection that pipelines more, without building their answers", async () => {
+      const c = new RawClient(s.server.port);
+      await c.connected;
+      const before = s.seen.get("/big") ?? 0;
+      c.write("GET /big?kb=64 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200));
+      await within(c.closed, "the connection closed");
+      // The one being answered and the four allowed behind it, of 200.
+      expect((s.seen.get("/big") ?? 0) - before).to.equal(5);
+    });
+  });
+
   describe("HTTP/1.1 send timeout and a slow reader", () => {
     let s: Awaited<ReturnType<typeof startServer>>;
 
@@ -595,6 +645,32 @@ describe("startHttpServer", () => {
       const result = await within(done, "the client saw the reset");
       expect(result.rstCode).to.equal(http2.constants.NGHTTP2_CANCEL);
       await within(closed, "the connection, idle now, closed");
+    });
+  });
+
+  describe("HTTP/2 send timeout and answers without a body", () => {
+    let s: Awaited<ReturnType<typeof startServer>>;
+
+    before(async () => {
+      s = await startServer({ http2IdleTimeoutMs: 300, sendTimeoutMs: 400 });
+    });
+
+    after(async () => {
+      await s?.server.close(250);
+    });
+
+    it("resets a stream whose client does not let even its trailers through (window 0)", async () => {
+      const { session, closed } = h2Connect(s.server.port, { settings: { initialWindowSize: 0 } });
+      try {
+        const result = await within(
+          h2Request(session, { ":path": "/trailers" }).done,
+          "the stuck answer reset",
+        );
+        expect(result.rstCode).to.equal(http2.constants.NGHTTP2_CANCEL);
+        await within(closed, "the connection, idle now, closed");
+      } finally {
+        session.destroy();
+      }
     });
   });
 
