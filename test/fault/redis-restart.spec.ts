@@ -133,6 +133,7 @@ describe("fault: Redis restart", function () {
     const failures: (CallOutcome & { userId: string })[] = [];
     const movedBack: string[] = [];
     const lostAdmission: string[] = [];
+    let stopped = false;
     const step = async (fan: Fan, run: () => Promise<unknown>): Promise<boolean> => {
       const outcome = await outcomeOf(run);
       if (outcome.code !== "OK") failures.push({ ...outcome, userId: fan.userId });
@@ -140,7 +141,7 @@ describe("fault: Redis restart", function () {
     };
     const flow = async (fan: Fan) => {
       const deadline = Date.now() + 90_000;
-      while (!fan.paid && Date.now() < deadline) {
+      while (!fan.paid && !stopped && Date.now() < deadline) {
         let state: QueueTokenState | undefined;
         await step(fan, async () => {
           const { status } = await fan.client.queue.getQueueStatus({}, { timeoutMs: DEADLINE_MS });
@@ -188,6 +189,11 @@ describe("fault: Redis restart", function () {
       }
     };
     const flowing = Promise.all(fans.map(flow));
+    // If the test fails before the flow ends, the flow stops with it.
+    cleanups.push(async () => {
+      stopped = true;
+      await flowing;
+    });
 
     // Kill -9 once the line has moved (some fans paid their way out) while
     // admitted fans hold seats they have not paid for yet.
