@@ -87,11 +87,7 @@ export async function residentMiB(pid: number): Promise<number> {
 /** One JSON log line of the server. */
 export type LogLine = { readonly msg?: string; readonly level?: number; [key: string]: unknown };
 
-/**
- * `server/src/main.ts` running as its own process. With `openFiles`, the
- * child's soft limit on open files is set to it (for the child alone, with
- * the shell's `ulimit -S -n`; it cannot pass the hard limit).
- */
+/** `server/src/main.ts` running as its own process, as `npm start` runs it. */
 export class ServerChild {
   readonly lines: LogLine[] = [];
   stderr = "";
@@ -100,24 +96,18 @@ export class ServerChild {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly child: ChildProcess;
 
-  private constructor(env: Readonly<Record<string, string>>, openFilesWanted: number | undefined) {
+  private constructor(env: Readonly<Record<string, string>>) {
     const base = Object.fromEntries(
       ["PATH", "HOME", "TMPDIR", "LANG"].flatMap((key) => {
         const value = process.env[key];
         return value === undefined ? [] : [[key, value]];
       }),
     );
-    const node = [process.execPath, "--conditions=stagedoor-source", "--import", "tsx"];
-    const args = [...node, "server/src/main.ts"];
-    const [command, ...rest] =
-      openFilesWanted === undefined
-        ? args
-        : ["/bin/sh", "-c", `ulimit -S -n ${openFilesWanted}; exec "$@"`, "sh", ...args];
-    this.child = spawn(command ?? process.execPath, rest, {
-      cwd: REPO_ROOT,
-      env: { ...base, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    this.child = spawn(
+      process.execPath,
+      ["--conditions=stagedoor-source", "--import", "tsx", "server/src/main.ts"],
+      { cwd: REPO_ROOT, env: { ...base, ...env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
     track(this.child);
     // FAULT_SERVER_LOG=path keeps the server's whole log, for debugging a failure.
     const keep = process.env.FAULT_SERVER_LOG;
@@ -144,11 +134,8 @@ export class ServerChild {
   }
 
   /** Starts a server and waits until it serves. */
-  static async start(
-    env: Readonly<Record<string, string>>,
-    options: { openFiles?: number } = {},
-  ): Promise<ServerChild> {
-    const server = new ServerChild(env, options.openFiles);
+  static async start(env: Readonly<Record<string, string>>): Promise<ServerChild> {
+    const server = new ServerChild(env);
     try {
       await until(
         () => {
