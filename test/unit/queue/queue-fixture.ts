@@ -21,13 +21,17 @@ export const DEFAULT_LIMITS: QueueLimits = {
   graceMs: 600_000,
 };
 
-/** A concert directory that knows a fixed set of concerts. */
+/** A concert directory that knows a fixed set of concerts, and which of them have ended. */
 export class FakeConcertDirectory implements ConcertDirectory {
   readonly calls: string[] = [];
+  readonly ended = new Set<string>();
   constructor(private readonly ids: ReadonlySet<string>) {}
   async concertExists(concertId: string): Promise<boolean> {
     this.calls.push(concertId);
     return this.ids.has(concertId);
+  }
+  async saleEnded(concertId: string): Promise<boolean> {
+    return this.ended.has(concertId);
   }
 }
 

@@ -113,16 +113,4 @@ describe("QueueService.promoteAll and concerts whose sale ended", () => {
     await queue.promoteAll();
     expect(await store.concerts()).to.deep.equal([]);
   });
-
-  it("keeps every line with a directory that cannot tell when a sale ends", async () => {
-    const { clock, store, queue, issue } = setup(() => ({
-      concertExists: async () => true,
-    }));
-    await issue("ann");
-    const bob = await issue("bob");
-    clock.advance(SALE_ENDS_MS);
-    expect(await queue.promoteAll()).to.equal(1);
-    expect((await queue.authenticate(bob.token)).status.state).to.equal("admitted");
-    expect(await store.concerts()).to.deep.equal([CONCERT]);
-  });
 });

@@ -138,6 +138,17 @@ describe("QueueService", () => {
     });
   });
 
+  describe("a concert whose sale has ended", () => {
+    it("issues no token for it (SALE_CLOSED), and still issues when the catalog cannot tell", async () => {
+      const f = queueFixture();
+      f.concerts.ended.add(CONCERT);
+      await expectRejectsDomain(f.issue("late"), "failed_precondition", "SALE_CLOSED");
+      f.concerts.ended.clear();
+      f.concerts.saleEnded = () => Promise.reject(new Error("the catalog's database is down"));
+      expect((await f.issue("anyway")).status.state).to.equal("admitted");
+    });
+  });
+
   describe("estimated wait", () => {
     it("is ceil(position * average admission / maxActive)", async () => {
       const f = queueFixture({ limits: { maxActive: 3, admissionTtlMs: 10_000 } });
@@ -315,6 +326,35 @@ describe("QueueService", () => {
       expect(session.status).to.deep.include({ state: "admitted", position: 0 });
     });
 
+    it("an admission end that could not reach the store is retried by the admitter until it lands", async () => {
+      let storeDown = false;
+      const f = queueFixture({
+        limits: { maxActive: 1 },
+        store: (inner) =>
+          new Proxy(inner, {
+            get(target, property, receiver) {
+              const value = Reflect.get(target, property, receiver);
+              if (property !== "complete" || typeof value !== "function") {
+                return typeof value === "function" ? value.bind(target) : value;
+              }
+              return (...args: Parameters<typeof inner.complete>) =>
+                storeDown ? Promise.reject(new Error("ECONNREFUSED")) : inner.complete(...args);
+            },
+          }),
+      });
+      const ann = await f.issue("ann");
+      const bob = await f.issue("bob");
+      storeDown = true;
+      const paid = (await f.queue.authenticate(ann.token)).principal;
+      await expectRejectsDomain(f.queue.endAdmission(paid), "unavailable", "QUEUE_UNAVAILABLE");
+      await f.queue.promoteAll().catch(() => undefined);
+      expect((await f.queue.authenticate(bob.token)).status.state).to.equal("waiting");
+      storeDown = false;
+      await f.queue.promoteAll();
+      expect((await f.queue.authenticate(ann.token)).status.state).to.equal("completed");
+      expect((await f.queue.authenticate(bob.token)).status.state).to.equal("admitted");
+    });
+
     it("leave from the line moves those behind up", async () => {
       const f = queueFixture({ limits: { maxActive: 1 } });
       await f.issue("ann");
@@ -393,6 +433,7 @@ describe("QueueService", () => {
       issue: () => Promise.reject(failure),
       lookup: () => Promise.reject(failure),
       lookupWithSeat: () => Promise.reject(failure),
+      retire: () => Promise.reject(failure),
       seats: new MemorySeatGate(),
       snapshots: () => Promise.reject(failure),
       leave: () => Promise.reject(failure),

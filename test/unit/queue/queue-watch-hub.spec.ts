@@ -50,6 +50,7 @@ class CountingStore {
       issue: (input) => inner.issue(input),
       lookup: (hash, now, touch) => inner.lookup(hash, now, touch),
       lookupWithSeat: (hash, now, touch, seat) => inner.lookupWithSeat(hash, now, touch, seat),
+      retire: (concertId, now) => inner.retire(concertId, now),
       seats: inner.seats,
       snapshots: (concertId, ids, now, touch) => {
         this.snapshots++;

@@ -146,7 +146,7 @@ export interface QueueStore {
    * Both stores implement it; it is optional only so that thin wrappers (in
    * tests) need not forward it.
    */
-  retire?(concertId: string, now: number): Promise<boolean>;
+  retire(concertId: string, now: number): Promise<boolean>;
 
   /** The concerts whose line is open (have had a token and were not retired since). */
   concerts(): Promise<string[]>;

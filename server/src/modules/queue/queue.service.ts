@@ -40,10 +40,9 @@ export interface ConcertDirectory {
   concertExists(concertId: string): Promise<boolean>;
   /**
    * Whether the concert's sale has ended: its last date has started (a
-   * concert without dates has not ended). A directory without it keeps every
-   * line open.
+   * concert without dates has not ended).
    */
-  saleEnded?(concertId: string): Promise<boolean>;
+  saleEnded(concertId: string): Promise<boolean>;
 }
 
 /**
@@ -53,6 +52,14 @@ export interface ConcertDirectory {
  * internal errors.
  */
 export class QueueService {
+  /**
+   * Admissions a payment ended while the store could not be reached, by token
+   * id, with when that was: retried by the admitter until they land, so a
+   * Redis blip right after a payment does not keep a slot taken until the
+   * admission expires.
+   */
+  private readonly unfinished = new Map<string, number>();
+
   constructor(
     private readonly store: QueueStore,
     private readonly codec: TokenCodec,
@@ -76,6 +83,14 @@ export class QueueService {
       throw new DomainError("not_found", "CONCERT_NOT_FOUND", "no concert has that id", {
         metadata: { concert_id: concertId },
       });
+    }
+    if (await this.saleEnded(concertId)) {
+      throw new DomainError(
+        "failed_precondition",
+        "SALE_CLOSED",
+        "the concert's last performance has started; its sale has ended",
+        { metadata: { concert_id: concertId } },
+      );
     }
     const tokenId = this.codec.newTokenId();
     const fresh = this.codec.tokenFor(tokenId);
@@ -129,9 +144,19 @@ export class QueueService {
     await this.guard(() => this.store.leave(principal.tokenId, this.clock.now().getTime()));
   }
 
-  /** Ends the caller's admission after a payment, freeing the slot at once. */
+  /**
+   * Ends the caller's admission after a payment, freeing the slot at once. If
+   * the store cannot be reached it throws, and the admitter tries again on
+   * each of its ticks until it lands or the admission has run out anyway.
+   */
   async endAdmission(principal: Principal): Promise<void> {
-    await this.guard(() => this.store.complete(principal.tokenId, this.clock.now().getTime()));
+    const now = this.clock.now().getTime();
+    try {
+      await this.guard(() => this.store.complete(principal.tokenId, now));
+    } catch (error) {
+      if (!this.unfinished.has(principal.tokenId)) this.unfinished.set(principal.tokenId, now);
+      throw error;
+    }
   }
 
   /**
@@ -141,11 +166,12 @@ export class QueueService {
    * so the list holds only concerts still on sale.
    */
   async promoteAll(): Promise<number> {
+    await this.finishAdmissions();
     const concerts = await this.store.concerts();
     let admitted = 0;
     for (const concertId of concerts) {
       const now = this.clock.now().getTime();
-      if (this.store.retire !== undefined && (await this.saleEnded(concertId))) {
+      if (await this.saleEnded(concertId)) {
         await this.store.retire(concertId, now);
       } else {
         admitted += await this.store.promote(concertId, now);
@@ -154,13 +180,23 @@ export class QueueService {
     return admitted;
   }
 
+  /** Retries the admission ends that failed (see {@link unfinished}); throws while the store is down. */
+  private async finishAdmissions(): Promise<void> {
+    const now = this.clock.now().getTime();
+    for (const [tokenId, since] of this.unfinished) {
+      if (now - since < this.limits.admissionTtlMs) {
+        await this.store.complete(tokenId, now);
+      }
+      this.unfinished.delete(tokenId);
+    }
+  }
+
   /**
    * Whether a concert's sale has ended, as the catalog says. If the catalog
-   * cannot tell right now (its database is down), the line stays: admitting
-   * needs only the store, and the next tick asks again.
+   * cannot tell right now (its database is down), the line stays open:
+   * issuing and admitting need only the store, and the next call asks again.
    */
   private async saleEnded(concertId: string): Promise<boolean> {
-    if (this.concerts.saleEnded === undefined) return false;
     try {
       return await this.concerts.saleEnded(concertId);
     } catch {
