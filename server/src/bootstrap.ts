@@ -84,7 +84,8 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       const redis = await createRedisClient({
         url: config.redisUrl,
         scripts: queueScripts,
-        onError: (error) => logger.warn({ err: error }, "redis connection error"),
+        onError: (error) => logger.warn({ err: error }, "redis connection lost; reconnecting"),
+        onRecover: () => logger.info("redis connection restored"),
       });
       cleanups.push(() => redis.close());
       store = new RedisQueueStore(redis, settings.queue, config.redisKeyPrefix);

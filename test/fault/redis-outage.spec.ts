@@ -162,7 +162,8 @@ describe("fault: Redis unreachable for a few seconds", function () {
       const during = calls.filter((c) => c.at >= downAt && c.at < upAt);
       const failed = calls.filter((c) => c.code !== "OK");
       const admitter = server.lines.filter((l) => l.job === "queue-admitter");
-      const connectionErrors = server.logged("redis connection error").length;
+      const connectionErrors = server.logged("redis connection lost; reconnecting").length;
+      const restored = server.logged("redis connection restored").length;
       console.log(
         `      Redis outage: down ${upAt - downAt} ms, service resumed ${resumedAt - upAt} ms after the restart; ` +
           `${calls.length} calls: ${JSON.stringify(tally(calls))}; during the outage, by call: ${JSON.stringify(
@@ -172,10 +173,13 @@ describe("fault: Redis unreachable for a few seconds", function () {
           `admitter log lines: ${admitter.length} ${JSON.stringify(
             tally(admitter.map((l) => ({ code: String(l.msg) }) as CallOutcome)),
           )}; ` +
-          `"redis connection error" lines: ${connectionErrors}; ` +
+          `"redis connection lost" lines: ${connectionErrors}, "restored": ${restored}; ` +
           `"transient failure" lines: ${server.logged("transient failure").length}`,
       );
 
+      // The client's reconnect attempts are logged once per outage, not once each.
+      expect(connectionErrors, "connection-lost log lines").to.equal(1);
+      expect(restored, "connection-restored log lines").to.equal(1);
       expect(during.length, "calls made during the outage").to.be.greaterThan(0);
       expect(failed.length, "calls that met the outage").to.be.greaterThan(0);
       for (const outcome of failed) {

@@ -17,11 +17,13 @@ export interface RedisClientOptions<S extends RedisScripts> {
   /** `redis://` or `rediss://` URL, database included. */
   readonly url: string;
   /**
-   * Receives every connection error, including each failed reconnect
-   * attempt. node-redis crashes the process on an 'error' event nobody
-   * listens to, so this is mandatory.
+   * Told once when the connection is lost (or cannot be made), not once per
+   * failed reconnect attempt. node-redis crashes the process on an 'error'
+   * event nobody listens to, so this is mandatory.
    */
   readonly onError: (err: unknown) => void;
+  /** Told when the connection is back after a loss. */
+  readonly onRecover?: () => void;
   /** How long one TCP connect attempt may take (ms); 2000 by default. */
   readonly connectTimeoutMs?: number;
 }
@@ -85,8 +87,18 @@ export async function createRedisClient<S extends RedisScripts>(
   options: RedisClientOptions<S>,
 ): Promise<RedisClient<S>> {
   let startingUp = true;
+  let lost = false;
   const client = buildClient(options, () => startingUp);
-  client.on("error", options.onError);
+  client.on("error", (error: unknown) => {
+    if (lost) return;
+    lost = true;
+    options.onError(error);
+  });
+  client.on("ready", () => {
+    if (!lost) return;
+    lost = false;
+    options.onRecover?.();
+  });
   await client.connect();
   startingUp = false;
   return client;
