@@ -8,7 +8,7 @@ import type { ServingProbe } from "./transport/handlers/health.handler.js";
 import type { RequestListener } from "./transport/http-server.js";
 import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
 import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
-import { sendJson } from "./transport/rest/rest-io.js";
+import { sendJson, settleBodyAfterAnswer } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
 import { createRoutes, PUBLIC_METHODS, seatOfCall } from "./transport/routes.js";
 import { createStaticFiles } from "./transport/static-files.js";
@@ -56,7 +56,9 @@ const READ_MAX_BYTES = 64 * 1024;
  * router with the error interceptor (which also logs each call) and the auth
  * interceptor, outermost first; the seed's REST routes under `/api/`, CORS
  * for the configured origins, and the web box office's files for every other
- * GET. Never listens; `main.ts` and the tests decide where it runs.
+ * GET. A request whose body is not read to its end is settled once answered
+ * (see `settleBodyAfterAnswer`). Never listens; `main.ts` and the tests
+ * decide where it runs.
  */
 export function createApp(deps: AppDeps): App {
   const { services, logger } = deps;
@@ -106,6 +108,7 @@ export function createApp(deps: AppDeps): App {
       const requestId =
         typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : newRequestId();
       res.setHeader("x-request-id", requestId);
+      settleBodyAfterAnswer(req, res);
       if (applyCors(req, res)) return;
       if (req.url?.startsWith("/api/")) {
         void rest(req, res);

@@ -44,7 +44,7 @@ export function demoSeat(number: number): { grade: string; price: bigint } {
 export interface ExpectedError {
   readonly code: Code;
   readonly reason: string;
-  /** For invalid_argument: the field the BadRequest violation must name. */
+  /** The field a BadRequest violation must name (required for reason INVALID_ARGUMENT). */
   readonly field?: string;
 }
 
@@ -75,7 +75,8 @@ export async function expectRpcError(
   const info = must(infos[0], "ErrorInfo");
   expect(info.domain).to.equal(ERROR_DOMAIN);
   expect(info.reason, label).to.equal(expected.reason);
-  if (expected.code === Code.InvalidArgument) {
+  // An invalid field must be named; a body that is not a message at all (MALFORMED_REQUEST) names none.
+  if (expected.field !== undefined || expected.reason === "INVALID_ARGUMENT") {
     const fields = error
       .findDetails(BadRequestSchema)
       .flatMap((bad) => bad.fieldViolations.map((v) => v.field));

@@ -1,9 +1,11 @@
 import type { ErrorReason } from "./error-reasons.js";
 
 /**
- * The kinds of failure a domain operation can report. They mirror the gRPC
- * status codes a caller can act on, so the transport maps them one to one, but
- * the domain never imports Connect.
+ * The kinds of failure a call can end with. They mirror the gRPC status codes
+ * (as Connect spells them), so the transport maps them one to one, but the
+ * domain never imports Connect. Domain rules use the first nine; the last four
+ * are for what the transport reports itself (an unknown method, a deadline, a
+ * cancelled call, a bug), so that every failure has one shape.
  */
 export type ErrorKind =
   | "invalid_argument"
@@ -14,7 +16,11 @@ export type ErrorKind =
   | "unauthenticated"
   | "permission_denied"
   | "resource_exhausted"
-  | "unavailable";
+  | "unavailable"
+  | "unimplemented"
+  | "deadline_exceeded"
+  | "canceled"
+  | "internal";
 
 /** One invalid field of a request, named by its path in the request. */
 export interface FieldViolation {

@@ -1,11 +1,16 @@
-import type { DescMethod } from "@bufbuild/protobuf";
+import {
+  type DescField,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  ScalarType,
+} from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   type ConnectRouter,
   type ConnectRouterOptions,
   createConnectRouter,
-  createContextKey,
   createContextValues,
 } from "@connectrpc/connect";
 import {
@@ -17,10 +22,12 @@ import {
 } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
+  endStreamFlag,
+  endStreamToJson,
   errorFromJsonBytes,
   errorToJsonBytes,
 } from "@connectrpc/connect/protocol-connect";
-import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import {
   compressionBrotli,
@@ -29,12 +36,18 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "../logger.js";
-import type { NodeRequest, NodeResponse } from "./rest/rest-io.js";
+import { DomainError, type FieldViolation } from "../shared/domain-error.js";
+import {
+  answerFor,
+  errorAnsweredKey,
+  type FinishedCall,
+  logCall,
+  requestIdKey,
+  toConnectError,
+} from "./interceptors/error.interceptor.js";
+import { type NodeRequest, type NodeResponse, requestBody } from "./rest/rest-io.js";
 
-/** The request id the app's listener chose (and echoed) for a call, for log lines. */
-export const requestIdKey = createContextKey<string>("", {
-  description: "the call's request id, as echoed in x-request-id",
-});
+export { requestIdKey };
 
 /** What {@link createConnectAdapter} needs besides the router options. */
 export interface ConnectAdapterOptions extends ConnectRouterOptions {
@@ -48,16 +61,28 @@ export type ConnectAdapter = (req: NodeRequest, res: NodeResponse, requestId: st
 
 /**
  * Connect's Node adapter (the same request and response plumbing as
- * `connectNodeAdapter`), with two differences:
+ * `connectNodeAdapter`), with these differences:
  *
- * - A request body Connect cannot read as a message is the caller's mistake,
- *   but Connect answers it `internal` (HTTP 500, gRPC status 13): protobuf
- *   that does not parse, compressed bytes that do not decompress, a
- *   compressed frame without an encoding. Connect still reads, decompresses
- *   and parses every body once, as it would anyway; only when that failed is
- *   the answer rewritten to `invalid_argument`, in the caller's protocol (see
- *   {@link malformedRequestError}). The success path pays for one status or
- *   trailer check, and for gRPC-Web a look at the first frame's flag byte.
+ * - Every error answer carries a Stagedoor ErrorInfo. The error interceptor
+ *   gives it to every error raised inside a call; Connect raises some before
+ *   the interceptors run (reading a unary call's body: protobuf or JSON that
+ *   does not parse, a message over the size limit, an encoding it does not
+ *   speak, compressed bytes that do not decompress). Connect still reads,
+ *   decompresses and parses every body once, as it would anyway; only when a
+ *   unary answer is an error the interceptor did not make is it rewritten,
+ *   in the caller's protocol (the HTTP status and JSON body for Connect, the
+ *   trailers for gRPC, the trailer frame for gRPC-Web), with the reason
+ *   `answerFor` gives it, and logged like any call. Connect calls an
+ *   unreadable protobuf body `internal`; it becomes `invalid_argument`.
+ * - A POST in one of the protocols to a path no method is served at is
+ *   answered `unimplemented` (METHOD_NOT_FOUND) in that protocol; anything
+ *   else goes to `fallback`.
+ * - JSON request bodies must be UTF-8, and int64 fields of request messages
+ *   take only canonical decimal integers (see {@link jsonTextDecoder}).
+ * - Connect reads request bodies through {@link requestBody}, which leaves
+ *   the request usable when Connect stops early (a message over the size
+ *   limit), so that the rest can be drained or the stream reset once the
+ *   refusal is written.
  * - `shutdownSignal` reaches only streaming methods: they are the long calls
  *   a shutdown must end. Linking every unary call to one shared signal would
  *   cost an add and a remove on its listener list per call, and that list is
@@ -65,36 +90,46 @@ export type ConnectAdapter = (req: NodeRequest, res: NodeResponse, requestId: st
  */
 export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAdapter {
   const { routes, fallback, logger, shutdownSignal, ...routerOptions } = options;
-  const common = { acceptCompression: [compressionGzip, compressionBrotli], ...routerOptions };
+  const jsonOptions = withTextDecoder(routerOptions.jsonOptions, jsonTextDecoder(undefined));
+  const common = {
+    acceptCompression: [compressionGzip, compressionBrotli],
+    ...routerOptions,
+    jsonOptions,
+  };
   const forUnary = createConnectRouter(common);
   const forStreams = createConnectRouter({ ...common, shutdownSignal });
-  routes(bothRouters(forUnary, forStreams));
+  routes(routerByKind(forUnary, forStreams, routerOptions.jsonOptions));
   const paths = new Map<string, UniversalHandler>();
-  for (const handler of forUnary.handlers) {
-    if (handler.method.methodKind === "unary") paths.set(handler.requestPath, handler);
-  }
-  for (const handler of forStreams.handlers) {
-    if (handler.method.methodKind !== "unary") paths.set(handler.requestPath, handler);
+  for (const handler of [...forUnary.handlers, ...forStreams.handlers]) {
+    paths.set(handler.requestPath, handler);
   }
 
   return function handle(req, res, requestId) {
     const url = req.url ?? "";
     const query = url.indexOf("?");
-    const handler = paths.get(query < 0 ? url : url.slice(0, query));
+    const path = query < 0 ? url : url.slice(0, query);
+    const handler = paths.get(path);
     if (!handler) {
-      fallback(req, res);
+      if (!answerUnknownMethod(req, res, path, requestId, logger)) fallback(req, res);
       return;
     }
+    const started = performance.now();
     const contextValues = createContextValues().set(requestIdKey, requestId);
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
+    const uReq = {
+      ...universalRequestFromNodeRequest(req, res, undefined, contextValues),
+      body: requestBody(req),
+    };
     handler(uReq)
       .then((uRes) => {
         // A streaming method reads its request inside the interceptors, where
-        // the error interceptor rewrites a malformed one.
-        const answer =
-          handler.method.methodKind === "unary"
-            ? answerMalformedAsInvalid(uRes, req.headers["content-type"], handler.method)
-            : uRes;
+        // the error interceptor answers (and logs) a failure.
+        let answer: UniversalServerResponse | Promise<UniversalServerResponse> = uRes;
+        if (handler.method.methodKind === "unary" && !contextValues.get(errorAnsweredKey)) {
+          const call = { requestId, procedure: procedureOf(handler.method), started };
+          answer = answerUnaryErrors(uRes, req.headers["content-type"], handler.method, (a) =>
+            logCall(logger, call, { code: a.error.code, reason: a.reason, cause: a.cause }),
+          );
+        }
         return answer instanceof Promise
           ? answer.then((fixed) => universalResponseToNodeResponse(fixed, res))
           : universalResponseToNodeResponse(answer, res);
@@ -109,132 +144,160 @@ export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAda
   };
 }
 
-/** Registers every service with both routers (one instance of each implementation). */
-function bothRouters(a: ConnectRouter, b: ConnectRouter): ConnectRouter {
+function procedureOf(method: DescMethod): string {
+  return `${method.parent.typeName}/${method.name}`;
+}
+
+/**
+ * The router the routes register with: unary methods go to `unary` and
+ * streaming ones to `streams`, one method at a time, so that a method whose
+ * request has int64 fields gets its own JSON decoder (see
+ * {@link jsonTextDecoder}). One instance of each implementation serves both.
+ */
+function routerByKind(
+  unary: ConnectRouter,
+  streams: ConnectRouter,
+  baseJsonOptions: ConnectRouterOptions["jsonOptions"],
+): ConnectRouter {
+  const routerFor = (method: DescMethod) => (method.methodKind === "unary" ? unary : streams);
+  const optionsFor = (method: DescMethod, options: Parameters<ConnectRouter["rpc"]>[2]) => {
+    const plan = int64Plan(method.input);
+    if (plan === undefined) return options;
+    return {
+      ...options,
+      jsonOptions: withTextDecoder(baseJsonOptions, jsonTextDecoder(plan)),
+    };
+  };
   const router: ConnectRouter = {
     handlers: [],
     service(service, implementation, options) {
-      a.service(service, implementation, options);
-      b.service(service, implementation, options);
+      for (const method of service.methods) {
+        routerFor(method).rpc(
+          method,
+          methodImplementation(service, implementation, method) as never,
+          optionsFor(method, options),
+        );
+      }
       return router;
     },
     rpc(method, implementation, options) {
-      a.rpc(method, implementation, options);
-      b.rpc(method, implementation, options);
+      routerFor(method).rpc(method, implementation, optionsFor(method, options));
       return router;
     },
   };
   return router;
 }
 
-/**
- * What Connect (2.1) raises as `internal` while reading a request body, by
- * message: each means the body is not a readable message, which is the
- * caller's fault. A response that fails to serialize stays `internal`.
- */
-const MALFORMED: readonly [test: (message: string) => boolean, what: string][] = [
-  [(m) => m.startsWith("parse binary: "), "is not a valid"],
-  [(m) => m === "decompression failed", "does not decompress to a"],
-  [
-    (m) => m === "received compressed envelope, but do not know how to decompress",
-    "is compressed without a declared encoding, so it is not a",
-  ],
-];
-
-/**
- * The `invalid_argument` error to answer instead of `error`, when `error` is
- * Connect's report of a request body it could not read as `method`'s input;
- * otherwise undefined.
- */
-export function malformedRequestError(
-  error: { code: Code; rawMessage: string },
+/** One method of a service implementation, bound to it, as Connect's `router.service` takes it. */
+function methodImplementation(
+  service: DescService,
+  implementation: object,
   method: DescMethod,
-): ConnectError | undefined {
-  if (error.code !== Code.Internal) return undefined;
-  for (const [test, what] of MALFORMED) {
-    if (test(error.rawMessage)) {
-      return new ConnectError(
-        `the request body ${what} ${method.input.typeName} message (${error.rawMessage})`,
-        Code.InvalidArgument,
-      );
-    }
-  }
-  return undefined;
+): (...args: never[]) => unknown {
+  const fn = (implementation as Record<string, unknown>)[method.localName];
+  if (typeof fn === "function") return fn.bind(implementation);
+  const message = `${service.typeName}.${method.name} is not implemented`;
+  return () => {
+    throw new ConnectError(message, Code.Unimplemented);
+  };
 }
 
+// ---------------------------------------------------------------------------
+// Errors raised before the interceptors
+
 /**
- * Rewrites the response of a unary call whose request body Connect could not
- * read. Where the status lives depends on the protocol: the HTTP status and a
- * JSON body (Connect), the trailers (gRPC), or the last frame of the body
- * (gRPC-Web). A unary call reads its request before it answers, so by now
- * the status is known, except that gRPC-Web's frame is only looked at when
- * the adapter writes it.
+ * Rewrites the response of a unary call that failed before the interceptors
+ * ran (so its error has no ErrorInfo yet); `answered` logs it. Where the
+ * status lives depends on the protocol: the HTTP status and a JSON body
+ * (Connect), the trailers (gRPC), or the last frame of the body (gRPC-Web).
+ * A unary call reads its request before it answers, so by now the status is
+ * known, except that gRPC-Web's frame is only looked at when the adapter
+ * writes it. A success costs one status or trailer check, and for gRPC-Web a
+ * look at the first frame's flag byte.
  */
-function answerMalformedAsInvalid(
+function answerUnaryErrors(
   uRes: UniversalServerResponse,
   contentType: string | undefined,
   method: DescMethod,
+  answered: (answer: ReturnType<typeof answerFor>) => void,
 ): UniversalServerResponse | Promise<UniversalServerResponse> {
   if (contentType?.startsWith("application/grpc")) {
     if (contentType.startsWith("application/grpc-web")) {
       return uRes.body
-        ? { ...uRes, body: mapFirstChunk(uRes.body, (c) => fixTrailerFrame(c, method)) }
+        ? { ...uRes, body: mapFirstChunk(uRes.body, (c) => fixTrailerFrame(c, method, answered)) }
         : uRes;
     }
     const trailer = uRes.trailer;
-    if (trailer?.get("grpc-status") === "13") {
-      const error = malformedRequestError(
-        { code: Code.Internal, rawMessage: decodeURIComponent(trailer.get("grpc-message") ?? "") },
-        method,
-      );
-      if (error) setTrailerStatus(trailer, error);
+    const status = trailer?.get("grpc-status");
+    if (trailer && status !== null && status !== undefined && status !== "0") {
+      fixTrailer(trailer, method, answered);
     }
     return uRes;
   }
-  // Connect answers `internal` with HTTP 500 and nothing else does.
-  if (uRes.status !== 500 || !uRes.body || uRes.header?.has("content-encoding")) return uRes;
-  return rewriteConnectError(uRes, uRes.body, method);
+  // Connect answers every error with a non-200 status and a JSON body (a 415
+  // or 405 for a request in no protocol has no body, and stays as it is).
+  if (uRes.status === 200 || !uRes.body || uRes.header?.has("content-encoding")) return uRes;
+  return rewriteConnectError(uRes, uRes.body, method, answered);
+}
+
+/** Gives the error in gRPC trailers its ErrorInfo, in place, unless it has one. */
+function fixTrailer(
+  trailer: Headers,
+  method: DescMethod,
+  answered: (answer: ReturnType<typeof answerFor>) => void,
+): void {
+  const error = findTrailerError(trailer);
+  if (!error) return;
+  const answer = answerFor(error, method);
+  answered(answer);
+  if (answer.error !== error) {
+    trailer.delete("grpc-status-details-bin");
+    setTrailerStatus(trailer, answer.error);
+  }
 }
 
 async function rewriteConnectError(
   uRes: UniversalServerResponse,
   body: AsyncIterable<Uint8Array>,
   method: DescMethod,
+  answered: (answer: ReturnType<typeof answerFor>) => void,
 ): Promise<UniversalServerResponse> {
   const bytes = await readAllBytes(body, 0xffffffff);
-  const fallback = new ConnectError("unreadable error body", Code.Internal);
-  let error: ConnectError;
-  try {
-    error = errorFromJsonBytes(bytes, undefined, fallback);
-  } catch {
-    error = fallback;
-  }
-  const invalid = malformedRequestError(error, method);
-  if (!invalid) return { ...uRes, body: createAsyncIterable([bytes]) };
-  const rewritten = errorToJsonBytes(invalid, {});
+  const error = errorFromJsonBytes(
+    bytes,
+    undefined,
+    new ConnectError("unreadable error body", Code.Internal),
+  );
+  const answer = answerFor(error, method);
+  answered(answer);
+  if (answer.error === error) return { ...uRes, body: createAsyncIterable([bytes]) };
+  const rewritten = errorToJsonBytes(answer.error, {});
   const header = new Headers(uRes.header);
   header.set("content-length", String(rewritten.byteLength));
   return {
     ...uRes,
     header,
-    status: codeToHttpStatus(invalid.code),
+    status: codeToHttpStatus(answer.error.code),
     body: createAsyncIterable([rewritten]),
   };
 }
 
-/** A gRPC-Web trailer frame with a malformed-request status, rewritten; any other chunk as is. */
-function fixTrailerFrame(chunk: Uint8Array, method: DescMethod): Uint8Array {
+/** A gRPC-Web trailer frame with an error status, given its ErrorInfo; any other chunk as is. */
+function fixTrailerFrame(
+  chunk: Uint8Array,
+  method: DescMethod,
+  answered: (answer: ReturnType<typeof answerFor>) => void,
+): Uint8Array {
   // An uncompressed trailer frame only: a message frame (0) is a success, and
-  // Connect compresses no frame as small as an error's trailers.
+  // Connect compresses no frame as small as these errors' trailers.
   if (chunk[0] !== trailerFlag || chunk.byteLength < 5) return chunk;
   const trailer = trailerParse(chunk.subarray(5));
-  if (trailer.get("grpc-status") !== "13") return chunk;
-  const error = malformedRequestError(
-    { code: Code.Internal, rawMessage: decodeURIComponent(trailer.get("grpc-message") ?? "") },
-    method,
-  );
-  if (!error) return chunk;
-  return encodeEnvelope(trailerFlag, trailerSerialize(setTrailerStatus(trailer, error)));
+  const status = trailer.get("grpc-status");
+  if (status === null || status === "0") return chunk;
+  const before = trailer.get("grpc-status-details-bin");
+  fixTrailer(trailer, method, answered);
+  if (trailer.get("grpc-status-details-bin") === before) return chunk;
+  return encodeEnvelope(trailerFlag, trailerSerialize(trailer));
 }
 
 /** `body` with `map` applied to its first chunk, without another async generator. */
@@ -263,4 +326,372 @@ function mapFirstChunk(
       };
     },
   };
+}
+
+// ---------------------------------------------------------------------------
+// Unknown methods
+
+/**
+ * Answers a POST in one of the protocols (by its content type) to a path no
+ * method is served at: `unimplemented` with ErrorInfo METHOD_NOT_FOUND, where
+ * the protocol puts an error. Returns false for anything else (a browser's
+ * GET of a web file, a plain POST), which the fallback answers.
+ */
+function answerUnknownMethod(
+  req: NodeRequest,
+  res: NodeResponse,
+  path: string,
+  requestId: string,
+  logger: Logger,
+): boolean {
+  const type = req.headers["content-type"] ?? "";
+  const protocol = req.method === "POST" ? protocolOf(type) : undefined;
+  if (protocol === undefined) return false;
+  const started = performance.now();
+  const error = toConnectError(
+    new DomainError("unimplemented", "METHOD_NOT_FOUND", `no method is served at ${path}`),
+  );
+  const call: FinishedCall = { requestId, procedure: path.slice(1), started };
+  logCall(logger, call, { code: error.code, reason: "METHOD_NOT_FOUND", cause: error });
+  const headers: Record<string, string> = {};
+  let status = 200;
+  let body: Uint8Array;
+  switch (protocol) {
+    case "grpc": {
+      const trailers: Record<string, string> = {};
+      for (const [key, value] of setTrailerStatus(new Headers(), error)) trailers[key] = value;
+      res.addTrailers(trailers);
+      headers["content-type"] = type;
+      body = new Uint8Array(0);
+      break;
+    }
+    case "grpc-web":
+      headers["content-type"] = type;
+      body = encodeEnvelope(trailerFlag, trailerSerialize(setTrailerStatus(new Headers(), error)));
+      break;
+    case "connect-stream":
+      headers["content-type"] = type;
+      body = encodeEnvelope(
+        endStreamFlag,
+        new TextEncoder().encode(JSON.stringify(endStreamToJson(new Headers(), error, {}))),
+      );
+      break;
+    case "connect":
+      // Connect clients read the code from the body; the status is what any
+      // HTTP client expects of a path nothing is served at (and what
+      // Connect's own adapter answers).
+      status = 404;
+      headers["content-type"] = "application/json";
+      body = errorToJsonBytes(error, {});
+      break;
+  }
+  if (protocol !== "grpc") headers["content-length"] = String(body.byteLength);
+  res.writeHead(status, headers);
+  res.end(body);
+  return true;
+}
+
+/** The protocol a request's content type names, if it names one. */
+function protocolOf(
+  contentType: string,
+): "grpc" | "grpc-web" | "connect-stream" | "connect" | undefined {
+  if (/^application\/grpc-web(-text)?([+;]|$)/i.test(contentType)) return "grpc-web";
+  if (/^application\/grpc([+;]|$)/i.test(contentType)) return "grpc";
+  if (/^application\/connect\+/i.test(contentType)) return "connect-stream";
+  if (/^application\/(proto|json)(;|$)/i.test(contentType)) return "connect";
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// JSON bodies: UTF-8, and int64 fields as canonical decimal integers
+
+/**
+ * Router JSON options with Connect's `textDecoder` (which its JSON
+ * serialization reads bytes with, before protobuf-es parses the text)
+ * replaced. The router options' type does not list it; Connect passes them on
+ * to its serialization as they are.
+ */
+function withTextDecoder(
+  jsonOptions: ConnectRouterOptions["jsonOptions"],
+  textDecoder: { decode(input?: Uint8Array): string },
+): ConnectRouterOptions["jsonOptions"] {
+  const options: ConnectRouterOptions["jsonOptions"] & { textDecoder: typeof textDecoder } = {
+    ...jsonOptions,
+    textDecoder,
+  };
+  return options;
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The decoder Connect reads every JSON request message with (Connect unary
+ * and GET, Connect streaming, gRPC-Web and gRPC with JSON): it refuses bytes
+ * that are not UTF-8 (Connect's own decoder would replace them), and, for a
+ * method whose request has int64 fields (`plan`), checks those fields before
+ * protobuf-es reads them. protobuf-es reads an int64 JSON string with
+ * `BigInt()`, which takes `"0x10"`, `"0b10000"`, `"0o20"`, `" 16"`, `"016"`
+ * or `""` as numbers; ProtoJSON allows only decimal. So an int64 field must
+ * be a JSON string of decimal digits with an optional minus sign and no
+ * leading zero, or a JSON number that is an exact integer no larger than
+ * 2^53 in magnitude (a larger number has already been rounded by the time it
+ * is read: write it as a string), in range. Anything else is refused
+ * `invalid_argument` with a BadRequest naming the field. Only the methods
+ * with int64 fields parse their JSON twice (once here); protobuf-es reports
+ * anything else wrong with the body.
+ */
+function jsonTextDecoder(plan: MessagePlan | undefined): { decode(input?: Uint8Array): string } {
+  return {
+    decode(input) {
+      let text: string;
+      try {
+        text = UTF8.decode(input);
+      } catch {
+        throw toConnectError(
+          new DomainError("invalid_argument", "MALFORMED_REQUEST", "the request body is not UTF-8"),
+        );
+      }
+      if (plan === undefined) return text;
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        return text;
+      }
+      const violations: FieldViolation[] = [];
+      checkMessage(plan, json, "", violations);
+      if (violations.length > 0) {
+        const first = violations[0] as FieldViolation;
+        throw toConnectError(
+          new DomainError(
+            "invalid_argument",
+            "INVALID_ARGUMENT",
+            violations.map((v) => `${v.field}: ${v.description}`).join("; "),
+            { violations, metadata: { field: first.field } },
+          ),
+        );
+      }
+      return text;
+    },
+  };
+}
+
+/** Which int64 values a field holds, and where, in a request message's JSON. */
+interface FieldPlan {
+  /** The JSON keys protobuf-es reads the field from: its JSON name and its proto name. */
+  readonly keys: readonly string[];
+  /** The proto name, for the BadRequest field path. */
+  readonly name: string;
+  readonly shape: "singular" | "list" | "map";
+  /** Set when the values (or a map's values) are int64, or an Int64Value/UInt64Value. */
+  readonly int64?: "signed" | "unsigned";
+  /** Set when a map's keys are int64. */
+  readonly int64Key?: "signed" | "unsigned";
+  /** Set when the values are messages that hold int64 fields somewhere. */
+  readonly message?: MessagePlan;
+}
+
+/** The fields of a message that hold int64 values, directly or in nested messages. */
+interface MessagePlan {
+  fields: FieldPlan[];
+}
+
+const SIGNED_64 = new Set([ScalarType.INT64, ScalarType.SINT64, ScalarType.SFIXED64]);
+const UNSIGNED_64 = new Set([ScalarType.UINT64, ScalarType.FIXED64]);
+const WRAPPERS_64: Record<string, "signed" | "unsigned"> = {
+  "google.protobuf.Int64Value": "signed",
+  "google.protobuf.UInt64Value": "unsigned",
+};
+
+function int64Kind(scalar: ScalarType | undefined): "signed" | "unsigned" | undefined {
+  if (scalar === undefined) return undefined;
+  if (SIGNED_64.has(scalar)) return "signed";
+  return UNSIGNED_64.has(scalar) ? "unsigned" : undefined;
+}
+
+/** The message type of a field's values (singular, list or map), if they are messages. */
+function messageOf(field: DescField): DescMessage | undefined {
+  switch (field.fieldKind) {
+    case "message":
+      return field.message;
+    case "list":
+      return field.listKind === "message" ? field.message : undefined;
+    case "map":
+      return field.mapKind === "message" ? field.message : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Whether a message type's JSON is an object of its fields (well-known types have their own forms). */
+function plainJson(message: DescMessage): boolean {
+  return !message.typeName.startsWith("google.protobuf.");
+}
+
+/** The int64 values a field holds itself: its scalars, its map keys, or an int64 wrapper. */
+function ownInt64(field: DescField): Pick<FieldPlan, "int64" | "int64Key"> {
+  const wrapped = messageOf(field);
+  const int64 =
+    wrapped !== undefined
+      ? WRAPPERS_64[wrapped.typeName]
+      : int64Kind(
+          field.fieldKind === "scalar" ||
+            (field.fieldKind === "list" && field.listKind === "scalar") ||
+            (field.fieldKind === "map" && field.mapKind === "scalar")
+            ? field.scalar
+            : undefined,
+        );
+  const int64Key = field.fieldKind === "map" ? int64Kind(field.mapKey) : undefined;
+  return {
+    ...(int64 === undefined ? {} : { int64 }),
+    ...(int64Key === undefined ? {} : { int64Key }),
+  };
+}
+
+/**
+ * Where a request message's JSON holds int64 values, worked out once per
+ * method at start-up; undefined when it holds none. Nested messages are
+ * followed (recursive types included); well-known types other than the int64
+ * wrappers are not, since their JSON is not an object of their fields.
+ */
+export function int64Plan(root: DescMessage): MessagePlan | undefined {
+  // Every message type reachable from the root through plain JSON objects.
+  const reachable = new Set<DescMessage>();
+  const visit = (message: DescMessage) => {
+    if (reachable.has(message) || !plainJson(message)) return;
+    reachable.add(message);
+    for (const field of message.fields) {
+      const nested = messageOf(field);
+      if (nested) visit(nested);
+    }
+  };
+  visit(root);
+  // Those that hold int64 values, directly or through others (to a fixpoint,
+  // so recursive types are decided right).
+  const holding = new Set<DescMessage>();
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const message of reachable) {
+      if (holding.has(message)) continue;
+      const holds = message.fields.some((field) => {
+        const own = ownInt64(field);
+        const nested = messageOf(field);
+        return (
+          own.int64 !== undefined ||
+          own.int64Key !== undefined ||
+          (nested !== undefined && holding.has(nested))
+        );
+      });
+      if (holds) {
+        holding.add(message);
+        changed = true;
+      }
+    }
+  }
+  if (!holding.has(root)) return undefined;
+  const plans = new Map<DescMessage, MessagePlan>();
+  for (const message of holding) plans.set(message, { fields: [] });
+  for (const [message, plan] of plans) {
+    for (const field of message.fields) {
+      const own = ownInt64(field);
+      const nested = messageOf(field);
+      const nestedPlan =
+        nested !== undefined && own.int64 === undefined ? plans.get(nested) : undefined;
+      if (own.int64 === undefined && own.int64Key === undefined && nestedPlan === undefined) {
+        continue;
+      }
+      plan.fields.push({
+        keys: field.jsonName === field.name ? [field.name] : [field.jsonName, field.name],
+        name: field.name,
+        shape: field.fieldKind === "list" ? "list" : field.fieldKind === "map" ? "map" : "singular",
+        ...own,
+        ...(nestedPlan === undefined ? {} : { message: nestedPlan }),
+      });
+    }
+  }
+  return plans.get(root);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Checks the int64 values of one message's JSON; anything not shaped as expected is left to protobuf-es. */
+function checkMessage(
+  plan: MessagePlan,
+  json: unknown,
+  prefix: string,
+  out: FieldViolation[],
+): void {
+  if (!isObject(json)) return;
+  for (const field of plan.fields) {
+    for (const key of field.keys) {
+      if (!Object.hasOwn(json, key)) continue;
+      const value = json[key];
+      const path = prefix + field.name;
+      if (value === null) continue;
+      if (field.shape === "list") {
+        if (Array.isArray(value)) {
+          for (const [i, item] of value.entries()) checkValue(field, item, `${path}[${i}]`, out);
+        }
+      } else if (field.shape === "map") {
+        if (isObject(value)) {
+          for (const [mapKey, item] of Object.entries(value)) {
+            const itemPath = `${path}[${JSON.stringify(mapKey)}]`;
+            if (field.int64Key !== undefined) checkInt64(mapKey, field.int64Key, itemPath, out);
+            checkValue(field, item, itemPath, out);
+          }
+        }
+      } else {
+        checkValue(field, value, path, out);
+      }
+    }
+  }
+}
+
+function checkValue(field: FieldPlan, value: unknown, path: string, out: FieldViolation[]): void {
+  if (field.int64 !== undefined) {
+    if (value !== null) checkInt64(value, field.int64, path, out);
+  } else if (field.message !== undefined) {
+    checkMessage(field.message, value, `${path}.`, out);
+  }
+}
+
+const DECIMAL = /^(?:0|-?[1-9][0-9]{0,19})$/;
+const LIMITS = {
+  signed: [-(2n ** 63n), 2n ** 63n - 1n],
+  unsigned: [0n, 2n ** 64n - 1n],
+} as const;
+
+function checkInt64(
+  value: unknown,
+  kind: "signed" | "unsigned",
+  path: string,
+  out: FieldViolation[],
+): void {
+  const [min, max] = LIMITS[kind];
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) {
+      out.push({
+        field: path,
+        description: Number.isInteger(value)
+          ? "must be written as a string of digits when it is larger than 2^53 in magnitude"
+          : "must be a whole number",
+      });
+    } else if (BigInt(value) < min) {
+      out.push({ field: path, description: `must not be below ${min}` });
+    }
+    return;
+  }
+  if (typeof value !== "string" || !DECIMAL.test(value)) {
+    out.push({
+      field: path,
+      description: 'must be a decimal integer: a JSON number, or a string of digits like "16"',
+    });
+    return;
+  }
+  const parsed = BigInt(value);
+  if (parsed < min || parsed > max) {
+    out.push({ field: path, description: `must be between ${min} and ${max}` });
+  }
 }

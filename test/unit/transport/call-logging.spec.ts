@@ -7,13 +7,13 @@ import {
   type StreamResponse,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { Health, ReservationService } from "@stagedoor/sdk";
+import { ErrorInfoSchema, Health, ReservationService } from "@stagedoor/sdk";
 import { expect } from "chai";
 import { createLogger } from "../../../server/src/logger.js";
 import { DomainError } from "../../../server/src/shared/domain-error.js";
 import { requestIdKey } from "../../../server/src/transport/connect-adapter.js";
 import { createErrorInterceptor } from "../../../server/src/transport/interceptors/error.interceptor.js";
-import { rejectionOf } from "../unit-helpers.js";
+import { must, rejectionOf } from "../unit-helpers.js";
 
 type Next = Parameters<Interceptor>[0];
 type AnyRequest = Parameters<Next>[0];
@@ -147,19 +147,34 @@ describe("call logging (error interceptor)", () => {
     expect(lines[0]?.err).to.deep.include({ message: "secret detail" });
   });
 
-  it("logs a Connect error that means a server fault at error, once", async () => {
+  it("logs a Connect error that means a server fault at error, once; the caller gets a bare internal", async () => {
     const { logger, lines } = capturingLogger("info");
+    const answers = [];
     for (const code of [Code.Internal, Code.Unknown, Code.DataLoss]) {
-      await rejectionOf(
-        runUnary(createErrorInterceptor(logger), () => {
-          throw new ConnectError("broken", code);
-        }),
+      const error = ConnectError.from(
+        await rejectionOf(
+          runUnary(createErrorInterceptor(logger), () => {
+            throw new ConnectError("broken", code);
+          }),
+        ),
       );
+      answers.push([
+        error.code,
+        error.rawMessage,
+        must(error.findDetails(ErrorInfoSchema)[0]).reason,
+      ]);
     }
-    expect(lines.map((l) => [l.level, l.code])).to.deep.equal([
-      [50, "internal"],
-      [50, "unknown"],
-      [50, "data_loss"],
+    expect(answers).to.deep.equal([
+      [Code.Internal, "internal error", "INTERNAL_ERROR"],
+      [Code.Internal, "internal error", "INTERNAL_ERROR"],
+      [Code.Internal, "internal error", "INTERNAL_ERROR"],
+    ]);
+    expect(
+      lines.map((l) => [l.level, l.code, (l.err as { message: string }).message]),
+    ).to.deep.equal([
+      [50, "internal", "[internal] broken"],
+      [50, "internal", "[unknown] broken"],
+      [50, "internal", "[data_loss] broken"],
     ]);
   });
 
@@ -186,7 +201,7 @@ describe("call logging (error interceptor)", () => {
     expect(lines.map((l) => [l.level, l.msg, l.code, l.reason])).to.deep.equal([
       [40, "transient failure", "unavailable", "SERVER_BUSY"],
       [40, "transient failure", "unavailable", "SERVER_BUSY"],
-      [40, "transient failure", "deadline_exceeded", undefined],
+      [40, "transient failure", "deadline_exceeded", "DEADLINE_EXCEEDED"],
     ]);
   });
 

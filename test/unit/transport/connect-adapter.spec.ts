@@ -1,6 +1,14 @@
 import { getEventListeners } from "node:events";
 import http from "node:http";
+import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { create, createFileRegistry } from "@bufbuild/protobuf";
+import {
+  FileDescriptorProtoSchema,
+  file_google_protobuf_wrappers,
+  FieldDescriptorProto_Label as Label,
+  FieldDescriptorProto_Type as Type,
+} from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@stagedoor/sdk";
@@ -8,8 +16,11 @@ import { expect } from "chai";
 import { createLogger } from "../../../server/src/logger.js";
 import {
   createConnectAdapter,
+  int64Plan,
   requestIdKey,
 } from "../../../server/src/transport/connect-adapter.js";
+import { type RawProtocol, rawCall } from "../../rpc/raw-calls.js";
+import { expectRpcError } from "../../rpc/rpc-kit.js";
 
 describe("createConnectAdapter", () => {
   const shutdown = new AbortController();
@@ -73,4 +84,204 @@ describe("createConnectAdapter", () => {
     );
     expect(end).to.be.oneOf(["ended", "Canceled", "Aborted", "Unavailable"]);
   });
+});
+
+/**
+ * A service built at run time whose requests hold int64 values everywhere
+ * ProtoJSON can put them: a field, a nested message, a repeated message, a
+ * repeated uint64, a map key and value, an Int64Value, and a recursive type.
+ */
+function int64Service() {
+  const field = (
+    name: string,
+    number: number,
+    type: Type,
+    more: { label?: Label; typeName?: string; jsonName?: string } = {},
+  ) => ({
+    name,
+    number,
+    type,
+    label: more.label ?? Label.OPTIONAL,
+    jsonName: more.jsonName ?? name,
+    ...(more.typeName === undefined ? {} : { typeName: more.typeName }),
+  });
+  const file = create(FileDescriptorProtoSchema, {
+    name: "test/int64.proto",
+    package: "test.v1",
+    syntax: "proto3",
+    dependency: ["google/protobuf/wrappers.proto"],
+    messageType: [
+      {
+        name: "Inner",
+        field: [
+          field("value", 1, Type.INT64),
+          field("counts", 2, Type.UINT64, { label: Label.REPEATED }),
+        ],
+      },
+      {
+        name: "Amounts",
+        field: [
+          field("amount", 1, Type.SINT64),
+          field("inner", 2, Type.MESSAGE, { typeName: ".test.v1.Inner" }),
+          field("items", 3, Type.MESSAGE, { label: Label.REPEATED, typeName: ".test.v1.Inner" }),
+          field("by_id", 4, Type.MESSAGE, {
+            label: Label.REPEATED,
+            typeName: ".test.v1.Amounts.ByIdEntry",
+            jsonName: "byId",
+          }),
+          field("wrapped", 5, Type.MESSAGE, { typeName: ".google.protobuf.Int64Value" }),
+          field("note", 6, Type.STRING),
+          field("self", 7, Type.MESSAGE, { typeName: ".test.v1.Chain" }),
+        ],
+        nestedType: [
+          {
+            name: "ByIdEntry",
+            field: [field("key", 1, Type.FIXED64), field("value", 2, Type.INT64)],
+            options: { mapEntry: true },
+          },
+        ],
+      },
+      {
+        name: "Chain",
+        field: [
+          field("next", 1, Type.MESSAGE, { typeName: ".test.v1.Chain" }),
+          field("n", 2, Type.SFIXED64),
+        ],
+      },
+      { name: "Plain", field: [field("text", 1, Type.STRING)] },
+    ],
+    service: [
+      {
+        name: "AmountService",
+        method: [
+          { name: "Get", inputType: ".test.v1.Amounts", outputType: ".test.v1.Plain" },
+          {
+            name: "Watch",
+            inputType: ".test.v1.Amounts",
+            outputType: ".test.v1.Plain",
+            serverStreaming: true,
+          },
+          { name: "Echo", inputType: ".test.v1.Plain", outputType: ".test.v1.Plain" },
+        ],
+      },
+    ],
+  });
+  const registry = createFileRegistry(file, (name) =>
+    name === "google/protobuf/wrappers.proto" ? file_google_protobuf_wrappers : undefined,
+  );
+  const service = registry.getService("test.v1.AmountService");
+  if (!service) throw new Error("test.v1.AmountService did not build");
+  return service;
+}
+
+describe("int64 fields in JSON requests, for every int64 field of any request type", () => {
+  const service = int64Service();
+  let server: http.Server;
+  let baseUrl: string;
+  /** gRPC needs HTTP/2. */
+  let h2server: http2.Http2Server;
+  let h2Url: string;
+
+  before(async () => {
+    const adapter = createConnectAdapter({
+      logger: createLogger("silent"),
+      fallback: (_req, res) => {
+        res.writeHead(404);
+        res.end();
+      },
+      routes: (router) => {
+        router.service(service, {
+          get: () => ({ text: "ok" }),
+          async *watch() {
+            yield { text: "ok" };
+          },
+          echo: () => ({ text: "ok" }),
+        } as never);
+      },
+    });
+    server = http.createServer((req, res) => adapter(req, res, "int64"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    h2server = http2.createServer((req, res) => adapter(req, res, "int64"));
+    await new Promise<void>((resolve) => h2server.listen(0, "127.0.0.1", resolve));
+    h2Url = `http://127.0.0.1:${(h2server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await new Promise((resolve) => h2server.close(resolve));
+  });
+
+  it("works out where each request type holds int64 values, once, recursive types included", () => {
+    const [get, , echo] = service.methods;
+    const plan = int64Plan(get?.input as NonNullable<typeof get>["input"]);
+    expect(plan?.fields.map((f) => [f.name, f.shape, f.int64, f.int64Key])).to.deep.equal([
+      ["amount", "singular", "signed", undefined],
+      ["inner", "singular", undefined, undefined],
+      ["items", "list", undefined, undefined],
+      ["by_id", "map", "signed", "unsigned"],
+      ["wrapped", "singular", "signed", undefined],
+      ["self", "singular", undefined, undefined],
+    ]);
+    expect(int64Plan(echo?.input as NonNullable<typeof echo>["input"])).to.equal(undefined);
+  });
+
+  const REFUSED: [string, string][] = [
+    ['{"amount":"0x10"}', "amount"],
+    ['{"amount":" 16"}', "amount"],
+    ['{"inner":{"value":"0b1"}}', "inner.value"],
+    ['{"inner":{"counts":["1","-1"]}}', "inner.counts[1]"],
+    ['{"inner":{"counts":["18446744073709551616"]}}', "inner.counts[0]"],
+    ['{"items":[{"value":"1"},{"value":"+1"}]}', "items[1].value"],
+    ['{"byId":{"0x1":"2"}}', 'by_id["0x1"]'],
+    ['{"by_id":{"1":"0o2"}}', 'by_id["1"]'],
+    ['{"wrapped":"016"}', "wrapped"],
+    ['{"self":{"next":{"next":{"n":"1e3"}}}}', "self.next.next.n"],
+    ['{"amount":"9223372036854775808"}', "amount"],
+  ];
+  const ACCEPTED = [
+    '{"amount":"-9223372036854775808","inner":{"value":3,"counts":["18446744073709551615"]}}',
+    '{"byId":{"1":"-2"},"wrapped":"7","self":{"next":{"n":-5}},"note":"0x10"}',
+    '{"items":[{"value":"0"}],"amount":null}',
+  ];
+  const targets: [RawProtocol, string][] = [
+    ["connect", "/test.v1.AmountService/Get"],
+    ["grpc-web", "/test.v1.AmountService/Get"],
+    ["grpc", "/test.v1.AmountService/Get"],
+    ["connect-stream", "/test.v1.AmountService/Watch"],
+    ["grpc-web", "/test.v1.AmountService/Watch"],
+    ["grpc", "/test.v1.AmountService/Watch"],
+  ];
+  for (const [protocol, path] of targets) {
+    const kind = path.endsWith("Watch") ? "a server stream" : "a unary method";
+    it(`over ${protocol} JSON, to ${kind}: refuses each non-canonical value, naming its field`, async () => {
+      for (const [message, field] of REFUSED) {
+        await expectRpcError(
+          rawCall(protocol === "grpc" ? h2Url : baseUrl, {
+            protocol,
+            path,
+            message,
+            codec: "json",
+          }).then((answer) => {
+            if (answer instanceof ConnectError) throw answer;
+            return answer;
+          }),
+          { code: Code.InvalidArgument, reason: "INVALID_ARGUMENT", field },
+        );
+      }
+    });
+
+    it(`over ${protocol} JSON, to ${kind}: accepts canonical values`, async () => {
+      for (const message of ACCEPTED) {
+        const answer = await rawCall(protocol === "grpc" ? h2Url : baseUrl, {
+          protocol,
+          path,
+          message,
+          codec: "json",
+        });
+        expect(answer, message).to.equal("ok");
+      }
+    });
+  }
 });

@@ -21,6 +21,10 @@ const EXPECTED_CODES: Record<ErrorKind, Code> = {
   permission_denied: Code.PermissionDenied,
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
+  unimplemented: Code.Unimplemented,
+  deadline_exceeded: Code.DeadlineExceeded,
+  canceled: Code.Canceled,
+  internal: Code.Internal,
 };
 
 describe("toConnectError", () => {

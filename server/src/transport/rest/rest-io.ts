@@ -1,3 +1,6 @@
+import http2 from "node:http2";
+import type { Socket } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;
@@ -21,6 +24,92 @@ export class HttpError extends Error {
 
 /** The largest JSON body the REST routes accept. */
 const MAX_BODY_BYTES = 16 * 1024;
+
+/**
+ * A request's body as chunks, for Connect to read. Unlike the stream's own
+ * async iterator (which Connect's Node adapter uses), leaving it early (a
+ * message over the size limit) does not destroy the request, and with an
+ * HTTP/1.1 request its socket's link to it: the rest can then be drained and
+ * the connection kept (see {@link settleBodyAfterAnswer}).
+ */
+export function requestBody(req: NodeRequest): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]() {
+      return {
+        next: () =>
+          nextChunk(req).then((chunk) =>
+            chunk === undefined
+              ? { done: true as const, value: undefined }
+              : { done: false as const, value: chunk },
+          ),
+        return: () => Promise.resolve({ done: true as const, value: undefined }),
+      };
+    },
+  };
+}
+
+/**
+ * The next chunk of a request body, or undefined at its end. A request the
+ * client abandoned before its end is an error (`canceled`), never a shorter
+ * body.
+ */
+function nextChunk(req: NodeRequest): Promise<Buffer | undefined> {
+  const chunk = req.read() as Buffer | null;
+  if (chunk !== null) return Promise.resolve(chunk);
+  if (req.readableEnded) return ended(req);
+  if (req.destroyed) return Promise.reject(abandoned());
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      req.off("readable", onReadable);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onReadable = () => {
+      const next = req.read() as Buffer | null;
+      if (next === null) return;
+      settle();
+      resolve(next);
+    };
+    const onEnd = () => {
+      settle();
+      resolve(ended(req));
+    };
+    const onError = (error: unknown) => {
+      settle();
+      reject(abandoned(error));
+    };
+    const onClose = () => {
+      settle();
+      if (req.readableEnded) resolve(ended(req));
+      else reject(abandoned());
+    };
+    req.on("readable", onReadable);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
+
+/** The end of a body: an HTTP/2 stream the client reset also ends its request's body. */
+function ended(req: NodeRequest): Promise<undefined> {
+  return req.aborted ? Promise.reject(abandoned()) : Promise.resolve(undefined);
+}
+
+/**
+ * A request body that failed to arrive: its client went away (reading a
+ * request can fail no other way), so it is `canceled`, not a server fault,
+ * and never mistaken for the database's connection errors (ECONNRESET).
+ */
+function abandoned(cause?: unknown): ConnectError {
+  return new ConnectError(
+    "the client abandoned the request before its end",
+    Code.Canceled,
+    undefined,
+    undefined,
+    cause,
+  );
+}
 
 /** Reads a JSON object body, refusing anything too large, malformed or not an object. */
 export async function readJsonObject(req: NodeRequest): Promise<Record<string, unknown>> {
@@ -69,4 +158,96 @@ export function sendJson(
     ...headers,
   });
   res.end(payload);
+}
+
+/**
+ * How much of a request body the server reads and discards after it has
+ * answered without reading it all (a refused or oversized request), so that
+ * an HTTP/1.1 connection can carry the next request; the same bound as Go's
+ * `net/http`. A longer body, or one that does not end within
+ * {@link DRAIN_MS}, closes the connection instead.
+ */
+const DRAIN_MAX_BYTES = 256 * 1024;
+const DRAIN_MS = 2_000;
+
+/** How long to wait, at most, for an HTTP/2 answer to go out before resetting its stream anyway. */
+const RESET_WAIT_MS = 2_000;
+
+/**
+ * Makes sure a request whose body was not read to its end does not stay open
+ * after its answer (an oversized or refused request, a route that reads no
+ * body). Call once per request, before answering; it acts when the answer has
+ * been written:
+ *
+ * - HTTP/2: once the answer's last frame is out, the stream is reset with
+ *   NO_ERROR, which asks the client to stop sending (RFC 9113 §8.1). Node
+ *   keeps such a stream half-open otherwise, with the unread bytes in it, and
+ *   a graceful shutdown waits for it until its timeout.
+ * - HTTP/1.1: the rest of the body is read and discarded, up to
+ *   {@link DRAIN_MAX_BYTES} and {@link DRAIN_MS}, so the connection stays
+ *   usable; past either bound the connection is closed.
+ */
+export function settleBodyAfterAnswer(req: NodeRequest, res: NodeResponse): void {
+  if ("stream" in req) {
+    const stream = req.stream;
+    stream.once("finish", () => resetWhenAnswered(req, stream, performance.now(), 0));
+  } else {
+    // Node detaches the socket from the request and the response by the time
+    // they are done.
+    const socket = req.socket;
+    res.once("finish", () => drainOrClose(req, socket));
+  }
+}
+
+function resetWhenAnswered(
+  req: http2.Http2ServerRequest,
+  stream: http2.ServerHttp2Stream,
+  since: number,
+  tries: number,
+): void {
+  if (stream.destroyed || stream.closed) return;
+  const { localClose, remoteClose } = stream.state;
+  // The client sent its whole body: the stream ends with the answer.
+  if (remoteClose) return;
+  if (localClose) {
+    stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    // Node keeps a stream reset with NO_ERROR until the data it received is
+    // read (and its session with it, which a graceful shutdown waits for):
+    // discard it.
+    if (req.destroyed) stream.destroy();
+    else req.resume();
+  } else if (performance.now() - since > RESET_WAIT_MS) {
+    // The client reads no more of its answer either.
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  } else {
+    // 'finish' comes when the answer is handed to the session, before its
+    // last frames (gRPC's trailers among them) are sent; a reset sent before
+    // them would discard them. They go out within a few turns of the event
+    // loop unless the client stops reading.
+    if (tries < 8) setImmediate(resetWhenAnswered, req, stream, since, tries + 1);
+    else setTimeout(resetWhenAnswered, 10, req, stream, since, tries + 1);
+  }
+}
+
+function drainOrClose(req: Exclude<NodeRequest, { stream: unknown }>, socket: Socket): void {
+  if (req.complete) return;
+  if (req.destroyed) {
+    // Nothing can read the rest any more.
+    socket.destroy();
+    return;
+  }
+  let drained = 0;
+  const close = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(close, DRAIN_MS);
+  timer.unref();
+  req.on("data", (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_MAX_BYTES) close();
+  });
+  req.once("end", () => clearTimeout(timer));
+  req.once("close", () => clearTimeout(timer));
+  req.resume();
 }

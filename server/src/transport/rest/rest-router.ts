@@ -69,6 +69,11 @@ const STATUS_BY_KIND: Record<ErrorKind, number> = {
   permission_denied: 401,
   resource_exhausted: 429,
   unavailable: 503,
+  unimplemented: 404,
+  deadline_exceeded: 504,
+  // Nobody reads it: the client went away (nginx's "client closed request").
+  canceled: 499,
+  internal: 500,
 };
 
 type Overrides = Partial<Record<ErrorReason, number>>;
