@@ -48,14 +48,17 @@ export function createRequestIds(): () => string {
   };
 }
 
+const NO_SUCH_ROUTE = { "x-error-reason": "METHOD_NOT_FOUND" };
+
 /** The most bytes one RPC message may have; nothing in this API is close to it. */
 const READ_MAX_BYTES = 64 * 1024;
 
 /**
  * Builds the request listener: Connect, gRPC and gRPC-Web from one Connect
  * router with the error interceptor (which also logs each call) and the auth
- * interceptor, outermost first; the seed's REST routes under `/api/`, CORS
- * for the configured origins, and the web box office's files for every other
+ * interceptor, outermost first; the seed's REST routes under `/api/` (which
+ * authenticate, map errors and log calls with the same functions), CORS for
+ * the configured origins, and the web box office's files for every other
  * GET. A request whose body is not read to its end is settled once answered
  * (see `settleBodyAfterAnswer`). Never listens; `main.ts` and the tests
  * decide where it runs.
@@ -81,16 +84,18 @@ export function createApp(deps: AppDeps): App {
     jsonOptions: { alwaysEmitImplicit: true },
     fallback: (req, res) => {
       if (!serveStatic) {
-        sendJson(res, 404, { error: "no such route" });
+        sendJson(res, 404, { error: "no such route" }, NO_SUCH_ROUTE);
         return;
       }
       serveStatic(req, res).then(
         (served) => {
-          if (!served) sendJson(res, 404, { error: "no such route" });
+          if (!served) sendJson(res, 404, { error: "no such route" }, NO_SUCH_ROUTE);
         },
         (error: unknown) => {
           logger.warn({ err: error }, "serving a web file failed");
-          if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
+          if (!res.headersSent) {
+            sendJson(res, 500, { error: "internal error" }, { "x-error-reason": "INTERNAL_ERROR" });
+          }
         },
       );
     },
@@ -111,7 +116,7 @@ export function createApp(deps: AppDeps): App {
       settleBodyAfterAnswer(req, res);
       if (applyCors(req, res)) return;
       if (req.url?.startsWith("/api/")) {
-        void rest(req, res);
+        void rest(req, res, requestId);
       } else {
         connect(req, res, requestId);
       }

@@ -118,6 +118,23 @@ describe("what a call costs in log lines", () => {
         expect(server.lines.slice(before)).to.deep.equal([]);
       });
     }
+
+    it("REST: expected refusals write nothing either", async () => {
+      const before = server.lines.length;
+      for (const [path, init] of [
+        ["/api/balance?userId=someone", {}],
+        [
+          "/api/token",
+          { method: "POST", headers: { "content-type": "application/json" }, body: "{" },
+        ],
+        ["/api/concerts/seats?date=2000-01-01", {}],
+      ] as const) {
+        const res = await fetch(`${server.url}${path}`, init);
+        expect(res.status, path).to.be.within(400, 499);
+        await res.arrayBuffer();
+      }
+      expect(server.lines.slice(before)).to.deep.equal([]);
+    });
   });
 
   describe("at debug", () => {
@@ -129,6 +146,78 @@ describe("what a call costs in log lines", () => {
 
     after(async () => {
       await server?.stop();
+    });
+
+    it("REST calls are logged the same way: one line per call under the request id it answered with", async () => {
+      const before = server.lines.length;
+      const ok = await fetch(`${server.url}/api/concerts/dates`, {
+        headers: { "x-request-id": "rest-ok-1" },
+      });
+      await ok.arrayBuffer();
+      const refused = await fetch(`${server.url}/api/balance?userId=someone`);
+      await refused.arrayBuffer();
+      const missing = await fetch(`${server.url}/api/nope`, { method: "POST" });
+      await missing.arrayBuffer();
+      const calls = server.lines
+        .slice(before)
+        .filter((line) => line.msg === "call failed" || line.msg === "call ok");
+      expect(
+        calls.map((l) => [l.level, l.msg, l.requestId, l.procedure, l.code, l.reason]),
+      ).to.deep.equal([
+        [20, "call ok", "rest-ok-1", "GET /api/concerts/dates", undefined, undefined],
+        [
+          20,
+          "call failed",
+          refused.headers.get("x-request-id"),
+          "GET /api/balance",
+          "unauthenticated",
+          "TOKEN_MISSING",
+        ],
+        [
+          20,
+          "call failed",
+          missing.headers.get("x-request-id"),
+          "POST /api/",
+          "unimplemented",
+          "METHOD_NOT_FOUND",
+        ],
+      ]);
+    });
+
+    it("a body Connect cannot read, and an unknown method, are logged once each too", async () => {
+      const before = server.lines.length;
+      const garbage = await fetch(
+        `${server.url}/stagedoor.catalog.v1.CatalogService/ListConcerts`,
+        {
+          method: "POST",
+          headers: { "content-type": "application/proto", "x-request-id": "bad-body-1" },
+          body: new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]),
+        },
+      );
+      await garbage.arrayBuffer();
+      const unknown = await fetch(`${server.url}/stagedoor.catalog.v1.CatalogService/Nope`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": "no-method-1" },
+        body: "{}",
+      });
+      await unknown.arrayBuffer();
+      const calls = server.lines
+        .slice(before)
+        .filter((line) => line.msg === "call failed" || line.msg === "call ok");
+      expect(calls.map((l) => [l.requestId, l.procedure, l.code, l.reason])).to.deep.equal([
+        [
+          "bad-body-1",
+          "stagedoor.catalog.v1.CatalogService/ListConcerts",
+          "invalid_argument",
+          "MALFORMED_REQUEST",
+        ],
+        [
+          "no-method-1",
+          "stagedoor.catalog.v1.CatalogService/Nope",
+          "unimplemented",
+          "METHOD_NOT_FOUND",
+        ],
+      ]);
     });
 
     it("every call is one line under the request id the response carries", async () => {

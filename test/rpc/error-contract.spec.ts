@@ -383,6 +383,89 @@ describe("one error contract: every non-OK answer carries ErrorInfo", () => {
       expect(wallet?.balance).to.equal(16n * 9n);
     });
   });
+
+  describe("REST", () => {
+    it("refuses the same amount spellings (it takes JSON numbers only) and credits nothing", async () => {
+      const userId = `rest-int64-${crypto.randomUUID().slice(0, 8)}`;
+      const issued = await fetch(`${server.url}/api/token`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ userId }),
+      });
+      const { token } = (await issued.json()) as { token: string };
+      for (const amount of [
+        '"0x10"',
+        '"16"',
+        '" 16"',
+        "16.5",
+        "9007199254740993",
+        "1e300",
+        "true",
+      ]) {
+        const res = await fetch(`${server.url}/api/balance/recharge`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: `{"userId":"${userId}","amount":${amount}}`,
+        });
+        expect(res.status, amount).to.equal(400);
+        expect(await res.json(), amount).to.have.keys(["error"]);
+        expect(res.headers.get("x-error-reason"), amount).to.equal("INVALID_ARGUMENT");
+      }
+      const balance = await fetch(`${server.url}/api/balance?userId=${userId}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(balance.status).to.equal(404);
+    });
+
+    it("every error answer names its reason in x-error-reason, and keeps the seed's body", async () => {
+      const json = { "content-type": "application/json" };
+      const answers: [string, Promise<Response>, number, string][] = [
+        ["an unknown route", fetch(`${server.url}/api/nope`), 404, "METHOD_NOT_FOUND"],
+        ["a wrong HTTP method", fetch(`${server.url}/api/token`), 405, "METHOD_NOT_FOUND"],
+        [
+          "a body that is not JSON",
+          fetch(`${server.url}/api/token`, { method: "POST", body: "{}" }),
+          415,
+          "MALFORMED_REQUEST",
+        ],
+        [
+          "JSON that does not parse",
+          fetch(`${server.url}/api/token`, { method: "POST", headers: json, body: "{" }),
+          400,
+          "MALFORMED_REQUEST",
+        ],
+        [
+          "a body over 16 KiB",
+          fetch(`${server.url}/api/token`, {
+            method: "POST",
+            headers: json,
+            body: JSON.stringify({ userId: "x".repeat(20 * 1024) }),
+          }),
+          413,
+          "REQUEST_TOO_LARGE",
+        ],
+        [
+          "a missing field",
+          fetch(`${server.url}/api/token`, { method: "POST", headers: json, body: "{}" }),
+          400,
+          "INVALID_ARGUMENT",
+        ],
+        ["no token", fetch(`${server.url}/api/balance?userId=a`), 401, "TOKEN_MISSING"],
+        [
+          "an unknown date",
+          fetch(`${server.url}/api/concerts/seats?date=2000-01-01`),
+          404,
+          "CONCERT_DATE_NOT_FOUND",
+        ],
+      ];
+      for (const [what, pending, status, reason] of answers) {
+        const res = await pending;
+        const body = (await res.json()) as Record<string, unknown>;
+        expect([res.status, Object.keys(body)], what).to.deep.equal([status, ["error"]]);
+        expect(res.headers.get("x-error-reason"), what).to.equal(reason);
+      }
+    });
+  });
 });
 
 /**

@@ -125,6 +125,22 @@ describe("oversized requests are answered, and their bodies do not stay half-ope
       });
     }
 
+    it("REST: a 1 MiB body gets 413 with the seed's error body, then its stream is reset", async () => {
+      const outcome = await withDeadline(
+        h2Oversized(
+          server.url,
+          { ":path": "/api/token", "content-type": "application/json" },
+          new Uint8Array(MIB).fill(0x20),
+        ),
+        CLOSE_MS,
+        "the stream's close",
+      );
+      expect(outcome.status).to.equal(413);
+      expect(Object.keys(JSON.parse(outcome.body.toString("utf8")))).to.deep.equal(["error"]);
+      expect(outcome.headers.get("x-error-reason")).to.equal("REQUEST_TOO_LARGE");
+      expect(outcome.rstCode).to.equal(http2.constants.NGHTTP2_NO_ERROR);
+    });
+
     it("the connection keeps serving other calls afterwards", async () => {
       const session = http2.connect(server.url);
       try {
@@ -232,6 +248,16 @@ describe("oversized requests are answered, and their bodies do not stay half-ope
       } finally {
         agent.destroy();
       }
+    });
+
+    it("REST: a 1 MiB body is answered 413 (not a reset connection)", async () => {
+      const res = await fetch(`${server.url}/api/token`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ userId: "u", padding: "x".repeat(MIB) }),
+      });
+      expect(res.status).to.equal(413);
+      expect(await res.json()).to.have.keys(["error"]);
     });
   });
 });

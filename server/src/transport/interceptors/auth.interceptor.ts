@@ -1,11 +1,29 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Interceptor, UnaryRequest } from "@connectrpc/connect";
-import type { QueueService, SeatRef } from "../../modules/queue/index.js";
+import type { QueueService, SeatRef, Session } from "../../modules/queue/index.js";
 import { bearerCredential } from "../bearer.js";
 import { sessionKey } from "../context.js";
 
 /** Names the seat a unary call is about, if its method gates one (a seat hold). */
 export type SeatOfCall = (req: UnaryRequest) => SeatRef | undefined;
+
+/**
+ * The session of a caller: the queue token of its `Authorization: Bearer`
+ * header (or, where a route takes one, of a `token` field when the header has
+ * none) turned into a principal and its live status, with the named seat's
+ * gate entry read in the same round trip. Both the RPCs (through
+ * {@link createAuthInterceptor}) and the REST routes authenticate here.
+ */
+export function authenticate(
+  queue: QueueService,
+  authorization: string | null | undefined,
+  seat: SeatRef | undefined,
+  tokenField?: unknown,
+): Promise<Session> {
+  const token =
+    bearerCredential(authorization) ?? (typeof tokenField === "string" ? tokenField : undefined);
+  return queue.authenticate(token, seat);
+}
 
 /**
  * Authenticates every call except the public ones: the bearer queue token is
@@ -21,9 +39,11 @@ export function createAuthInterceptor(
 ): Interceptor {
   return (next) => async (req) => {
     if (!publicMethods.has(req.method)) {
-      const token = bearerCredential(req.header.get("authorization"));
       const seat = req.stream ? undefined : seatOf(req);
-      req.contextValues.set(sessionKey, await queue.authenticate(token, seat));
+      req.contextValues.set(
+        sessionKey,
+        await authenticate(queue, req.header.get("authorization"), seat),
+      );
     }
     return next(req);
   };

@@ -2,6 +2,8 @@ import http2 from "node:http2";
 import type { Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { DomainError, type ErrorKind } from "../../shared/domain-error.js";
+import type { ErrorReason } from "../../shared/error-reasons.js";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 /** A request as both the HTTP/1.1 and the HTTP/2 compatibility servers hand it over. */
@@ -9,21 +11,40 @@ export type NodeRequest = Parameters<NodeHandler>[0];
 /** A response of either server, typed as Connect's Node adapter takes it. */
 export type NodeResponse = Parameters<NodeHandler>[1];
 
-/** An HTTP failure with the seed's `{"error": "..."}` body. */
-export class HttpError extends Error {
-  override readonly name = "HttpError";
-
+/**
+ * A refusal of the HTTP layer (no such route, a wrong method, a body that is
+ * not JSON or too large) whose HTTP status is fixed, answered like every
+ * failure with the seed's `{"error": "..."}` body.
+ */
+export class HttpError extends DomainError {
   constructor(
     readonly status: number,
+    kind: ErrorKind,
+    reason: ErrorReason,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
   ) {
-    super(message);
+    super(kind, reason, message);
   }
 }
 
 /** The largest JSON body the REST routes accept. */
 const MAX_BODY_BYTES = 16 * 1024;
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function malformed(status: number, message: string): HttpError {
+  return new HttpError(status, "invalid_argument", "MALFORMED_REQUEST", message);
+}
+
+function tooLarge(): HttpError {
+  return new HttpError(
+    413,
+    "resource_exhausted",
+    "REQUEST_TOO_LARGE",
+    `the body is larger than ${MAX_BODY_BYTES} bytes`,
+  );
+}
 
 /**
  * A request's body as chunks, for Connect to read. Unlike the stream's own
@@ -115,23 +136,27 @@ function abandoned(cause?: unknown): ConnectError {
 export async function readJsonObject(req: NodeRequest): Promise<Record<string, unknown>> {
   const type = String(req.headers["content-type"] ?? "");
   if (!/^application\/json\b/i.test(type)) {
-    throw new HttpError(415, "the body must be JSON (Content-Type: application/json)");
+    throw malformed(415, "the body must be JSON (Content-Type: application/json)");
   }
+  const declared = Number(req.headers["content-length"]);
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  // Not `for await`: leaving it early would destroy the request, and with an
+  // HTTP/1.1 request its socket, before the refusal is written.
+  for (let chunk = await nextChunk(req); chunk !== undefined; chunk = await nextChunk(req)) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, "the body is too large");
+    if (size > MAX_BODY_BYTES) throw tooLarge();
     chunks.push(chunk);
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    parsed = JSON.parse(UTF8.decode(Buffer.concat(chunks)));
   } catch {
-    throw new HttpError(400, "the body is not valid JSON");
+    throw malformed(400, "the body is not valid JSON");
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new HttpError(400, "the body must be a JSON object");
+    throw malformed(400, "the body must be a JSON object");
   }
   return parsed as Record<string, unknown>;
 }

@@ -4,12 +4,13 @@ import type { Logger } from "../../logger.js";
 import type { Availability, AvailabilityBlock, SeatFacts } from "../../modules/catalog/index.js";
 import type { Principal } from "../../modules/identity/index.js";
 import type { Session } from "../../modules/queue/index.js";
-import { DomainError, type ErrorKind } from "../../shared/domain-error.js";
+import { DomainError, type ErrorKind, invalidField } from "../../shared/domain-error.js";
 import type { ErrorReason } from "../../shared/error-reasons.js";
 import { isUuid } from "../../shared/ids.js";
-import { transientDomainError } from "../../shared/transient-errors.js";
 import { requireCalendarDate } from "../../shared/validation.js";
 import { bearerCredential } from "../bearer.js";
+import { authenticate as authenticateCaller } from "../interceptors/auth.interceptor.js";
+import { codeOf, failureOf, logCall } from "../interceptors/error.interceptor.js";
 import {
   HttpError,
   JsonBytes,
@@ -76,6 +77,9 @@ const STATUS_BY_KIND: Record<ErrorKind, number> = {
   internal: 500,
 };
 
+/** The header naming the reason of an error answer (the ErrorInfo reason of the RPCs). */
+const REASON_HEADER = "x-error-reason";
+
 type Overrides = Partial<Record<ErrorReason, number>>;
 
 interface Route {
@@ -90,13 +94,14 @@ function field(body: Record<string, unknown>, name: string): unknown {
 }
 
 function requireString(value: unknown, name: string): string {
-  if (typeof value !== "string") throw new HttpError(400, `${name} must be a string`);
+  if (typeof value !== "string") throw invalidField(name, "must be a string");
   return value;
 }
 
+/** A JSON number that is an exact integer: strings (`"16"`, `"0x10"`) and fractions are refused. */
 function requireWholeNumber(value: unknown, name: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value)) {
-    throw new HttpError(400, `${name} must be a whole number`);
+    throw invalidField(name, "must be a whole number");
   }
   return value;
 }
@@ -117,8 +122,9 @@ export function createRestRouter(services: Services, logger: Logger) {
   const { catalog, queue, reservations, wallet, payments } = services;
 
   /**
-   * Authenticates the caller by bearer header or `token` field, and checks the
-   * named user is them; with `guess`, the seat's gate entry comes along.
+   * Authenticates the caller as the RPCs do (see `authenticate`), by bearer
+   * header or, in the seed's contract, a `token` field; and checks the named
+   * user is them. With `guess`, the seat's gate entry comes along.
    */
   async function authenticateSession(
     req: NodeRequest,
@@ -126,16 +132,18 @@ export function createRestRouter(services: Services, logger: Logger) {
     userId: unknown,
     guess?: SeatGuess,
   ): Promise<Session> {
-    const fromBody = body ? field(body, "token") : undefined;
-    const token =
-      bearerCredential(req.headers.authorization) ??
-      (typeof fromBody === "string" ? fromBody : undefined);
-    const session = await queue.authenticate(
-      token,
+    const session = await authenticateCaller(
+      queue,
+      req.headers.authorization,
       guess && { dateId: guess.seat.concertDateId, seatId: guess.seat.id },
+      body ? field(body, "token") : undefined,
     );
     if (typeof userId !== "string" || userId !== session.principal.userId) {
-      throw new HttpError(401, "the token does not belong to this user");
+      throw new DomainError(
+        "permission_denied",
+        "USER_MISMATCH",
+        "the token does not belong to this user",
+      );
     }
     return session;
   }
@@ -198,7 +206,7 @@ export function createRestRouter(services: Services, logger: Logger) {
       method: "GET",
       async handle(_req, url) {
         const date = url.searchParams.get("date");
-        if (date === null || date === "") throw new HttpError(400, "date is required (YYYY-MM-DD)");
+        if (date === null || date === "") throw invalidField("date", "is required (YYYY-MM-DD)");
         requireCalendarDate(date);
         const concert = await catalog.defaultConcert();
         const concertDate = await catalog.findDate(concert.id, date);
@@ -273,7 +281,7 @@ export function createRestRouter(services: Services, logger: Logger) {
         const reservationId = requireString(field(body, "reservationId"), "reservationId");
         const amount = requireWholeNumber(field(body, "amount"), "amount");
         if (!isUuid(reservationId)) {
-          throw new HttpError(401, "unknown reservation");
+          throw new DomainError("not_found", "RESERVATION_NOT_FOUND", "unknown reservation");
         }
         // Without an Idempotency-Key, a repeat of the same payment replays the
         // first one (200 with the same paymentId) instead of failing.
@@ -288,35 +296,71 @@ export function createRestRouter(services: Services, logger: Logger) {
     },
   };
 
-  function failure(error: unknown, route: Route | undefined): HttpError {
-    if (error instanceof HttpError) return error;
-    const domain = error instanceof DomainError ? error : transientDomainError(error);
-    if (domain) {
-      const status = route?.overrides?.[domain.reason] ?? STATUS_BY_KIND[domain.kind];
-      const headers: Record<string, string> =
-        domain.retryAfterMs !== undefined
-          ? { "retry-after": String(Math.max(1, Math.ceil(domain.retryAfterMs / 1000))) }
-          : {};
-      return new HttpError(status, domain.message, headers);
-    }
-    logger.error({ err: error }, "unexpected error in a REST route");
-    return new HttpError(500, "internal error");
-  }
-
   /** Handles a request under /api/; answers every request, never throws. */
-  return async function handleRest(req: NodeRequest, res: NodeResponse): Promise<void> {
+  return async function handleRest(
+    req: NodeRequest,
+    res: NodeResponse,
+    requestId: string,
+  ): Promise<void> {
+    const started = performance.now();
     let route: Route | undefined;
+    let procedure = `${req.method} /api/`;
     try {
       const url = new URL(req.url ?? "/", "http://localhost");
       route = routes[url.pathname];
-      if (!route) throw new HttpError(404, "no such route");
+      if (!route) throw new HttpError(404, "unimplemented", "METHOD_NOT_FOUND", "no such route");
+      procedure = `${req.method} ${url.pathname}`;
       if (req.method !== route.method) {
-        throw new HttpError(405, `use ${route.method}`, { allow: route.method });
+        throw new HttpError(405, "unimplemented", "METHOD_NOT_FOUND", `use ${route.method}`, {
+          allow: route.method,
+        });
       }
-      sendJson(res, 200, await route.handle(req, url));
+      const body = await route.handle(req, url);
+      logCall(logger, { requestId, procedure, started });
+      sendJson(res, 200, body);
     } catch (error) {
-      const http = failure(error, route);
-      if (!res.headersSent) sendJson(res, http.status, { error: http.message }, http.headers);
+      const answer = restAnswer(error, route?.overrides);
+      logCall(
+        logger,
+        { requestId, procedure, started },
+        { code: codeOf(answer.failure.kind), reason: answer.failure.reason, cause: answer.cause },
+      );
+      if (!res.headersSent) {
+        sendJson(res, answer.status, { error: answer.failure.message }, answer.headers);
+      }
     }
   };
+}
+
+/**
+ * How a REST route answers an error: the failure it means (the same
+ * `failureOf` as the RPCs: a domain error as it is, a transient database
+ * error as its reason, a bug as a bare "internal error"), its HTTP status
+ * (fixed for the HTTP layer's own refusals; else by kind, with the route's
+ * overrides where the seed's contract says otherwise), and headers: the
+ * reason in `x-error-reason`, and `retry-after` when retrying helps. The body
+ * stays the seed's `{"error": "..."}`.
+ */
+export function restAnswer(
+  error: unknown,
+  overrides: Overrides | undefined,
+): {
+  failure: DomainError;
+  cause: unknown;
+  status: number;
+  headers: Record<string, string>;
+} {
+  const failure = failureOf(error);
+  const status =
+    failure instanceof HttpError
+      ? failure.status
+      : (overrides?.[failure.reason] ?? STATUS_BY_KIND[failure.kind]);
+  const headers: Record<string, string> = {
+    ...(failure instanceof HttpError ? failure.headers : {}),
+    [REASON_HEADER]: failure.reason,
+  };
+  if (failure.retryAfterMs !== undefined) {
+    headers["retry-after"] = String(Math.max(1, Math.ceil(failure.retryAfterMs / 1000)));
+  }
+  return { failure, cause: failure.cause ?? error, status, headers };
 }
