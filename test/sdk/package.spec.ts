@@ -171,7 +171,9 @@ describe("SDK package (npm pack, installed into a fresh project)", () => {
   let tarball: string;
   let packedFiles: string[];
 
-  before(async () => {
+  before(async function () {
+    // Packing builds the SDK and installing reads the npm cache: slow on a busy machine, bounded per step.
+    this.timeout(3 * STEP_TIMEOUT_MS);
     work = await mkdtemp(path.join(os.tmpdir(), "stagedoor-sdk-pack-"));
     server = await startRpcServer();
     // `npm pack` runs the prepack script, which builds dist/ from scratch.
