@@ -96,12 +96,14 @@ const { concerts } = await stagedoor.catalog.listConcerts({});
 const { token } = await stagedoor.queue.issueQueueToken({ concertId: concerts[0].id, userId: "esm-fan" });
 const fan = createStagedoorClient({ baseUrl, transport: createNodeTransport, token });
 const { expireTime } = await waitForAdmission(fan);
-const reason = await fan.wallet.getWallet({}).then(() => "none", errorReason);
+const { wallet } = await fan.wallet.getWallet({});
+const reason = await fan.payment.getPayment({ paymentId: crypto.randomUUID() }).then(() => "none", errorReason);
 console.log(JSON.stringify({
   resolved: import.meta.resolve("@stagedoor/sdk"),
   concerts: concerts.length,
   token: token.startsWith("sdq_"),
   admitted: expireTime > new Date(),
+  balance: String(wallet.balance),
   reason,
 }));
 `;
@@ -245,7 +247,8 @@ describe("SDK package (npm pack, installed into a fresh project)", () => {
       concerts: 1,
       token: true,
       admitted: true,
-      reason: "WALLET_NOT_FOUND",
+      balance: "0",
+      reason: "PAYMENT_NOT_FOUND",
     });
   });
 
