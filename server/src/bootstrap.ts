@@ -133,6 +133,11 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       logger,
       corsOrigins: config.corsOrigins,
       webDir: config.webDir,
+      webPage: {
+        auth: config.auth.mode,
+        loginOrigins: config.webLogin.origins,
+        ...(config.webLogin.url ? { loginUrl: config.webLogin.url } : {}),
+      },
     });
     const server = await startHttpServer({
       host: config.host,

@@ -37,6 +37,8 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** The built web box office to serve at `/`, or undefined to serve none. */
   readonly webDir: string | undefined;
+  /** How the web box office gets a fan's assertion in `hmac` mode (see examples/web/README.md). */
+  readonly webLogin: WebLoginConfig;
   /**
    * Server processes sharing the port (`WORKERS`, with `auto` already resolved
    * to the CPU count). 1 means one process and no cluster; more needs Redis and
@@ -76,6 +78,17 @@ export interface ConnectionLimits {
   readonly watchStreamsPerToken: number;
   /** Live `WatchQueueStatus` streams of this process. */
   readonly watchStreamsMax: number;
+}
+
+/** Where fans of the web box office sign in when the server verifies assertions. */
+export interface WebLoginConfig {
+  /** The operator's sign-in page, linked for fans who arrive without an assertion. */
+  readonly url: string | undefined;
+  /**
+   * Origins whose pages may hand the box office an assertion by `postMessage`:
+   * `WEB_LOGIN_ORIGINS`, or else the origin of the sign-in page.
+   */
+  readonly origins: readonly string[];
 }
 
 /** The most server processes `WORKERS` may ask for. */
@@ -123,6 +136,23 @@ const url = (protocols: readonly string[]) =>
     `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`,
   );
 
+/** A comma-separated list of origins, e.g. `https://a.example,https://b.example`. */
+const origins = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((origin) => origin.trim())
+      .filter((origin) => origin !== ""),
+  )
+  .pipe(
+    z.array(
+      z
+        .string()
+        .refine(isOrigin, "must list origins such as https://tickets.example.com, comma-separated"),
+    ),
+  );
+
 const schema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: integer(0, 65535).default(8080),
@@ -146,27 +176,11 @@ const schema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DB_POOL_MAX: integer(1, 200).default(10),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
-  CORS_ORIGINS: z
-    .string()
-    .transform((value) =>
-      value
-        .split(",")
-        .map((origin) => origin.trim())
-        .filter((origin) => origin !== ""),
-    )
-    .pipe(
-      z.array(
-        z
-          .string()
-          .refine(
-            isOrigin,
-            "must list origins such as https://tickets.example.com, comma-separated",
-          ),
-      ),
-    )
-    .default([]),
+  CORS_ORIGINS: origins.default([]),
   SERVE_WEB: flag.default(true),
   WEB_DIR: z.string().min(1).optional(),
+  WEB_LOGIN_URL: url(["https:", "http:"]).optional(),
+  WEB_LOGIN_ORIGINS: origins.optional(),
   WORKERS: z
     .string()
     .refine(
@@ -282,6 +296,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     webDir: e.SERVE_WEB ? path.resolve(base, e.WEB_DIR ?? DEFAULT_WEB_DIR) : undefined,
+    webLogin: Object.freeze({
+      url: e.WEB_LOGIN_URL,
+      origins: Object.freeze(
+        e.WEB_LOGIN_ORIGINS ?? (e.WEB_LOGIN_URL ? [new URL(e.WEB_LOGIN_URL).origin] : []),
+      ),
+    }),
     workers,
     limits: Object.freeze({
       sniffTimeoutSeconds: e.HTTP_SNIFF_TIMEOUT_SECONDS,

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,6 +50,13 @@ async function dateSeats(client: StagedoorClient, concertId: string, index: numb
   const date = must(dates[index], `date #${index}`);
   const { seats } = await client.catalog.listSeats({ concertDateId: date.id, pageSize: 500 });
   return { date, seats: new Map(seats.map((seat) => [seat.number, seat])) };
+}
+
+/** The bundle's content-hashed name in a built folder (`app-<hash>.js`). */
+async function appFile(dir: string): Promise<string> {
+  const names = (await readdir(dir)).filter((name) => /^app-[A-Z0-9]{8}\.js$/.test(name));
+  expect(names, "one content-hashed app bundle").to.have.length(1);
+  return must(names[0]);
 }
 
 const SUITE = "the web box office in a real browser";
@@ -140,7 +147,7 @@ if (CHROMIUM === undefined) {
     }
 
     it("builds a bundle with no Node built-ins and a page with no inline script or style", async () => {
-      const bundle = await readFile(path.join(webDir, "app.js"), "utf8");
+      const bundle = await readFile(path.join(webDir, await appFile(webDir)), "utf8");
       expect(bundle).to.not.match(/["']node:/);
       expect(bundle).to.not.match(/\brequire\(/);
       const html = await readFile(path.join(webDir, "index.html"), "utf8");

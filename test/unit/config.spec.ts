@@ -114,6 +114,32 @@ describe("loadConfig", () => {
       }
     });
 
+    it("has no sign-in page for the box office by default", () => {
+      expect(load({}).webLogin).to.deep.equal({ url: undefined, origins: [] });
+    });
+
+    it("takes the sign-in page's origin as the one that may hand over assertions", () => {
+      const config = load({ WEB_LOGIN_URL: "https://www.example.com/login?to=tickets" });
+      expect(config.webLogin).to.deep.equal({
+        url: "https://www.example.com/login?to=tickets",
+        origins: ["https://www.example.com"],
+      });
+      expect(Object.isFrozen(config.webLogin.origins)).to.equal(true);
+    });
+
+    it("reads WEB_LOGIN_ORIGINS as exact origins, over the sign-in page's own", () => {
+      const config = load({
+        WEB_LOGIN_URL: "https://www.example.com/login",
+        WEB_LOGIN_ORIGINS: "https://id.example.com, https://www.example.com",
+      });
+      expect(config.webLogin.origins).to.deep.equal([
+        "https://id.example.com",
+        "https://www.example.com",
+      ]);
+      expectConfigError({ WEB_LOGIN_ORIGINS: "https://id.example.com/x" }, "WEB_LOGIN_ORIGINS");
+      expectConfigError({ WEB_LOGIN_URL: "javascript:alert(1)" }, "WEB_LOGIN_URL");
+    });
+
     it("serves no web files with SERVE_WEB=false, and resolves WEB_DIR against INIT_CWD", () => {
       expect(load({ SERVE_WEB: "false" }).webDir).to.equal(undefined);
       expect(load({ WEB_DIR: "site" }).webDir).to.equal(path.join(INIT_CWD, "site"));
