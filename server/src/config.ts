@@ -30,6 +30,8 @@ export interface Config {
   /** Keys the queue-token derivation; unset means "generate once and keep it in PostgreSQL". */
   readonly tokenSecret: string | undefined;
   readonly seedDemo: boolean;
+  /** Simulated fans kept in the waiting room (`DEMO_CROWD`); 0: none. */
+  readonly demoCrowd: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   readonly dbPoolMax: number;
   readonly shutdownTimeoutMs: number;
@@ -90,6 +92,11 @@ export interface WebLoginConfig {
    */
   readonly origins: readonly string[];
 }
+
+/** The simulated fans of the embedded default's demo crowd. */
+export const DEMO_CROWD_SIZE = 15;
+/** `QUEUE_MAX_ACTIVE` while a demo crowd runs, unless set: small enough that a line forms. */
+export const DEMO_MAX_ACTIVE = 5;
 
 /** The most server processes `WORKERS` may ask for. */
 export const MAX_WORKERS = 64;
@@ -165,7 +172,7 @@ const schema = z.object({
     .default("stagedoor:"),
   HOLD_TTL_SECONDS: integer(5, 3600).default(300),
   TOKEN_TTL_SECONDS: integer(10, 86_400).default(600),
-  QUEUE_MAX_ACTIVE: integer(1, 1_000_000).default(100),
+  QUEUE_MAX_ACTIVE: integer(1, 1_000_000).optional(),
   QUEUE_IDLE_SECONDS: integer(2, 3600).default(30),
   WALLET_MAX_RECHARGE: integer(1, 1_000_000_000_000).default(10_000_000),
   WALLET_MAX_BALANCE: integer(1, 1_000_000_000_000_000).default(1_000_000_000_000),
@@ -173,6 +180,7 @@ const schema = z.object({
   AUTH_HMAC_SECRET: z.string().optional(),
   TOKEN_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   SEED_DEMO: flag.optional(),
+  DEMO_CROWD: integer(0, 1000).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DB_POOL_MAX: integer(1, 200).default(10),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
@@ -268,6 +276,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
       `WATCH_STREAMS_PER_TOKEN (${e.WATCH_STREAMS_PER_TOKEN}) must not exceed WATCH_STREAMS_MAX (${e.WATCH_STREAMS_MAX})`,
     );
   }
+  const seedDemo = e.SEED_DEMO ?? embedded;
+  // The embedded default is a demo: a crowd of simulated fans in a line that
+  // admits a few at a time, so the waiting room is there to see.
+  const demoCrowd =
+    e.DEMO_CROWD ?? (embedded && seedDemo && auth.mode === "trust" ? DEMO_CROWD_SIZE : 0);
+  if (demoCrowd > 0 && auth.mode !== "trust") {
+    throw new ConfigError(
+      "DEMO_CROWD needs AUTH_MODE=trust: its simulated fans join the line without assertions",
+    );
+  }
   const workers = resolveWorkers(e.WORKERS, machine);
   if (workers > 1) requireSharedState(e.WORKERS, workers, e);
 
@@ -284,13 +302,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     holdTtlSeconds: e.HOLD_TTL_SECONDS,
     tokenTtlSeconds: e.TOKEN_TTL_SECONDS,
-    queueMaxActive: e.QUEUE_MAX_ACTIVE,
+    queueMaxActive: e.QUEUE_MAX_ACTIVE ?? (demoCrowd > 0 ? DEMO_MAX_ACTIVE : 100),
     queueIdleSeconds: e.QUEUE_IDLE_SECONDS,
     walletMaxRecharge: BigInt(e.WALLET_MAX_RECHARGE),
     walletMaxBalance: BigInt(e.WALLET_MAX_BALANCE),
     auth: Object.freeze(auth),
     tokenSecret: e.TOKEN_SECRET,
-    seedDemo: e.SEED_DEMO ?? embedded,
+    seedDemo,
+    demoCrowd,
     logLevel: e.LOG_LEVEL,
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
