@@ -578,35 +578,33 @@ if (CHROMIUM === undefined) {
     });
 
     it("speaks the browser's language: Korean to a ko-KR browser, English to an en-US one", async () => {
-      for (const [locale, lang] of [
-        ["ko-KR", "ko"],
-        ["en-US", "en"],
-      ] as const) {
-        // A fresh profile each: no language chosen with the toggle before.
-        const dir = await mkdtemp(path.join(os.tmpdir(), "stagedoor-e2e-locale-"));
-        const browser = await chromium.launchPersistentContext(dir, {
-          executablePath: CHROMIUM,
-          headless: true,
-          args: CHROMIUM_ARGS,
-          viewport: MOBILE,
-          locale,
-        });
-        try {
-          await browser.addInitScript({ content: CSP_RECORDER });
-          const page = browser.pages()[0] ?? (await browser.newPage());
+      // Fresh contexts (nothing chosen with the toggle before), each with its browser language.
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+      });
+      try {
+        for (const [locale, lang] of [
+          ["ko-KR", "ko"],
+          ["en-US", "en"],
+        ] as const) {
+          const fresh = await browser.newContext({ locale, viewport: MOBILE });
+          await fresh.addInitScript({ content: CSP_RECORDER });
+          const page = await fresh.newPage();
           const fan = new BoxOfficeDriver(page, main.url, screenshots, `i-${locale}`).strict();
-          expect(await page.evaluate("navigator.language")).to.equal(locale);
           await page.goto(`${main.url}/`);
+          expect(await page.evaluate("navigator.language")).to.equal(locale);
           await page.locator('section[data-screen="join"]').waitFor();
           expect(await fan.adoptPageLang(), locale).to.equal(lang);
           await fan.expectHeading("joinHeading");
           await page.getByTestId("concert-title").waitFor();
           await fan.screenshot("01-join");
           await fan.expectNoProblems();
-        } finally {
-          await browser.close();
-          await rm(dir, { recursive: true, force: true });
+          await fresh.close();
         }
+      } finally {
+        await browser.close();
       }
     });
 

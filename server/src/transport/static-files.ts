@@ -160,7 +160,7 @@ async function fileSize(file: string): Promise<number | undefined> {
  * each listed name whose weight is not 0. `*` is not expanded; browsers
  * always name br and gzip.
  */
-export function acceptedEncodings(header: string | string[] | undefined): Set<string> {
+function acceptedEncodings(header: string | string[] | undefined): Set<string> {
   const accepted = new Set<string>();
   const value = Array.isArray(header) ? header.join(",") : (header ?? "");
   for (const part of value.split(",")) {
