@@ -1,17 +1,39 @@
 // Builds the web box office into dist/ (or the folder given with --outdir):
 // one minified ES module bundle (the app, the SDK's TypeScript sources and the
-// generated code), the page, the stylesheet and the icon. The server serves
-// that folder at `/`.
+// generated code) and the stylesheet, both named by a hash of their content
+// (app-<hash>.js, styles-<hash>.css) and precompressed next to themselves
+// (.br, .gz), the page that loads them, and the icon. The server serves that
+// folder at `/`: the hashed files with a year of immutable caching, the page
+// with no-cache, so a new build reaches every fan on their next load.
 //
 //   node build.mjs                 # → ./dist
 //   node build.mjs --outdir /tmp/x # → /tmp/x (the browser tests build there)
-import { copyFile, mkdir, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { brotliCompress, constants, gzip } from "node:zlib";
 import { build } from "esbuild";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const STATIC_FILES = ["index.html", "styles.css", "favicon.svg"];
+const brotli = promisify(brotliCompress);
+const gzipped = promisify(gzip);
+
+/** Writes `file.br` and `file.gz` next to `file`, compressed as hard as each format goes. */
+async function precompress(file) {
+  const content = await readFile(file);
+  await writeFile(
+    `${file}.br`,
+    await brotli(content, {
+      params: {
+        [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+        [constants.BROTLI_PARAM_SIZE_HINT]: content.length,
+      },
+    }),
+  );
+  await writeFile(`${file}.gz`, await gzipped(content, { level: 9 }));
+}
 
 /** Reads `--outdir <dir>` (relative to the current directory) or falls back to ./dist here. */
 function outputFolder(argv) {
@@ -27,8 +49,10 @@ await rm(outdir, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
 
 const result = await build({
-  entryPoints: [path.join(here, "src", "main.ts")],
-  outfile: path.join(outdir, "app.js"),
+  entryPoints: { app: path.join(here, "src", "main.ts") },
+  outdir,
+  // esbuild's content hash: a new build with any change gets a new name.
+  entryNames: "[name]-[hash]",
   bundle: true,
   platform: "browser",
   format: "esm",
@@ -54,11 +78,29 @@ if (nodeImports.length > 0) {
   );
 }
 
-for (const file of STATIC_FILES) {
-  await copyFile(path.join(here, file), path.join(outdir, file));
-}
+const [appPath, app] = Object.entries(result.metafile.outputs).find(([, output]) =>
+  output.entryPoint?.endsWith("main.ts"),
+);
+const appJs = path.basename(appPath);
 
-const bytes = result.metafile.outputs[path.relative(process.cwd(), path.join(outdir, "app.js"))];
+const css = await readFile(path.join(here, "styles.css"));
+const stylesCss = `styles-${createHash("sha256").update(css).digest("hex").slice(0, 8).toUpperCase()}.css`;
+await writeFile(path.join(outdir, stylesCss), css);
+
+const page = await readFile(path.join(here, "index.html"), "utf8");
+const linked = page
+  .replace('href="./styles.css"', `href="./${stylesCss}"`)
+  .replace('src="./app.js"', `src="./${appJs}"`);
+if (!linked.includes(appJs) || !linked.includes(stylesCss)) {
+  throw new Error("index.html must load ./app.js and ./styles.css");
+}
+await writeFile(path.join(outdir, "index.html"), linked);
+await copyFile(path.join(here, "favicon.svg"), path.join(outdir, "favicon.svg"));
+await Promise.all([
+  precompress(path.join(outdir, appJs)),
+  precompress(path.join(outdir, stylesCss)),
+]);
+
 console.log(
-  `built the web box office into ${outdir}${bytes ? ` (app.js ${Math.round(bytes.bytes / 1024)} KiB)` : ""}`,
+  `built the web box office into ${outdir} (${appJs} ${Math.round(app.bytes / 1024)} KiB)`,
 );

@@ -11,7 +11,7 @@ import { createErrorInterceptor } from "./transport/interceptors/error.intercept
 import { sendJson, settleBodyAfterAnswer } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
 import { createRoutes, PUBLIC_METHODS, seatOfCall } from "./transport/routes.js";
-import { createStaticFiles } from "./transport/static-files.js";
+import { createStaticFiles, type WebPageSettings } from "./transport/static-files.js";
 
 /** What {@link createApp} builds from. */
 export interface AppDeps {
@@ -22,6 +22,8 @@ export interface AppDeps {
   readonly corsOrigins: readonly string[];
   /** The built web box office to serve at `/`, if any. */
   readonly webDir: string | undefined;
+  /** What the box office page is told of this server (how fans sign in). */
+  readonly webPage: WebPageSettings;
 }
 
 /** The application: one request listener for every protocol, and its drain switch. */
@@ -100,7 +102,9 @@ export function createApp(deps: AppDeps): App {
       );
     },
   });
-  const serveStatic = deps.webDir ? createStaticFiles(deps.webDir, logger) : undefined;
+  const serveStatic = deps.webDir
+    ? createStaticFiles(deps.webDir, logger, deps.webPage)
+    : undefined;
   const applyCors = createCors(deps.corsOrigins);
   const rest = createRestRouter(services, logger);
 

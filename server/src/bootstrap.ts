@@ -3,6 +3,7 @@ import { createApp } from "./app.js";
 import type { Config } from "./config.js";
 import { buildServices, type Services, settingsFromConfig } from "./container.js";
 import { startEmbeddedPostgres } from "./embedded/embedded-postgres.js";
+import { createDemoCrowd } from "./jobs/demo-crowd.js";
 import { createIntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
 import { seedDemoCatalog } from "./modules/catalog/index.js";
@@ -133,6 +134,11 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       logger,
       corsOrigins: config.corsOrigins,
       webDir: config.webDir,
+      webPage: {
+        auth: config.auth.mode,
+        loginOrigins: config.webLogin.origins,
+        ...(config.webLogin.url ? { loginUrl: config.webLogin.url } : {}),
+      },
     });
     const server = await startHttpServer({
       host: config.host,
@@ -148,8 +154,24 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
     });
     services.watchHub.start();
     if (!options.withoutJobs) {
-      for (const job of services.jobs) job.start();
-      cleanups.push(() => Promise.all(services.jobs.map((job) => job.stop())));
+      const jobs = [...services.jobs];
+      if (config.demoCrowd > 0) {
+        jobs.push(
+          createDemoCrowd({
+            queue: services.queue,
+            concertId: async () => (await services.catalog.defaultConcert()).id,
+            clock,
+            logger,
+            size: config.demoCrowd,
+          }),
+        );
+        logger.info(
+          { demoCrowd: config.demoCrowd, queueMaxActive: config.queueMaxActive },
+          "demo crowd: simulated fans keep the waiting room busy (DEMO_CROWD=0 turns them off)",
+        );
+      }
+      for (const job of jobs) job.start();
+      cleanups.push(() => Promise.all(jobs.map((job) => job.stop())));
     }
 
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;

@@ -30,6 +30,8 @@ export interface Config {
   /** Keys the queue-token derivation; unset means "generate once and keep it in PostgreSQL". */
   readonly tokenSecret: string | undefined;
   readonly seedDemo: boolean;
+  /** Simulated fans kept in the waiting room (`DEMO_CROWD`); 0: none. */
+  readonly demoCrowd: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   readonly dbPoolMax: number;
   readonly shutdownTimeoutMs: number;
@@ -37,6 +39,8 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** The built web box office to serve at `/`, or undefined to serve none. */
   readonly webDir: string | undefined;
+  /** How the web box office gets a fan's assertion in `hmac` mode (see examples/web/README.md). */
+  readonly webLogin: WebLoginConfig;
   /**
    * Server processes sharing the port (`WORKERS`, with `auto` already resolved
    * to the CPU count). 1 means one process and no cluster; more needs Redis and
@@ -77,6 +81,22 @@ export interface ConnectionLimits {
   /** Live `WatchQueueStatus` streams of this process. */
   readonly watchStreamsMax: number;
 }
+
+/** Where fans of the web box office sign in when the server verifies assertions. */
+export interface WebLoginConfig {
+  /** The operator's sign-in page, linked for fans who arrive without an assertion. */
+  readonly url: string | undefined;
+  /**
+   * Origins whose pages may hand the box office an assertion by `postMessage`:
+   * `WEB_LOGIN_ORIGINS`, or else the origin of the sign-in page.
+   */
+  readonly origins: readonly string[];
+}
+
+/** The simulated fans of the embedded default's demo crowd. */
+export const DEMO_CROWD_SIZE = 15;
+/** `QUEUE_MAX_ACTIVE` while a demo crowd runs, unless set: small enough that a line forms. */
+export const DEMO_MAX_ACTIVE = 5;
 
 /** The most server processes `WORKERS` may ask for. */
 export const MAX_WORKERS = 64;
@@ -123,6 +143,23 @@ const url = (protocols: readonly string[]) =>
     `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`,
   );
 
+/** A comma-separated list of origins, e.g. `https://a.example,https://b.example`. */
+const origins = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((origin) => origin.trim())
+      .filter((origin) => origin !== ""),
+  )
+  .pipe(
+    z.array(
+      z
+        .string()
+        .refine(isOrigin, "must list origins such as https://tickets.example.com, comma-separated"),
+    ),
+  );
+
 const schema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: integer(0, 65535).default(8080),
@@ -135,7 +172,7 @@ const schema = z.object({
     .default("stagedoor:"),
   HOLD_TTL_SECONDS: integer(5, 3600).default(300),
   TOKEN_TTL_SECONDS: integer(10, 86_400).default(600),
-  QUEUE_MAX_ACTIVE: integer(1, 1_000_000).default(100),
+  QUEUE_MAX_ACTIVE: integer(1, 1_000_000).optional(),
   QUEUE_IDLE_SECONDS: integer(2, 3600).default(30),
   WALLET_MAX_RECHARGE: integer(1, 1_000_000_000_000).default(10_000_000),
   WALLET_MAX_BALANCE: integer(1, 1_000_000_000_000_000).default(1_000_000_000_000),
@@ -143,30 +180,15 @@ const schema = z.object({
   AUTH_HMAC_SECRET: z.string().optional(),
   TOKEN_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   SEED_DEMO: flag.optional(),
+  DEMO_CROWD: integer(0, 1000).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DB_POOL_MAX: integer(1, 200).default(10),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
-  CORS_ORIGINS: z
-    .string()
-    .transform((value) =>
-      value
-        .split(",")
-        .map((origin) => origin.trim())
-        .filter((origin) => origin !== ""),
-    )
-    .pipe(
-      z.array(
-        z
-          .string()
-          .refine(
-            isOrigin,
-            "must list origins such as https://tickets.example.com, comma-separated",
-          ),
-      ),
-    )
-    .default([]),
+  CORS_ORIGINS: origins.default([]),
   SERVE_WEB: flag.default(true),
   WEB_DIR: z.string().min(1).optional(),
+  WEB_LOGIN_URL: url(["https:", "http:"]).optional(),
+  WEB_LOGIN_ORIGINS: origins.optional(),
   WORKERS: z
     .string()
     .refine(
@@ -254,6 +276,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
       `WATCH_STREAMS_PER_TOKEN (${e.WATCH_STREAMS_PER_TOKEN}) must not exceed WATCH_STREAMS_MAX (${e.WATCH_STREAMS_MAX})`,
     );
   }
+  const seedDemo = e.SEED_DEMO ?? embedded;
+  // The embedded default is a demo: a crowd of simulated fans in a line that
+  // admits a few at a time, so the waiting room is there to see.
+  const demoCrowd =
+    e.DEMO_CROWD ?? (embedded && seedDemo && auth.mode === "trust" ? DEMO_CROWD_SIZE : 0);
+  if (demoCrowd > 0 && auth.mode !== "trust") {
+    throw new ConfigError(
+      "DEMO_CROWD needs AUTH_MODE=trust: its simulated fans join the line without assertions",
+    );
+  }
   const workers = resolveWorkers(e.WORKERS, machine);
   if (workers > 1) requireSharedState(e.WORKERS, workers, e);
 
@@ -270,18 +302,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     holdTtlSeconds: e.HOLD_TTL_SECONDS,
     tokenTtlSeconds: e.TOKEN_TTL_SECONDS,
-    queueMaxActive: e.QUEUE_MAX_ACTIVE,
+    queueMaxActive: e.QUEUE_MAX_ACTIVE ?? (demoCrowd > 0 ? DEMO_MAX_ACTIVE : 100),
     queueIdleSeconds: e.QUEUE_IDLE_SECONDS,
     walletMaxRecharge: BigInt(e.WALLET_MAX_RECHARGE),
     walletMaxBalance: BigInt(e.WALLET_MAX_BALANCE),
     auth: Object.freeze(auth),
     tokenSecret: e.TOKEN_SECRET,
-    seedDemo: e.SEED_DEMO ?? embedded,
+    seedDemo,
+    demoCrowd,
     logLevel: e.LOG_LEVEL,
     dbPoolMax: e.DB_POOL_MAX,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     webDir: e.SERVE_WEB ? path.resolve(base, e.WEB_DIR ?? DEFAULT_WEB_DIR) : undefined,
+    webLogin: Object.freeze({
+      url: e.WEB_LOGIN_URL,
+      origins: Object.freeze(
+        e.WEB_LOGIN_ORIGINS ?? (e.WEB_LOGIN_URL ? [new URL(e.WEB_LOGIN_URL).origin] : []),
+      ),
+    }),
     workers,
     limits: Object.freeze({
       sniffTimeoutSeconds: e.HTTP_SNIFF_TIMEOUT_SECONDS,

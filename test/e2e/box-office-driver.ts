@@ -53,6 +53,30 @@ export class BoxOfficeDriver {
     page.on("pageerror", (error) => this.problems.push(`page error: ${error.message}`));
   }
 
+  /**
+   * For a path where nothing may go wrong: no console error is tolerated (not
+   * even Chromium's line for a refused call), and every request that fails
+   * or answers with an error status is a problem too. Requests the page
+   * cancels itself (a screen that goes away aborts its calls) are not.
+   */
+  strict(): this {
+    this.expected.length = 0;
+    this.page.on("requestfailed", (request) => {
+      const failure = request.failure()?.errorText ?? "";
+      if (failure !== "net::ERR_ABORTED") {
+        this.problems.push(`failed request: ${request.method()} ${request.url()} ${failure}`);
+      }
+    });
+    this.page.on("response", (response) => {
+      if (response.status() >= 400) {
+        this.problems.push(
+          `error response: ${response.status()} ${response.request().method()} ${response.url()}`,
+        );
+      }
+    });
+    return this;
+  }
+
   /** Tolerates console errors matching `pattern`, which the test provokes itself. */
   expectConsoleErrors(pattern: RegExp): void {
     this.expected.push(pattern);
@@ -72,6 +96,14 @@ export class BoxOfficeDriver {
     expect(await this.page.getAttribute("html", "lang")).to.equal(lang);
     this.lang = lang;
     await this.expectHeading("joinHeading");
+  }
+
+  /** Reads the language the page chose by itself (from the browser's), for the checks' words. */
+  async adoptPageLang(): Promise<Lang> {
+    const lang = await this.page.getAttribute("html", "lang");
+    if (lang !== "ko" && lang !== "en") throw new Error(`the page speaks ${String(lang)}`);
+    this.lang = lang;
+    return lang;
   }
 
   /** Switches the language with the toggle and waits for the redraw. */

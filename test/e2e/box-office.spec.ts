@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,10 +15,12 @@ import {
 import { expect } from "chai";
 import { type BrowserContext, chromium } from "playwright-core";
 import { MESSAGES } from "../../examples/web/src/i18n.js";
-import { must, newRequestId, uniqueUser } from "../rpc/rpc-kit.js";
+import { signUserAssertion } from "../../server/src/modules/identity/index.js";
+import { must, newRequestId, pollUntil, uniqueUser } from "../rpc/rpc-kit.js";
 import { clientFor } from "../support/clients.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { BoxOfficeDriver, CSP_RECORDER } from "./box-office-driver.js";
+import { type LoginSite, startLoginSite } from "./login-site.js";
 
 const run = promisify(execFile);
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -42,6 +44,11 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 const MOBILE = { width: 375, height: 740 };
+/** The secret the hmac server and the stand-in operator site share. */
+const HMAC_SECRET = "e2e-hmac-secret-0123456789abcdef0123456789";
+/** What the operator's site signs once its own sign-in knows the fan. */
+const assertionFor = (userId: string, validForMs = 10 * 60_000) =>
+  signUserAssertion(HMAC_SECRET, userId, new Date(Date.now() + validForMs));
 const DESKTOP = { width: 1280, height: 900 };
 
 /** The n-th bookable date of the demo concert and its seats by number, read through the API. */
@@ -50,6 +57,13 @@ async function dateSeats(client: StagedoorClient, concertId: string, index: numb
   const date = must(dates[index], `date #${index}`);
   const { seats } = await client.catalog.listSeats({ concertDateId: date.id, pageSize: 500 });
   return { date, seats: new Map(seats.map((seat) => [seat.number, seat])) };
+}
+
+/** The bundle's content-hashed name in a built folder (`app-<hash>.js`). */
+async function appFile(dir: string): Promise<string> {
+  const names = (await readdir(dir)).filter((name) => /^app-[A-Z0-9]{8}\.js$/.test(name));
+  expect(names, "one content-hashed app bundle").to.have.length(1);
+  return must(names[0]);
 }
 
 const SUITE = "the web box office in a real browser";
@@ -77,6 +91,8 @@ if (CHROMIUM === undefined) {
     let main: TestServer;
     let shortHolds: TestServer;
     let oneAtATime: TestServer;
+    let hmac: TestServer;
+    let loginSite: LoginSite;
     const drivers: BoxOfficeDriver[] = [];
 
     before(async () => {
@@ -90,6 +106,7 @@ if (CHROMIUM === undefined) {
       console.log(`      box office screenshots: ${screenshots}`);
 
       const common = { WEB_DIR: webDir, SHUTDOWN_TIMEOUT_MS: "250" };
+      loginSite = await startLoginSite();
       // Each is kept as soon as it is up, so `after` stops it even if another failed to start.
       await Promise.all([
         startTestServer({ env: common }).then((server) => {
@@ -101,7 +118,18 @@ if (CHROMIUM === undefined) {
         startTestServer({ env: { ...common, QUEUE_MAX_ACTIVE: "1" } }).then((server) => {
           oneAtATime = server;
         }),
+        startTestServer({
+          env: {
+            ...common,
+            AUTH_MODE: "hmac",
+            AUTH_HMAC_SECRET: HMAC_SECRET,
+            WEB_LOGIN_URL: `${loginSite.url}/login`,
+          },
+        }).then((server) => {
+          hmac = server;
+        }),
       ]);
+      loginSite.boxOffice = hmac.url;
 
       profileDir = await mkdtemp(path.join(os.tmpdir(), "stagedoor-e2e-profile-"));
       context = await chromium.launchPersistentContext(profileDir, {
@@ -117,7 +145,13 @@ if (CHROMIUM === undefined) {
     after(async () => {
       await context?.close();
       if (profileDir) await rm(profileDir, { recursive: true, force: true });
-      await Promise.all([main?.stop(), shortHolds?.stop(), oneAtATime?.stop()]);
+      await Promise.all([
+        main?.stop(),
+        shortHolds?.stop(),
+        oneAtATime?.stop(),
+        hmac?.stop(),
+        loginSite?.stop(),
+      ]);
       if (webDir) await rm(webDir, { recursive: true, force: true });
     });
 
@@ -140,7 +174,7 @@ if (CHROMIUM === undefined) {
     }
 
     it("builds a bundle with no Node built-ins and a page with no inline script or style", async () => {
-      const bundle = await readFile(path.join(webDir, "app.js"), "utf8");
+      const bundle = await readFile(path.join(webDir, await appFile(webDir)), "utf8");
       expect(bundle).to.not.match(/["']node:/);
       expect(bundle).to.not.match(/\brequire\(/);
       const html = await readFile(path.join(webDir, "index.html"), "utf8");
@@ -150,8 +184,9 @@ if (CHROMIUM === undefined) {
       expect(served.headers.get("content-security-policy")).to.include("script-src 'self'");
     });
 
-    it("sells a seat from join to ticket: the seat is sold and the balance drops by its price", async () => {
-      const fan = await openPage(main, "a-purchase");
+    it("sells a seat from join to ticket with no console error and no failed request: the seat is sold and the balance drops by its price", async () => {
+      // A new fan's first wallet read included: an empty wallet is no error.
+      const fan = (await openPage(main, "a-purchase")).strict();
       await fan.open("ko");
       await fan.page.getByTestId("concert-title").waitFor();
       await fan.screenshot("01-join");
@@ -505,5 +540,203 @@ if (CHROMIUM === undefined) {
       );
       await checkLayout("08-ticket");
       await fan.expectNoProblems();
+    });
+
+    it("keeps the admission countdown in sight on a phone while the fan scrolls down the seat map", async () => {
+      const fan = (await openPage(main, "h-phone-countdown", MOBILE)).strict();
+      await fan.open("ko");
+      await fan.join(uniqueUser("fan-h"));
+      await fan.expectScreen("admitted");
+      await fan.button("chooseDate").click();
+      await fan.expectScreen("dates");
+      const { date } = await dateSeats(clientFor("connect", main.url), main.concertId, 2);
+      await fan.page.locator(`[data-testid="date-choice"][data-date="${date.date}"]`).click();
+      await fan.expectScreen("seat-map");
+      await fan.waitForSeatState(50, "available");
+
+      // To the very end of the map: on a phone the page scrolls further than the
+      // header is tall, so a header that scrolled away would be out of sight.
+      await fan.page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)");
+      const headerHeight = Number(
+        await fan.page.evaluate("document.querySelector('.site-header').offsetHeight"),
+      );
+      expect(Number(await fan.page.evaluate("window.scrollY"))).to.be.greaterThan(headerHeight);
+      const timer = fan.page.getByTestId("admission-timer");
+      expect(await timer.textContent()).to.match(/\d+:\d\d/);
+      const box = must(await timer.boundingBox(), "the countdown's box");
+      expect(box.y, "countdown top").to.be.at.least(0);
+      expect(box.y + box.height, "countdown bottom").to.be.at.most(MOBILE.height);
+      // Nothing covers it: the element drawn at its centre is the countdown.
+      const centre = [box.x + box.width / 2, box.y + box.height / 2].join(", ");
+      expect(
+        await fan.page.evaluate(
+          `document.elementFromPoint(${centre})?.closest('[data-testid="admission-timer"]') !== null`,
+        ),
+      ).to.equal(true);
+      await fan.screenshot("01-scrolled-map");
+      await fan.expectNoProblems();
+    });
+
+    it("speaks the browser's language: Korean to a ko-KR browser, English to an en-US one", async () => {
+      // Fresh contexts (nothing chosen with the toggle before), each with its browser language.
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+      });
+      try {
+        for (const [locale, lang] of [
+          ["ko-KR", "ko"],
+          ["en-US", "en"],
+        ] as const) {
+          const fresh = await browser.newContext({ locale, viewport: MOBILE });
+          await fresh.addInitScript({ content: CSP_RECORDER });
+          const page = await fresh.newPage();
+          const fan = new BoxOfficeDriver(page, main.url, screenshots, `i-${locale}`).strict();
+          await page.goto(`${main.url}/`);
+          expect(await page.evaluate("navigator.language")).to.equal(locale);
+          await page.locator('section[data-screen="join"]').waitFor();
+          expect(await fan.adoptPageLang(), locale).to.equal(lang);
+          await fan.expectHeading("joinHeading");
+          await page.getByTestId("concert-title").waitFor();
+          await fan.screenshot("01-join");
+          await fan.expectNoProblems();
+          await fresh.close();
+        }
+      } finally {
+        await browser.close();
+      }
+    });
+
+    it("loads app.js by a content-hashed name, br- or gzip-encoded and cached for a year, and index.html with no-cache", async () => {
+      const fan = (await openPage(main, "j-caching")).strict();
+      const bundle = fan.page.waitForResponse((response) =>
+        /\/app-[A-Z0-9]{8}\.js$/.test(response.url()),
+      );
+      const page = must(await fan.page.goto(`${main.url}/`), "the page's response");
+      expect((await page.allHeaders())["cache-control"]).to.equal("no-cache");
+      const app = await bundle;
+      expect(path.basename(new URL(app.url()).pathname)).to.equal(await appFile(webDir));
+      const headers = await app.allHeaders();
+      expect(["br", "gzip"]).to.include(headers["content-encoding"]);
+      expect(headers["cache-control"]).to.equal("public, max-age=31536000, immutable");
+      await fan.page.locator('section[data-screen="join"]').waitFor();
+      // Brotli whenever the client takes it (Chromium offers it over HTTPS).
+      const brotli = await fetch(app.url(), { headers: { "accept-encoding": "gzip, br" } });
+      expect(brotli.headers.get("content-encoding")).to.equal("br");
+      expect(await brotli.text()).to.equal(
+        await readFile(path.join(webDir, await appFile(webDir)), "utf8"),
+      );
+      await fan.expectNoProblems();
+    });
+
+    describe("with AUTH_MODE=hmac, the fan's assertion handed over by the operator's site", () => {
+      it("joins with an assertion from the URL fragment, which leaves the URL at once", async () => {
+        const userId = uniqueUser("fan-k");
+        const fan = (await openPage(hmac, "k-fragment")).strict();
+        await fan.page.goto(
+          `${loginSite.url}/login?mode=fragment&assertion=${encodeURIComponent(assertionFor(userId))}`,
+        );
+        await fan.page.getByTestId("signed-in-as").waitFor();
+        await fan.adoptPageLang();
+        expect(await fan.page.getByTestId("signed-in-as").textContent()).to.equal(
+          fan.text("signedInAs", { userId }),
+        );
+        expect(fan.page.url()).to.equal(`${hmac.url}/`);
+        await fan.screenshot("01-signed-in");
+        await fan.button("joinButton").click();
+        await fan.expectScreen("admitted");
+        // The server issued the token to the assertion's user.
+        const { reservations } = await clientFor(
+          "connect",
+          hmac.url,
+          await fan.token(),
+        ).reservation.listReservations({});
+        expect(reservations).to.deep.equal([]);
+        const session = JSON.parse(
+          String(await fan.page.evaluate("sessionStorage.getItem('stagedoor.session')")),
+        ) as { userId: string };
+        expect(session.userId).to.equal(userId);
+        await fan.expectNoProblems();
+      });
+
+      it("joins with an assertion posted by the operator's page that opened it", async () => {
+        const userId = uniqueUser("fan-l");
+        const operator = await openPage(hmac, "l-operator");
+        await operator.page.goto(
+          `${loginSite.url}/login?mode=popup&assertion=${encodeURIComponent(assertionFor(userId))}`,
+        );
+        const [popup] = await Promise.all([
+          context.waitForEvent("page"),
+          operator.page.click("#open"),
+        ]);
+        const fan = new BoxOfficeDriver(popup, hmac.url, screenshots, "l-popup").strict();
+        drivers.push(fan);
+        await popup.getByTestId("signed-in-as").waitFor();
+        await fan.adoptPageLang();
+        expect(await popup.getByTestId("signed-in-as").textContent()).to.equal(
+          fan.text("signedInAs", { userId }),
+        );
+        await fan.button("joinButton").click();
+        await fan.expectScreen("admitted");
+        const session = JSON.parse(
+          String(await popup.evaluate("sessionStorage.getItem('stagedoor.session')")),
+        ) as { userId: string };
+        expect(session.userId).to.equal(userId);
+        await fan.expectNoProblems();
+      });
+
+      it("ignores assertions posted from an origin the server does not list", async () => {
+        // Same site, other origin: localhost is not 127.0.0.1 to a browser.
+        const stranger = loginSite.url.replace("127.0.0.1", "localhost");
+        const operator = await openPage(hmac, "m-stranger");
+        await operator.page.goto(
+          `${stranger}/login?mode=push&assertion=${encodeURIComponent(assertionFor(uniqueUser("fan-m")))}`,
+        );
+        const [popup] = await Promise.all([
+          context.waitForEvent("page"),
+          operator.page.click("#open"),
+        ]);
+        const fan = new BoxOfficeDriver(popup, hmac.url, screenshots, "m-popup");
+        drivers.push(fan);
+        // Its "ready" is addressed to the allowed origin only, which the stranger is not.
+        fan.expectConsoleErrors(/postMessage.*does not match the recipient window's origin/);
+        await popup.getByTestId("sign-in-needed").waitFor();
+        await pollUntil(
+          async () => Number(await operator.page.evaluate("window.pushes")) >= 5,
+          10_000,
+          "five assertions posted",
+        );
+        expect(await popup.getByTestId("signed-in-as").count()).to.equal(0);
+        expect(await popup.getByTestId("sign-in-needed").count()).to.equal(1);
+        await fan.expectNoProblems();
+      });
+
+      it("without an assertion, sends the fan to sign in and calls nothing that would be refused", async () => {
+        const fan = (await openPage(hmac, "n-no-assertion")).strict();
+        await fan.page.goto(`${hmac.url}/`);
+        await fan.page.getByTestId("sign-in-needed").waitFor();
+        await fan.adoptPageLang();
+        expect(await fan.page.getByTestId("sign-in-link").getAttribute("href")).to.equal(
+          `${loginSite.url}/login`,
+        );
+        expect(await fan.page.locator("#user-id").count()).to.equal(0);
+        await fan.page.getByTestId("concert-title").waitFor();
+        await fan.screenshot("01-sign-in");
+        await fan.expectNoProblems();
+      });
+
+      it("drops an assertion the server refuses (expired) and asks the fan to sign in again", async () => {
+        const fan = await openPage(hmac, "o-expired");
+        await fan.page.goto(
+          `${hmac.url}/#assertion=${encodeURIComponent(assertionFor(uniqueUser("fan-o"), -1_000))}`,
+        );
+        await fan.page.getByTestId("signed-in-as").waitFor();
+        await fan.adoptPageLang();
+        await fan.button("joinButton").click();
+        await fan.expectAlert("errIdentity");
+        await fan.page.getByTestId("sign-in-needed").waitFor();
+        await fan.expectNoProblems();
+      });
     });
   });

@@ -134,11 +134,8 @@ describe("REST /api/balance/recharge and /api/balance", () => {
       expect(await currentBalance(server.url, { userId: victim, token: victimToken })).to.equal(
         5_000,
       );
-      // The thief's own wallet was not created by the attempts either.
-      expectError(
-        await rest(server.url, "GET", `/api/balance?userId=${thief}`, { bearer: thiefToken }),
-        404,
-      );
+      // Nor did the attempts credit the thief's own wallet.
+      expect(await currentBalance(server.url, { userId: thief, token: thiefToken })).to.equal(0);
     });
 
     it("answers 405 to GET", async () => {
@@ -159,13 +156,13 @@ describe("REST /api/balance/recharge and /api/balance", () => {
       expect(body).to.deep.equal({ userId, currentBalance: 12_345 });
     });
 
-    it("answers 404 for a token holder who never recharged", async () => {
+    it("answers 200 with a balance of 0 for a token holder who never recharged", async () => {
       const userId = uniqueUser("never");
       const token = await admittedToken(server.url, userId);
-      expectError(
+      const body = expectOk(
         await rest(server.url, "GET", `/api/balance?userId=${userId}`, { bearer: token }),
-        404,
       );
+      expect(body).to.deep.equal({ userId, currentBalance: 0 });
     });
 
     it("answers 401 without a token, with a garbage one, or with another user's", async () => {

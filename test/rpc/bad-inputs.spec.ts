@@ -420,12 +420,6 @@ const ROWS: Row[] = [
     expected: { code: Code.ResourceExhausted, reason: "BALANCE_LIMIT_REACHED" },
     writes: true,
   },
-  {
-    rpc: "GetWallet",
-    input: "a caller who never recharged",
-    call: (f) => f.fresh.api.wallet.getWallet({}),
-    expected: notFound("WALLET_NOT_FOUND"),
-  },
   ...pagingRows("ListLedgerEntries", 500, (f, pageSize, pageToken) =>
     f.me.api.wallet.listLedgerEntries({ pageSize, pageToken }),
   ),

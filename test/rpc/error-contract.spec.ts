@@ -339,10 +339,8 @@ describe("one error contract: every non-OK answer carries ErrorInfo", () => {
               }),
               { code: Code.InvalidArgument, reason: "INVALID_ARGUMENT", field: "amount" },
             );
-            await expectRpcError(clientFor("connect", server.url, token).wallet.getWallet({}), {
-              code: Code.NotFound,
-              reason: "WALLET_NOT_FOUND",
-            });
+            const { wallet } = await clientFor("connect", server.url, token).wallet.getWallet({});
+            expect([wallet?.balance, wallet?.version]).to.deep.equal([0n, 0n]);
           });
         }
 
@@ -414,7 +412,8 @@ describe("one error contract: every non-OK answer carries ErrorInfo", () => {
       const balance = await fetch(`${server.url}/api/balance?userId=${userId}`, {
         headers: { authorization: `Bearer ${token}` },
       });
-      expect(balance.status).to.equal(404);
+      expect(balance.status).to.equal(200);
+      expect(await balance.json()).to.deep.equal({ userId, currentBalance: 0 });
     });
 
     it("every error answer names its reason in x-error-reason, and keeps the seed's body", async () => {

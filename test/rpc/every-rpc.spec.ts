@@ -229,6 +229,13 @@ describe("every RPC through every protocol", () => {
         );
         const me = as(token);
 
+        // A fan who never recharged has an empty wallet, not a missing one.
+        const empty = await me.wallet.getWallet({});
+        expect(empty.wallet?.userId).to.equal(userId);
+        expect(empty.wallet?.balance).to.equal(0n);
+        expect(empty.wallet?.version).to.equal(0n);
+        expect(empty.wallet?.updateTime).to.equal(undefined);
+
         const first = await me.wallet.rechargeWallet({
           amount: 100_000n,
           requestId: newRequestId(),

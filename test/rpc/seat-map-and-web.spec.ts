@@ -1,6 +1,8 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from "node:zlib";
 import { SeatState } from "@stagedoor/sdk";
 import { expect } from "chai";
 import { clientFor, PROTOCOLS } from "../support/clients.js";
@@ -11,13 +13,28 @@ describe("the seat map, CORS and the web box office's files", () => {
   let server: TestServer;
   let webDir: string;
   const allowed = "https://tickets.example.com";
+  /** A file named by its content hash, as the web build names app.js, with its precompressed copies. */
+  const HASHED = "app-QLVN7RLU.js";
+  const BUNDLE = `console.log(${JSON.stringify("box office ".repeat(200))});`;
 
   before(async () => {
     webDir = await mkdtemp(path.join(os.tmpdir(), "stagedoor-web-"));
-    await writeFile(path.join(webDir, "index.html"), "<!doctype html><title>box office</title>");
+    await writeFile(
+      path.join(webDir, "index.html"),
+      '<!doctype html><meta name="stagedoor-settings" content="{}"><title>box office</title>',
+    );
     await writeFile(path.join(webDir, "app.js"), "console.log('hi');");
+    await writeFile(path.join(webDir, HASHED), BUNDLE);
+    await writeFile(path.join(webDir, `${HASHED}.br`), brotliCompressSync(BUNDLE));
+    await writeFile(path.join(webDir, `${HASHED}.gz`), gzipSync(BUNDLE));
     await writeFile(path.join(webDir, ".secret.json"), "{}");
-    server = await startTestServer({ env: { WEB_DIR: webDir, CORS_ORIGINS: allowed } });
+    server = await startTestServer({
+      env: {
+        WEB_DIR: webDir,
+        CORS_ORIGINS: allowed,
+        WEB_LOGIN_URL: "https://login.example.com/sign-in?next=box-office",
+      },
+    });
   });
   after(async () => {
     await server?.stop();
@@ -157,6 +174,50 @@ describe("the seat map, CORS and the web box office's files", () => {
       expect(head.headers.get("content-type")).to.equal("text/javascript; charset=utf-8");
     });
 
+    it("tells the page its settings in index.html, which is never cached without revalidation", async () => {
+      const res = await fetch(`${server.url}/`);
+      expect(res.headers.get("cache-control")).to.equal("no-cache");
+      const html = await res.text();
+      const content = must(/<meta name="stagedoor-settings" content="([^"]*)">/.exec(html))[1];
+      const settings: unknown = JSON.parse(must(content).replaceAll("&quot;", '"'));
+      expect(settings).to.deep.equal({
+        auth: "trust",
+        loginOrigins: ["https://login.example.com"],
+        loginUrl: "https://login.example.com/sign-in?next=box-office",
+      });
+    });
+
+    it("serves a content-hashed file brotli- or gzip-encoded as accepted, cached for a year", async () => {
+      const get = (acceptEncoding: string) =>
+        // For the headers; fetch decodes the body, so rawBody reads the bytes as sent.
+        fetch(`${server.url}/${HASHED}`, { headers: { "accept-encoding": acceptEncoding } });
+      const cases: [string, string | null, (body: Buffer) => Buffer][] = [
+        ["gzip, deflate, br, zstd", "br", brotliDecompressSync],
+        ["gzip;q=1, br;q=0", "gzip", gunzipSync],
+        ["gzip", "gzip", gunzipSync],
+        ["identity", null, (body) => body],
+      ];
+      for (const [accept, encoding, decode] of cases) {
+        const res = await get(accept);
+        expect(res.status, accept).to.equal(200);
+        expect(res.headers.get("content-encoding"), accept).to.equal(encoding);
+        expect(res.headers.get("cache-control"), accept).to.equal(
+          "public, max-age=31536000, immutable",
+        );
+        expect(res.headers.get("vary"), accept).to.equal("accept-encoding");
+        expect(res.headers.get("content-type"), accept).to.equal("text/javascript; charset=utf-8");
+        const raw = await rawBody(`${server.url}/${HASHED}`, accept);
+        expect(Number(res.headers.get("content-length")), accept).to.equal(raw.length);
+        expect(decode(raw).toString("utf8"), accept).to.equal(BUNDLE);
+      }
+      // A file without a content hash in its name is revalidated, and has no encodings.
+      const plain = await fetch(`${server.url}/app.js`, { headers: { "accept-encoding": "br" } });
+      expect(plain.headers.get("cache-control")).to.equal("no-cache");
+      expect(plain.headers.get("content-encoding")).to.equal(null);
+      // The precompressed copies are not files of the site themselves.
+      expect((await fetch(`${server.url}/${HASHED}.br`)).status).to.equal(404);
+    });
+
     it("never serves dotfiles, files outside the folder, or unknown paths", async () => {
       for (const target of [
         "/.secret.json",
@@ -171,3 +232,17 @@ describe("the seat map, CORS and the web box office's files", () => {
     });
   });
 });
+
+/** The bytes of a GET exactly as sent (fetch would decode a content-encoding). */
+function rawBody(url: string, acceptEncoding: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers: { "accept-encoding": acceptEncoding } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => resolve(Buffer.concat(chunks)));
+        res.on("error", reject);
+      })
+      .on("error", reject);
+  });
+}

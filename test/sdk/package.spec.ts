@@ -96,12 +96,14 @@ const { concerts } = await stagedoor.catalog.listConcerts({});
 const { token } = await stagedoor.queue.issueQueueToken({ concertId: concerts[0].id, userId: "esm-fan" });
 const fan = createStagedoorClient({ baseUrl, transport: createNodeTransport, token });
 const { expireTime } = await waitForAdmission(fan);
-const reason = await fan.wallet.getWallet({}).then(() => "none", errorReason);
+const { wallet } = await fan.wallet.getWallet({});
+const reason = await fan.payment.getPayment({ paymentId: crypto.randomUUID() }).then(() => "none", errorReason);
 console.log(JSON.stringify({
   resolved: import.meta.resolve("@stagedoor/sdk"),
   concerts: concerts.length,
   token: token.startsWith("sdq_"),
   admitted: expireTime > new Date(),
+  balance: String(wallet.balance),
   reason,
 }));
 `;
@@ -221,6 +223,38 @@ describe("SDK package (npm pack, installed into a fresh project)", () => {
     expect(packedFiles).to.include("dist/esm/gen/stagedoor/queue/v1/queue_service_pb.js");
   });
 
+  it("is ready to publish: public, with provenance, its repository, and every export in the tarball", async () => {
+    const manifest = JSON.parse(
+      await readFile(
+        path.join(project, "node_modules", "@stagedoor", "sdk", "package.json"),
+        "utf8",
+      ),
+    ) as {
+      private?: boolean;
+      repository?: { type?: string; url?: string; directory?: string };
+      publishConfig?: { access?: string; provenance?: boolean };
+      exports: Record<string, unknown>;
+    };
+    expect(manifest.private).to.equal(undefined);
+    // npm's provenance statement names the repository; it must be the one the SDK is built from.
+    expect(manifest.repository).to.deep.include({ type: "git", directory: "sdk" });
+    expect(manifest.repository?.url).to.match(/^git\+https:\/\/github\.com\/[^/]+\/[^/]+\.git$/);
+    expect(manifest.publishConfig).to.deep.equal({ access: "public", provenance: true });
+    // Every target a consumer's resolver can reach (all conditions but the repository's own
+    // source condition) is a file of the tarball.
+    const targets = (value: unknown): string[] =>
+      typeof value === "string"
+        ? [value]
+        : Object.entries(value as Record<string, unknown>)
+            .filter(([condition]) => condition !== "stagedoor-source")
+            .flatMap(([, nested]) => targets(nested));
+    const reachable = Object.values(manifest.exports).flatMap(targets);
+    expect(reachable).to.include("./dist/esm/index.js");
+    for (const target of reachable) {
+      expect(packedFiles, `exports target ${target}`).to.include(target.replace(/^\.\//, ""));
+    }
+  });
+
   it("ships no source map references and installs without workspace links", async () => {
     const installed = path.join(project, "node_modules", "@stagedoor", "sdk");
     const manifest = JSON.parse(await readFile(path.join(installed, "package.json"), "utf8")) as {
@@ -247,7 +281,8 @@ describe("SDK package (npm pack, installed into a fresh project)", () => {
       concerts: 1,
       token: true,
       admitted: true,
-      reason: "WALLET_NOT_FOUND",
+      balance: "0",
+      reason: "PAYMENT_NOT_FOUND",
     });
   });
 

@@ -36,12 +36,33 @@ describe("loadConfig", () => {
         redisKeyPrefix: "stagedoor:",
         holdTtlSeconds: 300,
         tokenTtlSeconds: 600,
-        queueMaxActive: 100,
+        // The demo: a crowd of 15 simulated fans in a line of 5 slots.
+        queueMaxActive: 5,
+        demoCrowd: 15,
         queueIdleSeconds: 30,
         tokenSecret: undefined,
         logLevel: "info",
         workers: 1,
       });
+    });
+
+    it("runs the demo crowd on the embedded default only, with its small line unless QUEUE_MAX_ACTIVE is set", () => {
+      expect(load({ DEMO_CROWD: "0" })).to.deep.include({ demoCrowd: 0, queueMaxActive: 100 });
+      expect(load({ DEMO_CROWD: "40", QUEUE_MAX_ACTIVE: "10" })).to.deep.include({
+        demoCrowd: 40,
+        queueMaxActive: 10,
+      });
+      expect(load({ SEED_DEMO: "false" })).to.deep.include({ demoCrowd: 0, queueMaxActive: 100 });
+      const production = { DATABASE_URL, AUTH_MODE: "trust" };
+      expect(load(production)).to.deep.include({ demoCrowd: 0, queueMaxActive: 100 });
+      expect(load({ ...production, SEED_DEMO: "true" })).to.deep.include({ demoCrowd: 0 });
+      expect(load({ ...production, DEMO_CROWD: "3" })).to.deep.include({
+        demoCrowd: 3,
+        queueMaxActive: 5,
+      });
+      const hmac = { AUTH_MODE: "hmac", AUTH_HMAC_SECRET: HMAC_SECRET };
+      expect(load(hmac).demoCrowd).to.equal(0);
+      expectConfigError({ ...hmac, DEMO_CROWD: "3" }, "DEMO_CROWD");
     });
 
     it("trusts user ids and seeds the demo when no DATABASE_URL is set", () => {
@@ -112,6 +133,32 @@ describe("loadConfig", () => {
       for (const bad of ["*", "tickets.example.com", "https://x.example/path", "ftp://x.example"]) {
         expectConfigError({ CORS_ORIGINS: bad }, "CORS_ORIGINS");
       }
+    });
+
+    it("has no sign-in page for the box office by default", () => {
+      expect(load({}).webLogin).to.deep.equal({ url: undefined, origins: [] });
+    });
+
+    it("takes the sign-in page's origin as the one that may hand over assertions", () => {
+      const config = load({ WEB_LOGIN_URL: "https://www.example.com/login?to=tickets" });
+      expect(config.webLogin).to.deep.equal({
+        url: "https://www.example.com/login?to=tickets",
+        origins: ["https://www.example.com"],
+      });
+      expect(Object.isFrozen(config.webLogin.origins)).to.equal(true);
+    });
+
+    it("reads WEB_LOGIN_ORIGINS as exact origins, over the sign-in page's own", () => {
+      const config = load({
+        WEB_LOGIN_URL: "https://www.example.com/login",
+        WEB_LOGIN_ORIGINS: "https://id.example.com, https://www.example.com",
+      });
+      expect(config.webLogin.origins).to.deep.equal([
+        "https://id.example.com",
+        "https://www.example.com",
+      ]);
+      expectConfigError({ WEB_LOGIN_ORIGINS: "https://id.example.com/x" }, "WEB_LOGIN_ORIGINS");
+      expectConfigError({ WEB_LOGIN_URL: "javascript:alert(1)" }, "WEB_LOGIN_URL");
     });
 
     it("serves no web files with SERVE_WEB=false, and resolves WEB_DIR against INIT_CWD", () => {

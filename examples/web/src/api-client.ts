@@ -28,7 +28,10 @@ export interface ApiClient {
 export function createApiClient(baseUrl: string): ApiClient {
   let token: string | undefined;
   const bearer: Interceptor = (next) => (req) => {
-    if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
+    // A call that brings its own credential (IssueQueueToken with an assertion) keeps it.
+    if (token !== undefined && !req.header.has("authorization")) {
+      req.header.set("authorization", `Bearer ${token}`);
+    }
     return next(req);
   };
   const transport = createConnectTransport({ baseUrl, useHttpGet: true, interceptors: [bearer] });

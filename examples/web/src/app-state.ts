@@ -49,4 +49,9 @@ export interface AppState {
   /** The confirmed reservation after a payment. */
   ticket: Reservation | undefined;
   notice: Notice | undefined;
+  /**
+   * The signed assertion the operator's site handed over (`AUTH_MODE=hmac`),
+   * sent to take a place in line; kept in memory only.
+   */
+  assertion: string | undefined;
 }

@@ -8,7 +8,14 @@ import { type CountdownView, createCountdown } from "./countdown.js";
 import { h } from "./dom.js";
 import { describeError, type FanError } from "./fan-error.js";
 import { formatWon } from "./format.js";
-import { DEFAULT_LANG, type Lang, type MessageKey, type MessageParams, translate } from "./i18n.js";
+import {
+  type Lang,
+  type MessageKey,
+  type MessageParams,
+  preferredLang,
+  translate,
+} from "./i18n.js";
+import type { PageSettings } from "./page-settings.js";
 import { renderAdmittedScreen } from "./screens/admitted-screen.js";
 import { renderDatesScreen } from "./screens/dates-screen.js";
 import { renderHoldScreen } from "./screens/hold-screen.js";
@@ -68,9 +75,11 @@ export class BoxOfficeApp {
     hold: undefined,
     ticket: undefined,
     notice: undefined,
+    assertion: undefined,
   };
   private readonly actions = new ActionIds();
-  private lang: Lang = browserStorage.loadLang() ?? DEFAULT_LANG;
+  /** The fan's own choice when they made one, else their browser's language. */
+  private lang: Lang = browserStorage.loadLang() ?? preferredLang(navigator.languages);
   /** Local clock minus server clock, when they differ by more than latency. */
   private clockOffsetMs = 0;
   private mounted: Mounted | undefined;
@@ -100,6 +109,7 @@ export class BoxOfficeApp {
   constructor(
     root: HTMLElement,
     private readonly api: ApiClient,
+    private readonly settings: PageSettings,
   ) {
     this.langButton.addEventListener("click", () => this.switchLanguage());
     root.replaceChildren(
@@ -119,8 +129,12 @@ export class BoxOfficeApp {
     );
   }
 
-  /** Shows the first screen: back in line when this tab already has a place, else join. */
-  start(): void {
+  /**
+   * Shows the first screen: back in line when this tab already has a place,
+   * else join (with the assertion the operator's site handed over, if any).
+   */
+  start(assertion?: string): void {
+    this.state.assertion = assertion;
     const saved = browserStorage.loadSession();
     if (saved !== undefined) {
       this.state.session = saved;
@@ -130,6 +144,12 @@ export class BoxOfficeApp {
     }
     this.paintShell();
     this.render(false);
+  }
+
+  /** An assertion handed over after the page started (postMessage): the join screen uses it. */
+  receiveAssertion(assertion: string): void {
+    this.state.assertion = assertion;
+    if (this.state.screen === "join") this.render(false);
   }
 
   private t(key: MessageKey, params?: MessageParams): string {
@@ -163,6 +183,7 @@ export class BoxOfficeApp {
     const live = () => !signal.aborted;
     const ctx: ScreenContext = {
       stagedoor: this.api.stagedoor,
+      settings: this.settings,
       state: this.state,
       lang: this.lang,
       actions: this.actions,
@@ -192,6 +213,11 @@ export class BoxOfficeApp {
         );
       },
       startSession: (session, concert) => live() && this.startSession(session, concert),
+      dropAssertion: (notice) => {
+        if (!live()) return;
+        this.state.assertion = undefined;
+        this.go("join", notice);
+      },
       endSession: (notice) => live() && this.endSession(notice),
       admit: (expireTimeMs) => live() && this.admit(expireTimeMs),
       chooseDate: (date) => live() && this.chooseDate(date),

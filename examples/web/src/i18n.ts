@@ -1,8 +1,21 @@
-/** The languages of the box office; Korean first, since the seed's fans are Korean. */
+/** The languages of the box office. */
 export type Lang = "ko" | "en";
 
-/** The language a fan sees before choosing one. */
-export const DEFAULT_LANG: Lang = "ko";
+/** The language of a browser that prefers neither Korean nor English. */
+export const DEFAULT_LANG: Lang = "en";
+
+/**
+ * The language a fan sees before choosing one: the first of the browser's
+ * preferred languages (`navigator.languages`, most preferred first) that the
+ * box office speaks, by primary subtag (`ko-KR` is Korean), else English.
+ */
+export function preferredLang(browserLanguages: readonly string[]): Lang {
+  for (const tag of browserLanguages) {
+    const primary = tag.split("-")[0]?.toLowerCase();
+    if (isLang(primary)) return primary;
+  }
+  return DEFAULT_LANG;
+}
 
 const en = {
   appTitle: "Stagedoor Box Office",
@@ -16,12 +29,16 @@ const en = {
 
   joinHeading: "Join the line",
   joinIntro: "Enter your user id to take your place in line.",
+  joinIntroSignedIn: "Take your place in line.",
   concertVenue: "Venue: {venue}",
   userIdLabel: "User id",
   userIdHint: "1 to 128 characters, for example kim.",
   userIdInvalid: "Enter a user id of 1 to 128 characters.",
   joinButton: "Join the line",
   noConcert: "Nothing is on sale right now. Please check back later.",
+  signedInAs: "Signed in as {userId}",
+  signInNeeded: "Sign in on the organiser's site first; it brings you back here to join the line.",
+  signInLink: "Sign in",
 
   queueHeading: "You're in line",
   queuePositionLabel: "Your place in line",
@@ -133,12 +150,17 @@ const ko: Record<MessageKey, string> = {
 
   joinHeading: "대기열 입장",
   joinIntro: "아이디를 입력하고 대기열에 들어가세요.",
+  joinIntroSignedIn: "대기열에 들어가세요.",
   concertVenue: "장소: {venue}",
   userIdLabel: "아이디",
   userIdHint: "1~128자. 예: kim",
   userIdInvalid: "아이디를 1~128자로 입력해 주세요.",
   joinButton: "대기열 들어가기",
   noConcert: "지금 판매 중인 공연이 없어요. 나중에 다시 확인해 주세요.",
+  signedInAs: "{userId} 님으로 로그인했어요",
+  signInNeeded:
+    "먼저 주최 측 사이트에서 로그인해 주세요. 로그인하면 이곳으로 돌아와 대기열에 들어갈 수 있어요.",
+  signInLink: "로그인하기",
 
   queueHeading: "대기 중이에요",
   queuePositionLabel: "내 대기 순번",

@@ -1,24 +1,17 @@
 import type { StagedoorClient } from "@stagedoor/sdk";
-import { describeError } from "./fan-error.js";
 import { withRetry } from "./retry.js";
 
 /**
- * Reads the fan's wallet balance: 0 when they have never topped up, which the API
- * reports as `not_found` with reason WALLET_NOT_FOUND.
+ * Reads the fan's wallet balance. A fan who has never topped up has an empty
+ * wallet (balance 0, version 0), which `exists: false` reports so the wallet
+ * screen can say the first top-up starts it.
  */
 export async function loadBalance(
   stagedoor: StagedoorClient,
   signal: AbortSignal,
 ): Promise<{ balance: bigint; exists: boolean }> {
-  try {
-    const { wallet } = await withRetry(() => stagedoor.wallet.getWallet({}, { signal }), {
-      signal,
-    });
-    return { balance: wallet?.balance ?? 0n, exists: true };
-  } catch (error) {
-    if (!signal.aborted && describeError(error).reason === "WALLET_NOT_FOUND") {
-      return { balance: 0n, exists: false };
-    }
-    throw error;
-  }
+  const { wallet } = await withRetry(() => stagedoor.wallet.getWallet({}, { signal }), {
+    signal,
+  });
+  return { balance: wallet?.balance ?? 0n, exists: (wallet?.version ?? 0n) > 0n };
 }

@@ -63,14 +63,15 @@ describe("WalletService on PostgreSQL", () => {
     );
   }
 
-  it("has no wallet before the first recharge, which creates it with its first ledger entry", async () => {
+  it("reads an empty wallet before the first recharge (writing nothing), which creates it with its first ledger entry", async () => {
     const caller = await admit("first");
     const userId = caller.principal.userId;
-    await expectDomainError(
-      h.services.wallet.get(caller.principal),
-      "not_found",
-      "WALLET_NOT_FOUND",
-    );
+    expect(await h.services.wallet.get(caller.principal)).to.deep.equal({
+      userId,
+      balance: 0n,
+      version: 0,
+      updatedAt: undefined,
+    });
     expect(await walletRow(userId)).to.equal(undefined);
 
     const now = h.clock.now();

@@ -1,17 +1,22 @@
 import type { Concert } from "@stagedoor/sdk";
+import { assertionUser } from "../assertion-handover.js";
 import { h, replaceChildren } from "../dom.js";
+import { describeError } from "../fan-error.js";
 import { withRetry } from "../retry.js";
 import { type Screen, type ScreenContext, screenHeading, screenSection } from "./screen.js";
 
 const MAX_USER_ID = 128;
 
 /**
- * Join: the fan types a user id and takes a place in the line of the first
- * concert on sale (its title and venue are shown, so they know what they
- * queue for).
+ * Join: the fan takes a place in the line of the first concert on sale (its
+ * title and venue are shown, so they know what they queue for). With
+ * `AUTH_MODE=trust` they type a user id; with `hmac` they join as the user of
+ * the assertion the operator's site handed over, or are sent to sign in there.
  */
 export function renderJoinScreen(ctx: ScreenContext): Screen {
   const heading = screenHeading(ctx.t("joinHeading"));
+  const assertion = ctx.settings.auth === "hmac" ? ctx.state.assertion : undefined;
+  const signedInUser = assertion === undefined ? undefined : assertionUser(assertion);
   const concertBox = h("div", { class: "concert-card", "aria-busy": "true" }, ctx.t("loading"));
   const hint = h("p", { id: "user-id-hint", class: "field-hint" }, ctx.t("userIdHint"));
   const problem = h("p", { id: "user-id-error", class: "field-error", hidden: true });
@@ -51,7 +56,7 @@ export function renderJoinScreen(ctx: ScreenContext): Screen {
       novalidate: true,
       onsubmit: (event) => {
         event.preventDefault();
-        const userId = input.value.trim();
+        const userId = signedInUser ?? input.value.trim();
         if (userId.length < 1 || userId.length > MAX_USER_ID) {
           showProblem(ctx.t("userIdInvalid"));
           input.focus();
@@ -64,25 +69,43 @@ export function renderJoinScreen(ctx: ScreenContext): Screen {
         ctx.task(async () => {
           try {
             // IssueQueueToken is idempotent per user and concert: retrying is safe.
-            const { token } = await withRetry(
+            const issued = await withRetry(
               () =>
                 ctx.stagedoor.queue.issueQueueToken(
                   { concertId: target.id, userId },
-                  { signal: ctx.signal },
+                  {
+                    signal: ctx.signal,
+                    // The assertion is the bearer credential of this one call.
+                    ...(assertion ? { headers: { authorization: `Bearer ${assertion}` } } : {}),
+                  },
                 ),
               { signal: ctx.signal, onRetry: () => ctx.retrying() },
-            );
-            ctx.startSession({ userId, token, concertId: target.id }, target);
+            ).catch((error: unknown) => {
+              const { reason } = describeError(error);
+              if (assertion && (reason === "ASSERTION_INVALID" || reason === "USER_MISMATCH")) {
+                // Expired or not for this fan: only a new sign-in helps.
+                ctx.dropAssertion({ key: "errIdentity", tone: "error" });
+                return undefined;
+              }
+              throw error;
+            });
+            if (issued === undefined) return;
+            ctx.startSession({ userId, token: issued.token, concertId: target.id }, target);
           } finally {
             submit.disabled = false;
           }
         });
       },
     },
-    h("label", { for: "user-id" }, ctx.t("userIdLabel")),
-    hint,
-    input,
-    problem,
+    ...(signedInUser === undefined
+      ? [h("label", { for: "user-id" }, ctx.t("userIdLabel")), hint, input, problem]
+      : [
+          h(
+            "p",
+            { class: "signed-in", "data-testid": "signed-in-as" },
+            ctx.t("signedInAs", { userId: signedInUser }),
+          ),
+        ]),
     submit,
   );
 
@@ -106,6 +129,30 @@ export function renderJoinScreen(ctx: ScreenContext): Screen {
     submit.disabled = false;
   });
 
-  const root = screenSection("join", heading, h("p", {}, ctx.t("joinIntro")), concertBox, form);
+  if (ctx.settings.auth === "hmac" && signedInUser === undefined) {
+    // Nobody signed in yet: the operator's site says who the fan is.
+    const loginUrl = ctx.settings.loginUrl;
+    const root = screenSection(
+      "join",
+      heading,
+      concertBox,
+      h("p", { "data-testid": "sign-in-needed" }, ctx.t("signInNeeded")),
+      loginUrl === undefined
+        ? null
+        : h(
+            "a",
+            { class: "primary link-button", href: loginUrl, "data-testid": "sign-in-link" },
+            ctx.t("signInLink"),
+          ),
+    );
+    return { root, heading };
+  }
+  const root = screenSection(
+    "join",
+    heading,
+    h("p", {}, ctx.t(signedInUser === undefined ? "joinIntro" : "joinIntroSignedIn")),
+    concertBox,
+    form,
+  );
   return { root, heading };
 }

@@ -5,6 +5,7 @@ import type { AppState, FanSession, Notice, ScreenName } from "../app-state.js";
 import { type Child, h } from "../dom.js";
 import type { FanError } from "../fan-error.js";
 import type { Lang, MessageKey, MessageParams } from "../i18n.js";
+import type { PageSettings } from "../page-settings.js";
 
 /** One rendered screen. */
 export interface Screen {
@@ -20,6 +21,7 @@ export interface Screen {
  */
 export interface ScreenContext {
   readonly stagedoor: StagedoorClient;
+  readonly settings: PageSettings;
   readonly state: Readonly<AppState>;
   readonly lang: Lang;
   readonly actions: ActionIds;
@@ -44,6 +46,8 @@ export interface ScreenContext {
   /** Runs screen work, ignoring the cancellation when the screen goes away and reporting other failures. */
   task(work: () => Promise<void>): void;
   startSession(session: FanSession, concert: Concert): void;
+  /** Forgets an assertion the server refused (expired, say) and shows the join screen again. */
+  dropAssertion(notice: Notice): void;
   endSession(notice?: Notice): void;
   admit(expireTimeMs: number): void;
   chooseDate(date: ConcertDate): void;

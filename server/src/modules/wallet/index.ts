@@ -3,6 +3,7 @@ export { LedgerEntry, type LedgerEntryKind, LedgerEntrySchema } from "./ledger-e
 export { Wallet, WalletSchema } from "./wallet.entity.js";
 export { assertEntryOf, WalletRepository } from "./wallet.repository.js";
 export {
+  emptyWallet,
   type WalletLimits,
   WalletService,
   type WalletView,

@@ -1,7 +1,7 @@
 import { type Database, transaction } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
-import { DomainError, invalidField } from "../../shared/domain-error.js";
+import { invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId } from "../../shared/validation.js";
@@ -14,8 +14,19 @@ import { WalletRepository } from "./wallet.repository.js";
 export interface WalletView {
   readonly userId: string;
   readonly balance: bigint;
+  /** 0 for a wallet that has never changed. */
   readonly version: number;
-  readonly updatedAt: Date;
+  /** When the balance last changed; undefined for a wallet that never has. */
+  readonly updatedAt: Date | undefined;
+}
+
+/**
+ * The wallet of a fan who has never recharged: empty, not missing. Every fan
+ * has a wallet with balance 0 from the start; its row is only written by the
+ * first change, so reading it never writes.
+ */
+export function emptyWallet(userId: string): WalletView {
+  return { userId, balance: 0n, version: 0, updatedAt: undefined };
 }
 
 /** The money limits, from configuration. */
@@ -85,16 +96,10 @@ export class WalletService {
     return { wallet: walletAfter(entry), entry };
   }
 
-  /** The caller's wallet; `not_found` until the first recharge. */
+  /** The caller's wallet: an {@link emptyWallet} until the first recharge. */
   async get(principal: Principal): Promise<WalletView> {
     const wallet = await new WalletRepository(this.db.fork()).findWallet(principal.userId);
-    if (!wallet) {
-      throw new DomainError(
-        "not_found",
-        "WALLET_NOT_FOUND",
-        "you have no wallet yet; a first recharge creates it",
-      );
-    }
+    if (!wallet) return emptyWallet(principal.userId);
     return {
       userId: wallet.userId,
       balance: wallet.balance,

@@ -18,7 +18,7 @@ export function toWallet(wallet: WalletView): MessageInitShape<typeof WalletSche
     userId: wallet.userId,
     balance: wallet.balance,
     version: BigInt(wallet.version),
-    updateTime: timestampFromDate(wallet.updatedAt),
+    ...(wallet.updatedAt ? { updateTime: timestampFromDate(wallet.updatedAt) } : {}),
   };
 }
 

@@ -261,7 +261,6 @@ export function createRestRouter(services: Services, logger: Logger) {
     },
     "/api/balance": {
       method: "GET",
-      overrides: { WALLET_NOT_FOUND: 404 },
       async handle(req, url) {
         const principal = await authenticate(req, undefined, url.searchParams.get("userId"));
         const current = await wallet.get(principal);

@@ -161,7 +161,8 @@ export enum ErrorReason {
   INSUFFICIENT_BALANCE = 19,
 
   /**
-   * The caller has no wallet yet; a first recharge creates it.
+   * No longer sent: a caller who has never recharged has an empty wallet
+   * (balance 0). Kept so clients built against older servers still compile.
    *
    * @generated from enum value: ERROR_REASON_WALLET_NOT_FOUND = 20;
    */

@@ -35,14 +35,15 @@ export type Wallet = Message<"stagedoor.wallet.v1.Wallet"> & {
   balance: bigint;
 
   /**
-   * Increases by one with every change of the balance.
+   * Increases by one with every change of the balance; 0 for a wallet that
+   * has never changed.
    *
    * @generated from field: int64 version = 3;
    */
   version: bigint;
 
   /**
-   * When the balance last changed.
+   * When the balance last changed; unset for a wallet that has never changed.
    *
    * @generated from field: google.protobuf.Timestamp update_time = 4;
    */
@@ -319,8 +320,8 @@ export const WalletService: GenService<{
     output: typeof RechargeWalletResponseSchema;
   },
   /**
-   * GetWallet returns the caller's balance. It fails with `not_found` when the
-   * caller has never recharged.
+   * GetWallet returns the caller's balance. A caller who has never recharged
+   * has an empty wallet: balance 0, version 0 and no update_time.
    *
    * @generated from rpc stagedoor.wallet.v1.WalletService.GetWallet
    */
