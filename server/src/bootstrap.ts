@@ -143,11 +143,9 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       async isServing() {
         if (draining) return false;
         try {
-          await Promise.all([
-            db.fork().execute("select 1"),
-            readDb === db ? undefined : readDb.fork().execute("select 1"),
-            pingStore(),
-          ]);
+          // Not the read replica: losing it fails catalog reads only, and must
+          // not take every instance out of the balancer.
+          await Promise.all([db.fork().execute("select 1"), pingStore()]);
           return true;
         } catch {
           return false;

@@ -29,13 +29,16 @@ import {
  * logged a failing job or an error.
  */
 
+/** Samples how many users are admitted at once (see AdmissionSampler). */
+export type AdmissionWatch = Pick<AdmissionSampler, "start" | "stop" | "expectWithin">;
+
 /** How the instances share a Redis: their environment, and how the test watches admissions. */
 export interface SharedRedis {
   readonly label: string;
   /** Added to every instance's environment (REDIS_URL and REDIS_KEY_PREFIX, or a cluster's). */
   readonly env: Readonly<Record<string, string>>;
   /** A sampler of how many users of a concert are admitted at once. */
-  admissionSampler(concertId: string): AdmissionSampler;
+  admissionSampler(concertId: string): AdmissionWatch;
   /** Deletes the test's keys. */
   close(): Promise<void>;
 }
