@@ -15,6 +15,7 @@ import {
 } from "./modules/identity/index.js";
 import type { QueueStore } from "./modules/queue/index.js";
 import { MemoryQueueStore, queueScripts, RedisQueueStore } from "./modules/queue/index.js";
+import type { Database } from "./persistence/database.js";
 import { migrateUp, openOrm } from "./persistence/orm.js";
 import { loadOrCreateServerSecret } from "./persistence/server-secret.js";
 import { createRedisClient } from "./redis/redis-client.js";
@@ -71,6 +72,19 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
     cleanups.push(() => orm.close());
     await migrateUp(orm, databaseUrl);
     const db = orm.em;
+    // Catalog reads may go to a replica; everything else stays on the primary.
+    let readDb: Database = db;
+    if (config.databaseReadUrl !== undefined) {
+      const readOrm = await openOrm({
+        url: config.databaseReadUrl,
+        entities,
+        poolMax: config.dbPoolMax,
+        applicationName: "stagedoor-read",
+      });
+      cleanups.push(() => readOrm.close());
+      readDb = readOrm.em;
+      logger.info("catalog reads go to DATABASE_READ_URL");
+    }
     if (config.seedDemo && (await seedDemoCatalog(db, clock.now()))) {
       logger.info("seeded the demo catalog");
     }
@@ -113,7 +127,16 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       config.auth.mode === "hmac"
         ? new HmacUserVerifier(config.auth.secret)
         : new TrustUserVerifier();
-    const services = buildServices({ db, store, tokenSecret, verifier, clock, logger, settings });
+    const services = buildServices({
+      db,
+      readDb,
+      store,
+      tokenSecret,
+      verifier,
+      clock,
+      logger,
+      settings,
+    });
     cleanups.push(() => services.seatGate.close());
 
     let draining = false;
@@ -121,6 +144,8 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       async isServing() {
         if (draining) return false;
         try {
+          // Not the read replica: losing it fails catalog reads only, and must
+          // not take every instance out of the balancer.
           await Promise.all([db.fork().execute("select 1"), pingStore()]);
           return true;
         } catch {

@@ -16,6 +16,12 @@ export interface Config {
   readonly dataDir: string;
   /** PostgreSQL to use; unset means "start an embedded one". */
   readonly databaseUrl: string | undefined;
+  /**
+   * A read replica of `databaseUrl` for catalog reads (concerts, dates, seat
+   * facts); unset means "read them from `databaseUrl`". Never used for holds,
+   * payments, wallets, request ids or seat states.
+   */
+  readonly databaseReadUrl: string | undefined;
   /** Redis for the waiting room; unset means "use the in-process store". */
   readonly redisUrl: string | undefined;
   /** Prefix of every Redis key, so several deployments can share one Redis. */
@@ -165,6 +171,7 @@ const schema = z.object({
   PORT: integer(0, 65535).default(8080),
   DATA_DIR: z.string().min(1).default(".data"),
   DATABASE_URL: url(["postgres:", "postgresql:"]).optional(),
+  DATABASE_READ_URL: url(["postgres:", "postgresql:"]).optional(),
   REDIS_URL: url(["redis:", "rediss:"]).optional(),
   REDIS_KEY_PREFIX: z
     .string()
@@ -246,6 +253,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
   }
   const e = parsed.data;
   const embedded = e.DATABASE_URL === undefined;
+  if (embedded && e.DATABASE_READ_URL !== undefined) {
+    throw new ConfigError(
+      "DATABASE_READ_URL needs DATABASE_URL: a read replica is of an external primary, never of the embedded PostgreSQL",
+    );
+  }
 
   let auth: AuthConfig;
   const mode = e.AUTH_MODE ?? (embedded ? "trust" : undefined);
@@ -298,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     port: e.PORT,
     dataDir: path.resolve(base, e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
+    databaseReadUrl: e.DATABASE_READ_URL,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     holdTtlSeconds: e.HOLD_TTL_SECONDS,

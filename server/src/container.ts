@@ -68,6 +68,11 @@ export function settingsFromConfig(config: Config): Settings {
 /** Everything the services are built from. */
 export interface ServiceDeps {
   readonly db: Database;
+  /**
+   * Where catalog reads go (a read replica, DATABASE_READ_URL); `db` when
+   * omitted. Only the catalog's immutable facts are read from it.
+   */
+  readonly readDb?: Database;
   readonly store: QueueStore;
   readonly tokenSecret: Buffer;
   readonly verifier: UserVerifier;
@@ -94,7 +99,7 @@ export interface Services {
  */
 export function buildServices(deps: ServiceDeps): Services {
   const { db, clock, logger, settings } = deps;
-  const catalog = new CatalogService(db, clock, deps.store.seats, logger);
+  const catalog = new CatalogService(db, deps.readDb ?? db, clock, deps.store.seats, logger);
   // Writes committed seat changes to the gate kept in the queue's store.
   const seatGate = new SeatGateWriter(deps.store.seats, clock, logger);
   const queue = new QueueService(

@@ -43,7 +43,12 @@ function readStat(pid: string): ProcStat | undefined {
  * Off Linux every figure is 0.
  */
 export class CpuMeter {
-  constructor(private readonly serverPid: number) {}
+  private readonly serverPids: ReadonlySet<number>;
+
+  /** `serverPid`: the server under test, or every instance of it (each with its children). */
+  constructor(serverPid: number | readonly number[]) {
+    this.serverPids = new Set(typeof serverPid === "number" ? [serverPid] : serverPid);
+  }
 
   sample(): CpuTimes {
     let server = 0;
@@ -58,7 +63,7 @@ export class CpuMeter {
     for (const pid of entries) {
       const stat = readStat(pid);
       if (stat === undefined) continue;
-      if (stat.pid === this.serverPid || stat.ppid === this.serverPid) server += stat.cpuUs;
+      if (this.serverPids.has(stat.pid) || this.serverPids.has(stat.ppid)) server += stat.cpuUs;
       else if (stat.comm === "postgres") db += stat.cpuUs;
       else if (stat.comm.startsWith("redis-server")) redis += stat.cpuUs;
     }

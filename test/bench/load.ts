@@ -53,23 +53,29 @@ export interface PhaseResult {
  * The keep-alive connections of one load generator to one server: worker i
  * of a phase always uses connection i, so a phase with C workers keeps C
  * connections busy, and later phases reuse them.
+ *
+ * With several instances (`spread`), connection i goes to instance
+ * i mod N, as a load balancer spreads keep-alive connections round-robin; a
+ * fan is served by whichever connection picks it up, so the same fan's token,
+ * hold and payment usually reach different instances.
  */
 export class ConnectionPool {
   private readonly connections: HttpConnection[] = [];
-  /** Measures the server's, PostgreSQL's and Redis's CPU per phase, when given its pid. */
+  /** Measures the server's, PostgreSQL's and Redis's CPU per phase, when given its pid(s). */
   readonly meter: CpuMeter | undefined;
 
   constructor(
     readonly target: HttpTarget,
-    serverPid?: number,
+    serverPid?: number | readonly number[],
+    private readonly spread: readonly HttpTarget[] = [target],
   ) {
     this.meter = serverPid === undefined ? undefined : new CpuMeter(serverPid);
   }
 
-  /** Connection `index`, opened on first use. */
+  /** Connection `index`, opened on first use (to instance index mod N). */
   connection(index: number): HttpConnection {
     for (let i = this.connections.length; i <= index; i++) {
-      this.connections.push(new HttpConnection(this.target));
+      this.connections.push(new HttpConnection(this.spread[i % this.spread.length] ?? this.target));
     }
     return this.connections[index] as HttpConnection;
   }

@@ -190,6 +190,10 @@ export interface StagedoorOptions {
   readonly poolMax: number | undefined;
   readonly nodeArgs?: readonly string[];
   readonly cleanup: Cleanup;
+  /** TOKEN_SECRET; instances of one deployment share it. Random when omitted. */
+  readonly tokenSecret?: string;
+  /** For messages, e.g. "Stagedoor #2". */
+  readonly label?: string;
 }
 
 /**
@@ -204,7 +208,7 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
     rm(dataDir, { recursive: true, force: true }),
   );
   return startNodeServer({
-    label: "Stagedoor",
+    label: options.label ?? "Stagedoor",
     script: "server/src/main.ts",
     nodeArgs: options.nodeArgs,
     cleanup: options.cleanup,
@@ -223,7 +227,7 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
       TOKEN_TTL_SECONDS: "3600",
       HOLD_TTL_SECONDS: "3600",
       DB_POOL_MAX: options.poolMax === undefined ? undefined : String(options.poolMax),
-      TOKEN_SECRET: randomBytes(32).toString("hex"),
+      TOKEN_SECRET: options.tokenSecret ?? randomBytes(32).toString("hex"),
       // Only what the bench asks for: a WORKERS of the caller's shell is not passed on.
       WORKERS: process.env.BENCH_WORKERS || undefined,
     },

@@ -38,6 +38,7 @@ import { createTestDatabase, stopSharedPostgres } from "../support/postgres.js";
 import { connectTestRedis, deleteKeys, uniqueKeyPrefix } from "../support/redis.js";
 import { demoGrade, seedCatalog } from "./bench-catalog.js";
 import { DEFAULT_FLOOR_REQUESTS, FLOOR_LABELS, type FloorKind, measureFloors } from "./floors.js";
+import { intKnob, intListKnob, listKnob } from "./knobs.js";
 import {
   ConnectionPool,
   CPU_HEADER,
@@ -53,24 +54,6 @@ import { Cleanup, serverNodeArgs, startStagedoor } from "./processes.js";
 import { type Flow, type FlowResult, runFlow } from "./rush-flows.js";
 import { AdmissionSampler, type Check, checkInvariants } from "./rush-invariants.js";
 
-/** Reads a whole-number knob, refusing nonsense instead of benchmarking it. */
-function intKnob(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new Error(`${name} must be a whole number ≥ ${min}, not ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
-
-function listKnob(name: string, fallback: string): string[] {
-  return (process.env[name] || fallback)
-    .split(",")
-    .map((item) => item.trim())
-    .filter(Boolean);
-}
-
 const FANS = intKnob("RUSH_FANS", 2000);
 const CONNECTIONS = intKnob("RUSH_CONNECTIONS", 64);
 const DATES = intKnob("RUSH_DATES", 3);
@@ -84,13 +67,7 @@ const POOL = process.env.BENCH_POOL ? intKnob("BENCH_POOL", 10) : undefined;
 const FLOOR_REQUESTS = process.env.RUSH_FLOOR_REQUESTS
   ? intKnob("RUSH_FLOOR_REQUESTS", 0)
   : undefined;
-const PAYERS = listKnob("RUSH_PAYERS", "8,64").map((value) => {
-  const payers = Number(value);
-  if (!Number.isSafeInteger(payers) || payers < 1) {
-    throw new Error(`RUSH_PAYERS must list whole numbers ≥ 1, not ${JSON.stringify(value)}`);
-  }
-  return payers;
-});
+const PAYERS = intListKnob("RUSH_PAYERS", "8,64");
 /** RUSH_FLOWS=none measures the floors only. */
 const FLOWS = listKnob("RUSH_FLOWS", "rest,connect")
   .filter((value) => value !== "none")

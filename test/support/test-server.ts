@@ -6,7 +6,7 @@ import { bootstrap, type RunningServer } from "../../server/src/bootstrap.js";
 import { loadConfig } from "../../server/src/config.js";
 import { createLogger } from "../../server/src/logger.js";
 import type { Clock } from "../../server/src/shared/clock.js";
-import { createTestDatabase } from "./postgres.js";
+import { createTestDatabase, type TestDatabase } from "./postgres.js";
 import { deleteKeys, testRedisUrl, uniqueKeyPrefix } from "./redis.js";
 
 /** A whole Stagedoor started for a test, on its own database and port. */
@@ -26,6 +26,11 @@ export interface TestServerOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Leave promotion and sweeping to the test. */
   readonly withoutJobs?: boolean;
+  /**
+   * A database the test prepared (e.g. with roles of its own); it is handed
+   * over and dropped by `stop()`. A fresh one when omitted.
+   */
+  readonly database?: TestDatabase;
 }
 
 /**
@@ -35,7 +40,7 @@ export interface TestServerOptions {
  * everything it created.
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const database = await createTestDatabase();
+  const database = options.database ?? (await createTestDatabase());
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "stagedoor-test-data-"));
   const keyPrefix = uniqueKeyPrefix();
   const useRedis = options.queue === "redis";

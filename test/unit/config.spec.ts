@@ -180,6 +180,28 @@ describe("loadConfig", () => {
       expect(config.seedDemo).to.equal(false);
     });
 
+    it("reads catalog reads' DATABASE_READ_URL, unset by default", () => {
+      const replica = "postgres://reader@replica.internal:5432/stagedoor";
+      expect(load({ DATABASE_URL, AUTH_MODE: "trust" }).databaseReadUrl).to.equal(undefined);
+      expect(
+        load({ DATABASE_URL, AUTH_MODE: "trust", DATABASE_READ_URL: replica }).databaseReadUrl,
+      ).to.equal(replica);
+    });
+
+    it("refuses a DATABASE_READ_URL that is not a PostgreSQL URL, or without DATABASE_URL", () => {
+      for (const bad of ["replica.internal:5432", "mysql://replica/stagedoor"]) {
+        expectConfigError(
+          { DATABASE_URL, AUTH_MODE: "trust", DATABASE_READ_URL: bad },
+          "DATABASE_READ_URL",
+        );
+      }
+      const message = expectConfigError(
+        { DATABASE_READ_URL: "postgres://reader@replica/stagedoor" },
+        "DATABASE_READ_URL",
+      );
+      expect(message).to.contain("DATABASE_URL");
+    });
+
     it("accepts postgresql: URLs too", () => {
       const url = "postgresql://localhost/stagedoor";
       expect(load({ DATABASE_URL: url, AUTH_MODE: "trust" }).databaseUrl).to.equal(url);

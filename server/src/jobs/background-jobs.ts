@@ -27,7 +27,15 @@ export interface BackgroundJobDeps {
 }
 
 /**
- * The server's background jobs:
+ * The server's background jobs. Every instance runs all of them, and none
+ * needs a leader: the admitter's promotion is one atomic Redis script (FIFO
+ * and the limit hold however many instances run it at once); the sweeper and
+ * the pruner claim their rows with `FOR UPDATE SKIP LOCKED`, so two instances
+ * never expire or delete the same row and never wait on each other; the
+ * statistics keeper works under a transaction-scoped advisory lock that the
+ * others skip. test/integration/jobs/jobs-on-many-instances.spec.ts runs
+ * three instances' jobs at once.
+ *
  * - the queue admitter promotes waiting users into free slots (every 250 ms,
  *   so a freed slot is filled well within a second; safe on every instance);
  * - the hold sweeper marks expired holds and frees their seats (tidying only:

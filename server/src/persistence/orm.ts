@@ -15,6 +15,8 @@ export interface OrmOptions {
   readonly poolMax: number;
   /** Log SQL at debug level. */
   readonly debug?: boolean;
+  /** How its connections show in `pg_stat_activity`; "stagedoor" by default. */
+  readonly applicationName?: string;
 }
 
 /** Every migration, in order. Listed explicitly so nothing is discovered from disk at runtime. */
@@ -50,7 +52,7 @@ export async function openOrm(options: OrmOptions): Promise<Orm> {
     pool: { min: 0, max: options.poolMax, acquireTimeoutMillis: 10_000 },
     driverOptions: {
       connection: {
-        application_name: "stagedoor",
+        application_name: options.applicationName ?? "stagedoor",
         // A stuck statement or lock wait fails the request instead of piling up.
         statement_timeout: 15_000,
         lock_timeout: 5_000,

@@ -390,7 +390,13 @@ describe("PaymentsService on PostgreSQL", () => {
     // date's facts are not cached anywhere. If a payment loaded them while
     // its transaction held a connection, 12 payments on 10 connections would
     // all wait for an 11th until the pool's acquire timeout.
-    const catalog = new CatalogService(h.orm.em, h.clock, h.store.seats, createLogger("silent"));
+    const catalog = new CatalogService(
+      h.orm.em,
+      h.orm.em,
+      h.clock,
+      h.store.seats,
+      createLogger("silent"),
+    );
     const payments = new PaymentsService(
       h.orm.em,
       catalog,

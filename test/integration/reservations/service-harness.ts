@@ -8,7 +8,7 @@ import {
   type Settings,
   settingsFromConfig,
 } from "../../../server/src/container.js";
-import { createLogger } from "../../../server/src/logger.js";
+import { createLogger, type Logger } from "../../../server/src/logger.js";
 import { seedDemoCatalog } from "../../../server/src/modules/catalog/demo-catalog.js";
 import { entities } from "../../../server/src/modules/entities.js";
 import type { Principal } from "../../../server/src/modules/identity/principal.js";
@@ -167,18 +167,23 @@ export class ServiceHarness {
    * A second service graph over the same database and clock, with its own
    * in-process queue store and settings: another server instance in all but
    * its waiting room, e.g. one with QUEUE_MAX_ACTIVE=1 so a user can wait.
+   * `options.db` gives it a pool of its own (an ORM the caller opened and
+   * closes), `options.logger` a logger to read.
    */
-  graph(env: Readonly<Record<string, string>>): Services {
+  graph(
+    env: Readonly<Record<string, string>>,
+    options: { readonly db?: Orm["em"]; readonly logger?: Logger } = {},
+  ): Services {
     const settings = settingsFor(this.database.url, env);
     const store = new MemoryQueueStore(settings.queue);
     this.extraGraphs.push(store);
     return buildServices({
-      db: this.orm.em,
+      db: options.db ?? this.orm.em,
       store,
       tokenSecret: this.tokenSecret,
       verifier: new TrustUserVerifier(),
       clock: this.clock,
-      logger: createLogger("silent"),
+      logger: options.logger ?? createLogger("silent"),
       settings,
     });
   }

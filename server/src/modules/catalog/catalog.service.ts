@@ -53,6 +53,15 @@ function seatNotFound(seatId: string): DomainError {
  *
  * Seat states come from {@link SeatListings}: built once per date and kept
  * fresh from the seat gate, so a listing costs no query however many fans ask.
+ *
+ * Two databases: `reads` (a read replica when DATABASE_READ_URL is set, else
+ * the primary) serves the immutable facts and the concert and date lists,
+ * which a replica's lag can only make briefly unknown (only positive answers
+ * are cached, so the next call asks again). The seat-state snapshots the
+ * listings are built from stay on the primary, `db`: a lagging snapshot could
+ * list as free a seat someone was already told is held, which the listings
+ * promise never happens. Nothing under a lock, no hold, payment, wallet or
+ * request id ever reads from `reads` (they are not in this service).
  */
 export class CatalogService {
   private readonly dates = new Map<string, ConcertDate>();
@@ -67,6 +76,7 @@ export class CatalogService {
 
   constructor(
     private readonly db: Database,
+    private readonly reads: Database,
     private readonly clock: Clock,
     gate: SeatGate,
     logger: Logger,
@@ -89,7 +99,7 @@ export class CatalogService {
   ): Promise<{ concerts: Concert[]; nextPageToken: string }> {
     const limit = pageSize(size, 50, 200);
     const after = decodePageToken(token, { t: "number", id: "string" });
-    const em = this.db.fork();
+    const em = this.reads.fork();
     const concerts = await em.find(
       Concert,
       after
@@ -109,7 +119,7 @@ export class CatalogService {
   /** The concert the seed's REST routes use: the first one created (cached once found). */
   async defaultConcert(): Promise<Concert> {
     if (this.firstConcert !== undefined) return this.firstConcert;
-    const em = this.db.fork();
+    const em = this.reads.fork();
     const [concert] = await em.find(
       Concert,
       {},
@@ -125,7 +135,7 @@ export class CatalogService {
   /** Whether a concert exists; positive answers are cached (concerts are never deleted). */
   async concertExists(concertId: string): Promise<boolean> {
     if (this.knownConcerts.has(concertId)) return true;
-    const found = (await this.db.fork().count(Concert, { id: concertId })) > 0;
+    const found = (await this.reads.fork().count(Concert, { id: concertId })) > 0;
     if (found) this.knownConcerts.add(concertId);
     return found;
   }
@@ -170,7 +180,7 @@ export class CatalogService {
     const key = `${concertId}/${calendarDate}`;
     const cached = this.datesByCalendar.get(key);
     if (cached) return cached;
-    const date = await this.db.fork().findOne(ConcertDate, { concertId, date: calendarDate });
+    const date = await this.reads.fork().findOne(ConcertDate, { concertId, date: calendarDate });
     if (!date) {
       throw new DomainError("not_found", "CONCERT_DATE_NOT_FOUND", "no concert on that date", {
         metadata: { date: calendarDate },
@@ -205,7 +215,7 @@ export class CatalogService {
     if (cached) return cached;
     const date =
       tx === undefined
-        ? await this.db.fork().findOne(ConcertDate, { id: concertDateId })
+        ? await this.reads.fork().findOne(ConcertDate, { id: concertDateId })
         : await ConcertDateRepository.find(tx, concertDateId);
     if (!date) {
       throw new DomainError("not_found", "CONCERT_DATE_NOT_FOUND", "no concert date has that id", {
@@ -220,7 +230,7 @@ export class CatalogService {
   async seatFacts(seatId: string): Promise<SeatFacts> {
     const known = this.cachedSeat(seatId);
     if (known) return known;
-    const dateId = await new SeatRepository(this.db.fork()).dateOfSeat(seatId);
+    const dateId = await new SeatRepository(this.reads.fork()).dateOfSeat(seatId);
     if (dateId === null) throw seatNotFound(seatId);
     const seats = await this.seatsOf(dateId);
     const index = seats.indexOfId(seatId);
@@ -311,7 +321,7 @@ export class CatalogService {
     let loading = this.dateSeats.get(concertDateId);
     if (loading === undefined) {
       loading = (async () => {
-        const rows = await new SeatRepository(this.db.fork()).seatFacts(concertDateId);
+        const rows = await new SeatRepository(this.reads.fork()).seatFacts(concertDateId);
         const seats = new DateSeats(concertDateId, rows);
         for (const id of seats.ids) this.seatDates.set(id, seats);
         return seats;
@@ -328,7 +338,7 @@ export class CatalogService {
     const now = this.clock.now().getTime();
     const cached = this.concertDates.get(concertId);
     if (cached !== undefined && now - cached.at < DATE_LIST_TTL_MS) return cached.dates;
-    const dates = await this.db
+    const dates = await this.reads
       .fork()
       .find(ConcertDate, { concertId }, { orderBy: { date: "asc" } });
     for (const date of dates) this.dates.set(date.id, date);
