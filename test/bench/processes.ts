@@ -226,11 +226,13 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
       DB_POOL_MAX: options.poolMax === undefined ? undefined : String(options.poolMax),
       TOKEN_SECRET: randomBytes(32).toString("hex"),
       // Every simulated fan connects from 127.0.0.1: the per-address limits
-      // exist to stop exactly that, so the benchmarks turn them off (each fan
-      // is its own user, and the per-user limits stay on at their defaults).
-      RATE_LIMIT_TOKEN_PER_ADDRESS: "off",
-      RATE_LIMIT_HOLD_PER_ADDRESS: "off",
-      RATE_LIMIT_PAYMENT_PER_ADDRESS: "off",
+      // exist to stop exactly that, so the benchmarks turn them off unless
+      // the shell sets them (e.g. very high, to measure what checking both
+      // buckets costs). Each fan is its own user: the per-user limits stay
+      // at their defaults (or the shell's RATE_LIMIT_*_PER_USER).
+      RATE_LIMIT_TOKEN_PER_ADDRESS: process.env.RATE_LIMIT_TOKEN_PER_ADDRESS || "off",
+      RATE_LIMIT_HOLD_PER_ADDRESS: process.env.RATE_LIMIT_HOLD_PER_ADDRESS || "off",
+      RATE_LIMIT_PAYMENT_PER_ADDRESS: process.env.RATE_LIMIT_PAYMENT_PER_ADDRESS || "off",
       // Only what the bench asks for: a WORKERS of the caller's shell is not passed on.
       WORKERS: process.env.BENCH_WORKERS || undefined,
     },
