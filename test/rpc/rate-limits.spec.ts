@@ -96,6 +96,27 @@ describe("rate limits over RPC", () => {
       });
     }
 
+    it("answers Connect's JSON protocol with HTTP 429 and the details in the body", async () => {
+      const userId = uniqueUser("token-raw");
+      const assertion = signUserAssertion(SECRET, userId, new Date(clock.ms() + 300_000));
+      const post = () =>
+        fetch(`${server.url}/stagedoor.queue.v1.QueueService/IssueQueueToken`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${assertion}` },
+          body: JSON.stringify({ concertId: server.concertId, userId }),
+        });
+      expect((await post()).status).to.equal(200);
+      expect((await post()).status).to.equal(200);
+      const refused = await post();
+      expect(refused.status).to.equal(429);
+      const body = (await refused.json()) as { code: string; details: { type: string }[] };
+      expect(body.code).to.equal("resource_exhausted");
+      expect(body.details.map((d) => d.type)).to.include.members([
+        "google.rpc.ErrorInfo",
+        "google.rpc.RetryInfo",
+      ]);
+    });
+
     for (const [index, protocol] of PROTOCOLS.entries()) {
       describe(`over ${protocol}`, () => {
         const anonymous = () => clientFor(protocol, server.url);
