@@ -8,9 +8,11 @@ import type { ServingProbe } from "./transport/handlers/health.handler.js";
 import type { RequestListener } from "./transport/http-server.js";
 import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
 import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
+import { createRateLimitInterceptor } from "./transport/interceptors/rate-limit.interceptor.js";
+import type { CallLimits } from "./transport/rate-limits.js";
 import { sendJson, settleBodyAfterAnswer } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
-import { createRoutes, PUBLIC_METHODS, seatOfCall } from "./transport/routes.js";
+import { createRoutes, LIMITED_METHODS, PUBLIC_METHODS, seatOfCall } from "./transport/routes.js";
 import { createStaticFiles, type WebPageSettings } from "./transport/static-files.js";
 
 /** What {@link createApp} builds from. */
@@ -24,6 +26,8 @@ export interface AppDeps {
   readonly webDir: string | undefined;
   /** What the box office page is told of this server (how fans sign in). */
   readonly webPage: WebPageSettings;
+  /** The rate limits of token issue, holds and payments. */
+  readonly limits: CallLimits;
 }
 
 /** The application: one request listener for every protocol, and its drain switch. */
@@ -57,8 +61,8 @@ const READ_MAX_BYTES = 64 * 1024;
 
 /**
  * Builds the request listener: Connect, gRPC and gRPC-Web from one Connect
- * router with the error interceptor (which also logs each call) and the auth
- * interceptor, outermost first; the seed's REST routes under `/api/` (which
+ * router with the error interceptor (which also logs each call), the auth
+ * interceptor and the rate-limit interceptor, outermost first; the seed's REST routes under `/api/` (which
  * authenticate, map errors and log calls with the same functions), CORS for
  * the configured origins, and the web box office's files for every other
  * GET. A request whose body is not read to its end is settled once answered
@@ -78,6 +82,7 @@ export function createApp(deps: AppDeps): App {
     interceptors: [
       createErrorInterceptor(logger),
       createAuthInterceptor(services.queue, PUBLIC_METHODS, seatOfCall(services.catalog)),
+      createRateLimitInterceptor(deps.limits, services.queue, LIMITED_METHODS),
     ],
     shutdownSignal: shutdownController.signal,
     readMaxBytes: READ_MAX_BYTES,
@@ -106,7 +111,7 @@ export function createApp(deps: AppDeps): App {
     ? createStaticFiles(deps.webDir, logger, deps.webPage)
     : undefined;
   const applyCors = createCors(deps.corsOrigins);
-  const rest = createRestRouter(services, logger);
+  const rest = createRestRouter(services, logger, deps.limits);
 
   return {
     listener(req, res) {

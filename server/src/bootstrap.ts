@@ -15,11 +15,18 @@ import {
 } from "./modules/identity/index.js";
 import type { QueueStore } from "./modules/queue/index.js";
 import { MemoryQueueStore, queueScripts, RedisQueueStore } from "./modules/queue/index.js";
+import {
+  MemoryRateLimitStore,
+  RateLimiter,
+  type RateLimitStore,
+  RedisRateLimitStore,
+} from "./modules/ratelimit/index.js";
 import type { Database } from "./persistence/database.js";
 import { migrateUp, openOrm } from "./persistence/orm.js";
 import { loadOrCreateServerSecret } from "./persistence/server-secret.js";
 import { createRedisClient } from "./redis/redis-client.js";
 import { type Clock, systemClock } from "./shared/clock.js";
+import { TrustedProxies } from "./transport/client-address.js";
 import { startHttpServer } from "./transport/http-server.js";
 
 /** A running Stagedoor: where it listens, its services, and how to stop it. */
@@ -94,6 +101,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
 
     const settings = settingsFromConfig(config);
     let store: QueueStore;
+    let rateLimitStore: RateLimitStore;
     let pingStore: () => Promise<unknown>;
     if (config.redisUrl !== undefined) {
       const redis = await createRedisClient({
@@ -104,12 +112,14 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       });
       cleanups.push(() => redis.close());
       store = new RedisQueueStore(redis, settings.queue, config.redisKeyPrefix);
+      rateLimitStore = new RedisRateLimitStore(redis, config.redisKeyPrefix);
       pingStore = () => redis.ping();
     } else {
       const memory = new MemoryQueueStore(settings.queue, {
         persistPath: path.join(config.dataDir, "queue-state.json"),
       });
       store = memory;
+      rateLimitStore = new MemoryRateLimitStore();
       pingStore = async () => undefined;
       const checkpoints = createIntervalJob(
         "queue-checkpoint",
@@ -122,6 +132,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       logger.info("waiting room kept in-process (set REDIS_URL to share it between instances)");
     }
     cleanups.push(() => store.close());
+    cleanups.push(() => rateLimitStore.close());
 
     const verifier: UserVerifier =
       config.auth.mode === "hmac"
@@ -163,6 +174,10 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
         auth: config.auth.mode,
         loginOrigins: config.webLogin.origins,
         ...(config.webLogin.url ? { loginUrl: config.webLogin.url } : {}),
+      },
+      limits: {
+        limiter: new RateLimiter(rateLimitStore, config.rateLimits, clock, logger),
+        proxies: new TrustedProxies(config.trustedProxies),
       },
     });
     const server = await startHttpServer({

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,6 +56,40 @@ export interface Config {
   readonly workers: number;
   /** Limits on connections, requests and streams (see SECURITY.md). */
   readonly limits: ConnectionLimits;
+  /** Rate limits per user and per client address of each limited kind of call (see SECURITY.md). */
+  readonly rateLimits: RateLimitsConfig;
+  /**
+   * Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks,
+   * e.g. `10.0.0.0/8`); empty: the socket's peer is always the client.
+   */
+  readonly trustedProxies: readonly TrustedProxy[];
+}
+
+/** A token bucket: at most `burst` calls at once, refilled by `refill` calls every `periodMs`. */
+export interface RateLimitRule {
+  readonly burst: number;
+  readonly refill: number;
+  readonly periodMs: number;
+}
+
+/** The limits of one kind of call; undefined means unlimited. */
+export interface RateLimitPair {
+  readonly user: RateLimitRule | undefined;
+  readonly address: RateLimitRule | undefined;
+}
+
+/** Limits of token issue, seat holds, and payments with recharges. */
+export interface RateLimitsConfig {
+  readonly token: RateLimitPair;
+  readonly hold: RateLimitPair;
+  readonly payment: RateLimitPair;
+}
+
+/** One trusted proxy: an address, or a block of them (`prefix` bits). */
+export interface TrustedProxy {
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: "ipv4" | "ipv6";
 }
 
 /**
@@ -137,6 +172,57 @@ const flag = z
   .enum(["1", "0", "true", "false", "yes", "no", "on", "off"])
   .transform((v) => ["1", "true", "yes", "on"].includes(v));
 
+const PERIODS: Record<string, number> = {
+  s: 1_000,
+  sec: 1_000,
+  second: 1_000,
+  min: 60_000,
+  minute: 60_000,
+  h: 3_600_000,
+  hour: 3_600_000,
+};
+const RATE = /^\s*(\d{1,7})\s*,\s*(\d{1,7})\s*\/\s*([a-z]+)\s*$/;
+const RATE_MESSAGE =
+  "must be off, or BURST,REFILL/UNIT: whole numbers from 1 to 1000000 and a unit of s, min or h (e.g. 20,2/s)";
+
+/** A rate limit: `off`, or `BURST,REFILL/UNIT` such as `20,2/s` or `10,10/min`. */
+const rateLimit = z.string().transform((value, ctx): RateLimitRule | undefined => {
+  if (value.trim().toLowerCase() === "off") return undefined;
+  const match = RATE.exec(value.toLowerCase());
+  const burst = Number(match?.[1]);
+  const refill = Number(match?.[2]);
+  const periodMs = PERIODS[match?.[3] ?? ""];
+  const inRange = (n: number) => Number.isInteger(n) && n >= 1 && n <= 1_000_000;
+  if (match === null || periodMs === undefined || !inRange(burst) || !inRange(refill)) {
+    ctx.addIssue({ code: "custom", message: RATE_MESSAGE });
+    return z.NEVER;
+  }
+  return Object.freeze({ burst, refill, periodMs });
+});
+
+/** `TRUSTED_PROXIES`: comma-separated IPv4/IPv6 addresses or CIDR blocks. */
+const trustedProxies = z.string().transform((value, ctx): TrustedProxy[] => {
+  const proxies: TrustedProxy[] = [];
+  for (const entry of value
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "")) {
+    const [address = "", bits, extra] = entry.split("/");
+    const version = isIP(address);
+    const max = version === 4 ? 32 : 128;
+    const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
+    if (version === 0 || extra !== undefined || !(prefix >= 0 && prefix <= max)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `has ${JSON.stringify(entry)}: must list IP addresses or CIDR blocks (e.g. 10.0.0.0/8, ::1), comma-separated`,
+      });
+      return z.NEVER;
+    }
+    proxies.push(Object.freeze({ address, prefix, family: version === 4 ? "ipv4" : "ipv6" }));
+  }
+  return proxies;
+});
+
 const url = (protocols: readonly string[]) =>
   z.string().refine(
     (value) => {
@@ -215,6 +301,15 @@ const schema = z.object({
   HTTP2_IDLE_TIMEOUT_SECONDS: bounded(1, 86_400, "seconds").default(60),
   WATCH_STREAMS_PER_TOKEN: bounded(1, 100, "streams").default(3),
   WATCH_STREAMS_MAX: bounded(1, 1_000_000, "streams").default(10_000),
+  // Defaults: see SECURITY.md (rate limits). Per address they are generous,
+  // because many fans can share one address (carrier-grade NAT, campuses).
+  RATE_LIMIT_TOKEN_PER_USER: rateLimit.prefault("10,10/min"),
+  RATE_LIMIT_TOKEN_PER_ADDRESS: rateLimit.prefault("1000,100/s"),
+  RATE_LIMIT_HOLD_PER_USER: rateLimit.prefault("20,2/s"),
+  RATE_LIMIT_HOLD_PER_ADDRESS: rateLimit.prefault("2000,200/s"),
+  RATE_LIMIT_PAYMENT_PER_USER: rateLimit.prefault("10,1/s"),
+  RATE_LIMIT_PAYMENT_PER_ADDRESS: rateLimit.prefault("1000,100/s"),
+  TRUSTED_PROXIES: trustedProxies.prefault(""),
 });
 
 /** Whether a string is exactly an origin: scheme, host and optional port, nothing else. */
@@ -347,6 +442,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
       watchStreamsPerToken: e.WATCH_STREAMS_PER_TOKEN,
       watchStreamsMax: e.WATCH_STREAMS_MAX,
     }),
+    rateLimits: Object.freeze({
+      token: Object.freeze({
+        user: e.RATE_LIMIT_TOKEN_PER_USER,
+        address: e.RATE_LIMIT_TOKEN_PER_ADDRESS,
+      }),
+      hold: Object.freeze({
+        user: e.RATE_LIMIT_HOLD_PER_USER,
+        address: e.RATE_LIMIT_HOLD_PER_ADDRESS,
+      }),
+      payment: Object.freeze({
+        user: e.RATE_LIMIT_PAYMENT_PER_USER,
+        address: e.RATE_LIMIT_PAYMENT_PER_ADDRESS,
+      }),
+    }),
+    trustedProxies: Object.freeze(e.TRUSTED_PROXIES),
   });
 }
 

@@ -199,7 +199,8 @@ export interface StagedoorOptions {
 /**
  * Starts Stagedoor exactly as `npm start` runs it (server/src/main.ts) on a
  * benchmark's throwaway database: trust auth, no demo seed, no web app, long
- * admissions and holds, and `WORKERS=$BENCH_WORKERS` only when that is set.
+ * admissions and holds, no per-address rate limits (one address plays every
+ * fan), and `WORKERS=$BENCH_WORKERS` only when that is set.
  * It migrates at start-up, so the caller seeds once this returns.
  */
 export async function startStagedoor(options: StagedoorOptions): Promise<NodeServer> {
@@ -228,6 +229,14 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
       HOLD_TTL_SECONDS: "3600",
       DB_POOL_MAX: options.poolMax === undefined ? undefined : String(options.poolMax),
       TOKEN_SECRET: options.tokenSecret ?? randomBytes(32).toString("hex"),
+      // Every simulated fan connects from 127.0.0.1: the per-address limits
+      // exist to stop exactly that, so the benchmarks turn them off unless
+      // the shell sets them (e.g. very high, to measure what checking both
+      // buckets costs). Each fan is its own user: the per-user limits stay
+      // at their defaults (or the shell's RATE_LIMIT_*_PER_USER).
+      RATE_LIMIT_TOKEN_PER_ADDRESS: process.env.RATE_LIMIT_TOKEN_PER_ADDRESS || "off",
+      RATE_LIMIT_HOLD_PER_ADDRESS: process.env.RATE_LIMIT_HOLD_PER_ADDRESS || "off",
+      RATE_LIMIT_PAYMENT_PER_ADDRESS: process.env.RATE_LIMIT_PAYMENT_PER_ADDRESS || "off",
       // Only what the bench asks for: a WORKERS of the caller's shell is not passed on.
       WORKERS: process.env.BENCH_WORKERS || undefined,
     },

@@ -10,6 +10,7 @@ import {
   admitUser,
   expectRefusal,
   must,
+  NO_USER_RATE_LIMITS,
   RaceDb,
   requestId,
   type SeatRow,
@@ -47,7 +48,12 @@ describe("concurrency: payment racing the hold's expiry and the sweeper", () => 
     server = await startTestServer({
       clock,
       withoutJobs: true,
-      env: { QUEUE_MAX_ACTIVE: "1000", HOLD_TTL_SECONDS: "300", TOKEN_TTL_SECONDS: "600" },
+      env: {
+        QUEUE_MAX_ACTIVE: "1000",
+        HOLD_TTL_SECONDS: "300",
+        TOKEN_TTL_SECONDS: "600",
+        ...NO_USER_RATE_LIMITS,
+      },
     });
     db = new RaceDb(server.databaseUrl);
   });

@@ -8,6 +8,7 @@ import {
   describeError,
   expectRefusal,
   must,
+  NO_USER_RATE_LIMITS,
   partition,
   RACE_PROTOCOLS,
   RaceDb,
@@ -23,7 +24,7 @@ describe("concurrency: payments", () => {
   let db: RaceDb;
 
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ env: NO_USER_RATE_LIMITS });
     db = new RaceDb(server.databaseUrl);
   });
   afterEach(async () => {

@@ -10,6 +10,7 @@ import {
   describeError,
   expectRefusal,
   must,
+  NO_USER_RATE_LIMITS,
   partition,
   RACE_PROTOCOLS,
   RaceDb,
@@ -320,7 +321,9 @@ async function admissionRace(cluster: Cluster, protocol: Protocol): Promise<void
   queueRaces(
     "concurrency: waiting room (in-process store)",
     async () => {
-      const server = await startTestServer({ env: { QUEUE_MAX_ACTIVE: String(MAX_ACTIVE) } });
+      const server = await startTestServer({
+        env: { QUEUE_MAX_ACTIVE: String(MAX_ACTIVE), ...NO_USER_RATE_LIMITS },
+      });
       started.server = server;
       const db = new RaceDb(server.databaseUrl);
       started.db = db;
@@ -346,6 +349,7 @@ if (testRedisUrl) {
         REDIS_KEY_PREFIX: prefix,
         // Both must derive the same token from a token id to hand it back.
         TOKEN_SECRET: randomBytes(32).toString("hex"),
+        ...NO_USER_RATE_LIMITS,
       };
       for (let i = 0; i < 2; i++) {
         const server = await startTestServer({ queue: "redis", env });

@@ -6,6 +6,7 @@ import {
   admitUser,
   describeError,
   must,
+  NO_USER_RATE_LIMITS,
   partition,
   RACE_PROTOCOLS,
   RaceDb,
@@ -17,7 +18,7 @@ describe("concurrency: wallet recharges", () => {
   let db: RaceDb;
 
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ env: NO_USER_RATE_LIMITS });
     db = new RaceDb(server.databaseUrl);
   });
   afterEach(async () => {

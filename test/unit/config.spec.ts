@@ -476,4 +476,95 @@ describe("loadConfig", () => {
       expect(settings.watch).to.deep.include({ maxPerToken: 2, maxStreams: 10_000 });
     });
   });
+
+  describe("rate limits", () => {
+    const RATE_VARIABLES = [
+      "RATE_LIMIT_TOKEN_PER_USER",
+      "RATE_LIMIT_TOKEN_PER_ADDRESS",
+      "RATE_LIMIT_HOLD_PER_USER",
+      "RATE_LIMIT_HOLD_PER_ADDRESS",
+      "RATE_LIMIT_PAYMENT_PER_USER",
+      "RATE_LIMIT_PAYMENT_PER_ADDRESS",
+    ];
+
+    it("defaults to the limits SECURITY.md lists, and trusts no proxy", () => {
+      const config = load({});
+      const perSecond = (burst: number, refill: number) => ({ burst, refill, periodMs: 1_000 });
+      expect(config.rateLimits).to.deep.equal({
+        token: {
+          user: { burst: 10, refill: 10, periodMs: 60_000 },
+          address: perSecond(1_000, 100),
+        },
+        hold: { user: perSecond(20, 2), address: perSecond(2_000, 200) },
+        payment: { user: perSecond(10, 1), address: perSecond(1_000, 100) },
+      });
+      expect(Object.isFrozen(config.rateLimits.hold)).to.equal(true);
+      expect(config.trustedProxies).to.deep.equal([]);
+    });
+
+    it("reads BURST,REFILL/UNIT in seconds, minutes or hours, and off", () => {
+      const config = load({
+        RATE_LIMIT_TOKEN_PER_USER: "3,1/h",
+        RATE_LIMIT_TOKEN_PER_ADDRESS: "off",
+        RATE_LIMIT_HOLD_PER_USER: " 5 , 2 / min ",
+        RATE_LIMIT_HOLD_PER_ADDRESS: "OFF",
+        RATE_LIMIT_PAYMENT_PER_USER: "1000000,1000000/second",
+        RATE_LIMIT_PAYMENT_PER_ADDRESS: "7,7/hour",
+      });
+      expect(config.rateLimits).to.deep.equal({
+        token: { user: { burst: 3, refill: 1, periodMs: 3_600_000 }, address: undefined },
+        hold: { user: { burst: 5, refill: 2, periodMs: 60_000 }, address: undefined },
+        payment: {
+          user: { burst: 1_000_000, refill: 1_000_000, periodMs: 1_000 },
+          address: { burst: 7, refill: 7, periodMs: 3_600_000 },
+        },
+      });
+    });
+
+    for (const variable of RATE_VARIABLES) {
+      it(`refuses ${variable} that is not off or BURST,REFILL/UNIT in range, saying the form`, () => {
+        for (const bad of [
+          "0,1/s",
+          "1,0/s",
+          "5/s",
+          "5,1",
+          "5,1/day",
+          "1000001,1/s",
+          "-1,1/s",
+          "on",
+        ]) {
+          const message = expectConfigError({ [variable]: bad }, variable);
+          expect(message).to.contain("BURST,REFILL/UNIT");
+        }
+      });
+    }
+
+    it("reads TRUSTED_PROXIES as addresses and CIDR blocks of either family", () => {
+      expect(
+        load({ TRUSTED_PROXIES: "10.0.0.0/8, 192.0.2.1 ,fd00::/8,::1" }).trustedProxies,
+      ).to.deep.equal([
+        { address: "10.0.0.0", prefix: 8, family: "ipv4" },
+        { address: "192.0.2.1", prefix: 32, family: "ipv4" },
+        { address: "fd00::", prefix: 8, family: "ipv6" },
+        { address: "::1", prefix: 128, family: "ipv6" },
+      ]);
+    });
+
+    it("refuses TRUSTED_PROXIES entries that are not addresses or blocks, naming the entry", () => {
+      for (const bad of [
+        "proxy.internal",
+        "10.0.0.0/33",
+        "::1/129",
+        "10.0.0.0/8/8",
+        "10.0.0/8",
+        "10.0.0.0/x",
+      ]) {
+        const message = expectConfigError(
+          { TRUSTED_PROXIES: `127.0.0.1, ${bad}` },
+          "TRUSTED_PROXIES",
+        );
+        expect(message).to.contain(JSON.stringify(bad));
+      }
+    });
+  });
 });

@@ -42,6 +42,7 @@ export const ErrorReasons = [
   "DEADLINE_EXCEEDED",
   "CANCELLED",
   "INTERNAL_ERROR",
+  "RATE_LIMITED",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */

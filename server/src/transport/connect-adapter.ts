@@ -37,6 +37,7 @@ import {
 } from "@connectrpc/connect-node";
 import type { Logger } from "../logger.js";
 import { DomainError, type FieldViolation } from "../shared/domain-error.js";
+import { httpRequestKey } from "./context.js";
 import {
   answerFor,
   errorAnsweredKey,
@@ -114,7 +115,9 @@ export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAda
       return;
     }
     const started = performance.now();
-    const contextValues = createContextValues().set(requestIdKey, requestId);
+    const contextValues = createContextValues()
+      .set(requestIdKey, requestId)
+      .set(httpRequestKey, req);
     const uReq = {
       ...universalRequestFromNodeRequest(req, res, undefined, contextValues),
       body: requestBody(req),

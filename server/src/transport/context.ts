@@ -1,6 +1,12 @@
 import { type ContextValues, createContextKey } from "@connectrpc/connect";
 import type { Principal } from "../modules/identity/index.js";
 import type { Session } from "../modules/queue/index.js";
+import type { NodeRequest } from "./rest/rest-io.js";
+
+/** The HTTP request a call arrived on (its socket and headers), set by the Connect adapter. */
+export const httpRequestKey = createContextKey<NodeRequest | undefined>(undefined, {
+  description: "the HTTP request of the call",
+});
 
 /** The authenticated session of a call, set by the auth interceptor. */
 export const sessionKey = createContextKey<Session | undefined>(undefined, {

@@ -10,6 +10,7 @@ import {
   WalletService as WalletApi,
 } from "@stagedoor/sdk";
 import type { Services } from "../container.js";
+import type { LimitedAction } from "../modules/ratelimit/index.js";
 import { CatalogHandler } from "./handlers/catalog.handler.js";
 import { HealthHandler, type ServingProbe } from "./handlers/health.handler.js";
 import { PaymentHandler } from "./handlers/payment.handler.js";
@@ -36,6 +37,20 @@ export const PUBLIC_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
   QueueApi.method.issueQueueToken,
   ...CatalogApi.methods,
   ...Health.methods,
+]);
+
+/**
+ * The rate-limited methods and the kind of call each counts as (see
+ * SECURITY.md, rate limits); the REST routes name theirs in rest-router.ts.
+ */
+export const LIMITED_METHODS: ReadonlyMap<DescMethod, LimitedAction> = new Map<
+  DescMethod,
+  LimitedAction
+>([
+  [QueueApi.method.issueQueueToken, "token"],
+  [ReservationApi.method.holdSeat, "hold"],
+  [PaymentApi.method.createPayment, "payment"],
+  [WalletApi.method.rechargeWallet, "payment"],
 ]);
 
 /**

@@ -108,6 +108,21 @@ export class QueueService {
   }
 
   /**
+   * The user a token request proves it is for: `userId` when it is a valid
+   * user id and `assertion` proves it (see `UserVerifier`; in trust mode any
+   * valid id), else undefined. What token issue is rate limited per user by,
+   * before anything is issued; `issueToken` checks the same again.
+   */
+  verifiedUser(userId: string, assertion: string | undefined): string | undefined {
+    try {
+      this.verifier.verify(requireUserId(userId), assertion, this.clock.now());
+      return userId;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
    * Turns a presented token into the caller's session. Every authenticated call
    * counts as activity, so a waiting user who polls keeps their place. With
    * `seat`, the gate's entry for that seat is read in the same round trip

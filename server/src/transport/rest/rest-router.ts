@@ -11,6 +11,7 @@ import { requireCalendarDate } from "../../shared/validation.js";
 import { bearerCredential } from "../bearer.js";
 import { authenticate as authenticateCaller } from "../interceptors/auth.interceptor.js";
 import { codeOf, failureOf, logCall } from "../interceptors/error.interceptor.js";
+import { type CallLimits, limitCall } from "../rate-limits.js";
 import {
   HttpError,
   JsonBytes,
@@ -116,9 +117,11 @@ function idempotencyKey(req: NodeRequest): string | undefined {
  * The seed's REST contract as thin adapters over the same services the RPCs
  * use: the paths, JSON field names, status codes and `{"error": "..."}`
  * bodies of the original spec, plus the one deliberate addition that balance,
- * recharge and payment need the user's token.
+ * recharge and payment need the user's token. Token issue, holds, recharges
+ * and payments are rate limited like their RPCs (see `limitCall`), once the
+ * caller is known and before anything is done: 429 with `Retry-After`.
  */
-export function createRestRouter(services: Services, logger: Logger) {
+export function createRestRouter(services: Services, logger: Logger, limits: CallLimits) {
   const { catalog, queue, reservations, wallet, payments } = services;
 
   /**
@@ -181,11 +184,13 @@ export function createRestRouter(services: Services, logger: Logger) {
       async handle(req) {
         const body = await readJsonObject(req);
         const userId = requireString(field(body, "userId"), "userId");
+        const assertion = bearerCredential(req.headers.authorization);
+        await limitCall(limits, "token", req, queue.verifiedUser(userId, assertion));
         const concert = await catalog.defaultConcert();
         const { token, status } = await queue.issueToken({
           concertId: concert.id,
           userId,
-          assertion: bearerCredential(req.headers.authorization),
+          assertion,
         });
         return {
           token,
@@ -224,6 +229,7 @@ export function createRestRouter(services: Services, logger: Logger) {
         const guess = await seatInDefaultConcert(field(body, "date"), field(body, "seatNumber"));
         const session = await authenticateSession(req, body, field(body, "userId"), guess);
         const { principal } = session;
+        await limitCall(limits, "hold", req, principal.userId);
         const date = requireCalendarDate(requireString(field(body, "date"), "date"));
         const seatNumber = requireWholeNumber(field(body, "seatNumber"), "seatNumber");
         const sameConcert = guess !== undefined && guess.concertId === principal.concertId;
@@ -251,6 +257,7 @@ export function createRestRouter(services: Services, logger: Logger) {
       async handle(req) {
         const body = await readJsonObject(req);
         const principal = await authenticate(req, body, field(body, "userId"));
+        await limitCall(limits, "payment", req, principal.userId);
         const amount = requireWholeNumber(field(body, "amount"), "amount");
         const result = await wallet.recharge(principal, {
           amount: BigInt(amount),
@@ -277,6 +284,7 @@ export function createRestRouter(services: Services, logger: Logger) {
       async handle(req) {
         const body = await readJsonObject(req);
         const principal = await authenticate(req, body, field(body, "userId"));
+        await limitCall(limits, "payment", req, principal.userId);
         const reservationId = requireString(field(body, "reservationId"), "reservationId");
         const amount = requireWholeNumber(field(body, "amount"), "amount");
         if (!isUuid(reservationId)) {

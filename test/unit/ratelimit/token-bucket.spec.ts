@@ -1,0 +1,186 @@
+import { expect } from "chai";
+import { createLogger } from "../../../server/src/logger.js";
+import {
+  type BucketRule,
+  type BucketState,
+  MemoryRateLimitStore,
+  RateLimiter,
+  type RateLimitRules,
+  type RateLimitStore,
+  takeToken,
+} from "../../../server/src/modules/ratelimit/index.js";
+import { FakeClock } from "../../support/fake-clock.js";
+import { expectDomainError, rejectionOf } from "../unit-helpers.js";
+
+/** 3 at once, one more every 500 ms. */
+const TWO_PER_SECOND: BucketRule = { burst: 3, refill: 2, periodMs: 1_000 };
+/** 2 at once, one more every 6 s. */
+const TEN_PER_MINUTE: BucketRule = { burst: 2, refill: 10, periodMs: 60_000 };
+
+/** Takes `count` tokens in a row at `now`; returns the decisions and the last state. */
+function takeMany(state: BucketState | undefined, rule: BucketRule, now: number, count: number) {
+  const decisions: boolean[] = [];
+  let current = state;
+  let retryAfterMs = 0;
+  for (let i = 0; i < count; i++) {
+    const taken = takeToken(current, rule, now);
+    decisions.push(taken.result.allowed);
+    retryAfterMs = taken.result.retryAfterMs;
+    current = taken.state;
+  }
+  return { decisions, state: current, retryAfterMs };
+}
+
+describe("token bucket (takeToken)", () => {
+  const start = Date.UTC(2030, 0, 1);
+
+  it("lets a burst through from a new bucket, then refuses with the time until the next token", () => {
+    const { decisions, retryAfterMs } = takeMany(undefined, TWO_PER_SECOND, start, 4);
+    expect(decisions).to.deep.equal([true, true, true, false]);
+    expect(retryAfterMs).to.equal(500);
+  });
+
+  it("refills at the rule's rate: one token per period / refill, never a fraction early", () => {
+    const empty = takeMany(undefined, TWO_PER_SECOND, start, 3).state;
+    const early = takeToken(empty, TWO_PER_SECOND, start + 499);
+    expect(early.result).to.deep.equal({ allowed: false, retryAfterMs: 1 });
+    expect(early.state, "a refusal changes nothing").to.equal(empty);
+    expect(takeToken(empty, TWO_PER_SECOND, start + 500).result.allowed).to.equal(true);
+    // Half a period's refill then a partial one: the retry hint counts what is left.
+    const afterOne = takeToken(empty, TWO_PER_SECOND, start + 500).state;
+    expect(takeToken(afterOne, TWO_PER_SECOND, start + 700).result).to.deep.equal({
+      allowed: false,
+      retryAfterMs: 300,
+    });
+  });
+
+  it("never holds more than the burst, however long it was left alone", () => {
+    const empty = takeMany(undefined, TWO_PER_SECOND, start, 3).state;
+    const { decisions } = takeMany(empty, TWO_PER_SECOND, start + 3_600_000, 5);
+    expect(decisions).to.deep.equal([true, true, true, false, false]);
+  });
+
+  it("counts slow rates exactly (10 per minute is one every 6 s, not 5.999…)", () => {
+    let state = takeMany(undefined, TEN_PER_MINUTE, start, 2).state;
+    for (let n = 1; n <= 50; n++) {
+      const now = start + n * 6_000;
+      expect(
+        takeToken(state, TEN_PER_MINUTE, now - 1).result.allowed,
+        `just before #${n}`,
+      ).to.equal(false);
+      const taken = takeToken(state, TEN_PER_MINUTE, now);
+      expect(taken.result.allowed, `token #${n} at ${n * 6} s`).to.equal(true);
+      state = taken.state;
+    }
+  });
+
+  it("mints nothing when the clock reads earlier than the bucket's last count", () => {
+    const empty = takeMany(undefined, TWO_PER_SECOND, start, 3).state;
+    const behind = takeToken(empty, TWO_PER_SECOND, start - 10_000);
+    expect(behind.result).to.deep.equal({ allowed: false, retryAfterMs: 500 });
+    // Time lost to the skew is not counted twice either: the bucket still refills from `start`.
+    expect(takeToken(empty, TWO_PER_SECOND, start + 500).result.allowed).to.equal(true);
+  });
+});
+
+describe("MemoryRateLimitStore", () => {
+  const start = Date.UTC(2030, 0, 1);
+
+  it("keeps each key's bucket apart", async () => {
+    const store = new MemoryRateLimitStore();
+    const rule: BucketRule = { burst: 1, refill: 1, periodMs: 1_000 };
+    expect((await store.take("a", rule, start)).allowed).to.equal(true);
+    expect((await store.take("a", rule, start)).allowed).to.equal(false);
+    expect((await store.take("b", rule, start)).allowed).to.equal(true);
+  });
+
+  it("forgets buckets once they are full again, so memory follows recent callers only", async () => {
+    const store = new MemoryRateLimitStore();
+    const rule: BucketRule = { burst: 5, refill: 1, periodMs: 1_000 };
+    for (let i = 0; i < 1_000; i++) await store.take(`caller-${i}`, rule, start);
+    expect(store.size).to.equal(1_000);
+    // Every bucket is full again 1 s later; each take forgets up to two old
+    // ones, so 600 takes forget all 1,000, and only the new callers remain.
+    for (let i = 0; i < 600; i++) await store.take(`later-${i}`, rule, start + 1_000);
+    expect(store.size).to.equal(600);
+    // A bucket that is not yet full is remembered: its caller is still limited.
+    await store.take("busy", { burst: 1, refill: 1, periodMs: 60_000 }, start + 1_000);
+    for (let i = 0; i < 2_000; i++) await store.take(`more-${i}`, rule, start + 2_000 + i);
+    expect(
+      (await store.take("busy", { burst: 1, refill: 1, periodMs: 60_000 }, start + 5_000)).allowed,
+    ).to.equal(false);
+  });
+});
+
+describe("RateLimiter", () => {
+  const logger = createLogger("silent");
+  const rules: RateLimitRules = {
+    token: { user: { burst: 2, refill: 1, periodMs: 60_000 }, address: undefined },
+    hold: {
+      user: { burst: 2, refill: 1, periodMs: 1_000 },
+      address: { burst: 3, refill: 1, periodMs: 10_000 },
+    },
+    payment: { user: undefined, address: undefined },
+  };
+
+  it("refuses RATE_LIMITED with RetryInfo's delay and says which limit, per user then per address", async () => {
+    const clock = new FakeClock();
+    const limiter = new RateLimiter(new MemoryRateLimitStore(), rules, clock, logger);
+    await limiter.check("hold", { userId: "ann", address: "10.0.0.1" });
+    await limiter.check("hold", { userId: "ann", address: "10.0.0.1" });
+    const byUser = expectDomainError(
+      await rejectionOf(limiter.check("hold", { userId: "ann", address: "10.0.0.1" })),
+      "resource_exhausted",
+      "RATE_LIMITED",
+    );
+    expect(byUser.metadata).to.deep.equal({ action: "hold", scope: "user" });
+    expect(byUser.retryAfterMs).to.equal(1_000);
+    // Another user from the same address has a bucket of their own, but the
+    // address's is empty now (the refused call took from it too).
+    const byAddress = expectDomainError(
+      await rejectionOf(limiter.check("hold", { userId: "bob", address: "10.0.0.1" })),
+      "resource_exhausted",
+      "RATE_LIMITED",
+    );
+    expect(byAddress.metadata).to.deep.equal({ action: "hold", scope: "address" });
+    expect(byAddress.retryAfterMs).to.equal(10_000);
+    await limiter.check("hold", { userId: "bob", address: "10.0.0.2" });
+  });
+
+  it("keeps actions apart, and lets unlimited actions and unknown callers through", async () => {
+    const clock = new FakeClock();
+    const limiter = new RateLimiter(new MemoryRateLimitStore(), rules, clock, logger);
+    await limiter.check("token", { userId: "ann", address: undefined });
+    await limiter.check("token", { userId: "ann", address: undefined });
+    await rejectionOf(limiter.check("token", { userId: "ann", address: undefined }));
+    await limiter.check("hold", { userId: "ann", address: undefined });
+    for (let i = 0; i < 50; i++) await limiter.check("payment", { userId: "ann", address: "x" });
+    // A token request that proves no user is limited by address only (none here).
+    for (let i = 0; i < 5; i++) await limiter.check("token", { userId: undefined, address: "x" });
+    expect(limiter.limits("payment")).to.equal(false);
+    expect(limiter.limits("hold")).to.equal(true);
+  });
+
+  it("lets calls through while its store fails, and limits again once it is back", async () => {
+    const clock = new FakeClock();
+    const memory = new MemoryRateLimitStore();
+    let down = false;
+    const flaky: RateLimitStore = {
+      take: (key, rule, now) =>
+        down ? Promise.reject(new Error("connection lost")) : memory.take(key, rule, now),
+      close: () => memory.close(),
+    };
+    const limiter = new RateLimiter(flaky, rules, clock, logger);
+    const ann = { userId: "ann", address: undefined };
+    await limiter.check("token", ann);
+    await limiter.check("token", ann);
+    down = true;
+    for (let i = 0; i < 5; i++) await limiter.check("token", ann);
+    down = false;
+    expectDomainError(
+      await rejectionOf(limiter.check("token", ann)),
+      "resource_exhausted",
+      "RATE_LIMITED",
+    );
+  });
+});
