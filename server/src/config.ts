@@ -303,7 +303,7 @@ const schema = z.object({
   WATCH_STREAMS_MAX: bounded(1, 1_000_000, "streams").default(10_000),
   // Defaults: see SECURITY.md (rate limits). Per address they are generous,
   // because many fans can share one address (carrier-grade NAT, campuses).
-  RATE_LIMIT_TOKEN_PER_USER: rateLimit.prefault("10,10/min"),
+  RATE_LIMIT_TOKEN_PER_USER: rateLimit.prefault("30,1/s"),
   RATE_LIMIT_TOKEN_PER_ADDRESS: rateLimit.prefault("1000,100/s"),
   RATE_LIMIT_HOLD_PER_USER: rateLimit.prefault("20,2/s"),
   RATE_LIMIT_HOLD_PER_ADDRESS: rateLimit.prefault("2000,200/s"),

@@ -492,7 +492,7 @@ describe("loadConfig", () => {
       const perSecond = (burst: number, refill: number) => ({ burst, refill, periodMs: 1_000 });
       expect(config.rateLimits).to.deep.equal({
         token: {
-          user: { burst: 10, refill: 10, periodMs: 60_000 },
+          user: perSecond(30, 1),
           address: perSecond(1_000, 100),
         },
         hold: { user: perSecond(20, 2), address: perSecond(2_000, 200) },
