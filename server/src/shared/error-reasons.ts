@@ -42,6 +42,11 @@ export const ErrorReasons = [
   "DEADLINE_EXCEEDED",
   "CANCELLED",
   "INTERNAL_ERROR",
+  "ADMIN_API_DISABLED",
+  "ADMIN_KEY_MISSING",
+  "ADMIN_KEY_INVALID",
+  "ALREADY_REFUNDED",
+  "RESERVATION_NOT_CONFIRMED",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */

@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import {
+  AdminService as AdminApi,
   CatalogService as CatalogApi,
   Health,
   type HoldSeatRequest,
@@ -10,6 +11,7 @@ import {
   WalletService as WalletApi,
 } from "@stagedoor/sdk";
 import type { Services } from "../container.js";
+import { AdminHandler } from "./handlers/admin.handler.js";
 import { CatalogHandler } from "./handlers/catalog.handler.js";
 import { HealthHandler, type ServingProbe } from "./handlers/health.handler.js";
 import { PaymentHandler } from "./handlers/payment.handler.js";
@@ -25,6 +27,7 @@ export const STAGEDOOR_SERVICES = [
   ReservationApi.typeName,
   WalletApi.typeName,
   PaymentApi.typeName,
+  AdminApi.typeName,
 ];
 
 /**
@@ -36,6 +39,18 @@ export const PUBLIC_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
   QueueApi.method.issueQueueToken,
   ...CatalogApi.methods,
   ...Health.methods,
+]);
+
+/**
+ * The operator API's methods: they need an operator API key, which the admin
+ * auth interceptor checks, and never a queue token.
+ */
+export const ADMIN_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>(AdminApi.methods);
+
+/** Methods the queue-token interceptor leaves alone: the public ones and the operator's. */
+export const NO_QUEUE_TOKEN_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
+  ...PUBLIC_METHODS,
+  ...ADMIN_METHODS,
 ]);
 
 /**
@@ -61,6 +76,7 @@ export function createRoutes(services: Services, probe: ServingProbe) {
     router.service(ReservationApi, new ReservationHandler(services.reservations));
     router.service(WalletApi, new WalletHandler(services.wallet));
     router.service(PaymentApi, new PaymentHandler(services.payments));
+    router.service(AdminApi, new AdminHandler(services.admin));
     router.service(Health, new HealthHandler(probe, STAGEDOOR_SERVICES));
   };
 }

@@ -1,7 +1,7 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
 /** Which mutation a request id was used for. */
-export type IdempotentOperation = "hold" | "release" | "recharge" | "pay";
+export type IdempotentOperation = "hold" | "release" | "recharge" | "pay" | "refund" | "credit";
 
 /**
  * A client's `request_id`, claimed by the first request that used it. The

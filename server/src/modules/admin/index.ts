@@ -1,0 +1,9 @@
+/** The operator's changes (refunds, support credits) and their audit trail. */
+export {
+  AdminService,
+  type CreditResult,
+  MAX_NOTE_LENGTH,
+  type RefundGate,
+  type RefundResult,
+} from "./admin.service.js";
+export { type AuditJson, type AuditRecord, AuditTrail } from "./audit.js";
