@@ -2,7 +2,7 @@ import type { Config } from "./config.js";
 import { createBackgroundJobs } from "./jobs/background-jobs.js";
 import type { IntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
-import { AdminService } from "./modules/admin/index.js";
+import { AdminService, CatalogAdminService } from "./modules/admin/index.js";
 import { CatalogService } from "./modules/catalog/index.js";
 import type { AdminKey, UserVerifier } from "./modules/identity/index.js";
 import { AdminKeyring, TokenCodec } from "./modules/identity/index.js";
@@ -90,6 +90,7 @@ export interface Services {
   readonly payments: PaymentsService;
   readonly seatGate: SeatGateWriter;
   readonly admin: AdminService;
+  readonly catalogAdmin: CatalogAdminService;
   readonly adminKeys: AdminKeyring;
   readonly jobs: readonly IntervalJob[];
 }
@@ -123,6 +124,7 @@ export function buildServices(deps: ServiceDeps): Services {
   const wallet = new WalletService(db, clock, settings.wallet);
   const payments = new PaymentsService(db, catalog, queue, seatGate, clock, logger);
   const admin = new AdminService(db, seatGate, clock, settings.wallet.maxBalance);
+  const catalogAdmin = new CatalogAdminService(db, catalog, clock);
   const adminKeys = new AdminKeyring(settings.adminKeys);
   const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
   return {
@@ -134,6 +136,7 @@ export function buildServices(deps: ServiceDeps): Services {
     payments,
     seatGate,
     admin,
+    catalogAdmin,
     adminKeys,
     jobs,
   };

@@ -4,6 +4,7 @@ import { MikroORM, PostgreSqlDriver } from "@mikro-orm/postgresql";
 import pg from "pg";
 import { Migration20261126000000 } from "./migrations/Migration20261126000000.js";
 import { Migration20261207000000 } from "./migrations/Migration20261207000000.js";
+import { Migration20261207010000 } from "./migrations/Migration20261207010000.js";
 
 /** The ORM instance type the server uses. */
 export type Orm = MikroORM;
@@ -22,6 +23,7 @@ export interface OrmOptions {
 export const migrations = [
   { name: "Migration20261126000000", class: Migration20261126000000 },
   { name: "Migration20261207000000", class: Migration20261207000000 },
+  { name: "Migration20261207010000", class: Migration20261207010000 },
 ];
 
 /**

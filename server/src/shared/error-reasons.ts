@@ -47,6 +47,8 @@ export const ErrorReasons = [
   "ADMIN_KEY_INVALID",
   "ALREADY_REFUNDED",
   "RESERVATION_NOT_CONFIRMED",
+  "CONCERT_DATE_EXISTS",
+  "SEAT_MAP_EXISTS",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */

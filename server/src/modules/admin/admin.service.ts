@@ -16,6 +16,7 @@ import {
 } from "../reservations/index.js";
 import { LedgerEntry, WalletRepository, type WalletView, walletAfter } from "../wallet/index.js";
 import { AuditTrail } from "./audit.js";
+import { claimOwner } from "./claims.js";
 
 /** The longest note an operator may attach to a change. */
 export const MAX_NOTE_LENGTH = 500;
@@ -36,15 +37,6 @@ export interface CreditResult {
 
 /** The gate writes a refund makes: forget the seat before, record it free after. */
 export type RefundGate = Pick<SeatGateWriter, "invalidate" | "record">;
-
-/**
- * The owner of an operator's request-id claims. Fans' user ids can never
- * contain control characters (`requireUserId`), so an operator's claims can
- * never collide with a fan's, whatever ids either picks.
- */
-function claimOwner(actor: AdminActor): string {
-  return `\u0001admin:${actor.name}`;
-}
 
 function reservationNotFound(reservationId: string): DomainError {
   return new DomainError("not_found", "RESERVATION_NOT_FOUND", "no reservation has that id", {

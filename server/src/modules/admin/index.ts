@@ -7,3 +7,8 @@ export {
   type RefundResult,
 } from "./admin.service.js";
 export { type AuditJson, type AuditRecord, AuditTrail } from "./audit.js";
+export {
+  CatalogAdminService,
+  type CatalogCaches,
+  type SeatMapImport,
+} from "./catalog-admin.service.js";

@@ -1,16 +1,30 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type {
   AdminService as AdminApi,
+  CreateConcertRequest,
+  CreatePerformanceRequest,
   CreditWalletRequest,
+  ImportSeatMapRequest,
   RefundTicketRequest,
+  UpdateConcertRequest,
 } from "@stagedoor/sdk";
-import type { AdminService } from "../../modules/admin/index.js";
+import type { AdminService, CatalogAdminService } from "../../modules/admin/index.js";
 import { adminOf } from "../context.js";
-import { toCreditWalletResponse, toRefundTicketResponse } from "../mappers/admin.mapper.js";
+import {
+  fromSeatMapFormat,
+  toCreditWalletResponse,
+  toImportSeatMapResponse,
+  toRefundTicketResponse,
+} from "../mappers/admin.mapper.js";
+import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
 
 /** The operator API over Connect, gRPC and gRPC-Web. */
 export class AdminHandler implements ServiceImpl<typeof AdminApi> {
-  constructor(private readonly admin: AdminService) {}
+  constructor(
+    private readonly admin: AdminService,
+    private readonly catalog: CatalogAdminService,
+  ) {}
 
   async refundTicket(req: RefundTicketRequest, ctx: HandlerContext) {
     const result = await this.admin.refundTicket(adminOf(ctx.values), {
@@ -29,5 +43,47 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
       note: req.note,
     });
     return toCreditWalletResponse(result);
+  }
+
+  async createConcert(req: CreateConcertRequest, ctx: HandlerContext) {
+    const concert = await this.catalog.createConcert(adminOf(ctx.values), {
+      title: req.title,
+      venue: req.venue,
+      timeZone: req.timeZone,
+      requestId: req.requestId,
+    });
+    return { concert: toConcert(concert) };
+  }
+
+  async updateConcert(req: UpdateConcertRequest, ctx: HandlerContext) {
+    const concert = await this.catalog.updateConcert(adminOf(ctx.values), {
+      concertId: req.concertId,
+      title: req.title,
+      venue: req.venue,
+      timeZone: req.timeZone,
+      requestId: req.requestId,
+    });
+    return { concert: toConcert(concert) };
+  }
+
+  async createPerformance(req: CreatePerformanceRequest, ctx: HandlerContext) {
+    const date = await this.catalog.createPerformance(adminOf(ctx.values), {
+      concertId: req.concertId,
+      startsAt: req.startTime && timestampDate(req.startTime),
+      salesCloseAt: req.salesCloseTime && timestampDate(req.salesCloseTime),
+      requestId: req.requestId,
+    });
+    return { performance: toConcertDate({ date, availableSeats: 0 }) };
+  }
+
+  async importSeatMap(req: ImportSeatMapRequest, ctx: HandlerContext) {
+    const result = await this.catalog.importSeatMap(adminOf(ctx.values), {
+      concertDateId: req.concertDateId,
+      format: fromSeatMapFormat(req.format),
+      text: req.text,
+      validateOnly: req.validateOnly,
+      requestId: req.requestId,
+    });
+    return toImportSeatMapResponse(result);
   }
 }

@@ -1,6 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { CreditWalletResponseSchema, RefundTicketResponseSchema } from "@stagedoor/sdk";
-import type { CreditResult, RefundResult } from "../../modules/admin/index.js";
+import {
+  type CreditWalletResponseSchema,
+  type ImportSeatMapResponseSchema,
+  type RefundTicketResponseSchema,
+  SeatMapFormat,
+} from "@stagedoor/sdk";
+import type { CreditResult, RefundResult, SeatMapImport } from "../../modules/admin/index.js";
+import type { SeatMapFormat as DomainSeatMapFormat } from "../../modules/catalog/index.js";
 import { toPayment } from "./payment.mapper.js";
 import { toReservation } from "./reservation.mapper.js";
 import { toLedgerEntry, toWallet } from "./wallet.mapper.js";
@@ -22,4 +28,31 @@ export function toCreditWalletResponse(
   result: CreditResult,
 ): MessageInitShape<typeof CreditWalletResponseSchema> {
   return { wallet: toWallet(result.wallet), entry: toLedgerEntry(result.entry) };
+}
+
+/** The seat-map format of a request; undefined for UNSPECIFIED or an unknown value. */
+export function fromSeatMapFormat(format: SeatMapFormat): DomainSeatMapFormat | undefined {
+  switch (format) {
+    case SeatMapFormat.CSV:
+      return "csv";
+    case SeatMapFormat.JSON:
+      return "json";
+    default:
+      return undefined;
+  }
+}
+
+/** Maps a seat-map import to its API response. */
+export function toImportSeatMapResponse(
+  result: SeatMapImport,
+): MessageInitShape<typeof ImportSeatMapResponseSchema> {
+  return {
+    problems: result.problems.map((p) => ({
+      line: p.line,
+      field: p.field,
+      description: p.description,
+    })),
+    seatCount: result.seatCount,
+    applied: result.applied,
+  };
 }

@@ -2,8 +2,12 @@
 // @generated from file stagedoor/admin/v1/admin_service.proto (package stagedoor.admin.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Concert, ConcertDate } from "../../catalog/v1/catalog_service_pb.js";
+import { file_stagedoor_catalog_v1_catalog_service } from "../../catalog/v1/catalog_service_pb.js";
 import type { Payment } from "../../payment/v1/payment_service_pb.js";
 import { file_stagedoor_payment_v1_payment_service } from "../../payment/v1/payment_service_pb.js";
 import type { Reservation } from "../../reservation/v1/reservation_service_pb.js";
@@ -16,7 +20,326 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stagedoor/admin/v1/admin_service.proto.
  */
 export const file_stagedoor_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIk8KE1JlZnVuZFRpY2tldFJlcXVlc3QSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIMCgRub3RlGAMgASgJIuABChRSZWZ1bmRUaWNrZXRSZXNwb25zZRI6CgtyZXNlcnZhdGlvbhgBIAEoCzIlLnN0YWdlZG9vci5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbhIuCgdwYXltZW50GAIgASgLMh0uc3RhZ2Vkb29yLnBheW1lbnQudjEuUGF5bWVudBIrCgZ3YWxsZXQYAyABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgEIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiWAoTQ3JlZGl0V2FsbGV0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBmFtb3VudBgCIAEoAxISCgpyZXF1ZXN0X2lkGAMgASgJEgwKBG5vdGUYBCABKAkidAoUQ3JlZGl0V2FsbGV0UmVzcG9uc2USKwoGd2FsbGV0GAEgASgLMhsuc3RhZ2Vkb29yLndhbGxldC52MS5XYWxsZXQSLwoFZW50cnkYAiABKAsyIC5zdGFnZWRvb3Iud2FsbGV0LnYxLkxlZGdlckVudHJ5MtQBCgxBZG1pblNlcnZpY2USYQoMUmVmdW5kVGlja2V0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuUmVmdW5kVGlja2V0UmVzcG9uc2USYQoMQ3JlZGl0V2FsbGV0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlZGl0V2FsbGV0UmVzcG9uc2ViBnByb3RvMw", [file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_wallet_v1_wallet_service]);
+  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkqYwoNU2VhdE1hcEZvcm1hdBIfChtTRUFUX01BUF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNTRUFUX01BUF9GT1JNQVRfQ1NWEAESGAoUU0VBVF9NQVBfRk9STUFUX0pTT04QAjL4BAoMQWRtaW5TZXJ2aWNlEmEKDFJlZnVuZFRpY2tldBInLnN0YWdlZG9vci5hZG1pbi52MS5SZWZ1bmRUaWNrZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlc3BvbnNlEmEKDENyZWRpdFdhbGxldBInLnN0YWdlZG9vci5hZG1pbi52MS5DcmVkaXRXYWxsZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlc3BvbnNlEmQKDUNyZWF0ZUNvbmNlcnQSKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlQ29uY2VydFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlQ29uY2VydFJlc3BvbnNlEmQKDVVwZGF0ZUNvbmNlcnQSKC5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlQ29uY2VydFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlQ29uY2VydFJlc3BvbnNlEnAKEUNyZWF0ZVBlcmZvcm1hbmNlEiwuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZVBlcmZvcm1hbmNlUmVxdWVzdBotLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEmQKDUltcG9ydFNlYXRNYXASKC5zdGFnZWRvb3IuYWRtaW4udjEuSW1wb3J0U2VhdE1hcFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuSW1wb3J0U2VhdE1hcFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_wallet_v1_wallet_service]);
+
+/**
+ * CreateConcertRequest describes a new concert.
+ *
+ * @generated from message stagedoor.admin.v1.CreateConcertRequest
+ */
+export type CreateConcertRequest = Message<"stagedoor.admin.v1.CreateConcertRequest"> & {
+  /**
+   * The title (1 to 200 characters).
+   *
+   * @generated from field: string title = 1;
+   */
+  title: string;
+
+  /**
+   * The venue (1 to 200 characters).
+   *
+   * @generated from field: string venue = 2;
+   */
+  venue: string;
+
+  /**
+   * The venue's IANA time zone, such as "Asia/Seoul".
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
+
+  /**
+   * An operator-chosen id of this logical operation (1 to 128 characters).
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.CreateConcertRequest.
+ * Use `create(CreateConcertRequestSchema)` to create a new message.
+ */
+export const CreateConcertRequestSchema: GenMessage<CreateConcertRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 0);
+
+/**
+ * CreateConcertResponse carries the new concert.
+ *
+ * @generated from message stagedoor.admin.v1.CreateConcertResponse
+ */
+export type CreateConcertResponse = Message<"stagedoor.admin.v1.CreateConcertResponse"> & {
+  /**
+   * The concert.
+   *
+   * @generated from field: stagedoor.catalog.v1.Concert concert = 1;
+   */
+  concert?: Concert | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.CreateConcertResponse.
+ * Use `create(CreateConcertResponseSchema)` to create a new message.
+ */
+export const CreateConcertResponseSchema: GenMessage<CreateConcertResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 1);
+
+/**
+ * UpdateConcertRequest changes a concert.
+ *
+ * @generated from message stagedoor.admin.v1.UpdateConcertRequest
+ */
+export type UpdateConcertRequest = Message<"stagedoor.admin.v1.UpdateConcertRequest"> & {
+  /**
+   * The concert to change.
+   *
+   * @generated from field: string concert_id = 1;
+   */
+  concertId: string;
+
+  /**
+   * The new title, or empty to keep it.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * The new venue, or empty to keep it.
+   *
+   * @generated from field: string venue = 3;
+   */
+  venue: string;
+
+  /**
+   * The new IANA time zone, or empty to keep it.
+   *
+   * @generated from field: string time_zone = 4;
+   */
+  timeZone: string;
+
+  /**
+   * An operator-chosen id of this logical operation (1 to 128 characters).
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.UpdateConcertRequest.
+ * Use `create(UpdateConcertRequestSchema)` to create a new message.
+ */
+export const UpdateConcertRequestSchema: GenMessage<UpdateConcertRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 2);
+
+/**
+ * UpdateConcertResponse carries the concert as changed.
+ *
+ * @generated from message stagedoor.admin.v1.UpdateConcertResponse
+ */
+export type UpdateConcertResponse = Message<"stagedoor.admin.v1.UpdateConcertResponse"> & {
+  /**
+   * The concert.
+   *
+   * @generated from field: stagedoor.catalog.v1.Concert concert = 1;
+   */
+  concert?: Concert | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.UpdateConcertResponse.
+ * Use `create(UpdateConcertResponseSchema)` to create a new message.
+ */
+export const UpdateConcertResponseSchema: GenMessage<UpdateConcertResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 3);
+
+/**
+ * CreatePerformanceRequest describes a new performance of a concert.
+ *
+ * @generated from message stagedoor.admin.v1.CreatePerformanceRequest
+ */
+export type CreatePerformanceRequest = Message<"stagedoor.admin.v1.CreatePerformanceRequest"> & {
+  /**
+   * The concert.
+   *
+   * @generated from field: string concert_id = 1;
+   */
+  concertId: string;
+
+  /**
+   * When the performance starts; it must be in the future.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * When sales close, if before the start; unset means at the start.
+   *
+   * @generated from field: google.protobuf.Timestamp sales_close_time = 3;
+   */
+  salesCloseTime?: Timestamp | undefined;
+
+  /**
+   * An operator-chosen id of this logical operation (1 to 128 characters).
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.CreatePerformanceRequest.
+ * Use `create(CreatePerformanceRequestSchema)` to create a new message.
+ */
+export const CreatePerformanceRequestSchema: GenMessage<CreatePerformanceRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 4);
+
+/**
+ * CreatePerformanceResponse carries the new performance.
+ *
+ * @generated from message stagedoor.admin.v1.CreatePerformanceResponse
+ */
+export type CreatePerformanceResponse = Message<"stagedoor.admin.v1.CreatePerformanceResponse"> & {
+  /**
+   * The performance, with no seats yet.
+   *
+   * @generated from field: stagedoor.catalog.v1.ConcertDate performance = 1;
+   */
+  performance?: ConcertDate | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.CreatePerformanceResponse.
+ * Use `create(CreatePerformanceResponseSchema)` to create a new message.
+ */
+export const CreatePerformanceResponseSchema: GenMessage<CreatePerformanceResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 5);
+
+/**
+ * ImportSeatMapRequest gives a performance its seats.
+ *
+ * @generated from message stagedoor.admin.v1.ImportSeatMapRequest
+ */
+export type ImportSeatMapRequest = Message<"stagedoor.admin.v1.ImportSeatMapRequest"> & {
+  /**
+   * The performance (concert date).
+   *
+   * @generated from field: string concert_date_id = 1;
+   */
+  concertDateId: string;
+
+  /**
+   * How `text` is written.
+   *
+   * @generated from field: stagedoor.admin.v1.SeatMapFormat format = 2;
+   */
+  format: SeatMapFormat;
+
+  /**
+   * The seat map: one row per seat with section, row, number (unique within
+   * the performance, 1 to 100000), grade (1 to 20 characters) and price
+   * (positive minor units).
+   *
+   * @generated from field: string text = 3;
+   */
+  text: string;
+
+  /**
+   * Only check the rows and report; write nothing.
+   *
+   * @generated from field: bool validate_only = 4;
+   */
+  validateOnly: boolean;
+
+  /**
+   * An operator-chosen id of this logical operation (1 to 128 characters);
+   * required unless `validate_only`.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.ImportSeatMapRequest.
+ * Use `create(ImportSeatMapRequestSchema)` to create a new message.
+ */
+export const ImportSeatMapRequestSchema: GenMessage<ImportSeatMapRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 6);
+
+/**
+ * SeatMapProblem is one bad row of a seat map.
+ *
+ * @generated from message stagedoor.admin.v1.SeatMapProblem
+ */
+export type SeatMapProblem = Message<"stagedoor.admin.v1.SeatMapProblem"> & {
+  /**
+   * The row's line in the CSV text (the header is line 1), or its 1-based
+   * position in the JSON array.
+   *
+   * @generated from field: int32 line = 1;
+   */
+  line: number;
+
+  /**
+   * The column at fault, or empty when the whole row is.
+   *
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * What is wrong, as a full sentence.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.SeatMapProblem.
+ * Use `create(SeatMapProblemSchema)` to create a new message.
+ */
+export const SeatMapProblemSchema: GenMessage<SeatMapProblem> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 7);
+
+/**
+ * ImportSeatMapResponse says what the import found and did.
+ *
+ * @generated from message stagedoor.admin.v1.ImportSeatMapResponse
+ */
+export type ImportSeatMapResponse = Message<"stagedoor.admin.v1.ImportSeatMapResponse"> & {
+  /**
+   * Every bad row; empty when the seat map is valid.
+   *
+   * @generated from field: repeated stagedoor.admin.v1.SeatMapProblem problems = 1;
+   */
+  problems: SeatMapProblem[];
+
+  /**
+   * How many seats the text describes (valid rows only).
+   *
+   * @generated from field: int32 seat_count = 2;
+   */
+  seatCount: number;
+
+  /**
+   * Whether the seats were written (false for `validate_only`).
+   *
+   * @generated from field: bool applied = 3;
+   */
+  applied: boolean;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.ImportSeatMapResponse.
+ * Use `create(ImportSeatMapResponseSchema)` to create a new message.
+ */
+export const ImportSeatMapResponseSchema: GenMessage<ImportSeatMapResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 8);
 
 /**
  * RefundTicketRequest cancels one confirmed ticket.
@@ -53,7 +376,7 @@ export type RefundTicketRequest = Message<"stagedoor.admin.v1.RefundTicketReques
  * Use `create(RefundTicketRequestSchema)` to create a new message.
  */
 export const RefundTicketRequestSchema: GenMessage<RefundTicketRequest> = /*@__PURE__*/
-  messageDesc(file_stagedoor_admin_v1_admin_service, 0);
+  messageDesc(file_stagedoor_admin_v1_admin_service, 9);
 
 /**
  * RefundTicketResponse carries what the refund changed.
@@ -95,7 +418,7 @@ export type RefundTicketResponse = Message<"stagedoor.admin.v1.RefundTicketRespo
  * Use `create(RefundTicketResponseSchema)` to create a new message.
  */
 export const RefundTicketResponseSchema: GenMessage<RefundTicketResponse> = /*@__PURE__*/
-  messageDesc(file_stagedoor_admin_v1_admin_service, 1);
+  messageDesc(file_stagedoor_admin_v1_admin_service, 10);
 
 /**
  * CreditWalletRequest adds money to a user's wallet.
@@ -140,7 +463,7 @@ export type CreditWalletRequest = Message<"stagedoor.admin.v1.CreditWalletReques
  * Use `create(CreditWalletRequestSchema)` to create a new message.
  */
 export const CreditWalletRequestSchema: GenMessage<CreditWalletRequest> = /*@__PURE__*/
-  messageDesc(file_stagedoor_admin_v1_admin_service, 2);
+  messageDesc(file_stagedoor_admin_v1_admin_service, 11);
 
 /**
  * CreditWalletResponse carries the credited wallet.
@@ -168,11 +491,47 @@ export type CreditWalletResponse = Message<"stagedoor.admin.v1.CreditWalletRespo
  * Use `create(CreditWalletResponseSchema)` to create a new message.
  */
 export const CreditWalletResponseSchema: GenMessage<CreditWalletResponse> = /*@__PURE__*/
-  messageDesc(file_stagedoor_admin_v1_admin_service, 3);
+  messageDesc(file_stagedoor_admin_v1_admin_service, 12);
 
 /**
- * AdminService is the operator API of the box office: refunds and support
- * credits today.
+ * SeatMapFormat is how the text of a seat map is written.
+ *
+ * @generated from enum stagedoor.admin.v1.SeatMapFormat
+ */
+export enum SeatMapFormat {
+  /**
+   * No format was given; the request is refused.
+   *
+   * @generated from enum value: SEAT_MAP_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * CSV with a header line naming the columns section, row, number, grade
+   * and price (in any order); fields may be quoted with double quotes.
+   *
+   * @generated from enum value: SEAT_MAP_FORMAT_CSV = 1;
+   */
+  CSV = 1,
+
+  /**
+   * A JSON array of objects with the keys section, row, number, grade and
+   * price (number and price as JSON numbers or decimal strings).
+   *
+   * @generated from enum value: SEAT_MAP_FORMAT_JSON = 2;
+   */
+  JSON = 2,
+}
+
+/**
+ * Describes the enum stagedoor.admin.v1.SeatMapFormat.
+ */
+export const SeatMapFormatSchema: GenEnum<SeatMapFormat> = /*@__PURE__*/
+  enumDesc(file_stagedoor_admin_v1_admin_service, 0);
+
+/**
+ * AdminService is the operator API of the box office: concerts,
+ * performances and their seat maps, refunds and support credits.
  *
  * Every call needs an operator API key sent as `Authorization: Bearer <key>`
  * (the server keeps only its SHA-256 hash, configured in `ADMIN_API_KEYS`).
@@ -212,6 +571,61 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof CreditWalletRequestSchema;
     output: typeof CreditWalletResponseSchema;
+  },
+  /**
+   * CreateConcert adds a concert (title, venue and the venue's IANA time
+   * zone). It is listed to fans at once. Retrying with the same `request_id`
+   * returns the concert the first call created.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.CreateConcert
+   */
+  createConcert: {
+    methodKind: "unary";
+    input: typeof CreateConcertRequestSchema;
+    output: typeof CreateConcertResponseSchema;
+  },
+  /**
+   * UpdateConcert changes a concert's title, venue or time zone; empty fields
+   * keep their value. The time zone can no longer change once the concert has
+   * a performance (it fixes each performance's calendar date).
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.UpdateConcert
+   */
+  updateConcert: {
+    methodKind: "unary";
+    input: typeof UpdateConcertRequestSchema;
+    output: typeof UpdateConcertResponseSchema;
+  },
+  /**
+   * CreatePerformance adds a performance (a concert date) to a concert: its
+   * start time, and optionally an earlier time at which sales close (by
+   * default they close at the start). Its calendar date, in the concert's
+   * time zone, must be free: a concert plays at most once a day. Fans see it
+   * once it has a seat map (ImportSeatMap). Retrying with the same
+   * `request_id` returns the performance the first call created.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.CreatePerformance
+   */
+  createPerformance: {
+    methodKind: "unary";
+    input: typeof CreatePerformanceRequestSchema;
+    output: typeof CreatePerformanceResponseSchema;
+  },
+  /**
+   * ImportSeatMap gives a performance its seats from CSV or JSON text. Every
+   * row is checked first and every bad row reported with its line; with
+   * `validate_only` nothing is written. Otherwise the import is all or
+   * nothing: one bad row and no seat is written (`invalid_argument`, with a
+   * BadRequest violation per bad row). A performance's seat map is imported
+   * once: seats are cached by every server instance and held and sold
+   * against, so a second import fails with `SEAT_MAP_EXISTS`.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.ImportSeatMap
+   */
+  importSeatMap: {
+    methodKind: "unary";
+    input: typeof ImportSeatMapRequestSchema;
+    output: typeof ImportSeatMapResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_stagedoor_admin_v1_admin_service, 0);
