@@ -2,7 +2,7 @@ import type { Config } from "./config.js";
 import { createBackgroundJobs } from "./jobs/background-jobs.js";
 import type { IntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
-import { AdminService, CatalogAdminService } from "./modules/admin/index.js";
+import { AdminService, CatalogAdminService, SaleStatsReader } from "./modules/admin/index.js";
 import { CatalogService } from "./modules/catalog/index.js";
 import type { AdminKey, UserVerifier } from "./modules/identity/index.js";
 import { AdminKeyring, TokenCodec } from "./modules/identity/index.js";
@@ -91,6 +91,7 @@ export interface Services {
   readonly seatGate: SeatGateWriter;
   readonly admin: AdminService;
   readonly catalogAdmin: CatalogAdminService;
+  readonly saleStats: SaleStatsReader;
   readonly adminKeys: AdminKeyring;
   readonly jobs: readonly IntervalJob[];
 }
@@ -125,6 +126,7 @@ export function buildServices(deps: ServiceDeps): Services {
   const payments = new PaymentsService(db, catalog, queue, seatGate, clock, logger);
   const admin = new AdminService(db, seatGate, clock, settings.wallet.maxBalance);
   const catalogAdmin = new CatalogAdminService(db, catalog, clock);
+  const saleStats = new SaleStatsReader(db, clock);
   const adminKeys = new AdminKeyring(settings.adminKeys);
   const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
   return {
@@ -137,6 +139,7 @@ export function buildServices(deps: ServiceDeps): Services {
     seatGate,
     admin,
     catalogAdmin,
+    saleStats,
     adminKeys,
     jobs,
   };

@@ -192,6 +192,60 @@ describe("rpc: AdminService catalog (concerts, performances, seat maps)", () => 
           SeatState.SOLD,
         );
 
+        // The sale's figures: one sold just now, another fan holding a seat.
+        const holderToken = (
+          await fans.queue.issueQueueToken({ concertId, userId: uniqueUser("holder") })
+        ).token;
+        await clientFor(protocol, server.url, holderToken).reservation.holdSeat({
+          seatId: must(seats[1]).id,
+          requestId: newRequestId(),
+        });
+        const { stats } = await ops.getSaleStats({ concertId });
+        expect(stats).to.deep.include({
+          totalSeats: 20,
+          availableSeats: 18,
+          heldSeats: 1,
+          soldSeats: 1,
+          revenue: seat.price,
+          refundedTickets: 0,
+          refundedAmount: 0n,
+          soldLastFiveMinutes: 1,
+          salesPerMinute: 0.2,
+        });
+        // 19 seats left at 0.2 a minute: 95 minutes.
+        expect(stats?.estimatedTimeToSellOut?.seconds).to.equal(5700n);
+        await ops.refundTicket({
+          reservationId: must(reservation).id,
+          requestId: newRequestId(),
+          note: "",
+        });
+        const { stats: after } = await ops.getSaleStats({ concertId });
+        expect(after).to.deep.include({
+          availableSeats: 19,
+          soldSeats: 0,
+          revenue: 0n,
+          refundedTickets: 1,
+          refundedAmount: seat.price,
+          soldLastFiveMinutes: 0,
+          salesPerMinute: 0,
+        });
+        expect(after?.estimatedTimeToSellOut).to.equal(undefined);
+        await expectRpcError(ops.getSaleStats({ concertId: "x" }), {
+          code: Code.InvalidArgument,
+          reason: "INVALID_ARGUMENT",
+          field: "concert_id",
+        });
+        await expectRpcError(
+          ops.getSaleStats({ concertId: "00000000-0000-4000-8000-000000000000" }),
+          { code: Code.NotFound, reason: "CONCERT_NOT_FOUND" },
+        );
+        await expectRpcError(
+          createClient(AdminService, transportFor(protocol, server.url)).getSaleStats({
+            concertId,
+          }),
+          { code: Code.Unauthenticated, reason: "ADMIN_KEY_MISSING" },
+        );
+
         expect(await auditActions(`concert/${concertId}`)).to.deep.equal([
           "CreateConcert",
           "UpdateConcert",
@@ -199,6 +253,9 @@ describe("rpc: AdminService catalog (concerts, performances, seat maps)", () => 
         expect(await auditActions(`concert_date/${dateId}`)).to.deep.equal([
           "CreatePerformance",
           "ImportSeatMap",
+        ]);
+        expect(await auditActions(`reservation/${must(reservation).id}`)).to.deep.equal([
+          "RefundTicket",
         ]);
       });
 

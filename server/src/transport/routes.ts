@@ -76,7 +76,10 @@ export function createRoutes(services: Services, probe: ServingProbe) {
     router.service(ReservationApi, new ReservationHandler(services.reservations));
     router.service(WalletApi, new WalletHandler(services.wallet));
     router.service(PaymentApi, new PaymentHandler(services.payments));
-    router.service(AdminApi, new AdminHandler(services.admin, services.catalogAdmin));
+    router.service(
+      AdminApi,
+      new AdminHandler(services.admin, services.catalogAdmin, services.saleStats),
+    );
     router.service(Health, new HealthHandler(probe, STAGEDOOR_SERVICES));
   };
 }

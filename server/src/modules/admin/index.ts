@@ -12,3 +12,4 @@ export {
   type CatalogCaches,
   type SeatMapImport,
 } from "./catalog-admin.service.js";
+export { SALES_RATE_WINDOW_MS, type SaleStats, SaleStatsReader } from "./sale-stats.js";

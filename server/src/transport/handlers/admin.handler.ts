@@ -5,17 +5,23 @@ import type {
   CreateConcertRequest,
   CreatePerformanceRequest,
   CreditWalletRequest,
+  GetSaleStatsRequest,
   ImportSeatMapRequest,
   RefundTicketRequest,
   UpdateConcertRequest,
 } from "@stagedoor/sdk";
-import type { AdminService, CatalogAdminService } from "../../modules/admin/index.js";
+import type {
+  AdminService,
+  CatalogAdminService,
+  SaleStatsReader,
+} from "../../modules/admin/index.js";
 import { adminOf } from "../context.js";
 import {
   fromSeatMapFormat,
   toCreditWalletResponse,
   toImportSeatMapResponse,
   toRefundTicketResponse,
+  toSaleStats,
 } from "../mappers/admin.mapper.js";
 import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
 
@@ -24,7 +30,12 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
   constructor(
     private readonly admin: AdminService,
     private readonly catalog: CatalogAdminService,
+    private readonly stats: SaleStatsReader,
   ) {}
+
+  async getSaleStats(req: GetSaleStatsRequest) {
+    return { stats: toSaleStats(await this.stats.read(req.concertId)) };
+  }
 
   async refundTicket(req: RefundTicketRequest, ctx: HandlerContext) {
     const result = await this.admin.refundTicket(adminOf(ctx.values), {

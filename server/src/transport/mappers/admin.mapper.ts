@@ -1,11 +1,18 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type CreditWalletResponseSchema,
   type ImportSeatMapResponseSchema,
   type RefundTicketResponseSchema,
+  type SaleStatsSchema,
   SeatMapFormat,
 } from "@stagedoor/sdk";
-import type { CreditResult, RefundResult, SeatMapImport } from "../../modules/admin/index.js";
+import type {
+  CreditResult,
+  RefundResult,
+  SaleStats,
+  SeatMapImport,
+} from "../../modules/admin/index.js";
 import type { SeatMapFormat as DomainSeatMapFormat } from "../../modules/catalog/index.js";
 import { toPayment } from "./payment.mapper.js";
 import { toReservation } from "./reservation.mapper.js";
@@ -54,5 +61,23 @@ export function toImportSeatMapResponse(
     })),
     seatCount: result.seatCount,
     applied: result.applied,
+  };
+}
+
+/** Maps a concert's sale figures to their API message. */
+export function toSaleStats(stats: SaleStats): MessageInitShape<typeof SaleStatsSchema> {
+  return {
+    totalSeats: stats.totalSeats,
+    availableSeats: stats.availableSeats,
+    heldSeats: stats.heldSeats,
+    soldSeats: stats.soldSeats,
+    revenue: stats.revenue,
+    refundedTickets: stats.refundedTickets,
+    refundedAmount: stats.refundedAmount,
+    soldLastFiveMinutes: stats.soldInWindow,
+    salesPerMinute: stats.salesPerMinute,
+    estimatedTimeToSellOut:
+      stats.timeToSellOutMs === null ? undefined : durationFromMs(stats.timeToSellOutMs),
+    readTime: timestampFromDate(stats.readAt),
   };
 }

@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Concert, ConcertDate } from "../../catalog/v1/catalog_service_pb.js";
 import { file_stagedoor_catalog_v1_catalog_service } from "../../catalog/v1/catalog_service_pb.js";
 import type { Payment } from "../../payment/v1/payment_service_pb.js";
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stagedoor/admin/v1/admin_service.proto.
  */
 export const file_stagedoor_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkqYwoNU2VhdE1hcEZvcm1hdBIfChtTRUFUX01BUF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNTRUFUX01BUF9GT1JNQVRfQ1NWEAESGAoUU0VBVF9NQVBfRk9STUFUX0pTT04QAjL4BAoMQWRtaW5TZXJ2aWNlEmEKDFJlZnVuZFRpY2tldBInLnN0YWdlZG9vci5hZG1pbi52MS5SZWZ1bmRUaWNrZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlc3BvbnNlEmEKDENyZWRpdFdhbGxldBInLnN0YWdlZG9vci5hZG1pbi52MS5DcmVkaXRXYWxsZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlc3BvbnNlEmQKDUNyZWF0ZUNvbmNlcnQSKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlQ29uY2VydFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlQ29uY2VydFJlc3BvbnNlEmQKDVVwZGF0ZUNvbmNlcnQSKC5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlQ29uY2VydFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlQ29uY2VydFJlc3BvbnNlEnAKEUNyZWF0ZVBlcmZvcm1hbmNlEiwuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZVBlcmZvcm1hbmNlUmVxdWVzdBotLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEmQKDUltcG9ydFNlYXRNYXASKC5zdGFnZWRvb3IuYWRtaW4udjEuSW1wb3J0U2VhdE1hcFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuSW1wb3J0U2VhdE1hcFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_wallet_v1_wallet_service]);
+  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiKQoTR2V0U2FsZVN0YXRzUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJIs0CCglTYWxlU3RhdHMSEwoLdG90YWxfc2VhdHMYASABKAUSFwoPYXZhaWxhYmxlX3NlYXRzGAIgASgFEhIKCmhlbGRfc2VhdHMYAyABKAUSEgoKc29sZF9zZWF0cxgEIAEoBRIPCgdyZXZlbnVlGAUgASgDEhgKEHJlZnVuZGVkX3RpY2tldHMYBiABKAUSFwoPcmVmdW5kZWRfYW1vdW50GAcgASgDEh4KFnNvbGRfbGFzdF9maXZlX21pbnV0ZXMYCCABKAUSGAoQc2FsZXNfcGVyX21pbnV0ZRgJIAEoARI9Chplc3RpbWF0ZWRfdGltZV90b19zZWxsX291dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCglyZWFkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKFEdldFNhbGVTdGF0c1Jlc3BvbnNlEiwKBXN0YXRzGAEgASgLMh0uc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTdGF0cypjCg1TZWF0TWFwRm9ybWF0Eh8KG1NFQVRfTUFQX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhcKE1NFQVRfTUFQX0ZPUk1BVF9DU1YQARIYChRTRUFUX01BUF9GT1JNQVRfSlNPThACMuAFCgxBZG1pblNlcnZpY2USYQoMUmVmdW5kVGlja2V0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuUmVmdW5kVGlja2V0UmVzcG9uc2USYQoMQ3JlZGl0V2FsbGV0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlZGl0V2FsbGV0UmVzcG9uc2USZAoNQ3JlYXRlQ29uY2VydBIoLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVDb25jZXJ0UmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVDb25jZXJ0UmVzcG9uc2USZAoNVXBkYXRlQ29uY2VydBIoLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVDb25jZXJ0UmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVDb25jZXJ0UmVzcG9uc2UScAoRQ3JlYXRlUGVyZm9ybWFuY2USLC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0Gi0uc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZVBlcmZvcm1hbmNlUmVzcG9uc2USZAoNSW1wb3J0U2VhdE1hcBIoLnN0YWdlZG9vci5hZG1pbi52MS5JbXBvcnRTZWF0TWFwUmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5JbXBvcnRTZWF0TWFwUmVzcG9uc2USZgoMR2V0U2FsZVN0YXRzEicuc3RhZ2Vkb29yLmFkbWluLnYxLkdldFNhbGVTdGF0c1JlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuR2V0U2FsZVN0YXRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_wallet_v1_wallet_service]);
 
 /**
  * CreateConcertRequest describes a new concert.
@@ -494,6 +494,140 @@ export const CreditWalletResponseSchema: GenMessage<CreditWalletResponse> = /*@_
   messageDesc(file_stagedoor_admin_v1_admin_service, 12);
 
 /**
+ * GetSaleStatsRequest asks how one concert's sale is going.
+ *
+ * @generated from message stagedoor.admin.v1.GetSaleStatsRequest
+ */
+export type GetSaleStatsRequest = Message<"stagedoor.admin.v1.GetSaleStatsRequest"> & {
+  /**
+   * The concert.
+   *
+   * @generated from field: string concert_id = 1;
+   */
+  concertId: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.GetSaleStatsRequest.
+ * Use `create(GetSaleStatsRequestSchema)` to create a new message.
+ */
+export const GetSaleStatsRequestSchema: GenMessage<GetSaleStatsRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 13);
+
+/**
+ * SaleStats are the figures of one concert's sale, over all its performances.
+ *
+ * @generated from message stagedoor.admin.v1.SaleStats
+ */
+export type SaleStats = Message<"stagedoor.admin.v1.SaleStats"> & {
+  /**
+   * Seats of every performance.
+   *
+   * @generated from field: int32 total_seats = 1;
+   */
+  totalSeats: number;
+
+  /**
+   * Seats that can be held now (an expired hold counts as available).
+   *
+   * @generated from field: int32 available_seats = 2;
+   */
+  availableSeats: number;
+
+  /**
+   * Seats under an unexpired hold.
+   *
+   * @generated from field: int32 held_seats = 3;
+   */
+  heldSeats: number;
+
+  /**
+   * Seats sold.
+   *
+   * @generated from field: int32 sold_seats = 4;
+   */
+  soldSeats: number;
+
+  /**
+   * What the sold seats were paid, in minor units (refunded tickets excluded).
+   *
+   * @generated from field: int64 revenue = 5;
+   */
+  revenue: bigint;
+
+  /**
+   * Tickets refunded by an operator.
+   *
+   * @generated from field: int32 refunded_tickets = 6;
+   */
+  refundedTickets: number;
+
+  /**
+   * What the refunds paid back, in minor units.
+   *
+   * @generated from field: int64 refunded_amount = 7;
+   */
+  refundedAmount: bigint;
+
+  /**
+   * Tickets sold (and not refunded) during the last five minutes.
+   *
+   * @generated from field: int32 sold_last_five_minutes = 8;
+   */
+  soldLastFiveMinutes: number;
+
+  /**
+   * The average sales rate of the last five minutes, in tickets per minute.
+   *
+   * @generated from field: double sales_per_minute = 9;
+   */
+  salesPerMinute: number;
+
+  /**
+   * How long selling the available seats would take at that rate; unset
+   * when nothing sold in the last five minutes or nothing is left.
+   *
+   * @generated from field: google.protobuf.Duration estimated_time_to_sell_out = 10;
+   */
+  estimatedTimeToSellOut?: Duration | undefined;
+
+  /**
+   * When the figures were read.
+   *
+   * @generated from field: google.protobuf.Timestamp read_time = 11;
+   */
+  readTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.SaleStats.
+ * Use `create(SaleStatsSchema)` to create a new message.
+ */
+export const SaleStatsSchema: GenMessage<SaleStats> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 14);
+
+/**
+ * GetSaleStatsResponse carries a concert's sale figures.
+ *
+ * @generated from message stagedoor.admin.v1.GetSaleStatsResponse
+ */
+export type GetSaleStatsResponse = Message<"stagedoor.admin.v1.GetSaleStatsResponse"> & {
+  /**
+   * The figures.
+   *
+   * @generated from field: stagedoor.admin.v1.SaleStats stats = 1;
+   */
+  stats?: SaleStats | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.GetSaleStatsResponse.
+ * Use `create(GetSaleStatsResponseSchema)` to create a new message.
+ */
+export const GetSaleStatsResponseSchema: GenMessage<GetSaleStatsResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 15);
+
+/**
  * SeatMapFormat is how the text of a seat map is written.
  *
  * @generated from enum stagedoor.admin.v1.SeatMapFormat
@@ -626,6 +760,19 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ImportSeatMapRequestSchema;
     output: typeof ImportSeatMapResponseSchema;
+  },
+  /**
+   * GetSaleStats reports how a concert's sale is going, from the database:
+   * seats available, held and sold, revenue, refunds, the recent sales rate
+   * and, from it, an estimate of the time to sell out. (The waiting room's
+   * figures are not part of it yet.)
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.GetSaleStats
+   */
+  getSaleStats: {
+    methodKind: "unary";
+    input: typeof GetSaleStatsRequestSchema;
+    output: typeof GetSaleStatsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_stagedoor_admin_v1_admin_service, 0);
