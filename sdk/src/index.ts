@@ -45,6 +45,7 @@ export {
 // allowed): tsc rejects clashing names, which keeps every name unique.
 export * from "./gen/google/rpc/error_details_pb.js";
 export * from "./gen/grpc/health/v1/health_pb.js";
+export * from "./gen/stagedoor/admin/v1/admin_service_pb.js";
 export * from "./gen/stagedoor/catalog/v1/catalog_service_pb.js";
 export * from "./gen/stagedoor/common/v1/error_reason_pb.js";
 export * from "./gen/stagedoor/payment/v1/payment_service_pb.js";

@@ -6,13 +6,20 @@ import { createConnectAdapter } from "./transport/connect-adapter.js";
 import { createCors } from "./transport/cors.js";
 import type { ServingProbe } from "./transport/handlers/health.handler.js";
 import type { RequestListener } from "./transport/http-server.js";
+import { createAdminAuthInterceptor } from "./transport/interceptors/admin-auth.interceptor.js";
 import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
 import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
 import { createRateLimitInterceptor } from "./transport/interceptors/rate-limit.interceptor.js";
 import type { CallLimits } from "./transport/rate-limits.js";
 import { sendJson, settleBodyAfterAnswer } from "./transport/rest/rest-io.js";
 import { createRestRouter } from "./transport/rest/rest-router.js";
-import { createRoutes, LIMITED_METHODS, PUBLIC_METHODS, seatOfCall } from "./transport/routes.js";
+import {
+  ADMIN_METHODS,
+  createRoutes,
+  LIMITED_METHODS,
+  NO_QUEUE_TOKEN_METHODS,
+  seatOfCall,
+} from "./transport/routes.js";
 import { createStaticFiles, type WebPageSettings } from "./transport/static-files.js";
 
 /** What {@link createApp} builds from. */
@@ -61,8 +68,9 @@ const READ_MAX_BYTES = 64 * 1024;
 
 /**
  * Builds the request listener: Connect, gRPC and gRPC-Web from one Connect
- * router with the error interceptor (which also logs each call), the auth
- * interceptor and the rate-limit interceptor, outermost first; the seed's REST routes under `/api/` (which
+ * router with the error interceptor (which also logs each call), the
+ * queue-token auth interceptor, the rate-limit interceptor and the
+ * operator-key auth interceptor, outermost first; the seed's REST routes under `/api/` (which
  * authenticate, map errors and log calls with the same functions), CORS for
  * the configured origins, and the web box office's files for every other
  * GET. A request whose body is not read to its end is settled once answered
@@ -81,8 +89,9 @@ export function createApp(deps: AppDeps): App {
     logger,
     interceptors: [
       createErrorInterceptor(logger),
-      createAuthInterceptor(services.queue, PUBLIC_METHODS, seatOfCall(services.catalog)),
+      createAuthInterceptor(services.queue, NO_QUEUE_TOKEN_METHODS, seatOfCall(services.catalog)),
       createRateLimitInterceptor(deps.limits, services.queue, LIMITED_METHODS),
+      createAdminAuthInterceptor(services.adminKeys, ADMIN_METHODS),
     ],
     shutdownSignal: shutdownController.signal,
     readMaxBytes: READ_MAX_BYTES,

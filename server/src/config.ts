@@ -9,6 +9,15 @@ export type AuthConfig =
   | { readonly mode: "trust" }
   | { readonly mode: "hmac"; readonly secret: string };
 
+/**
+ * One operator API key as configured: its name (the audit trail's "who") and
+ * the SHA-256 of the key itself; the key is never known to the server.
+ */
+export interface AdminKeyConfig {
+  readonly name: string;
+  readonly sha256: Buffer;
+}
+
 /** The server's whole configuration, parsed once at start-up. */
 export interface Config {
   readonly host: string;
@@ -63,6 +72,8 @@ export interface Config {
    * e.g. `10.0.0.0/8`); empty: the socket's peer is always the client.
    */
   readonly trustedProxies: readonly TrustedProxy[];
+  /** Operator API keys (`ADMIN_API_KEYS`); empty means the operator API is disabled. */
+  readonly adminKeys: readonly AdminKeyConfig[];
 }
 
 /** A token bucket: at most `burst` calls at once, refilled by `refill` calls every `periodMs`. */
@@ -251,6 +262,8 @@ const origins = z
         .refine(isOrigin, "must list origins such as https://tickets.example.com, comma-separated"),
     ),
   );
+/** `name:sha256hex` pairs, comma-separated (see {@link parseAdminKeys}). */
+const ADMIN_KEY_ENTRY = /^([A-Za-z0-9._-]{1,64}):([0-9a-fA-F]{64})$/;
 
 const schema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
@@ -310,7 +323,41 @@ const schema = z.object({
   RATE_LIMIT_PAYMENT_PER_USER: rateLimit.prefault("10,1/s"),
   RATE_LIMIT_PAYMENT_PER_ADDRESS: rateLimit.prefault("1000,100/s"),
   TRUSTED_PROXIES: trustedProxies.prefault(""),
+  ADMIN_API_KEYS: z.string().optional(),
 });
+
+/**
+ * Parses `ADMIN_API_KEYS`: comma-separated `name:sha256hex` pairs, where the
+ * name (1 to 64 letters, digits or `._-`) is what the audit trail records and
+ * the hex is the SHA-256 of the key (`printf %s "$KEY" | sha256sum`). Names
+ * and hashes must be unique. The message never repeats a hash.
+ */
+function parseAdminKeys(value: string | undefined): AdminKeyConfig[] {
+  if (value === undefined) return [];
+  const keys: AdminKeyConfig[] = [];
+  const entries = value
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  for (const [index, entry] of entries.entries()) {
+    const match = ADMIN_KEY_ENTRY.exec(entry);
+    if (match === null || match[1] === undefined || match[2] === undefined) {
+      throw new ConfigError(
+        `ADMIN_API_KEYS entry ${index + 1} must be name:sha256hex (a name of 1 to 64 letters, digits or ._- and the 64 hex digits of the key's SHA-256)`,
+      );
+    }
+    const name = match[1];
+    const sha256 = Buffer.from(match[2], "hex");
+    if (keys.some((key) => key.name === name)) {
+      throw new ConfigError(`ADMIN_API_KEYS names ${name} twice`);
+    }
+    if (keys.some((key) => key.sha256.equals(sha256))) {
+      throw new ConfigError(`ADMIN_API_KEYS entry ${index + 1} repeats the hash of another key`);
+    }
+    keys.push(Object.freeze({ name, sha256 }));
+  }
+  return keys;
+}
 
 /** Whether a string is exactly an origin: scheme, host and optional port, nothing else. */
 function isOrigin(value: string): boolean {
@@ -393,6 +440,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
       "DEMO_CROWD needs AUTH_MODE=trust: its simulated fans join the line without assertions",
     );
   }
+  const adminKeys = parseAdminKeys(e.ADMIN_API_KEYS);
   const workers = resolveWorkers(e.WORKERS, machine);
   if (workers > 1) requireSharedState(e.WORKERS, workers, e);
 
@@ -457,6 +505,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
       }),
     }),
     trustedProxies: Object.freeze(e.TRUSTED_PROXIES),
+    adminKeys: Object.freeze(adminKeys),
   });
 }
 

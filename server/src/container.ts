@@ -2,9 +2,10 @@ import type { Config } from "./config.js";
 import { createBackgroundJobs } from "./jobs/background-jobs.js";
 import type { IntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
+import { AdminService, CatalogAdminService, SaleStatsReader } from "./modules/admin/index.js";
 import { CatalogService } from "./modules/catalog/index.js";
-import type { UserVerifier } from "./modules/identity/index.js";
-import { TokenCodec } from "./modules/identity/index.js";
+import type { AdminKey, UserVerifier } from "./modules/identity/index.js";
+import { AdminKeyring, TokenCodec } from "./modules/identity/index.js";
 import { PaymentsService } from "./modules/payments/index.js";
 import type { QueueLimits, QueueStore } from "./modules/queue/index.js";
 import {
@@ -27,6 +28,8 @@ export interface Settings {
   readonly wallet: WalletLimits;
   readonly watch: WatchHubOptions;
   readonly http: HttpLimits;
+  /** The operator API keys (hashes only); none disables the operator API. */
+  readonly adminKeys: readonly AdminKey[];
 }
 
 /** Derives the rules' tunables from the configuration. */
@@ -62,6 +65,7 @@ export function settingsFromConfig(config: Config): Settings {
       http2MaxConcurrentStreams: limits.http2MaxConcurrentStreams,
       http2IdleTimeoutMs: limits.http2IdleTimeoutSeconds * 1000,
     },
+    adminKeys: config.adminKeys,
   };
 }
 
@@ -90,6 +94,10 @@ export interface Services {
   readonly wallet: WalletService;
   readonly payments: PaymentsService;
   readonly seatGate: SeatGateWriter;
+  readonly admin: AdminService;
+  readonly catalogAdmin: CatalogAdminService;
+  readonly saleStats: SaleStatsReader;
+  readonly adminKeys: AdminKeyring;
   readonly jobs: readonly IntervalJob[];
 }
 
@@ -121,6 +129,23 @@ export function buildServices(deps: ServiceDeps): Services {
   );
   const wallet = new WalletService(db, clock, settings.wallet);
   const payments = new PaymentsService(db, catalog, queue, seatGate, clock, logger);
+  const admin = new AdminService(db, seatGate, clock, settings.wallet.maxBalance);
+  const catalogAdmin = new CatalogAdminService(db, catalog, clock);
+  const saleStats = new SaleStatsReader(db, clock);
+  const adminKeys = new AdminKeyring(settings.adminKeys);
   const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
-  return { catalog, queue, watchHub, reservations, wallet, payments, seatGate, jobs };
+  return {
+    catalog,
+    queue,
+    watchHub,
+    reservations,
+    wallet,
+    payments,
+    seatGate,
+    admin,
+    catalogAdmin,
+    saleStats,
+    adminKeys,
+    jobs,
+  };
 }

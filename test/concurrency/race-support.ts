@@ -211,10 +211,25 @@ export class RaceDb {
         [],
       ],
       [
-        "a payment is not for a CONFIRMED reservation of its payer at the seat's price",
+        "a payment is not for a reservation of its payer at the seat's price, CONFIRMED (or REFUNDED with it)",
         `select p.id from payment p left join reservation r on r.id = p.reservation_id
-          where r.id is null or r.status <> 'CONFIRMED' or r.user_id <> p.user_id
-             or r.price <> p.amount`,
+          where r.id is null or r.user_id <> p.user_id or r.price <> p.amount
+             or r.status <> case p.status when 'REFUNDED' then 'REFUNDED' else 'CONFIRMED' end`,
+        [],
+      ],
+      [
+        "a payment's REFUND entries are not exactly one of its amount when REFUNDED, none otherwise",
+        `select p.id from payment p left join ledger_entry l on l.refunded_payment_id = p.id
+          group by p.id, p.amount, p.status, p.user_id
+         having count(l.id) <> (case p.status when 'REFUNDED' then 1 else 0 end)
+             or coalesce(sum(l.amount), p.amount) <> p.amount
+             or bool_or(l.kind <> 'REFUND') or bool_or(l.user_id <> p.user_id)`,
+        [],
+      ],
+      [
+        "a REFUNDED reservation's seat is still taken by it",
+        `select r.id from reservation r join seat s on s.id = r.seat_id
+          where r.status = 'REFUNDED' and s.reservation_id = r.id`,
         [],
       ],
       [

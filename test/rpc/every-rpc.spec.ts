@@ -362,6 +362,7 @@ describe("every RPC through every protocol", () => {
           expect(Object.keys(statuses).sort()).to.deep.equal(
             [
               "",
+              "stagedoor.admin.v1.AdminService",
               "stagedoor.catalog.v1.CatalogService",
               "stagedoor.payment.v1.PaymentService",
               "stagedoor.queue.v1.QueueService",

@@ -567,4 +567,44 @@ describe("loadConfig", () => {
       }
     });
   });
+
+  describe("ADMIN_API_KEYS", () => {
+    const HASH_A = "a".repeat(64);
+    const HASH_B = "B".repeat(64);
+
+    it("is empty (the operator API disabled) when unset", () => {
+      expect(load({}).adminKeys).to.deep.equal([]);
+    });
+
+    it("parses comma-separated name:sha256hex pairs into names and hash bytes", () => {
+      const keys = load({ ADMIN_API_KEYS: ` ops:${HASH_A} ,support-2.eu:${HASH_B},` }).adminKeys;
+      expect(keys.map((key) => key.name)).to.deep.equal(["ops", "support-2.eu"]);
+      expect(keys[0]?.sha256.equals(Buffer.alloc(32, 0xaa))).to.equal(true);
+      expect(keys[1]?.sha256.equals(Buffer.alloc(32, 0xbb))).to.equal(true);
+    });
+
+    it("refuses malformed entries without repeating them", () => {
+      for (const value of [
+        "ops",
+        `ops:${HASH_A.slice(1)}`,
+        `ops:${"g".repeat(64)}`,
+        `:${HASH_A}`,
+        `op s:${HASH_A}`,
+        `${"n".repeat(65)}:${HASH_A}`,
+      ]) {
+        const message = expectConfigError({ ADMIN_API_KEYS: value }, "ADMIN_API_KEYS");
+        expect(message).to.not.include(HASH_A.slice(0, 16));
+      }
+    });
+
+    it("refuses a name or a hash given twice", () => {
+      expectConfigError({ ADMIN_API_KEYS: `ops:${HASH_A},ops:${HASH_B}` }, "ADMIN_API_KEYS");
+      expectConfigError({ ADMIN_API_KEYS: `ops:${HASH_A},other:${HASH_A}` }, "ADMIN_API_KEYS");
+    });
+
+    it("reaches the services' settings", () => {
+      const config = load({ ADMIN_API_KEYS: `ops:${HASH_A}` });
+      expect(settingsFromConfig(config).adminKeys.map((key) => key.name)).to.deep.equal(["ops"]);
+    });
+  });
 });

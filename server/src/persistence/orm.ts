@@ -3,6 +3,8 @@ import { Migrator } from "@mikro-orm/migrations";
 import { MikroORM, PostgreSqlDriver } from "@mikro-orm/postgresql";
 import pg from "pg";
 import { Migration20261126000000 } from "./migrations/Migration20261126000000.js";
+import { Migration20261207000000 } from "./migrations/Migration20261207000000.js";
+import { Migration20261207010000 } from "./migrations/Migration20261207010000.js";
 
 /** The ORM instance type the server uses. */
 export type Orm = MikroORM;
@@ -20,7 +22,11 @@ export interface OrmOptions {
 }
 
 /** Every migration, in order. Listed explicitly so nothing is discovered from disk at runtime. */
-export const migrations = [{ name: "Migration20261126000000", class: Migration20261126000000 }];
+export const migrations = [
+  { name: "Migration20261126000000", class: Migration20261126000000 },
+  { name: "Migration20261207000000", class: Migration20261207000000 },
+  { name: "Migration20261207010000", class: Migration20261207010000 },
+];
 
 /**
  * Connects MikroORM to PostgreSQL. There is no global EntityManager: every

@@ -43,6 +43,13 @@ export const ErrorReasons = [
   "CANCELLED",
   "INTERNAL_ERROR",
   "RATE_LIMITED",
+  "ADMIN_API_DISABLED",
+  "ADMIN_KEY_MISSING",
+  "ADMIN_KEY_INVALID",
+  "ALREADY_REFUNDED",
+  "RESERVATION_NOT_CONFIRMED",
+  "CONCERT_DATE_EXISTS",
+  "SEAT_MAP_EXISTS",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */

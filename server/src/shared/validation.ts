@@ -84,3 +84,31 @@ export function requireCalendarDate(value: string, field = "date"): string {
   }
   return value;
 }
+
+/**
+ * Checks an IANA time zone name (such as "Asia/Seoul") against the zones
+ * this runtime knows, and returns it.
+ */
+export function requireTimeZone(value: string, field = "time_zone"): string {
+  if (value.length === 0) throw invalidField(field, "must not be empty");
+  if (value.length > 64 || !/^[A-Za-z0-9/_+-]+$/.test(value)) {
+    throw invalidField(field, "must be an IANA time zone such as Asia/Seoul");
+  }
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: value });
+  } catch {
+    throw invalidField(field, "must be an IANA time zone such as Asia/Seoul");
+  }
+  return value;
+}
+
+/** The calendar date (YYYY-MM-DD) of an instant in a time zone. */
+export function calendarDateIn(instant: Date, timeZone: string): string {
+  // en-CA writes dates as YYYY-MM-DD.
+  return new Intl.DateTimeFormat("en-CA", {
+    timeZone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+  }).format(instant);
+}

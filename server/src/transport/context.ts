@@ -1,5 +1,5 @@
 import { type ContextValues, createContextKey } from "@connectrpc/connect";
-import type { Principal } from "../modules/identity/index.js";
+import type { AdminActor, Principal } from "../modules/identity/index.js";
 import type { Session } from "../modules/queue/index.js";
 import type { NodeRequest } from "./rest/rest-io.js";
 
@@ -27,4 +27,20 @@ export function sessionOf(values: ContextValues): Session {
   const session = values.get(sessionKey);
   if (!session) throw new Error("a handler that needs a session ran without one");
   return session;
+}
+
+/** The operator of an AdminService call, set by the admin auth interceptor. */
+export const adminActorKey = createContextKey<AdminActor | undefined>(undefined, {
+  description: "the operator whose API key authenticated the call",
+});
+
+/**
+ * The operator of an AdminService call. The admin auth interceptor
+ * guarantees it is set for every admin method, so a missing one here is a
+ * wiring bug, not a client error.
+ */
+export function adminOf(values: ContextValues): AdminActor {
+  const actor = values.get(adminActorKey);
+  if (!actor) throw new Error("an admin handler ran without an authenticated operator");
+  return actor;
 }

@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import {
+  AdminService as AdminApi,
   CatalogService as CatalogApi,
   Health,
   type HoldSeatRequest,
@@ -11,6 +12,7 @@ import {
 } from "@stagedoor/sdk";
 import type { Services } from "../container.js";
 import type { LimitedAction } from "../modules/ratelimit/index.js";
+import { AdminHandler } from "./handlers/admin.handler.js";
 import { CatalogHandler } from "./handlers/catalog.handler.js";
 import { HealthHandler, type ServingProbe } from "./handlers/health.handler.js";
 import { PaymentHandler } from "./handlers/payment.handler.js";
@@ -26,6 +28,7 @@ export const STAGEDOOR_SERVICES = [
   ReservationApi.typeName,
   WalletApi.typeName,
   PaymentApi.typeName,
+  AdminApi.typeName,
 ];
 
 /**
@@ -54,6 +57,18 @@ export const LIMITED_METHODS: ReadonlyMap<DescMethod, LimitedAction> = new Map<
 ]);
 
 /**
+ * The operator API's methods: they need an operator API key, which the admin
+ * auth interceptor checks, and never a queue token.
+ */
+export const ADMIN_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>(AdminApi.methods);
+
+/** Methods the queue-token interceptor leaves alone: the public ones and the operator's. */
+export const NO_QUEUE_TOKEN_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
+  ...PUBLIC_METHODS,
+  ...ADMIN_METHODS,
+]);
+
+/**
  * The seat a call is about, when the auth interceptor should read its gate
  * entry with the token: a seat hold whose seat's facts are already in memory
  * (the first hold of a seat in a process reads the gate separately, so that
@@ -76,6 +91,10 @@ export function createRoutes(services: Services, probe: ServingProbe) {
     router.service(ReservationApi, new ReservationHandler(services.reservations));
     router.service(WalletApi, new WalletHandler(services.wallet));
     router.service(PaymentApi, new PaymentHandler(services.payments));
+    router.service(
+      AdminApi,
+      new AdminHandler(services.admin, services.catalogAdmin, services.saleStats),
+    );
     router.service(Health, new HealthHandler(probe, STAGEDOOR_SERVICES));
   };
 }

@@ -326,6 +326,7 @@ describe("CatalogService on PostgreSQL", () => {
         date: expected.date,
         startsAt: expected.starts_at,
         totalSeats: expected.total_seats,
+        salesCloseAt: null,
       });
       const extra = await h.createConcert([{ daysFromNow: 40, seats: 1 }]);
       await expectDomainError(

@@ -93,6 +93,7 @@ describe("PaymentsService on PostgreSQL", () => {
       reservationId: view.reservation.id,
       amount: seat.price,
       createdAt: now,
+      refundedAt: null,
     });
     expect(result.reservation.state).to.equal("CONFIRMED");
 

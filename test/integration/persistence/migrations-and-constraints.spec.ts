@@ -6,6 +6,7 @@ import { loadOrCreateServerSecret } from "../../../server/src/persistence/server
 import { createTestDatabase, type TestDatabase } from "../../support/postgres.js";
 
 const TABLES = [
+  "admin_audit",
   "concert",
   "concert_date",
   "idempotency_key",
@@ -272,6 +273,42 @@ describe("database constraints", () => {
       `insert into seat (id, concert_date_id, number, grade, price, status, version)
        values (gen_random_uuid(), '22222222-2222-4222-8222-222222222222', 2, 'R', 1, 'AVAILABLE', 1)`,
     );
+  });
+
+  it("keeps refunds and credits positive, and a REFUND entry tied to its payment", async () => {
+    const entry = (kind: string, amount: number, refunded = "null") =>
+      `insert into ledger_entry (id, user_id, kind, amount, balance_after, wallet_version,
+                                 refunded_payment_id, created_at)
+       values (gen_random_uuid(), 'alice', '${kind}', ${amount}, 100, 2, ${refunded}, now())`;
+    expect(await refused(entry("CREDIT", -5))).to.deep.equal({
+      code: "23514",
+      constraint: "ledger_entry_sign_check",
+    });
+    expect(await refused(entry("REFUND", 5))).to.deep.equal({
+      code: "23514",
+      constraint: "ledger_entry_refund_check",
+    });
+    expect((await refused(entry("GIFT", 5))).constraint).to.equal("ledger_entry_kind_check");
+    await accepted(entry("CREDIT", 5));
+  });
+
+  it("keeps the admin audit trail append-only", async () => {
+    const insert = `insert into admin_audit (id, actor, action, target, before, after, request_id, created_at)
+      values ('44444444-4444-4444-8444-444444444444', 'ops', 'CreditWallet', 'wallet/alice',
+              '{"balance": "0"}', '{"balance": "5"}', 'r-1', now())`;
+    await client.query(insert);
+    for (const change of [
+      "update admin_audit set actor = 'someone-else'",
+      "delete from admin_audit",
+      "truncate admin_audit",
+    ]) {
+      expect(await refused(change), change).to.deep.equal({
+        code: "42501",
+        constraint: "undefined",
+      });
+    }
+    const rows = await client.query<{ actor: string }>("select actor from admin_audit");
+    expect(rows.rows).to.deep.equal([{ actor: "ops" }]);
   });
 });
 

@@ -148,7 +148,7 @@ export class CatalogService {
   async saleEnded(concertId: string): Promise<boolean> {
     const now = this.clock.now();
     const dates = await this.datesOf(concertId);
-    return dates.length > 0 && dates.every((date) => date.startsAt <= now);
+    return dates.length > 0 && dates.every((date) => date.salesEnded(now));
   }
 
   /**
@@ -163,7 +163,7 @@ export class CatalogService {
       });
     }
     const now = this.clock.now();
-    const upcoming = (await this.datesOf(concertId)).filter((date) => date.startsAt > now);
+    const upcoming = (await this.datesOf(concertId)).filter((date) => !date.salesEnded(now));
     const listings = await this.listings.get(upcoming.map((date) => date.id));
     const nowMs = now.getTime();
     return upcoming
@@ -191,13 +191,13 @@ export class CatalogService {
     return date;
   }
 
-  /** Throws `SALE_CLOSED` once a date's performance has started. */
+  /** Throws `SALE_CLOSED` once a date's sales have closed (at its start, or earlier if set). */
   assertOnSale(date: ConcertDate, now: Date): void {
-    if (date.startsAt <= now) {
+    if (date.salesEnded(now)) {
       throw new DomainError(
         "failed_precondition",
         "SALE_CLOSED",
-        "the performance has started; its seats are no longer sold",
+        "sales for this performance have closed; its seats are no longer sold",
         { metadata: { concert_date_id: date.id } },
       );
     }
@@ -266,8 +266,8 @@ export class CatalogService {
     const after = decodePageToken(token, { n: "number" });
     const date = await this.dateFacts(concertDateId);
     const now = this.clock.now();
-    // Nothing is bookable once the performance has started.
-    if (date.startsAt <= now) return { seats: [], nextPageToken: "" };
+    // Nothing is bookable once the date's sales have closed.
+    if (date.salesEnded(now)) return { seats: [], nextPageToken: "" };
     const [listing] = await this.listings.get([concertDateId]);
     const rows = listing?.bookableAfter(after?.n ?? 0, limit + 1, now.getTime()) ?? [];
     const page = pageOf(rows, limit, (last) => ({ n: last.number }));
@@ -301,7 +301,7 @@ export class CatalogService {
   async availability(concertDateId: string): Promise<Availability> {
     const date = await this.dateFacts(concertDateId);
     const now = this.clock.now();
-    if (date.startsAt <= now) return NOTHING_BOOKABLE;
+    if (date.salesEnded(now)) return NOTHING_BOOKABLE;
     const [listing] = await this.listings.get([concertDateId]);
     return listing?.availability(now.getTime()) ?? NOTHING_BOOKABLE;
   }
@@ -316,7 +316,20 @@ export class CatalogService {
     return { ...seat, state: listing.stateAt(index, this.clock.now().getTime()) };
   }
 
-  /** The seats of a date (loaded once, then shared). */
+  /**
+   * Forgets what this process knows of a date's seats and listing, after its
+   * seat map was imported here. Other instances have nothing to forget: a
+   * date without seats is never kept (see {@link seatsOf}), and their
+   * listings of it are rebuilt, with the seats, within the listings'
+   * rebuild period.
+   */
+  forgetDate(concertDateId: string): void {
+    this.dateSeats.delete(concertDateId);
+    this.listings.forget(concertDateId);
+    this.concertDates.clear();
+  }
+
+  /** The seats of a date (loaded once it has any, then shared). */
   private seatsOf(concertDateId: string): Promise<DateSeats> {
     let loading = this.dateSeats.get(concertDateId);
     if (loading === undefined) {
@@ -324,6 +337,10 @@ export class CatalogService {
         const rows = await new SeatRepository(this.reads.fork()).seatFacts(concertDateId);
         const seats = new DateSeats(concertDateId, rows);
         for (const id of seats.ids) this.seatDates.set(id, seats);
+        // A date without seats is waiting for its seat map (ImportSeatMap,
+        // possibly on another instance): read it again next time. Once it
+        // has seats they never change, so they are kept.
+        if (rows.length === 0) this.dateSeats.delete(concertDateId);
         return seats;
       })();
       // A failed load is not kept, so the next call tries again.

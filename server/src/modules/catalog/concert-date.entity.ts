@@ -13,7 +13,19 @@ export class ConcertDate {
     readonly date: string,
     readonly startsAt: Date,
     readonly totalSeats: number,
+    /** When sales close, if the operator set a time before the start. */
+    readonly salesCloseAt: Date | null = null,
   ) {}
+
+  /** When sales end: the early close if there is one, else the start. */
+  get salesEndAt(): Date {
+    return this.salesCloseAt ?? this.startsAt;
+  }
+
+  /** Whether seats of this date can no longer be sold at `now`. */
+  salesEnded(now: Date): boolean {
+    return this.salesEndAt.getTime() <= now.getTime();
+  }
 }
 
 /** The table mapping of {@link ConcertDate}. */
@@ -26,6 +38,7 @@ export const ConcertDateSchema = defineEntity({
     date: p.date(),
     startsAt: p.datetime(),
     totalSeats: p.integer(),
+    salesCloseAt: p.datetime().nullable(),
   },
 });
 
@@ -35,10 +48,12 @@ const FIND_DATE = statement<{
   date: string;
   starts_at_ms: number;
   total_seats: number;
+  sales_close_at_ms: number | null;
 }>(
   "concert_date_find",
   `select id, concert_id, to_char(date, 'YYYY-MM-DD') as date,
-          (extract(epoch from starts_at) * 1000)::float8 as starts_at_ms, total_seats
+          (extract(epoch from starts_at) * 1000)::float8 as starts_at_ms, total_seats,
+          (extract(epoch from sales_close_at) * 1000)::float8 as sales_close_at_ms
      from concert_date where id = $1`,
 );
 
@@ -54,6 +69,7 @@ export const ConcertDateRepository = {
       row.date,
       new Date(row.starts_at_ms),
       row.total_seats,
+      row.sales_close_at_ms === null ? null : new Date(row.sales_close_at_ms),
     );
   },
 };

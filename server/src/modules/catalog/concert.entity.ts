@@ -7,6 +7,8 @@ export class Concert {
     public title: string,
     public venue: string,
     readonly createdAt: Date,
+    /** The venue's IANA time zone: dates are calendar dates in it. */
+    public timeZone = "UTC",
   ) {}
 }
 
@@ -19,5 +21,6 @@ export const ConcertSchema = defineEntity({
     title: p.text(),
     venue: p.text(),
     createdAt: p.datetime(),
+    timeZone: p.text(),
   },
 });

@@ -24,7 +24,13 @@ export async function seedDemoCatalog(db: Database, now: Date): Promise<boolean>
   return transaction(db, async (em) => {
     await em.execute("select pg_advisory_xact_lock(7342002)");
     if ((await em.count(Concert, {})) > 0) return false;
-    const concert = new Concert(newId(), "Stagedoor Live: Seoul Nights", "KSPO Dome, Seoul", now);
+    const concert = new Concert(
+      newId(),
+      "Stagedoor Live: Seoul Nights",
+      "KSPO Dome, Seoul",
+      now,
+      "Asia/Seoul",
+    );
     const dates: ConcertDate[] = [];
     const seats: Seat[] = [];
     for (let week = 1; week <= DEMO_DATES; week++) {

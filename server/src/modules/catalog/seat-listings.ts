@@ -63,6 +63,11 @@ export class SeatListings {
     return Promise.all(dateIds.map((dateId, i) => this.fresh(dateId, logs[i])));
   }
 
+  /** Forgets one date's listing (the next call rebuilds it from the database). */
+  forget(dateId: string): void {
+    this.cache.delete(dateId);
+  }
+
   /** Forgets every listing (the next call rebuilds from the database). */
   clear(): void {
     this.cache.clear();
@@ -71,7 +76,14 @@ export class SeatListings {
   private async fresh(dateId: string, log: DateChanges | undefined): Promise<DateListing> {
     if (log === undefined) throw new Error("the seat gate answered fewer dates than asked");
     let listing = this.cache.get(dateId);
-    if (listing !== undefined && listing.epoch === log.epoch && log.changes !== null) {
+    // A listing without seats is of a date waiting for its seat map, which
+    // may have been imported on another instance since: rebuild it.
+    if (
+      listing !== undefined &&
+      listing.epoch === log.epoch &&
+      log.changes !== null &&
+      listing.seats.ids.length > 0
+    ) {
       for (const change of log.changes) listing.apply(change);
       listing.version = Math.max(listing.version, log.version);
       if (this.clock.now().getTime() - listing.builtAt > REBUILD_AFTER_MS) {

@@ -84,6 +84,21 @@ export class Seat {
   }
 
   /**
+   * Puts a seat sold to this reservation back on sale (an operator's
+   * refund). Throws if the row says otherwise: a refund is only ever of the
+   * sale that row records. Call under the row lock.
+   */
+  returnToSale(reservationId: string): void {
+    if (this.status !== "SOLD" || this.reservationId !== reservationId) {
+      throw new Error(`seat ${this.id} is not sold to reservation ${reservationId}`);
+    }
+    this.status = "AVAILABLE";
+    this.heldUntil = null;
+    this.reservationId = null;
+    this.version += 1;
+  }
+
+  /**
    * Frees the seat if this reservation still holds it, and says whether it
    * did. Call under the row lock.
    */

@@ -1,7 +1,17 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
 /** Which mutation a request id was used for. */
-export type IdempotentOperation = "hold" | "release" | "recharge" | "pay";
+export type IdempotentOperation =
+  | "hold"
+  | "release"
+  | "recharge"
+  | "pay"
+  | "refund"
+  | "credit"
+  | "create_concert"
+  | "update_concert"
+  | "create_performance"
+  | "import_seat_map";
 
 /**
  * A client's `request_id`, claimed by the first request that used it. The

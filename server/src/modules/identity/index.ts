@@ -1,4 +1,5 @@
-/** Who a caller is: principals, queue-token derivation and user verifiers. */
+/** Who a caller is: principals, queue-token derivation, user verifiers and operator keys. */
+export { type AdminActor, type AdminKey, AdminKeyring } from "./admin-keys.js";
 export { assertAdmitted, type Principal, type PrincipalState } from "./principal.js";
 export { TokenCodec } from "./token-codec.js";
 export {

@@ -1,5 +1,6 @@
 /** Payments from the prepaid balance. */
 export { Payment, PaymentSchema, type PaymentStatus } from "./payment.entity.js";
+export { PaymentRepository, type Refund } from "./payment.repository.js";
 export {
   type AdmissionEnder,
   type PaymentResult,

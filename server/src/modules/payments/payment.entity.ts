@@ -1,11 +1,14 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { DomainError } from "../../shared/domain-error.js";
 
-/** Where a payment stands. Only completed payments exist today. */
-export type PaymentStatus = "COMPLETED";
+/** Where a payment stands: taken, or paid back by an operator. */
+export type PaymentStatus = "COMPLETED" | "REFUNDED";
 
 /** Money taken from a wallet for one reservation; at most one per reservation. */
 export class Payment {
-  readonly status: PaymentStatus = "COMPLETED";
+  status: PaymentStatus = "COMPLETED";
+  /** When an operator refunded it; null unless REFUNDED. */
+  refundedAt: Date | null = null;
 
   constructor(
     readonly id: string,
@@ -14,6 +17,22 @@ export class Payment {
     readonly amount: bigint,
     readonly createdAt: Date,
   ) {}
+
+  /** Marks a completed payment as paid back. Call under the reservation's row lock. */
+  refund(now: Date): void {
+    if (this.status === "REFUNDED") {
+      throw new DomainError(
+        "failed_precondition",
+        "ALREADY_REFUNDED",
+        "the ticket was already refunded",
+        {
+          metadata: { payment_id: this.id, reservation_id: this.reservationId },
+        },
+      );
+    }
+    this.status = "REFUNDED";
+    this.refundedAt = now;
+  }
 }
 
 /** The table mapping of {@link Payment}. */
@@ -27,5 +46,6 @@ export const PaymentSchema = defineEntity({
     amount: p.bigint(),
     status: p.text(),
     createdAt: p.datetime(),
+    refundedAt: p.datetime().nullable(),
   },
 });

@@ -3,7 +3,7 @@ import { statement, type TxConnection } from "../../persistence/sql.js";
 import type { Seat } from "../catalog/index.js";
 import type { Reservation } from "../reservations/index.js";
 import { assertEntryOf, type LedgerEntry, type Wallet } from "../wallet/index.js";
-import { Payment } from "./payment.entity.js";
+import { Payment, type PaymentStatus } from "./payment.entity.js";
 
 /** A payment row as {@link FIND} selects it. */
 interface PaymentRow {
@@ -11,13 +11,62 @@ interface PaymentRow {
   readonly user_id: string;
   readonly reservation_id: string;
   readonly amount: string;
+  readonly status: PaymentStatus;
   readonly created_at_ms: number;
+  readonly refunded_at_ms: number | null;
 }
+
+const PAYMENT_COLUMNS = `id, user_id, reservation_id, amount, status,
+  (extract(epoch from created_at) * 1000)::float8 as created_at_ms,
+  (extract(epoch from refunded_at) * 1000)::float8 as refunded_at_ms`;
 
 const FIND = statement<PaymentRow>(
   "payment_find",
-  `select id, user_id, reservation_id, amount, (extract(epoch from created_at) * 1000)::float8 as created_at_ms
-     from payment where id = $1`,
+  `select ${PAYMENT_COLUMNS} from payment where id = $1`,
+);
+
+// A reservation has at most one payment (reservation_id is unique).
+const LOCK_OF_RESERVATION = statement<PaymentRow>(
+  "payment_lock_of_reservation",
+  `select ${PAYMENT_COLUMNS} from payment where reservation_id = $1 for update`,
+);
+
+/**
+ * Writes a refund in one statement, the mirror of {@link WRITE_SALE}: the
+ * credited wallet, the seat back on sale and the refunded reservation (all
+ * three locked by the caller), the refunded payment, and the REFUND ledger
+ * entry. The wallet and seat UPDATEs are guarded by the versions the rows
+ * were locked at, and the reservation and payment UPDATEs by the states they
+ * leave; the entry is inserted only if all four hit their row, from the
+ * wallet's new balance and version, so one returned row means every write
+ * happened and agrees. The entry's `refunded_payment_id` is unique: a
+ * payment is paid back at most once, whatever the code does.
+ */
+const WRITE_REFUND = statement<{ id: string }>(
+  "payment_write_refund",
+  `with credited as (
+     update wallet set balance = $2, version = $3, updated_at = $4
+      where user_id = $1 and version = $5
+     returning user_id, balance, version
+   ), freed as (
+     update seat set status = $7, held_until = $8, reservation_id = $9, version = $10
+      where id = $6 and version = $11 and status = 'SOLD' and reservation_id = $12
+     returning id
+   ), cancelled as (
+     update reservation set status = $13
+      where id = $12 and status = 'CONFIRMED'
+     returning id
+   ), paid_back as (
+     update payment set status = $15, refunded_at = $16
+      where id = $14 and reservation_id = $12 and status = 'COMPLETED'
+     returning id
+   )
+   insert into ledger_entry (id, user_id, kind, amount, balance_after, wallet_version, payment_id,
+                             refunded_payment_id, created_at)
+   select $17, credited.user_id, 'REFUND', $18, credited.balance, credited.version, null,
+          paid_back.id, $19
+     from credited, freed, cancelled, paid_back
+   returning id`,
 );
 
 /**
@@ -69,6 +118,22 @@ export interface Sale {
   readonly reservation: Reservation;
   readonly payment: Payment;
   /** The PAYMENT ledger entry of the debit. */
+  readonly entry: LedgerEntry;
+}
+
+/** What a refund changed, as its domain methods left it, for {@link PaymentRepository.writeRefund}. */
+export interface Refund {
+  /** Credited by `wallet.payBack`, locked at `walletVersion`. */
+  readonly wallet: Wallet;
+  readonly walletVersion: number;
+  /** Back on sale by `seat.returnToSale`, locked at `seatVersion`. */
+  readonly seat: Seat;
+  readonly seatVersion: number;
+  /** Refunded by `reservation.refund`. */
+  readonly reservation: Reservation;
+  /** Refunded by `payment.refund`. */
+  readonly payment: Payment;
+  /** The REFUND ledger entry of the credit. */
   readonly entry: LedgerEntry;
 }
 
@@ -128,16 +193,73 @@ export class PaymentRepository {
     }
   }
 
+  /** Writes a whole refund in one statement (see {@link WRITE_REFUND}); nothing is locked here. */
+  static async writeRefund(tx: TxConnection, refund: Refund): Promise<void> {
+    const { wallet, seat, reservation, payment, entry } = refund;
+    assertEntryOf(wallet, entry, "REFUND");
+    if (
+      entry.refundedPaymentId !== payment.id ||
+      entry.amount !== payment.amount ||
+      payment.userId !== wallet.userId ||
+      payment.reservationId !== reservation.id ||
+      payment.refundedAt === null ||
+      reservation.seatId !== seat.id
+    ) {
+      throw new Error(`refund of payment ${payment.id} does not match the rows it changes`);
+    }
+    const written = await tx.one(WRITE_REFUND, [
+      wallet.userId,
+      wallet.balance,
+      wallet.version,
+      wallet.updatedAt,
+      refund.walletVersion,
+      seat.id,
+      seat.status,
+      seat.heldUntil,
+      seat.reservationId,
+      seat.version,
+      refund.seatVersion,
+      reservation.id,
+      reservation.status,
+      payment.id,
+      payment.status,
+      payment.refundedAt,
+      entry.id,
+      entry.amount,
+      entry.createdAt,
+    ]);
+    if (written === undefined) {
+      throw new Error(`a row of the refund of payment ${payment.id} changed under its row lock`);
+    }
+  }
+
   /** Reads a payment inside a transaction (a replayed payment's first result). */
   static async find(tx: TxConnection, paymentId: string): Promise<Payment | null> {
     const row = await tx.one(FIND, [paymentId]);
-    if (row === undefined) return null;
-    return new Payment(
-      row.id,
-      row.user_id,
-      row.reservation_id,
-      BigInt(row.amount),
-      new Date(row.created_at_ms),
-    );
+    return row === undefined ? null : paymentFromRow(row);
   }
+
+  /**
+   * Locks the payment of a reservation with `FOR UPDATE`; null when it was
+   * never paid. Take the reservation's row lock first: every change of a
+   * payment happens under it.
+   */
+  static async lockOfReservation(tx: TxConnection, reservationId: string): Promise<Payment | null> {
+    const row = await tx.one(LOCK_OF_RESERVATION, [reservationId]);
+    return row === undefined ? null : paymentFromRow(row);
+  }
+}
+
+/** A payment entity from its row. */
+function paymentFromRow(row: PaymentRow): Payment {
+  const payment = new Payment(
+    row.id,
+    row.user_id,
+    row.reservation_id,
+    BigInt(row.amount),
+    new Date(row.created_at_ms),
+  );
+  payment.status = row.status;
+  payment.refundedAt = row.refunded_at_ms === null ? null : new Date(row.refunded_at_ms);
+  return payment;
 }

@@ -2,7 +2,7 @@ import { defineEntity, p } from "@mikro-orm/core";
 import { DomainError } from "../../shared/domain-error.js";
 
 /** What the reservation row records. */
-export type ReservationStatus = "HELD" | "CONFIRMED" | "RELEASED" | "EXPIRED";
+export type ReservationStatus = "HELD" | "CONFIRMED" | "RELEASED" | "EXPIRED" | "REFUNDED";
 
 /**
  * A seat held for, or sold to, one user. The seat's facts (date, number,
@@ -65,6 +65,33 @@ export class Reservation {
     this.status = "CONFIRMED";
     this.confirmedAt = now;
     this.endedAt = now;
+  }
+
+  /**
+   * Cancels a paid reservation on an operator's refund; it stays confirmed
+   * in history (`confirmedAt` is kept). Call under the row lock.
+   */
+  refund(): void {
+    const metadata = { reservation_id: this.id };
+    if (this.status === "REFUNDED") {
+      throw new DomainError(
+        "failed_precondition",
+        "ALREADY_REFUNDED",
+        "the ticket was already refunded",
+        {
+          metadata,
+        },
+      );
+    }
+    if (this.status !== "CONFIRMED") {
+      throw new DomainError(
+        "failed_precondition",
+        "RESERVATION_NOT_CONFIRMED",
+        "the reservation is not a paid ticket, so there is nothing to refund",
+        { metadata },
+      );
+    }
+    this.status = "REFUNDED";
   }
 
   /** Gives up a held reservation. Call under the row lock. */

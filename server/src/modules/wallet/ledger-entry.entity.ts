@@ -1,7 +1,10 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
-/** Why a balance changed. */
-export type LedgerEntryKind = "RECHARGE" | "PAYMENT";
+/**
+ * Why a balance changed: the user recharged, paid, was paid back by an
+ * operator's refund, or was credited by an operator.
+ */
+export type LedgerEntryKind = "RECHARGE" | "PAYMENT" | "REFUND" | "CREDIT";
 
 /**
  * One change of a balance, append-only. `balanceAfter` and `walletVersion`
@@ -13,12 +16,14 @@ export class LedgerEntry {
     readonly id: string,
     readonly userId: string,
     readonly kind: LedgerEntryKind,
-    /** Signed: positive for a recharge, negative for a payment. */
+    /** Signed: negative for a payment, positive for every other kind. */
     readonly amount: bigint,
     readonly balanceAfter: bigint,
     readonly walletVersion: number,
     readonly paymentId: string | null,
     readonly createdAt: Date,
+    /** The payment a REFUND entry pays back; null for every other kind. */
+    readonly refundedPaymentId: string | null = null,
   ) {}
 }
 
@@ -35,5 +40,6 @@ export const LedgerEntrySchema = defineEntity({
     walletVersion: p.integer(),
     paymentId: p.uuid().nullable(),
     createdAt: p.datetime(),
+    refundedPaymentId: p.uuid().nullable(),
   },
 });

@@ -32,6 +32,17 @@ export class Wallet {
     this.updatedAt = now;
   }
 
+  /**
+   * Pays back money the wallet paid before (an operator's refund). Unlike a
+   * credit it is not held to the balance limit: the money was the user's.
+   */
+  payBack(amount: bigint, now: Date): void {
+    if (amount <= 0n) throw new RangeError("refund amount must be positive");
+    this.balance += amount;
+    this.version += 1;
+    this.updatedAt = now;
+  }
+
   /** Takes money, refusing to go below zero. */
   debit(amount: bigint, now: Date): void {
     if (amount <= 0n) throw new RangeError("debit amount must be positive");

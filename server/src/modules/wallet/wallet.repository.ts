@@ -20,6 +20,7 @@ interface LedgerRow {
   readonly balance_after: string;
   readonly wallet_version: number;
   readonly payment_id: string | null;
+  readonly refunded_payment_id: string | null;
   readonly created_at_ms: number;
 }
 
@@ -63,7 +64,7 @@ const LOCK_OR_CREATE = statement<WalletRow>(
 );
 
 /**
- * Writes a recharged wallet and its ledger entry. The UPDATE is guarded by
+ * Writes a recharged (or operator-credited, by `$9`) wallet and its ledger entry. The UPDATE is guarded by
  * the version the wallet was locked at, and the entry is inserted only from
  * the row the UPDATE returned (its new balance and version), so one returned
  * row means both were written and agree.
@@ -76,14 +77,15 @@ const WRITE_RECHARGE = statement<{ id: string }>(
      returning user_id, balance, version
    )
    insert into ledger_entry (id, user_id, kind, amount, balance_after, wallet_version, payment_id, created_at)
-   select $6, changed.user_id, 'RECHARGE', $7, changed.balance, changed.version, null, $8
+   select $6, changed.user_id, $9, $7, changed.balance, changed.version, null, $8
      from changed
    returning id`,
 );
 
 const FIND_ENTRY = statement<LedgerRow>(
   "wallet_find_entry",
-  `select id, user_id, kind, amount, balance_after, wallet_version, payment_id, ${ms("created_at")}
+  `select id, user_id, kind, amount, balance_after, wallet_version, payment_id, refunded_payment_id,
+          ${ms("created_at")}
      from ledger_entry where id = $1`,
 );
 
@@ -139,9 +141,10 @@ export class WalletRepository {
   }
 
   /**
-   * Writes a recharge of a locked wallet (changed by `wallet.credit`) and its
-   * RECHARGE ledger entry, in one statement. `lockedVersion` is the version
-   * the wallet had when it was locked.
+   * Writes a recharge or an operator's credit of a locked wallet (changed by
+   * `wallet.credit`) and its RECHARGE or CREDIT ledger entry, in one
+   * statement. `lockedVersion` is the version the wallet had when it was
+   * locked.
    */
   static async writeRecharge(
     tx: TxConnection,
@@ -149,7 +152,7 @@ export class WalletRepository {
     lockedVersion: number,
     entry: LedgerEntry,
   ): Promise<void> {
-    assertEntryOf(wallet, entry, "RECHARGE");
+    assertEntryOf(wallet, entry, entry.kind === "CREDIT" ? "CREDIT" : "RECHARGE");
     const written = await tx.one(WRITE_RECHARGE, [
       wallet.userId,
       wallet.balance,
@@ -159,6 +162,7 @@ export class WalletRepository {
       entry.id,
       entry.amount,
       entry.createdAt,
+      entry.kind,
     ]);
     if (written === undefined)
       throw new Error(`wallet ${wallet.userId} changed under its row lock`);
@@ -177,6 +181,7 @@ export class WalletRepository {
       row.wallet_version,
       row.payment_id,
       new Date(row.created_at_ms),
+      row.refunded_payment_id,
     );
   }
 

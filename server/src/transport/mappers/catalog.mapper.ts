@@ -22,7 +22,12 @@ const SEAT_STATES: Record<DomainSeatState, SeatState> = {
 
 /** Maps a concert to its API message. */
 export function toConcert(concert: Concert): MessageInitShape<typeof ConcertSchema> {
-  return { id: concert.id, title: concert.title, venue: concert.venue };
+  return {
+    id: concert.id,
+    title: concert.title,
+    venue: concert.venue,
+    timeZone: concert.timeZone,
+  };
 }
 
 /** Maps a date and its availability to its API message. */
@@ -34,6 +39,7 @@ export function toConcertDate(item: DateAvailability): MessageInitShape<typeof C
     startTime: timestampFromDate(item.date.startsAt),
     availableSeatCount: item.availableSeats,
     totalSeatCount: item.date.totalSeats,
+    salesCloseTime: timestampFromDate(item.date.salesEndAt),
   };
 }
 

@@ -1,7 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type PaymentSchema, PaymentState } from "@stagedoor/sdk";
-import type { Payment } from "../../modules/payments/index.js";
+import type { Payment, PaymentStatus } from "../../modules/payments/index.js";
+
+const STATES: Record<PaymentStatus, PaymentState> = {
+  COMPLETED: PaymentState.COMPLETED,
+  REFUNDED: PaymentState.REFUNDED,
+};
 
 /** Maps a payment to its API message. */
 export function toPayment(payment: Payment): MessageInitShape<typeof PaymentSchema> {
@@ -10,7 +15,8 @@ export function toPayment(payment: Payment): MessageInitShape<typeof PaymentSche
     userId: payment.userId,
     reservationId: payment.reservationId,
     amount: payment.amount,
-    state: PaymentState.COMPLETED,
+    state: STATES[payment.status],
     createTime: timestampFromDate(payment.createdAt),
+    refundTime: payment.refundedAt ? timestampFromDate(payment.refundedAt) : undefined,
   };
 }

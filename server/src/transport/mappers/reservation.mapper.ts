@@ -8,6 +8,7 @@ const STATES: Record<ReservationStatus, ReservationState> = {
   CONFIRMED: ReservationState.CONFIRMED,
   RELEASED: ReservationState.RELEASED,
   EXPIRED: ReservationState.EXPIRED,
+  REFUNDED: ReservationState.REFUNDED,
 };
 
 /** Maps a reservation, in its state at read time, to its API message. */

@@ -10,6 +10,8 @@ import type {
 const KINDS: Record<DomainKind, LedgerEntryKind> = {
   RECHARGE: LedgerEntryKind.RECHARGE,
   PAYMENT: LedgerEntryKind.PAYMENT,
+  REFUND: LedgerEntryKind.REFUND,
+  CREDIT: LedgerEntryKind.CREDIT,
 };
 
 /** Maps a wallet to its API message. */
@@ -29,7 +31,7 @@ export function toLedgerEntry(entry: LedgerEntry): MessageInitShape<typeof Ledge
     amount: entry.amount,
     balanceAfter: entry.balanceAfter,
     kind: KINDS[entry.kind],
-    paymentId: entry.paymentId ?? "",
+    paymentId: entry.paymentId ?? entry.refundedPaymentId ?? "",
     createTime: timestampFromDate(entry.createdAt),
   };
 }

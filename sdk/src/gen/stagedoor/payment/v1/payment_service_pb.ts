@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stagedoor/payment/v1/payment_service.proto.
  */
 export const file_stagedoor_payment_v1_payment_service: GenFile = /*@__PURE__*/
-  fileDesc("CipzdGFnZWRvb3IvcGF5bWVudC92MS9wYXltZW50X3NlcnZpY2UucHJvdG8SFHN0YWdlZG9vci5wYXltZW50LnYxIrIBCgdQYXltZW50EgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSFgoOcmVzZXJ2YXRpb25faWQYAyABKAkSDgoGYW1vdW50GAQgASgDEjEKBXN0YXRlGAUgASgOMiIuc3RhZ2Vkb29yLnBheW1lbnQudjEuUGF5bWVudFN0YXRlEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJSChRDcmVhdGVQYXltZW50UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRIOCgZhbW91bnQYAiABKAMSEgoKcmVxdWVzdF9pZBgDIAEoCSKDAQoVQ3JlYXRlUGF5bWVudFJlc3BvbnNlEi4KB3BheW1lbnQYASABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EjoKC3Jlc2VydmF0aW9uGAIgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uIicKEUdldFBheW1lbnRSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkiRAoSR2V0UGF5bWVudFJlc3BvbnNlEi4KB3BheW1lbnQYASABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50KkoKDFBheW1lbnRTdGF0ZRIdChlQQVlNRU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXUEFZTUVOVF9TVEFURV9DT01QTEVURUQQATLgAQoOUGF5bWVudFNlcnZpY2USaAoNQ3JlYXRlUGF5bWVudBIqLnN0YWdlZG9vci5wYXltZW50LnYxLkNyZWF0ZVBheW1lbnRSZXF1ZXN0Gisuc3RhZ2Vkb29yLnBheW1lbnQudjEuQ3JlYXRlUGF5bWVudFJlc3BvbnNlEmQKCkdldFBheW1lbnQSJy5zdGFnZWRvb3IucGF5bWVudC52MS5HZXRQYXltZW50UmVxdWVzdBooLnN0YWdlZG9vci5wYXltZW50LnYxLkdldFBheW1lbnRSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_stagedoor_reservation_v1_reservation_service]);
+  fileDesc("CipzdGFnZWRvb3IvcGF5bWVudC92MS9wYXltZW50X3NlcnZpY2UucHJvdG8SFHN0YWdlZG9vci5wYXltZW50LnYxIuMBCgdQYXltZW50EgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSFgoOcmVzZXJ2YXRpb25faWQYAyABKAkSDgoGYW1vdW50GAQgASgDEjEKBXN0YXRlGAUgASgOMiIuc3RhZ2Vkb29yLnBheW1lbnQudjEuUGF5bWVudFN0YXRlEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZWZ1bmRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUgoUQ3JlYXRlUGF5bWVudFJlcXVlc3QSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkigwEKFUNyZWF0ZVBheW1lbnRSZXNwb25zZRIuCgdwYXltZW50GAEgASgLMh0uc3RhZ2Vkb29yLnBheW1lbnQudjEuUGF5bWVudBI6CgtyZXNlcnZhdGlvbhgCIAEoCzIlLnN0YWdlZG9vci5yZXNlcnZhdGlvbi52MS5SZXNlcnZhdGlvbiInChFHZXRQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIkQKEkdldFBheW1lbnRSZXNwb25zZRIuCgdwYXltZW50GAEgASgLMh0uc3RhZ2Vkb29yLnBheW1lbnQudjEuUGF5bWVudCpmCgxQYXltZW50U3RhdGUSHQoZUEFZTUVOVF9TVEFURV9VTlNQRUNJRklFRBAAEhsKF1BBWU1FTlRfU1RBVEVfQ09NUExFVEVEEAESGgoWUEFZTUVOVF9TVEFURV9SRUZVTkRFRBACMuABCg5QYXltZW50U2VydmljZRJoCg1DcmVhdGVQYXltZW50Eiouc3RhZ2Vkb29yLnBheW1lbnQudjEuQ3JlYXRlUGF5bWVudFJlcXVlc3QaKy5zdGFnZWRvb3IucGF5bWVudC52MS5DcmVhdGVQYXltZW50UmVzcG9uc2USZAoKR2V0UGF5bWVudBInLnN0YWdlZG9vci5wYXltZW50LnYxLkdldFBheW1lbnRSZXF1ZXN0Giguc3RhZ2Vkb29yLnBheW1lbnQudjEuR2V0UGF5bWVudFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp, file_stagedoor_reservation_v1_reservation_service]);
 
 /**
  * Payment is money taken from a wallet for one reservation.
@@ -63,6 +63,13 @@ export type Payment = Message<"stagedoor.payment.v1.Payment"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * When the payment was refunded; unset unless REFUNDED.
+   *
+   * @generated from field: google.protobuf.Timestamp refund_time = 7;
+   */
+  refundTime?: Timestamp | undefined;
 };
 
 /**
@@ -197,6 +204,14 @@ export enum PaymentState {
    * @generated from enum value: PAYMENT_STATE_COMPLETED = 1;
    */
   COMPLETED = 1,
+
+  /**
+   * An operator refunded the payment: the money went back to the wallet and
+   * the seat back on sale.
+   *
+   * @generated from enum value: PAYMENT_STATE_REFUNDED = 2;
+   */
+  REFUNDED = 2,
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stagedoor/wallet/v1/wallet_service.proto.
  */
 export const file_stagedoor_wallet_v1_wallet_service: GenFile = /*@__PURE__*/
-  fileDesc("CihzdGFnZWRvb3Ivd2FsbGV0L3YxL3dhbGxldF9zZXJ2aWNlLnByb3RvEhNzdGFnZWRvb3Iud2FsbGV0LnYxImwKBldhbGxldBIPCgd1c2VyX2lkGAEgASgJEg8KB2JhbGFuY2UYAiABKAMSDwoHdmVyc2lvbhgDIAEoAxIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuQEKC0xlZGdlckVudHJ5EgoKAmlkGAEgASgJEg4KBmFtb3VudBgCIAEoAxIVCg1iYWxhbmNlX2FmdGVyGAMgASgDEjIKBGtpbmQYBCABKA4yJC5zdGFnZWRvb3Iud2FsbGV0LnYxLkxlZGdlckVudHJ5S2luZBISCgpwYXltZW50X2lkGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChVSZWNoYXJnZVdhbGxldFJlcXVlc3QSDgoGYW1vdW50GAEgASgDEhIKCnJlcXVlc3RfaWQYAiABKAkidgoWUmVjaGFyZ2VXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiEgoQR2V0V2FsbGV0UmVxdWVzdCJAChFHZXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldCJBChhMaXN0TGVkZ2VyRW50cmllc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiZwoZTGlzdExlZGdlckVudHJpZXNSZXNwb25zZRIxCgdlbnRyaWVzGAEgAygLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqcwoPTGVkZ2VyRW50cnlLaW5kEiEKHUxFREdFUl9FTlRSWV9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaTEVER0VSX0VOVFJZX0tJTkRfUkVDSEFSR0UQARIdChlMRURHRVJfRU5UUllfS0lORF9QQVlNRU5UEAIy1AIKDVdhbGxldFNlcnZpY2USaQoOUmVjaGFyZ2VXYWxsZXQSKi5zdGFnZWRvb3Iud2FsbGV0LnYxLlJlY2hhcmdlV2FsbGV0UmVxdWVzdBorLnN0YWdlZG9vci53YWxsZXQudjEuUmVjaGFyZ2VXYWxsZXRSZXNwb25zZRJfCglHZXRXYWxsZXQSJS5zdGFnZWRvb3Iud2FsbGV0LnYxLkdldFdhbGxldFJlcXVlc3QaJi5zdGFnZWRvb3Iud2FsbGV0LnYxLkdldFdhbGxldFJlc3BvbnNlIgOQAgESdwoRTGlzdExlZGdlckVudHJpZXMSLS5zdGFnZWRvb3Iud2FsbGV0LnYxLkxpc3RMZWRnZXJFbnRyaWVzUmVxdWVzdBouLnN0YWdlZG9vci53YWxsZXQudjEuTGlzdExlZGdlckVudHJpZXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CihzdGFnZWRvb3Ivd2FsbGV0L3YxL3dhbGxldF9zZXJ2aWNlLnByb3RvEhNzdGFnZWRvb3Iud2FsbGV0LnYxImwKBldhbGxldBIPCgd1c2VyX2lkGAEgASgJEg8KB2JhbGFuY2UYAiABKAMSDwoHdmVyc2lvbhgDIAEoAxIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuQEKC0xlZGdlckVudHJ5EgoKAmlkGAEgASgJEg4KBmFtb3VudBgCIAEoAxIVCg1iYWxhbmNlX2FmdGVyGAMgASgDEjIKBGtpbmQYBCABKA4yJC5zdGFnZWRvb3Iud2FsbGV0LnYxLkxlZGdlckVudHJ5S2luZBISCgpwYXltZW50X2lkGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChVSZWNoYXJnZVdhbGxldFJlcXVlc3QSDgoGYW1vdW50GAEgASgDEhIKCnJlcXVlc3RfaWQYAiABKAkidgoWUmVjaGFyZ2VXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiEgoQR2V0V2FsbGV0UmVxdWVzdCJAChFHZXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldCJBChhMaXN0TGVkZ2VyRW50cmllc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiZwoZTGlzdExlZGdlckVudHJpZXNSZXNwb25zZRIxCgdlbnRyaWVzGAEgAygLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqrwEKD0xlZGdlckVudHJ5S2luZBIhCh1MRURHRVJfRU5UUllfS0lORF9VTlNQRUNJRklFRBAAEh4KGkxFREdFUl9FTlRSWV9LSU5EX1JFQ0hBUkdFEAESHQoZTEVER0VSX0VOVFJZX0tJTkRfUEFZTUVOVBACEhwKGExFREdFUl9FTlRSWV9LSU5EX1JFRlVORBADEhwKGExFREdFUl9FTlRSWV9LSU5EX0NSRURJVBAEMtQCCg1XYWxsZXRTZXJ2aWNlEmkKDlJlY2hhcmdlV2FsbGV0Eiouc3RhZ2Vkb29yLndhbGxldC52MS5SZWNoYXJnZVdhbGxldFJlcXVlc3QaKy5zdGFnZWRvb3Iud2FsbGV0LnYxLlJlY2hhcmdlV2FsbGV0UmVzcG9uc2USXwoJR2V0V2FsbGV0EiUuc3RhZ2Vkb29yLndhbGxldC52MS5HZXRXYWxsZXRSZXF1ZXN0GiYuc3RhZ2Vkb29yLndhbGxldC52MS5HZXRXYWxsZXRSZXNwb25zZSIDkAIBEncKEUxpc3RMZWRnZXJFbnRyaWVzEi0uc3RhZ2Vkb29yLndhbGxldC52MS5MaXN0TGVkZ2VyRW50cmllc1JlcXVlc3QaLi5zdGFnZWRvb3Iud2FsbGV0LnYxLkxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Wallet is a user's prepaid balance.
@@ -71,7 +71,8 @@ export type LedgerEntry = Message<"stagedoor.wallet.v1.LedgerEntry"> & {
   id: string;
 
   /**
-   * The signed change in minor units: positive for a recharge, negative for a payment.
+   * The signed change in minor units: negative for a payment, positive for
+   * every other kind.
    *
    * @generated from field: int64 amount = 2;
    */
@@ -92,7 +93,8 @@ export type LedgerEntry = Message<"stagedoor.wallet.v1.LedgerEntry"> & {
   kind: LedgerEntryKind;
 
   /**
-   * The payment behind a PAYMENT entry; empty otherwise.
+   * The payment behind a PAYMENT entry, or the payment a REFUND entry paid
+   * back; empty otherwise.
    *
    * @generated from field: string payment_id = 5;
    */
@@ -289,6 +291,20 @@ export enum LedgerEntryKind {
    * @generated from enum value: LEDGER_ENTRY_KIND_PAYMENT = 2;
    */
   PAYMENT = 2,
+
+  /**
+   * An operator refunded a paid reservation.
+   *
+   * @generated from enum value: LEDGER_ENTRY_KIND_REFUND = 3;
+   */
+  REFUND = 3,
+
+  /**
+   * An operator credited the wallet (a support gesture).
+   *
+   * @generated from enum value: LEDGER_ENTRY_KIND_CREDIT = 4;
+   */
+  CREDIT = 4,
 }
 
 /**

@@ -1,0 +1,100 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type {
+  AdminService as AdminApi,
+  CreateConcertRequest,
+  CreatePerformanceRequest,
+  CreditWalletRequest,
+  GetSaleStatsRequest,
+  ImportSeatMapRequest,
+  RefundTicketRequest,
+  UpdateConcertRequest,
+} from "@stagedoor/sdk";
+import type {
+  AdminService,
+  CatalogAdminService,
+  SaleStatsReader,
+} from "../../modules/admin/index.js";
+import { adminOf } from "../context.js";
+import {
+  fromSeatMapFormat,
+  toCreditWalletResponse,
+  toImportSeatMapResponse,
+  toRefundTicketResponse,
+  toSaleStats,
+} from "../mappers/admin.mapper.js";
+import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
+
+/** The operator API over Connect, gRPC and gRPC-Web. */
+export class AdminHandler implements ServiceImpl<typeof AdminApi> {
+  constructor(
+    private readonly admin: AdminService,
+    private readonly catalog: CatalogAdminService,
+    private readonly stats: SaleStatsReader,
+  ) {}
+
+  async getSaleStats(req: GetSaleStatsRequest) {
+    return { stats: toSaleStats(await this.stats.read(req.concertId)) };
+  }
+
+  async refundTicket(req: RefundTicketRequest, ctx: HandlerContext) {
+    const result = await this.admin.refundTicket(adminOf(ctx.values), {
+      reservationId: req.reservationId,
+      requestId: req.requestId,
+      note: req.note,
+    });
+    return toRefundTicketResponse(result);
+  }
+
+  async creditWallet(req: CreditWalletRequest, ctx: HandlerContext) {
+    const result = await this.admin.creditWallet(adminOf(ctx.values), {
+      userId: req.userId,
+      amount: req.amount,
+      requestId: req.requestId,
+      note: req.note,
+    });
+    return toCreditWalletResponse(result);
+  }
+
+  async createConcert(req: CreateConcertRequest, ctx: HandlerContext) {
+    const concert = await this.catalog.createConcert(adminOf(ctx.values), {
+      title: req.title,
+      venue: req.venue,
+      timeZone: req.timeZone,
+      requestId: req.requestId,
+    });
+    return { concert: toConcert(concert) };
+  }
+
+  async updateConcert(req: UpdateConcertRequest, ctx: HandlerContext) {
+    const concert = await this.catalog.updateConcert(adminOf(ctx.values), {
+      concertId: req.concertId,
+      title: req.title,
+      venue: req.venue,
+      timeZone: req.timeZone,
+      requestId: req.requestId,
+    });
+    return { concert: toConcert(concert) };
+  }
+
+  async createPerformance(req: CreatePerformanceRequest, ctx: HandlerContext) {
+    const date = await this.catalog.createPerformance(adminOf(ctx.values), {
+      concertId: req.concertId,
+      startsAt: req.startTime && timestampDate(req.startTime),
+      salesCloseAt: req.salesCloseTime && timestampDate(req.salesCloseTime),
+      requestId: req.requestId,
+    });
+    return { performance: toConcertDate({ date, availableSeats: 0 }) };
+  }
+
+  async importSeatMap(req: ImportSeatMapRequest, ctx: HandlerContext) {
+    const result = await this.catalog.importSeatMap(adminOf(ctx.values), {
+      concertDateId: req.concertDateId,
+      format: fromSeatMapFormat(req.format),
+      text: req.text,
+      validateOnly: req.validateOnly,
+      requestId: req.requestId,
+    });
+    return toImportSeatMapResponse(result);
+  }
+}
