@@ -9,17 +9,7 @@ import type { TestServer } from "../support/test-server.js";
 /** The protocols the races run over: gRPC (h2c, multiplexed) and Connect (HTTP/1.1). */
 export const RACE_PROTOCOLS = ["grpc", "connect"] as const satisfies readonly Protocol[];
 
-/**
- * The races fire 20 to 100 concurrent calls of one user on purpose, far past
- * the per-user rate limits, which would refuse most of them: what they test is
- * what the database and the queue let through when such calls do arrive
- * together. Rate limits have their own suites (test/rpc/rate-limits.spec.ts).
- */
-export const NO_USER_RATE_LIMITS = {
-  RATE_LIMIT_TOKEN_PER_USER: "off",
-  RATE_LIMIT_HOLD_PER_USER: "off",
-  RATE_LIMIT_PAYMENT_PER_USER: "off",
-} as const;
+export { NO_USER_RATE_LIMITS } from "../support/rate-limits.js";
 
 /** Returns the value, or fails the test when it is missing. */
 export function must<T>(value: T | null | undefined, what = "value"): T {

@@ -10,6 +10,7 @@ import {
   describeError,
   expectRefusal,
   must,
+  NO_USER_RATE_LIMITS,
   partition,
   RACE_PROTOCOLS,
   RaceDb,
@@ -30,7 +31,10 @@ describe("concurrency: refunds", () => {
 
   before(async () => {
     server = await startTestServer({
-      env: { ADMIN_API_KEYS: `${entry("ops", OPS_KEY)},${entry("support", SUPPORT_KEY)}` },
+      env: {
+        ADMIN_API_KEYS: `${entry("ops", OPS_KEY)},${entry("support", SUPPORT_KEY)}`,
+        ...NO_USER_RATE_LIMITS,
+      },
     });
     db = new RaceDb(server.databaseUrl);
   });

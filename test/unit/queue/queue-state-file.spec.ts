@@ -1,4 +1,4 @@
-import { cpSync } from "node:fs";
+import { cpSync, rmSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -153,6 +153,24 @@ describe("QueueStateFile", () => {
     return { file: line.file, line, target };
   }
 
+  /**
+   * A "crash": the folder as it is now. The compaction's file operations run on
+   * libuv's threads while this copies, so a file listed may be renamed away
+   * before it is read; a real crash sees the folder at one instant, so such a
+   * torn copy is thrown away and taken again.
+   */
+  function copyFolder(from: string, to: string): void {
+    for (;;) {
+      try {
+        cpSync(from, to, { recursive: true });
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+        rmSync(to, { recursive: true, force: true });
+      }
+    }
+  }
+
   const load = (target: string) => digest(new QueueStateFile(target, new FakeLine()).load());
 
   it("restores a consistent state from a crash at any moment of a compaction", async () => {
@@ -172,7 +190,7 @@ describe("QueueStateFile", () => {
     });
     while (!done) {
       const copy = path.join(dir, `crash-${n}-${copies.length}`);
-      cpSync(path.dirname(target), copy, { recursive: true });
+      copyFolder(path.dirname(target), copy);
       copies.push(path.join(copy, "line.json"));
       line.change();
       await nextTurn();
