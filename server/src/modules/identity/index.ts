@@ -1,6 +1,6 @@
 /** Who a caller is: principals, queue-token derivation and user verifiers. */
 export { assertAdmitted, type Principal, type PrincipalState } from "./principal.js";
-export { TokenCodec } from "./token-codec.js";
+export { type PresentedToken, TokenCodec } from "./token-codec.js";
 export {
   HmacUserVerifier,
   signUserAssertion,
