@@ -12,10 +12,17 @@ import type {
   QueueStore,
 } from "../../../server/src/modules/queue/queue-store.js";
 import { queueScripts } from "../../../server/src/modules/queue/redis-queue-scripts.js";
-import type { QueueRedisClient } from "../../../server/src/modules/queue/redis-queue-store.js";
-import { RedisQueueStore } from "../../../server/src/modules/queue/redis-queue-store.js";
+import {
+  type QueueRedis,
+  RedisQueueStore,
+} from "../../../server/src/modules/queue/redis-queue-store.js";
 import { createRedisClient } from "../../../server/src/redis/redis-client.js";
 import { FakeClock } from "../../support/fake-clock.js";
+import {
+  redisClusterUnavailable,
+  reportRedisClusterSkipped,
+  sharedRedisCluster,
+} from "../../support/redis-cluster.js";
 
 /**
  * How the contract reaches one store implementation. Everything a harness
@@ -703,31 +710,30 @@ queueStoreContract("MemoryQueueStore", async () => {
   };
 });
 
-const redisUrl = process.env.TEST_REDIS_URL;
-if (redisUrl === undefined || redisUrl === "") {
-  describe("RedisQueueStore (QueueStore contract)", () => {
-    console.log(
-      "RedisQueueStore contract: not run, because TEST_REDIS_URL is not set " +
-        "(e.g. TEST_REDIS_URL=redis://127.0.0.1:6379/3).",
-    );
-  });
-} else {
-  queueStoreContract("RedisQueueStore", async () => {
-    const url = redisUrl;
+/** A Redis the Redis harness runs on: one primary, or a cluster. */
+interface RedisTarget {
+  /** A new connection with the queue scripts; closed by the harness. */
+  connect(): Promise<QueueRedis & { close(): Promise<void> }>;
+  /** Deletes every key matching the pattern. */
+  deleteMatching(pattern: string): Promise<unknown>;
+}
+
+/** The Redis store's harness on a target: one key prefix per store, deleted at the end. */
+function redisHarness(target: RedisTarget): () => Promise<StoreHarness> {
+  return async () => {
     // One prefix per run keeps parallel runs apart and makes cleanup a SCAN.
     const runPrefix = `stagedoor-test:${randomBytes(6).toString("hex")}:`;
-    const onError = (err: unknown) => console.error("redis client error in test:", err);
-    const main = await createRedisClient({ url, onError, scripts: queueScripts });
-    const extra: QueueRedisClient[] = [];
+    const main = await target.connect();
+    const extra: { close(): Promise<void> }[] = [];
     const prefixes = new WeakMap<QueueStore, string>();
     let n = 0;
 
     const connect = async () => {
-      const client = await createRedisClient({ url, onError, scripts: queueScripts });
+      const client = await target.connect();
       extra.push(client);
       return client;
     };
-    const storeOn = (client: QueueRedisClient, limits: QueueLimits, prefix: string) => {
+    const storeOn = (client: QueueRedis, limits: QueueLimits, prefix: string) => {
       const store = new RedisQueueStore(client, limits, prefix);
       prefixes.set(store, prefix);
       return store;
@@ -752,13 +758,58 @@ if (redisUrl === undefined || redisUrl === "") {
       },
       async dispose() {
         try {
-          for await (const keys of main.scanIterator({ MATCH: `${runPrefix}*`, COUNT: 1000 })) {
-            if (keys.length > 0) await main.del(keys);
-          }
+          await target.deleteMatching(`${runPrefix}*`);
         } finally {
           await main.close();
         }
       },
     };
+  };
+}
+
+const redisUrl = process.env.TEST_REDIS_URL;
+if (redisUrl === undefined || redisUrl === "") {
+  describe("RedisQueueStore (QueueStore contract)", () => {
+    console.log(
+      "RedisQueueStore contract: not run, because TEST_REDIS_URL is not set " +
+        "(e.g. TEST_REDIS_URL=redis://127.0.0.1:6379/3).",
+    );
   });
+} else {
+  const url = redisUrl;
+  const onError = (err: unknown) => console.error("redis client error in test:", err);
+  queueStoreContract(
+    "RedisQueueStore",
+    redisHarness({
+      connect: () => createRedisClient({ url, onError, scripts: queueScripts }),
+      async deleteMatching(pattern) {
+        const client = await createRedisClient({ url, onError, scripts: queueScripts });
+        try {
+          for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) {
+            if (keys.length > 0) await client.del(keys);
+          }
+        } finally {
+          client.destroy();
+        }
+      },
+    }),
+  );
+}
+
+// The same contract on a real three-master Redis Cluster that the tests start
+// themselves: every script's keys must share one slot, or the cluster refuses
+// the call (CROSSSLOT, or "non local key"), so passing it is the proof.
+const clusterMissing = await redisClusterUnavailable();
+if (clusterMissing !== undefined) {
+  describe("RedisQueueStore on Redis Cluster (QueueStore contract)", () => {
+    reportRedisClusterSkipped("RedisQueueStore on Redis Cluster", clusterMissing);
+  });
+} else {
+  queueStoreContract(
+    "RedisQueueStore on Redis Cluster",
+    redisHarness({
+      connect: async () => (await sharedRedisCluster()).connect(),
+      deleteMatching: async (pattern) => (await sharedRedisCluster()).deleteMatching(pattern),
+    }),
+  );
 }

@@ -12,6 +12,11 @@ import {
 } from "../../../server/src/modules/queue/seat-gate.js";
 import { FakeClock } from "../../support/fake-clock.js";
 import {
+  redisClusterUnavailable,
+  reportRedisClusterSkipped,
+  sharedRedisCluster,
+} from "../../support/redis-cluster.js";
+import {
   connectTestRedis,
   reportRedisSkipped,
   testRedisUrl,
@@ -542,6 +547,49 @@ if (redisUrl === undefined) {
         },
         async dispose() {
           client.destroy();
+        },
+      };
+    },
+    { losesKeys: true },
+  );
+}
+
+// The same contract on the three-master Redis Cluster the tests start: a
+// token lookup and a seat's entry are read in one script, so they must share
+// the concert's slot, or the cluster refuses the call.
+const clusterMissing = await redisClusterUnavailable();
+if (clusterMissing !== undefined) {
+  describe("RedisQueueStore on Redis Cluster.seats (SeatGate contract)", () => {
+    reportRedisClusterSkipped("RedisQueueStore on Redis Cluster.seats", clusterMissing);
+  });
+} else {
+  seatGateContract(
+    "RedisQueueStore on Redis Cluster",
+    async () => {
+      const cluster = await sharedRedisCluster();
+      const client = await cluster.connect();
+      const prefixes = new WeakMap<QueueStore, string>();
+      let opened: string[] = [];
+      return {
+        async open() {
+          const prefix = uniqueKeyPrefix();
+          opened.push(prefix);
+          const store = new RedisQueueStore(client, LIMITS, prefix);
+          prefixes.set(store, prefix);
+          return store;
+        },
+        async loseDate(store, date) {
+          const prefix = prefixes.get(store);
+          if (prefix === undefined) throw new Error("a store this harness did not open");
+          return cluster.deleteMatching(`${prefix}{${date.concertId}}:g:${date.dateId}:*`);
+        },
+        async cleanUp() {
+          const done = opened;
+          opened = [];
+          for (const prefix of done) await cluster.deleteMatching(`${prefix}*`);
+        },
+        async dispose() {
+          await client.close();
         },
       };
     },
