@@ -12,16 +12,16 @@ import {
 } from "../../../server/src/modules/queue/seat-gate.js";
 import { FakeClock } from "../../support/fake-clock.js";
 import {
-  redisClusterUnavailable,
-  reportRedisClusterSkipped,
-  sharedRedisCluster,
-} from "../../support/redis-cluster.js";
-import {
   connectTestRedis,
   reportRedisSkipped,
   testRedisUrl,
   uniqueKeyPrefix,
 } from "../../support/redis.js";
+import {
+  redisClusterUnavailable,
+  reportRedisClusterSkipped,
+  sharedRedisCluster,
+} from "../../support/redis-cluster.js";
 
 /**
  * How the contract reaches one gate implementation: through the queue store
