@@ -47,6 +47,11 @@ export function registryKey(prefix: string): string {
   return `${prefix}concerts`;
 }
 
+/** The line's set of admitted token ids, by admission expiry (read by the tests' samplers). */
+export function admittedKey(prefix: string, concertId: string): string {
+  return `${lineBase(prefix, concertId)}q:a`;
+}
+
 /** The line's version counter, read by the watchers (one GET per concert). */
 export function versionKey(prefix: string, concertId: string): string {
   return `${lineBase(prefix, concertId)}q:ver`;
