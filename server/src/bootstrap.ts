@@ -24,7 +24,7 @@ import {
 import type { Database } from "./persistence/database.js";
 import { migrateUp, openOrm } from "./persistence/orm.js";
 import { loadOrCreateServerSecret } from "./persistence/server-secret.js";
-import { createRedisClient } from "./redis/redis-client.js";
+import { createRedisClient, createRedisClusterClient } from "./redis/redis-client.js";
 import { type Clock, systemClock } from "./shared/clock.js";
 import { TrustedProxies } from "./transport/client-address.js";
 import { startHttpServer } from "./transport/http-server.js";
@@ -103,12 +103,30 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
     let store: QueueStore;
     let rateLimitStore: RateLimitStore;
     let pingStore: () => Promise<unknown>;
-    if (config.redisUrl !== undefined) {
+    const redisEvents = {
+      onError: (error: unknown) =>
+        logger.warn({ err: error }, "redis connection lost; reconnecting"),
+      onRecover: () => logger.info("redis connection restored"),
+    };
+    if (config.redisClusterUrls !== undefined) {
+      // Each concert's line (and its seat gate) lives in one slot, so every
+      // queue call is one command to the node that owns it.
+      const cluster = await createRedisClusterClient({
+        urls: config.redisClusterUrls,
+        scripts: queueScripts,
+        ...redisEvents,
+      });
+      cleanups.push(() => cluster.close());
+      store = new RedisQueueStore(cluster, settings.queue, config.redisKeyPrefix);
+      // Each bucket is one key with its own hash tag: one command to its node.
+      rateLimitStore = new RedisRateLimitStore(cluster, config.redisKeyPrefix);
+      pingStore = () => cluster.ping();
+      logger.info({ seeds: config.redisClusterUrls.length }, "waiting room on Redis Cluster");
+    } else if (config.redisUrl !== undefined) {
       const redis = await createRedisClient({
         url: config.redisUrl,
         scripts: queueScripts,
-        onError: (error) => logger.warn({ err: error }, "redis connection lost; reconnecting"),
-        onRecover: () => logger.info("redis connection restored"),
+        ...redisEvents,
       });
       cleanups.push(() => redis.close());
       store = new RedisQueueStore(redis, settings.queue, config.redisKeyPrefix);
@@ -129,7 +147,9 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       );
       checkpoints.start();
       cleanups.push(() => checkpoints.stop());
-      logger.info("waiting room kept in-process (set REDIS_URL to share it between instances)");
+      logger.info(
+        "waiting room kept in-process (set REDIS_URL or REDIS_CLUSTER_URLS to share it between instances)",
+      );
     }
     cleanups.push(() => store.close());
     cleanups.push(() => rateLimitStore.close());

@@ -32,8 +32,16 @@ export interface Config {
    * payments, wallets, request ids or seat states.
    */
   readonly databaseReadUrl: string | undefined;
-  /** Redis for the waiting room; unset means "use the in-process store". */
+  /**
+   * One Redis primary for the waiting room; unset (with no cluster) means
+   * "use the in-process store".
+   */
   readonly redisUrl: string | undefined;
+  /**
+   * Seed nodes of a Redis Cluster for the waiting room (`REDIS_CLUSTER_URLS`),
+   * instead of one primary; never set together with {@link redisUrl}.
+   */
+  readonly redisClusterUrls: readonly string[] | undefined;
   /** Prefix of every Redis key, so several deployments can share one Redis. */
   readonly redisKeyPrefix: string;
   readonly holdTtlSeconds: number;
@@ -272,6 +280,20 @@ const schema = z.object({
   DATABASE_URL: url(["postgres:", "postgresql:"]).optional(),
   DATABASE_READ_URL: url(["postgres:", "postgresql:"]).optional(),
   REDIS_URL: url(["redis:", "rediss:"]).optional(),
+  REDIS_CLUSTER_URLS: z
+    .string()
+    .transform((value) =>
+      value
+        .split(",")
+        .map((seed) => seed.trim())
+        .filter((seed) => seed !== ""),
+    )
+    .pipe(
+      z
+        .array(url(["redis:", "rediss:"]))
+        .min(1, "must list at least one redis:// URL of a cluster node, comma-separated"),
+    )
+    .optional(),
   REDIS_KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9:_.-]{1,64}$/, "must be 1 to 64 letters, digits or :_.-")
@@ -441,6 +463,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     );
   }
   const adminKeys = parseAdminKeys(e.ADMIN_API_KEYS);
+  if (e.REDIS_URL !== undefined && e.REDIS_CLUSTER_URLS !== undefined) {
+    throw new ConfigError(
+      "REDIS_URL and REDIS_CLUSTER_URLS must not both be set: REDIS_URL names one Redis primary, REDIS_CLUSTER_URLS the seed nodes of a Redis Cluster",
+    );
+  }
   const workers = resolveWorkers(e.WORKERS, machine);
   if (workers > 1) requireSharedState(e.WORKERS, workers, e);
 
@@ -455,6 +482,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     databaseUrl: e.DATABASE_URL,
     databaseReadUrl: e.DATABASE_READ_URL,
     redisUrl: e.REDIS_URL,
+    redisClusterUrls:
+      e.REDIS_CLUSTER_URLS === undefined ? undefined : Object.freeze(e.REDIS_CLUSTER_URLS),
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     holdTtlSeconds: e.HOLD_TTL_SECONDS,
     tokenTtlSeconds: e.TOKEN_TTL_SECONDS,
@@ -523,13 +552,18 @@ function resolveWorkers(value: string, machine: Machine): number {
 function requireSharedState(
   value: string,
   workers: number,
-  e: { readonly REDIS_URL?: string | undefined; readonly DATABASE_URL?: string | undefined },
+  e: {
+    readonly REDIS_URL?: string | undefined;
+    readonly REDIS_CLUSTER_URLS?: readonly string[] | undefined;
+    readonly DATABASE_URL?: string | undefined;
+  },
 ): void {
   const missing = [
-    e.REDIS_URL === undefined && {
-      variable: "REDIS_URL",
-      why: "the in-process waiting room cannot be shared between processes (each would keep its own line and its own admission limit)",
-    },
+    e.REDIS_URL === undefined &&
+      e.REDIS_CLUSTER_URLS === undefined && {
+        variable: "REDIS_URL",
+        why: "the in-process waiting room cannot be shared between processes (each would keep its own line and its own admission limit)",
+      },
     e.DATABASE_URL === undefined && {
       variable: "DATABASE_URL",
       why: "the embedded PostgreSQL is a single-process development convenience",

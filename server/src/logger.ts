@@ -29,6 +29,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         "*.databaseUrl",
         "redisUrl",
         "*.redisUrl",
+        "redisClusterUrls",
+        "*.redisClusterUrls",
       ],
       censor: "[redacted]",
     },

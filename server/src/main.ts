@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   });
   const details = {
     database: config.databaseUrl ? "external" : "embedded",
-    queue: config.redisUrl ? "redis" : "in-process",
+    queue: config.redisClusterUrls ? "redis-cluster" : config.redisUrl ? "redis" : "in-process",
     auth: config.auth.mode,
   };
   if (role === "primary") {

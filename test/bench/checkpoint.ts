@@ -162,17 +162,17 @@ async function main(): Promise<void> {
         now += 2_000;
         for (let i = 0; i < TOUCHES; i++) {
           const fan = waiting[Math.floor(random() * waiting.length)] as number;
-          await store.lookup(hashOf(fan), now - Math.floor(random() * 2_000), true);
+          await store.lookup(CONCERT, hashOf(fan), now - Math.floor(random() * 2_000), true);
         }
         for (let i = 0; i < ARRIVALS; i++) await join();
         for (let i = 0; i < ARRIVALS / 5; i++) {
           const at = Math.floor(random() * waiting.length);
           const [gone] = waiting.splice(at, 1);
-          if (gone !== undefined) await store.leave(tokenIdOf(gone), now);
+          if (gone !== undefined) await store.leave(CONCERT, tokenIdOf(gone), now);
         }
         for (let i = 0; i < 50 && admitted.length > 0; i++) {
           const paid = admitted.shift() as number;
-          await store.complete(tokenIdOf(paid), now);
+          await store.complete(CONCERT, tokenIdOf(paid), now);
         }
       }
       for (let i = 0; i < 8; i++) await store.promote(CONCERT, now);

@@ -12,7 +12,7 @@ export interface Check {
 }
 
 /**
- * Samples the size of a concert's admitted set in Redis (`<prefix>q:<concert>:a`,
+ * Samples the size of a concert's admitted set in Redis (`<prefix>{<concert>}:q:a`,
  * see redis-queue-scripts.ts) every ~20 ms while a round runs, to catch an
  * admission past QUEUE_MAX_ACTIVE however briefly it lasts.
  */

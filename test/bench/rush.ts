@@ -34,6 +34,7 @@
  * is TEST_DATABASE_URL's server, else an embedded PostgreSQL.
  */
 import os from "node:os";
+import { admittedKey } from "../../server/src/modules/queue/redis-keys.js";
 import { createTestDatabase, stopSharedPostgres } from "../support/postgres.js";
 import { connectTestRedis, deleteKeys, uniqueKeyPrefix } from "../support/redis.js";
 import { demoGrade, seedCatalog } from "./bench-catalog.js";
@@ -119,7 +120,7 @@ async function runRound(flow: Flow, payers: number, cleanup: Cleanup): Promise<R
     });
     const pool = new ConnectionPool(server.target, server.pid);
     try {
-      const sampler = new AdmissionSampler(redis, `${keyPrefix}q:${catalog.concertId}:a`);
+      const sampler = new AdmissionSampler(redis, admittedKey(keyPrefix, catalog.concertId));
       sampler.start();
       let result: FlowResult;
       try {

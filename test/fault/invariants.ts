@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { admittedKey } from "../../server/src/modules/queue/redis-keys.js";
 import { RaceDb } from "../concurrency/race-support.js";
 import { connectTestRedis } from "../support/redis.js";
 
@@ -70,8 +71,8 @@ export async function moneyOf(
 }
 
 /**
- * Samples the size of a concert's admitted set in Redis (`<prefix>q:<concert>:a`,
- * see redis-queue-scripts.ts) every ~20 ms, to catch an admission past
+ * Samples the size of a concert's admitted set in Redis (`<prefix>{<concert>}:q:a`,
+ * see redis-keys.ts) every ~20 ms, to catch an admission past
  * QUEUE_MAX_ACTIVE however briefly it lasts. Samples that fail (Redis is
  * down on purpose) are counted and skipped; the client reconnects by itself.
  */
@@ -89,7 +90,7 @@ export class AdmissionSampler {
   ) {}
 
   static admittedKey(prefix: string, concertId: string): string {
-    return `${prefix}q:${concertId}:a`;
+    return admittedKey(prefix, concertId);
   }
 
   async start(): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { QueueTokenState, ReservationState, type StagedoorClient } from "@stagedoor/sdk";
 import { expect } from "chai";
+import { seatEntryKey } from "../../server/src/modules/queue/redis-keys.js";
 import { RaceDb } from "../concurrency/race-support.js";
 import { clientFor } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
@@ -290,7 +291,7 @@ describe("fault: Redis restart", function () {
 
     const redisClient = await connectTestRedis(redis.url);
     cleanups.push(async () => redisClient.destroy());
-    const gateKey = (seatId: string) => `${PREFIX}g:{${dateId}}:s:${seatId}`;
+    const gateKey = (seatId: string) => seatEntryKey(PREFIX, { concertId, dateId }, seatId);
     expect(
       await redisClient.exists(gateKey(holder.seatId)),
       "the gate knows the held seat",

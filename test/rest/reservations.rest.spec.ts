@@ -18,7 +18,7 @@ import {
 } from "./rest-client.js";
 
 /** A token of the right shape that the server never issued. */
-const UNKNOWN_TOKEN = `sdq_${"A".repeat(43)}`;
+const UNKNOWN_TOKEN = `sdq_${"A".repeat(65)}`;
 
 describe("REST POST /api/reservations", () => {
   let server: TestServer;

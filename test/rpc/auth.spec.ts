@@ -76,7 +76,7 @@ const PRIVATE_CALLS: [string, (c: StagedoorClient, t: Targets) => Promise<unknow
 ];
 
 /** A well-formed token (right prefix and length) that the server never issued. */
-const UNKNOWN_TOKEN = `sdq_${"A".repeat(43)}`;
+const UNKNOWN_TOKEN = `sdq_${"A".repeat(65)}`;
 
 describe("authentication and authorization", () => {
   describe("queue tokens (AUTH_MODE=trust)", () => {
@@ -454,7 +454,7 @@ describe("authentication and authorization", () => {
             signUserAssertion(secret, userId, new Date(Date.now() - 1_000)),
             signUserAssertion("another-secret-of-forty-characters-00000", userId, inFiveMinutes()),
             signUserAssertion(secret, userId, new Date(Date.now() + 86_400_000)),
-            `sdq_${"A".repeat(43)}`,
+            `sdq_${"A".repeat(65)}`,
             "v1.not.an.assertion",
           ];
           for (const assertion of bad) {

@@ -33,6 +33,7 @@ describe("loadConfig", () => {
         port: 8080,
         databaseUrl: undefined,
         redisUrl: undefined,
+        redisClusterUrls: undefined,
         redisKeyPrefix: "stagedoor:",
         holdTtlSeconds: 300,
         tokenTtlSeconds: 600,
@@ -223,6 +224,49 @@ describe("loadConfig", () => {
       expect(load({ SEED_DEMO: "0" }).seedDemo).to.equal(false);
       expect(load({ SEED_DEMO: "off" }).seedDemo).to.equal(false);
       expect(load({ SEED_DEMO: "true" }).seedDemo).to.equal(true);
+    });
+  });
+
+  describe("REDIS_CLUSTER_URLS", () => {
+    it("takes comma-separated seed nodes of a Redis Cluster", () => {
+      const config = load({
+        REDIS_CLUSTER_URLS:
+          " redis://10.0.0.1:7000, redis://10.0.0.2:7000 ,,rediss://10.0.0.3:7000",
+      });
+      expect(config.redisClusterUrls).to.deep.equal([
+        "redis://10.0.0.1:7000",
+        "redis://10.0.0.2:7000",
+        "rediss://10.0.0.3:7000",
+      ]);
+      expect(config.redisUrl).to.equal(undefined);
+    });
+
+    it("refuses a seed that is not a redis:// URL, or no seed at all", () => {
+      expect(
+        expectConfigError(
+          { REDIS_CLUSTER_URLS: "redis://a:7000,http://b:7000" },
+          "REDIS_CLUSTER_URLS",
+        ),
+      ).to.contain("redis://");
+      expectConfigError({ REDIS_CLUSTER_URLS: " , " }, "REDIS_CLUSTER_URLS");
+    });
+
+    it("refuses REDIS_URL and REDIS_CLUSTER_URLS together, naming both", () => {
+      const message = expectConfigError(
+        { REDIS_URL: "redis://cache:6379/0", REDIS_CLUSTER_URLS: "redis://a:7000" },
+        "REDIS_URL",
+      );
+      expect(message).to.contain("REDIS_CLUSTER_URLS");
+    });
+
+    it("lets several workers share a cluster instead of one primary", () => {
+      const config = load({
+        DATABASE_URL,
+        AUTH_MODE: "trust",
+        REDIS_CLUSTER_URLS: "redis://a:7000",
+        WORKERS: "2",
+      });
+      expect(config.workers).to.equal(2);
     });
   });
 

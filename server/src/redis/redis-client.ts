@@ -1,6 +1,8 @@
 import {
   createClient,
+  createCluster,
   type RedisClientType,
+  type RedisClusterType,
   type RedisFunctions,
   type RedisModules,
   type RedisScripts,
@@ -33,6 +35,29 @@ const STARTUP_ATTEMPTS = 5;
 /** Once connected, reconnect attempts never stop but are spaced at most this far apart. */
 const MAX_RECONNECT_DELAY_MS = 5000;
 
+/**
+ * The reconnect strategy of every connection: bounded while starting up (so
+ * start-up fails with a reason), then forever with a capped, jittered backoff.
+ */
+function reconnectStrategy(where: string, isStartingUp: () => boolean) {
+  return (retries: number, cause: Error): number | Error => {
+    if (isStartingUp()) {
+      // node-redis retries a failed first connect() with the same strategy,
+      // and the default one never gives up: a server started without Redis
+      // would hang instead of exiting with a reason.
+      if (retries + 1 >= STARTUP_ATTEMPTS) {
+        return new Error(
+          `could not connect to Redis at ${where} after ${retries + 1} attempts: ${cause.message}`,
+        );
+      }
+      return 100 * 2 ** retries;
+    }
+    // Jitter spreads the reconnects of many server instances after a Redis restart.
+    const backoff = Math.min(100 * 2 ** Math.min(retries, 10), MAX_RECONNECT_DELAY_MS);
+    return backoff + Math.floor(Math.random() * 100);
+  };
+}
+
 function buildClient<S extends RedisScripts>(
   options: RedisClientOptions<S>,
   isStartingUp: () => boolean,
@@ -51,22 +76,7 @@ function buildClient<S extends RedisScripts>(
     disableOfflineQueue: true,
     socket: {
       connectTimeout: options.connectTimeoutMs ?? 2000,
-      reconnectStrategy(retries: number, cause: Error): number | Error {
-        if (isStartingUp()) {
-          // node-redis retries a failed first connect() with the same strategy,
-          // and the default one never gives up: a server started without Redis
-          // would hang instead of exiting with a reason.
-          if (retries + 1 >= STARTUP_ATTEMPTS) {
-            return new Error(
-              `could not connect to Redis at ${where} after ${retries + 1} attempts: ${cause.message}`,
-            );
-          }
-          return 100 * 2 ** retries;
-        }
-        // Jitter spreads the reconnects of many server instances after a Redis restart.
-        const backoff = Math.min(100 * 2 ** Math.min(retries, 10), MAX_RECONNECT_DELAY_MS);
-        return backoff + Math.floor(Math.random() * 100);
-      },
+      reconnectStrategy: reconnectStrategy(where, isStartingUp),
     },
   });
 }
@@ -102,6 +112,76 @@ export async function createRedisClient<S extends RedisScripts>(
   await client.connect();
   startingUp = false;
   return client;
+}
+
+/** How {@link createRedisClusterClient} connects. */
+export interface RedisClusterClientOptions<S extends RedisScripts>
+  extends Omit<RedisClientOptions<S>, "url"> {
+  /**
+   * `redis://` or `rediss://` URLs of some of the cluster's nodes (seeds),
+   * from which the client learns the whole topology. Credentials and TLS are
+   * taken from the first one and used for every node; no database number (a
+   * cluster has only database 0).
+   */
+  readonly urls: readonly string[];
+}
+
+/** A Redis Cluster connection with the given scripts available as typed methods. */
+export type RedisClusterClient<S extends RedisScripts> = RedisClusterType<
+  NoModules,
+  NoFunctions,
+  S
+>;
+
+/**
+ * Connects to a Redis Cluster, with the same behaviour as
+ * {@link createRedisClient}: commands fail at once while their node is
+ * unreachable, start-up gives up after a few attempts, and every node's
+ * connection reconnects forever afterwards. Each command goes to the node
+ * that owns its first key's slot (node-redis follows MOVED/ASK redirections
+ * and refreshes the topology when slots move). The caller owns the client.
+ */
+export async function createRedisClusterClient<S extends RedisScripts>(
+  options: RedisClusterClientOptions<S>,
+): Promise<RedisClusterClient<S>> {
+  const [first] = options.urls;
+  if (first === undefined) throw new Error("a Redis Cluster needs at least one seed URL");
+  let startingUp = true;
+  let lost = false;
+  const seed = new URL(first);
+  const where = options.urls.map(redactedUrl).join(", ");
+  const cluster = createCluster({
+    rootNodes: options.urls.map((url) => ({ url })),
+    scripts: options.scripts,
+    defaults: {
+      ...(seed.username !== "" && { username: decodeURIComponent(seed.username) }),
+      ...(seed.password !== "" && { password: decodeURIComponent(seed.password) }),
+      // See buildClient: commands of a user's request fail at once while offline.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: options.connectTimeoutMs ?? 2000,
+        ...(seed.protocol === "rediss:" && { tls: true as const }),
+        reconnectStrategy: reconnectStrategy(where, () => startingUp),
+      },
+    },
+  });
+  const lose = (error: unknown) => {
+    if (lost) return;
+    lost = true;
+    options.onError(error);
+  };
+  // The cluster reports topology failures as 'error' and each node's own
+  // connection failures as 'node-error'; either means "Redis is (partly) away".
+  cluster.on("error", lose);
+  cluster.on("node-error", lose);
+  cluster.on("node-ready", () => {
+    if (!lost) return;
+    lost = false;
+    options.onRecover?.();
+  });
+  await cluster.connect();
+  startingUp = false;
+  return cluster;
 }
 
 /** The URL without its password, safe for logs and error messages. */

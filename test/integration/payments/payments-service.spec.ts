@@ -3,6 +3,7 @@ import { createLogger } from "../../../server/src/logger.js";
 import { CatalogService } from "../../../server/src/modules/catalog/index.js";
 import { PaymentsService, type SaleRecorder } from "../../../server/src/modules/payments/index.js";
 import {
+  type GateDate,
   type SeatChange,
   type SeatGate,
   SeatGateWriter,
@@ -434,7 +435,7 @@ describe("PaymentsService on PostgreSQL", () => {
       readonly changes: { dateId: string; change: SeatChange }[] = [];
       failWith: Error | undefined;
 
-      async record(dateId: string, change: SeatChange): Promise<void> {
+      async record({ dateId }: GateDate, change: SeatChange): Promise<void> {
         this.changes.push({ dateId, change });
         if (this.failWith) throw this.failWith;
       }
@@ -461,13 +462,13 @@ describe("PaymentsService on PostgreSQL", () => {
 
     it("records the sale in the gate the container wires, at the sold row's version", async () => {
       const { caller, seat, view } = await holding("gate-wired", 500_000n);
-      const before = await h.store.seats.peek(seat.concertDateId, seat.id);
+      const before = await h.store.seats.peek(h.gateDateOf(seat), seat.id);
       expect(before?.state).to.equal("held");
       await pay(caller, view.reservation.id, seat.price);
 
       const version = await seatVersion(seat.id);
       expect(version).to.be.greaterThan(must(before).seatVersion);
-      expect(await h.store.seats.peek(seat.concertDateId, seat.id)).to.deep.equal({
+      expect(await h.store.seats.peek(h.gateDateOf(seat), seat.id)).to.deep.equal({
         seatVersion: version,
         state: "sold",
         heldUntil: 0,

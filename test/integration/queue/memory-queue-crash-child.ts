@@ -25,7 +25,7 @@ const random = () => {
   return seed / 2_147_483_648;
 };
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
-const issued: { tokenId: string; hash: string }[] = [];
+const issued: { concertId: string; tokenId: string; hash: string }[] = [];
 
 function state(): void {
   writeSync(log, `s ${lineDigest(store)}\n`);
@@ -51,15 +51,15 @@ for (let n = 0; ; n++) {
   if (r < 0.4 || known === undefined) {
     const tokenId = `tok-${run}-${n}`;
     const hash = `hash-${run}-${n}`;
-    issued.push({ tokenId, hash });
+    issued.push({ concertId, tokenId, hash });
     const userId = `user-${Math.floor(random() * 400)}`;
     call = store.issue({ concertId, userId, tokenId, tokenHash: hash, now });
   } else if (r < 0.55) {
-    call = store.lookup(known.hash, now, true);
+    call = store.lookup(known.concertId, known.hash, now, true);
   } else if (r < 0.65) {
-    call = store.leave(known.tokenId, now);
+    call = store.leave(known.concertId, known.tokenId, now);
   } else if (r < 0.75) {
-    call = store.complete(known.tokenId, now);
+    call = store.complete(known.concertId, known.tokenId, now);
   } else if (r < 0.95) {
     call = store.promote(concertId, now);
   } else {

@@ -12,10 +12,17 @@ import type {
   QueueStore,
 } from "../../../server/src/modules/queue/queue-store.js";
 import { queueScripts } from "../../../server/src/modules/queue/redis-queue-scripts.js";
-import type { QueueRedisClient } from "../../../server/src/modules/queue/redis-queue-store.js";
-import { RedisQueueStore } from "../../../server/src/modules/queue/redis-queue-store.js";
+import {
+  type QueueRedis,
+  RedisQueueStore,
+} from "../../../server/src/modules/queue/redis-queue-store.js";
 import { createRedisClient } from "../../../server/src/redis/redis-client.js";
 import { FakeClock } from "../../support/fake-clock.js";
+import {
+  redisClusterUnavailable,
+  reportRedisClusterSkipped,
+  sharedRedisCluster,
+} from "../../support/redis-cluster.js";
 
 /**
  * How the contract reaches one store implementation. Everything a harness
@@ -116,11 +123,11 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         const [a, b, c, d, e] = await joinAll(store, ["a", "b", "c", "d", "e"]);
         expect(await positions(store, [a, b, c, d, e] as string[])).to.deep.equal([0, 0, 1, 2, 3]);
 
-        await store.complete(a as string, clock.ms());
+        await store.complete(CONCERT, a as string, clock.ms());
         expect((await state(store, c as string))?.state).to.equal("admitted");
         expect(await positions(store, [d, e] as string[])).to.deep.equal([1, 2]);
 
-        await store.leave(b as string, clock.ms());
+        await store.leave(CONCERT, b as string, clock.ms());
         expect((await state(store, d as string))?.state).to.equal("admitted");
         expect((await state(store, e as string))?.position).to.equal(1);
       });
@@ -146,9 +153,9 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
       it("fills a slot freed by leave or complete at once", async () => {
         const store = await harness.open(LIMITS);
         const [a, b, c] = (await joinAll(store, ["a", "b", "c"])) as [string, string, string];
-        await store.leave(a, clock.ms());
+        await store.leave(CONCERT, a, clock.ms());
         expect((await state(store, b))?.state).to.equal("admitted");
-        await store.complete(b, clock.ms());
+        await store.complete(CONCERT, b, clock.ms());
         expect((await state(store, c))?.state).to.equal("admitted");
         expect(await store.promote(CONCERT, clock.ms())).to.equal(0);
       });
@@ -194,8 +201,8 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
             const admitted = [...snaps.values()].filter((s) => s?.state === "admitted");
             const first = admitted[0];
             if (first !== undefined && first !== null) {
-              if (round % 2 === 0) await racer.complete(first.tokenId, clock.ms());
-              else await racer.leave(first.tokenId, clock.ms());
+              if (round % 2 === 0) await racer.complete(CONCERT, first.tokenId, clock.ms());
+              else await racer.leave(CONCERT, first.tokenId, clock.ms());
             }
             if (round % 10 === 9) clock.advance(limits.admissionTtlMs);
             await nextTurn();
@@ -235,12 +242,12 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         expect(snapshot.lastSeenAt).to.equal(clock.ms());
 
         clock.advance(LIMITS.idleMs);
-        const still = await store.lookup(hash, clock.ms(), false);
+        const still = await store.lookup(CONCERT, hash, clock.ms(), false);
         expect(still?.state).to.equal("waiting");
         expect(still?.lastSeenAt).to.equal(snapshot.lastSeenAt);
 
         clock.advance(1);
-        const evicted = await store.lookup(hash, clock.ms(), false);
+        const evicted = await store.lookup(CONCERT, hash, clock.ms(), false);
         expect(evicted).to.deep.include({
           tokenId: snapshot.tokenId,
           state: "evicted",
@@ -248,7 +255,7 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
           waitingCount: 0,
           lastSeenAt: 0,
         });
-        expect((await store.lookup(hash, clock.ms(), true))?.state).to.equal("evicted");
+        expect((await store.lookup(CONCERT, hash, clock.ms(), true))?.state).to.equal("evicted");
       });
 
       it("keeps the place of a waiter whose lookups touch it", async () => {
@@ -257,12 +264,12 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         const [, c] = (await joinAll(store, ["b", "c"])) as [string, string];
         const cHash = `hash-${ids}`;
         clock.advance(LIMITS.idleMs - 1);
-        const touched = await store.lookup(cHash, clock.ms(), true);
+        const touched = await store.lookup(CONCERT, cHash, clock.ms(), true);
         expect(touched?.lastSeenAt).to.equal(clock.ms());
 
         clock.advance(2);
         await store.promote(CONCERT, clock.ms());
-        const kept = await store.lookup(cHash, clock.ms(), false);
+        const kept = await store.lookup(CONCERT, cHash, clock.ms(), false);
         expect(kept).to.deep.include({
           tokenId: c,
           state: "waiting",
@@ -278,7 +285,7 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         await store.snapshots(CONCERT, [d as string], clock.ms(), true);
         clock.advance(LIMITS.idleMs / 2 + 1);
 
-        await store.complete(a as string, clock.ms());
+        await store.complete(CONCERT, a as string, clock.ms());
         expect((await state(store, d as string))?.state).to.equal("admitted");
         expect((await state(store, b as string))?.state).to.equal("evicted");
         expect((await state(store, c as string))?.state).to.equal("evicted");
@@ -304,9 +311,9 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         const [, b, c, d, e] = (await joinAll(store, ["a", "b", "c", "d", "e"])) as string[];
         const line = [b, c, d, e] as string[];
         expect(await positions(store, line)).to.deep.equal([1, 2, 3, 4]);
-        await store.leave(c as string, clock.ms());
+        await store.leave(CONCERT, c as string, clock.ms());
         expect(await positions(store, line)).to.deep.equal([1, 0, 2, 3]);
-        await store.leave(b as string, clock.ms());
+        await store.leave(CONCERT, b as string, clock.ms());
         expect(await positions(store, line)).to.deep.equal([0, 0, 1, 2]);
         expect((await state(store, e as string))?.waitingCount).to.equal(2);
       });
@@ -322,7 +329,9 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         }
         const gone = new Set<number>();
         for (let i = 1; i <= 3000; i += 7) gone.add(i);
-        await Promise.all([...gone].map((i) => store.leave(tokens[i] as string, clock.ms())));
+        await Promise.all(
+          [...gone].map((i) => store.leave(CONCERT, tokens[i] as string, clock.ms())),
+        );
 
         const samples = [1, 2, 3, 6, 8, 999, 1000, 2999, 3000, 3001, 12_345, 19_999, 20_000];
         for (let k = 0; k < 40; k++) samples.push(1 + Math.floor(Math.random() * 20_000));
@@ -338,7 +347,7 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
             samples.map((i) => tokens[i] as string),
           ),
         ).to.deep.equal(expected);
-        const last = await store.lookup(`hash-${ids}`, clock.ms(), false);
+        const last = await store.lookup(CONCERT, `hash-${ids}`, clock.ms(), false);
         expect(last?.waitingCount).to.equal(20_000 - gone.size);
         expect(last?.position).to.equal(20_000 - gone.size);
       });
@@ -388,7 +397,8 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
       for (const [ending, end] of [
         [
           "completion",
-          async (store: QueueStore, tokenId: string) => store.complete(tokenId, clock.ms()),
+          async (store: QueueStore, tokenId: string) =>
+            store.complete(CONCERT, tokenId, clock.ms()),
         ],
         [
           "expiry",
@@ -413,7 +423,7 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
             position: 2,
             waitingCount: 2,
           });
-          expect(await store.lookup(oldHash, clock.ms(), false)).to.equal(null);
+          expect(await store.lookup(CONCERT, oldHash, clock.ms(), false)).to.equal(null);
           expect((await state(store, old.snapshot.tokenId))?.state).to.equal("revoked");
         });
       }
@@ -431,14 +441,14 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         expect(fresh.snapshot.tokenId).to.not.equal(old.snapshot.tokenId);
         expect(fresh.snapshot).to.deep.include({ state: "waiting", position: 2, waitingCount: 2 });
         expect((await state(store, c as string))?.position).to.equal(1);
-        expect(await store.lookup(oldHash, clock.ms(), false)).to.equal(null);
+        expect(await store.lookup(CONCERT, oldHash, clock.ms(), false)).to.equal(null);
       });
 
       it("issues a new token after the user left", async () => {
         const store = await harness.open(LIMITS);
         const old = await join(store, "a");
-        await store.leave(old.snapshot.tokenId, clock.ms());
-        expect(await store.lookup(`hash-${ids}`, clock.ms(), false)).to.equal(null);
+        await store.leave(CONCERT, old.snapshot.tokenId, clock.ms());
+        expect(await store.lookup(CONCERT, `hash-${ids}`, clock.ms(), false)).to.equal(null);
         expect((await state(store, old.snapshot.tokenId))?.state).to.equal("left");
         const fresh = await join(store, "a");
         expect(fresh.created).to.equal(true);
@@ -471,8 +481,8 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         const { snapshot } = await join(store, "a");
         const hash = `hash-${ids}`;
         clock.advance(10_000);
-        await store.complete(snapshot.tokenId, clock.ms());
-        const done = await store.lookup(hash, clock.ms(), true);
+        await store.complete(CONCERT, snapshot.tokenId, clock.ms());
+        const done = await store.lookup(CONCERT, hash, clock.ms(), true);
         expect(done).to.deep.include({
           state: "completed",
           position: 0,
@@ -480,19 +490,19 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
           averageAdmissionMs: 10_000,
         });
         clock.set(snapshot.admissionExpiresAt - 1);
-        expect((await store.lookup(hash, clock.ms(), false))?.state).to.equal("completed");
+        expect((await store.lookup(CONCERT, hash, clock.ms(), false))?.state).to.equal("completed");
         clock.advance(1);
-        expect((await store.lookup(hash, clock.ms(), false))?.state).to.equal("expired");
+        expect((await store.lookup(CONCERT, hash, clock.ms(), false))?.state).to.equal("expired");
       });
 
       it("ignores complete for tokens that are not admitted", async () => {
         const store = await harness.open(LIMITS);
         await join(store, "a");
         const { snapshot } = await join(store, "b");
-        await store.complete(snapshot.tokenId, clock.ms());
+        await store.complete(CONCERT, snapshot.tokenId, clock.ms());
         expect((await state(store, snapshot.tokenId))?.state).to.equal("waiting");
-        await store.complete("tok-unknown", clock.ms());
-        await store.leave("tok-unknown", clock.ms());
+        await store.complete(CONCERT, "tok-unknown", clock.ms());
+        await store.leave(CONCERT, "tok-unknown", clock.ms());
       });
 
       it("averages admission durations (EWMA), starting from the admission TTL", async () => {
@@ -501,11 +511,11 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         expect((await state(store, a))?.averageAdmissionMs).to.equal(LIMITS.admissionTtlMs);
         await store.snapshots(CONCERT, [b, c], clock.ms() + 10_000, true);
         clock.advance(10_000);
-        await store.complete(a, clock.ms());
+        await store.complete(CONCERT, a, clock.ms());
         expect((await state(store, b))?.averageAdmissionMs).to.equal(10_000);
         clock.advance(20_000);
         await store.snapshots(CONCERT, [c], clock.ms(), true);
-        await store.leave(b, clock.ms());
+        await store.leave(CONCERT, b, clock.ms());
         expect((await state(store, c))?.averageAdmissionMs).to.equal(12_000);
         clock.advance(LIMITS.admissionTtlMs);
         await store.promote(CONCERT, clock.ms());
@@ -521,15 +531,15 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         let before = await version(store);
 
         await joinAll(store, ["c", "d"]);
-        await store.lookup(`hash-${ids}`, clock.ms(), true);
+        await store.lookup(CONCERT, `hash-${ids}`, clock.ms(), true);
         await store.promote(CONCERT, clock.ms());
         expect(await version(store)).to.equal(before);
 
-        await store.leave(b, clock.ms());
+        await store.leave(CONCERT, b, clock.ms());
         expect(await version(store)).to.not.equal(before);
 
         before = await version(store);
-        await store.complete(a, clock.ms());
+        await store.complete(CONCERT, a, clock.ms());
         expect(await version(store)).to.not.equal(before);
 
         before = await version(store);
@@ -586,7 +596,9 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
           expect((await state(store, tokenId))?.state).to.equal("evicted");
         }
         // The waiters' records stay for the grace period, like any evicted token's.
-        expect((await store.lookup(`hash-${ids}`, clock.ms(), true))?.state).to.equal("evicted");
+        expect((await store.lookup(CONCERT, `hash-${ids}`, clock.ms(), true))?.state).to.equal(
+          "evicted",
+        );
         expect((await state(store, admitted))?.state).to.equal("admitted");
         expect(await retire(store), "again: nothing to do").to.equal(true);
         expect(await retire(store, "never-seen")).to.equal(true);
@@ -613,7 +625,19 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
       it("return null for unknown hashes and other concerts' tokens", async () => {
         const store = await harness.open(LIMITS);
         const { snapshot } = await join(store, "a", "concert-x");
-        expect(await store.lookup("hash-unknown", clock.ms(), true)).to.equal(null);
+        const hash = `hash-${ids}`;
+        expect(await store.lookup(CONCERT, "hash-unknown", clock.ms(), true)).to.equal(null);
+        // A token is found only under its own concert (the one its token names).
+        expect(await store.lookup(CONCERT, hash, clock.ms(), true)).to.equal(null);
+        expect((await store.lookup("concert-x", hash, clock.ms(), true))?.tokenId).to.equal(
+          snapshot.tokenId,
+        );
+        // Leave and complete under another concert change nothing.
+        await store.leave(CONCERT, snapshot.tokenId, clock.ms());
+        await store.complete(CONCERT, snapshot.tokenId, clock.ms());
+        expect((await store.lookup("concert-x", hash, clock.ms(), true))?.state).to.equal(
+          "admitted",
+        );
         const snaps = await store.snapshots(
           CONCERT,
           [snapshot.tokenId, "tok-unknown"],
@@ -633,8 +657,8 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         const store = await harness.open(limits);
         const users = Array.from({ length: 12 }, (_, i) => `user-${i}`);
         const tokens = await joinAll(store, users);
-        await store.leave(tokens[4] as string, clock.ms());
-        await store.complete(tokens[0] as string, clock.ms());
+        await store.leave(CONCERT, tokens[4] as string, clock.ms());
+        await store.complete(CONCERT, tokens[0] as string, clock.ms());
         const before = await store.snapshots(CONCERT, tokens, clock.ms(), false);
         const versions = await store.versions([CONCERT]);
 
@@ -642,11 +666,11 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         expect(await reopened.snapshots(CONCERT, tokens, clock.ms(), false)).to.deep.equal(before);
         expect(await reopened.versions([CONCERT])).to.deep.equal(versions);
         expect(await reopened.concerts()).to.deep.equal([CONCERT]);
-        const last = await reopened.lookup(`hash-${ids}`, clock.ms(), false);
+        const last = await reopened.lookup(CONCERT, `hash-${ids}`, clock.ms(), false);
         expect(last).to.deep.equal(before.get(tokens[11] as string));
 
         // The line goes on where it stopped.
-        await reopened.leave(tokens[1] as string, clock.ms());
+        await reopened.leave(CONCERT, tokens[1] as string, clock.ms());
         expect((await state(reopened, tokens[3] as string))?.state).to.equal("admitted");
         const again = await join(reopened, "user-5");
         expect(again.created).to.equal(false);
@@ -686,31 +710,30 @@ queueStoreContract("MemoryQueueStore", async () => {
   };
 });
 
-const redisUrl = process.env.TEST_REDIS_URL;
-if (redisUrl === undefined || redisUrl === "") {
-  describe("RedisQueueStore (QueueStore contract)", () => {
-    console.log(
-      "RedisQueueStore contract: not run, because TEST_REDIS_URL is not set " +
-        "(e.g. TEST_REDIS_URL=redis://127.0.0.1:6379/3).",
-    );
-  });
-} else {
-  queueStoreContract("RedisQueueStore", async () => {
-    const url = redisUrl;
+/** A Redis the Redis harness runs on: one primary, or a cluster. */
+interface RedisTarget {
+  /** A new connection with the queue scripts; closed by the harness. */
+  connect(): Promise<QueueRedis & { close(): Promise<void> }>;
+  /** Deletes every key matching the pattern. */
+  deleteMatching(pattern: string): Promise<unknown>;
+}
+
+/** The Redis store's harness on a target: one key prefix per store, deleted at the end. */
+function redisHarness(target: RedisTarget): () => Promise<StoreHarness> {
+  return async () => {
     // One prefix per run keeps parallel runs apart and makes cleanup a SCAN.
     const runPrefix = `stagedoor-test:${randomBytes(6).toString("hex")}:`;
-    const onError = (err: unknown) => console.error("redis client error in test:", err);
-    const main = await createRedisClient({ url, onError, scripts: queueScripts });
-    const extra: QueueRedisClient[] = [];
+    const main = await target.connect();
+    const extra: { close(): Promise<void> }[] = [];
     const prefixes = new WeakMap<QueueStore, string>();
     let n = 0;
 
     const connect = async () => {
-      const client = await createRedisClient({ url, onError, scripts: queueScripts });
+      const client = await target.connect();
       extra.push(client);
       return client;
     };
-    const storeOn = (client: QueueRedisClient, limits: QueueLimits, prefix: string) => {
+    const storeOn = (client: QueueRedis, limits: QueueLimits, prefix: string) => {
       const store = new RedisQueueStore(client, limits, prefix);
       prefixes.set(store, prefix);
       return store;
@@ -735,13 +758,58 @@ if (redisUrl === undefined || redisUrl === "") {
       },
       async dispose() {
         try {
-          for await (const keys of main.scanIterator({ MATCH: `${runPrefix}*`, COUNT: 1000 })) {
-            if (keys.length > 0) await main.del(keys);
-          }
+          await target.deleteMatching(`${runPrefix}*`);
         } finally {
           await main.close();
         }
       },
     };
+  };
+}
+
+const redisUrl = process.env.TEST_REDIS_URL;
+if (redisUrl === undefined || redisUrl === "") {
+  describe("RedisQueueStore (QueueStore contract)", () => {
+    console.log(
+      "RedisQueueStore contract: not run, because TEST_REDIS_URL is not set " +
+        "(e.g. TEST_REDIS_URL=redis://127.0.0.1:6379/3).",
+    );
   });
+} else {
+  const url = redisUrl;
+  const onError = (err: unknown) => console.error("redis client error in test:", err);
+  queueStoreContract(
+    "RedisQueueStore",
+    redisHarness({
+      connect: () => createRedisClient({ url, onError, scripts: queueScripts }),
+      async deleteMatching(pattern) {
+        const client = await createRedisClient({ url, onError, scripts: queueScripts });
+        try {
+          for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) {
+            if (keys.length > 0) await client.del(keys);
+          }
+        } finally {
+          client.destroy();
+        }
+      },
+    }),
+  );
+}
+
+// The same contract on a real three-master Redis Cluster that the tests start
+// themselves: every script's keys must share one slot, or the cluster refuses
+// the call (CROSSSLOT, or "non local key"), so passing it is the proof.
+const clusterMissing = await redisClusterUnavailable();
+if (clusterMissing !== undefined) {
+  describe("RedisQueueStore on Redis Cluster (QueueStore contract)", () => {
+    reportRedisClusterSkipped("RedisQueueStore on Redis Cluster", clusterMissing);
+  });
+} else {
+  queueStoreContract(
+    "RedisQueueStore on Redis Cluster",
+    redisHarness({
+      connect: async () => (await sharedRedisCluster()).connect(),
+      deleteMatching: async (pattern) => (await sharedRedisCluster()).deleteMatching(pattern),
+    }),
+  );
 }

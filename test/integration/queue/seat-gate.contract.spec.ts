@@ -5,6 +5,7 @@ import type { QueueRedisClient } from "../../../server/src/modules/queue/redis-q
 import { RedisQueueStore } from "../../../server/src/modules/queue/redis-queue-store.js";
 import {
   type DateChanges,
+  type GateDate,
   SEAT_LOG_LIMIT,
   type SeatChange,
   type SeatGate,
@@ -16,6 +17,11 @@ import {
   testRedisUrl,
   uniqueKeyPrefix,
 } from "../../support/redis.js";
+import {
+  redisClusterUnavailable,
+  reportRedisClusterSkipped,
+  sharedRedisCluster,
+} from "../../support/redis-cluster.js";
 
 /**
  * How the contract reaches one gate implementation: through the queue store
@@ -29,7 +35,7 @@ interface GateHarness {
    * (only a gate kept outside the process can lose part of its state).
    * Resolves to how many keys were deleted.
    */
-  loseDate?(store: QueueStore, dateId: string): Promise<number>;
+  loseDate?(store: QueueStore, date: GateDate): Promise<number>;
   /** Releases what the test opened (its keys included). */
   cleanUp(): Promise<void>;
   dispose(): Promise<void>;
@@ -65,8 +71,11 @@ function seatGateContract(
     let clock: FakeClock;
     let dates = 0;
 
-    /** A date id no other test uses. */
-    const newDate = () => `date-${++dates}`;
+    /** A date no other test uses, of the given concert. */
+    const newDate = (concertId = "concert-1"): GateDate => ({
+      concertId,
+      dateId: `date-${++dates}`,
+    });
 
     before(async () => {
       harness = await makeHarness();
@@ -93,15 +102,15 @@ function seatGateContract(
       return { seatId, seatVersion, state: "free", heldUntil: 0, owner: "" };
     }
 
-    async function changesOf(dateId: string, afterVersion: number): Promise<DateChanges> {
-      const [changes] = await gate.changesSince([{ dateId, afterVersion }]);
+    async function changesOf(date: GateDate, afterVersion: number): Promise<DateChanges> {
+      const [changes] = await gate.changesSince([{ ...date, afterVersion }]);
       if (changes === undefined) throw new Error("changesSince answered no date");
       return changes;
     }
 
     /** Records the changes one after another (each lands before the next is sent). */
-    async function recordAll(dateId: string, changes: readonly SeatChange[]): Promise<void> {
-      for (const change of changes) await gate.record(dateId, change);
+    async function recordAll(date: GateDate, changes: readonly SeatChange[]): Promise<void> {
+      for (const change of changes) await gate.record(date, change);
     }
 
     describe("entries", () => {
@@ -303,17 +312,17 @@ function seatGateContract(
         if (numbers?.every((n) => n !== undefined)) expect(numbers).to.deep.equal([4, 5, 6]);
       });
 
-      it("answers several dates in one call, in the order asked", async () => {
+      it("answers several dates (of several concerts) in one call, in the order asked", async () => {
         const a = newDate();
-        const b = newDate();
-        const c = newDate();
+        const b = newDate("concert-2");
+        const c = newDate("concert-3");
         await recordAll(a, [held("seat-a1", 1), held("seat-a2", 1)]);
         await recordAll(c, [free("seat-c1", 1), sold("seat-c2", 2), free("seat-c3", 1)]);
 
         const [forC, forB, forA] = await gate.changesSince([
-          { dateId: c, afterVersion: 1 },
-          { dateId: b, afterVersion: 0 },
-          { dateId: a, afterVersion: 0 },
+          { ...c, afterVersion: 1 },
+          { ...b, afterVersion: 0 },
+          { ...a, afterVersion: 0 },
         ]);
         expect(forC?.version).to.equal(3);
         expect(forC?.changes?.map((change) => change.seatId)).to.deep.equal(["seat-c2", "seat-c3"]);
@@ -399,8 +408,8 @@ function seatGateContract(
           now: clock.ms(),
         });
 
-        const found = await store.lookupWithSeat("hash-1", clock.ms(), false, {
-          dateId: date,
+        const found = await store.lookupWithSeat("concert-1", "hash-1", clock.ms(), false, {
+          dateId: date.dateId,
           seatId: "seat-1",
         });
         expect(found.snapshot).to.deep.equal(issued.snapshot);
@@ -411,8 +420,8 @@ function seatGateContract(
           owner: "bob",
         });
 
-        const unknownSeat = await store.lookupWithSeat("hash-1", clock.ms(), false, {
-          dateId: date,
+        const unknownSeat = await store.lookupWithSeat("concert-1", "hash-1", clock.ms(), false, {
+          dateId: date.dateId,
           seatId: "seat-2",
         });
         expect(unknownSeat).to.deep.equal({ snapshot: issued.snapshot, seat: null });
@@ -421,14 +430,37 @@ function seatGateContract(
       it("returns a null snapshot with the seat's entry for an unknown token hash", async () => {
         const date = newDate();
         await gate.record(date, sold("seat-1", 2, "bob"));
-        const found = await store.lookupWithSeat("hash-unknown", clock.ms(), true, {
-          dateId: date,
+        const found = await store.lookupWithSeat("concert-1", "hash-unknown", clock.ms(), true, {
+          dateId: date.dateId,
           seatId: "seat-1",
         });
         expect(found).to.deep.equal({
           snapshot: null,
           seat: { seatVersion: 2, state: "sold", heldUntil: 0, owner: "bob" },
         });
+      });
+    });
+
+    describe("keyed by concert and date", () => {
+      it("reads a seat of a token's lookup under the token's concert only", async () => {
+        const elsewhere = newDate("concert-2");
+        await gate.record(elsewhere, sold("seat-1", 2, "bob"));
+        await store.issue({
+          concertId: "concert-1",
+          userId: "ann",
+          tokenId: "tok-1",
+          tokenHash: "hash-1",
+          now: clock.ms(),
+        });
+        const found = await store.lookupWithSeat("concert-1", "hash-1", clock.ms(), false, {
+          dateId: elsewhere.dateId,
+          seatId: "seat-1",
+        });
+        expect(found.snapshot?.tokenId).to.equal("tok-1");
+        // Unknown there: the hold goes to the database, which refuses another concert's seat.
+        expect(found.seat).to.equal(null);
+        expect(await gate.peek({ ...elsewhere, concertId: "concert-1" }, "seat-1")).to.equal(null);
+        expect((await gate.peek(elsewhere, "seat-1"))?.state).to.equal("sold");
       });
     });
 
@@ -502,11 +534,11 @@ if (redisUrl === undefined) {
           prefixes.set(store, prefix);
           return store;
         },
-        async loseDate(store, dateId) {
+        async loseDate(store, date) {
           const prefix = prefixes.get(store);
           if (prefix === undefined) throw new Error("a store this harness did not open");
-          // Every key of one date shares the `{dateId}` hash tag (see redis-seat-gate.ts).
-          return deleteMatching(`${prefix}g:{${dateId}}:*`);
+          // Every key of one date starts with the same name (see redis-keys.ts).
+          return deleteMatching(`${prefix}{${date.concertId}}:g:${date.dateId}:*`);
         },
         async cleanUp() {
           const done = opened;
@@ -515,6 +547,49 @@ if (redisUrl === undefined) {
         },
         async dispose() {
           client.destroy();
+        },
+      };
+    },
+    { losesKeys: true },
+  );
+}
+
+// The same contract on the three-master Redis Cluster the tests start: a
+// token lookup and a seat's entry are read in one script, so they must share
+// the concert's slot, or the cluster refuses the call.
+const clusterMissing = await redisClusterUnavailable();
+if (clusterMissing !== undefined) {
+  describe("RedisQueueStore on Redis Cluster.seats (SeatGate contract)", () => {
+    reportRedisClusterSkipped("RedisQueueStore on Redis Cluster.seats", clusterMissing);
+  });
+} else {
+  seatGateContract(
+    "RedisQueueStore on Redis Cluster",
+    async () => {
+      const cluster = await sharedRedisCluster();
+      const client = await cluster.connect();
+      const prefixes = new WeakMap<QueueStore, string>();
+      let opened: string[] = [];
+      return {
+        async open() {
+          const prefix = uniqueKeyPrefix();
+          opened.push(prefix);
+          const store = new RedisQueueStore(client, LIMITS, prefix);
+          prefixes.set(store, prefix);
+          return store;
+        },
+        async loseDate(store, date) {
+          const prefix = prefixes.get(store);
+          if (prefix === undefined) throw new Error("a store this harness did not open");
+          return cluster.deleteMatching(`${prefix}{${date.concertId}}:g:${date.dateId}:*`);
+        },
+        async cleanUp() {
+          const done = opened;
+          opened = [];
+          for (const prefix of done) await cluster.deleteMatching(`${prefix}*`);
+        },
+        async dispose() {
+          await client.close();
         },
       };
     },

@@ -80,7 +80,7 @@ describe("Seat holds through the seat gate", () => {
     const seat = h.takeSeat();
     const owner = await admit("owner");
     const view = await hold(owner, seat);
-    expect(await h.store.seats.peek(seat.concertDateId, seat.id)).to.deep.equal({
+    expect(await h.store.seats.peek(h.gateDateOf(seat), seat.id)).to.deep.equal({
       seatVersion: await seatVersion(seat.id),
       state: "held",
       heldUntil: view.reservation.heldUntil.getTime(),
@@ -109,7 +109,7 @@ describe("Seat holds through the seat gate", () => {
       (await h.admit(owner.principal.userId, { services: other })).principal,
       { seatId: seat.id, requestId: requestId() },
     );
-    expect(await h.store.seats.peek(seat.concertDateId, seat.id)).to.equal(null);
+    expect(await h.store.seats.peek(h.gateDateOf(seat), seat.id)).to.equal(null);
 
     const first = countingDatabase();
     await expectDomainError(
@@ -118,7 +118,7 @@ describe("Seat holds through the seat gate", () => {
       "SEAT_UNAVAILABLE",
     );
     expect(first.forks).to.equal(1);
-    const filled = must(await h.store.seats.peek(seat.concertDateId, seat.id));
+    const filled = must(await h.store.seats.peek(h.gateDateOf(seat), seat.id));
     expect({ state: filled.state, owner: filled.owner }).to.deep.equal({
       state: "held",
       owner: owner.principal.userId,
@@ -152,7 +152,7 @@ describe("Seat holds through the seat gate", () => {
     const won = await hold(rival, seat, reservationsWith({ db }));
     expect(db.forks).to.equal(1);
     expect(won.reservation.userId).to.equal(rival.principal.userId);
-    expect(must(await h.store.seats.peek(seat.concertDateId, seat.id)).owner).to.equal(
+    expect(must(await h.store.seats.peek(h.gateDateOf(seat), seat.id)).owner).to.equal(
       rival.principal.userId,
     );
   });
@@ -192,7 +192,7 @@ describe("Seat holds through the seat gate", () => {
       reservationId: view.reservation.id,
       requestId: requestId(),
     });
-    expect(await h.store.seats.peek(seat.concertDateId, seat.id)).to.deep.equal({
+    expect(await h.store.seats.peek(h.gateDateOf(seat), seat.id)).to.deep.equal({
       seatVersion: await seatVersion(seat.id),
       state: "free",
       heldUntil: 0,
@@ -221,7 +221,7 @@ describe("Seat holds through the seat gate", () => {
       requestId: requestId(),
     });
     expect(dropped.map((change) => change.state)).to.deep.equal(["free"]);
-    expect(must(await h.store.seats.peek(seat.concertDateId, seat.id)).state).to.equal("unknown");
+    expect(must(await h.store.seats.peek(h.gateDateOf(seat), seat.id)).state).to.equal("unknown");
     const rival = await admit("rival");
     expect((await hold(rival, seat)).reservation.userId).to.equal(rival.principal.userId);
   });

@@ -216,6 +216,11 @@ export class ServiceHarness {
   }
 
   /** A demo seat no earlier call of this harness returned (files own their seats). */
+  /** Where the seat gate keeps a demo seat's date (its concert and date). */
+  gateDateOf(seat: DemoSeat): { concertId: string; dateId: string } {
+    return { concertId: this.concertId, dateId: seat.concertDateId };
+  }
+
   takeSeat(): DemoSeat {
     const seat = this.seats[this.seatCursor];
     this.seatCursor += 1;

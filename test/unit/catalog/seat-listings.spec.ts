@@ -13,6 +13,7 @@ import {
 import type {
   DateChanges,
   DateChangesQuery,
+  GateDate,
   SeatChange,
   SeatGate,
   SeatGateEntry,
@@ -20,6 +21,10 @@ import type {
 import { FakeClock } from "../../support/fake-clock.js";
 
 const SEATS_PER_DATE = 10;
+const CONCERT = "concert-1";
+
+/** A date of the test's concert, as the listings take it. */
+const listed = (id: string) => ({ id, concertId: CONCERT });
 const LEVEL = { info: 30, warn: 40 } as const;
 
 /**
@@ -42,7 +47,7 @@ class ScriptedGate implements SeatGate {
 
   async invalidate(): Promise<void> {}
 
-  async record(dateId: string, change: SeatChange): Promise<void> {
+  async record({ dateId }: GateDate, change: SeatChange): Promise<void> {
     let log = this.logs.get(dateId);
     if (log === undefined) {
       log = { epoch: `epoch-${++this.epochs}`, version: 0, firstKept: 1, changes: [] };
@@ -223,12 +228,12 @@ describe("SeatListings", () => {
         held_until_ms: heldUntil || null,
       });
     }
-    await gate.record(dateId, change);
+    await gate.record({ concertId: CONCERT, dateId }, change);
     return change;
   }
 
   async function one(dateId: string): Promise<DateListing> {
-    const [listing] = await listings.get([dateId]);
+    const [listing] = await listings.get([listed(dateId)]);
     if (listing === undefined) throw new Error("no listing");
     return listing;
   }
@@ -262,7 +267,7 @@ describe("SeatListings", () => {
 
     it("answers several dates in order with one read of the log", async () => {
       await commit("d2", 4, "sold");
-      const [a, b, c] = await listings.get(["d1", "d2", "d3"]);
+      const [a, b, c] = await listings.get([listed("d1"), listed("d2"), listed("d3")]);
       expect([
         a?.seats.concertDateId,
         b?.seats.concertDateId,
@@ -270,7 +275,7 @@ describe("SeatListings", () => {
       ]).to.deep.equal(["d1", "d2", "d3"]);
       expect(gate.reads).to.equal(1);
       expect(b === undefined ? undefined : stateOf(b, 4)).to.equal("SOLD");
-      await listings.get(["d3", "d1"]);
+      await listings.get([listed("d3"), listed("d1")]);
       expect(gate.reads).to.equal(2);
       expect(source.statesCalls).to.equal(3);
     });
@@ -353,7 +358,7 @@ describe("SeatListings", () => {
     it("shares one rebuild between concurrent calls", async () => {
       const release = deferred();
       source.pause = release.promise;
-      const calls = Promise.all([one("d1"), one("d1"), listings.get(["d1", "d1"])]);
+      const calls = Promise.all([one("d1"), one("d1"), listings.get([listed("d1"), listed("d1")])]);
       await settle();
       release.resolve();
       const [a, b, pair] = await calls;

@@ -116,7 +116,7 @@ describe("user verifiers", () => {
 
     const malformed: [string, (good: string) => string][] = [
       ["a random string", () => "hello"],
-      ["a queue token", () => `sdq_${"A".repeat(43)}`],
+      ["a queue token", () => `sdq_${"A".repeat(65)}`],
       ["another version", (good) => withPart(good, 0, "v2")],
       ["three parts", (good) => good.split(".").slice(0, 3).join(".")],
       ["five parts", (good) => `${good}.extra`],

@@ -102,7 +102,7 @@ describe("MemoryQueueStore", () => {
       // The admitter every 250 ms, reads, touches that move nothing: no change.
       for (let i = 0; i < 8; i++) {
         await store.promote(CONCERT, clock.ms());
-        await store.lookup(`hash-${ids}`, clock.ms(), true);
+        await store.lookup(CONCERT, `hash-${ids}`, clock.ms(), true);
         await store.snapshots(CONCERT, [ann, bob], clock.ms(), false);
         await store.versions([CONCERT]);
         await store.checkpoint();
@@ -111,7 +111,7 @@ describe("MemoryQueueStore", () => {
 
       // A touch that moves the idle clock is a change, and only that record is written.
       clock.advance(1000);
-      await store.lookup(`hash-${ids}`, clock.ms(), true);
+      await store.lookup(CONCERT, `hash-${ids}`, clock.ms(), true);
       await store.checkpoint();
       const added = (await readFile(`${file}.1.journal`, "utf8")).slice(written.length);
       const records = added
@@ -135,8 +135,8 @@ describe("MemoryQueueStore", () => {
       // The process "crashes": no close(). A new store reads the checkpoint.
       const revived = new MemoryQueueStore(LIMITS, { persistPath: file });
       const [a, b] = await Promise.all([
-        revived.lookup(`hash-${ids - 1}`, clock.ms(), false),
-        revived.lookup(`hash-${ids}`, clock.ms(), false),
+        revived.lookup(CONCERT, `hash-${ids - 1}`, clock.ms(), false),
+        revived.lookup(CONCERT, `hash-${ids}`, clock.ms(), false),
       ]);
       expect(a?.state).to.equal("admitted");
       expect([b?.state, b?.position]).to.deep.equal(["waiting", 1]);
@@ -153,14 +153,14 @@ describe("MemoryQueueStore", () => {
       for (let round = 0; round < 6; round++) {
         for (let i = 0; i < 40; i++)
           tokens.push((await join(store, `r${round}-${i}`)).snapshot.tokenId);
-        await store.leave(tokens[round * 7] as string, clock.ms());
-        await store.complete(tokens[round] as string, clock.ms());
+        await store.leave(CONCERT, tokens[round * 7] as string, clock.ms());
+        await store.complete(CONCERT, tokens[round] as string, clock.ms());
         clock.advance(10);
-        await store.lookup(`hash-${ids - 3}`, clock.ms(), true);
+        await store.lookup(CONCERT, `hash-${ids - 3}`, clock.ms(), true);
         await store.checkpoint();
       }
       // Changes after the last checkpoint are in the last batch close() writes.
-      await store.leave(tokens[100] as string, clock.ms());
+      await store.leave(CONCERT, tokens[100] as string, clock.ms());
       const before = await everything(store, tokens);
       await store.close();
       expect((await filesOf(file)).length, "a snapshot and its journal").to.equal(2);
@@ -185,8 +185,8 @@ describe("MemoryQueueStore", () => {
 
       // One batch that changes several records at once: an admission ends,
       // the next waiter is admitted, everyone behind moves up.
-      await store.complete(tokens[0] as string, clock.ms());
-      await store.leave(tokens[3] as string, clock.ms());
+      await store.complete(CONCERT, tokens[0] as string, clock.ms());
+      await store.leave(CONCERT, tokens[3] as string, clock.ms());
       expect((await join(store, "late")).snapshot.tokenId).to.equal(tokens.at(-1));
       await store.checkpoint();
       const next = await everything(store, tokens);
@@ -273,7 +273,7 @@ describe("MemoryQueueStore", () => {
       const a = (await join(store, "a")).snapshot.tokenId;
       const b = (await join(store, "b")).snapshot.tokenId;
       clock.advance(10_000);
-      await store.complete(a, clock.ms());
+      await store.complete(CONCERT, a, clock.ms());
       const c = (await join(store, "c")).snapshot.tokenId;
       await store.close();
 
@@ -299,12 +299,12 @@ describe("MemoryQueueStore", () => {
       const { snapshot } = await join(store, "b");
       const hash = `hash-${ids}`;
       clock.advance(LIMITS.idleMs + 1);
-      expect((await store.lookup(hash, clock.ms(), false))?.state).to.equal("evicted");
+      expect((await store.lookup(CONCERT, hash, clock.ms(), false))?.state).to.equal("evicted");
 
       clock.advance(LIMITS.graceMs - 1);
-      expect((await store.lookup(hash, clock.ms(), false))?.state).to.equal("evicted");
+      expect((await store.lookup(CONCERT, hash, clock.ms(), false))?.state).to.equal("evicted");
       clock.advance(1);
-      expect(await store.lookup(hash, clock.ms(), false)).to.equal(null);
+      expect(await store.lookup(CONCERT, hash, clock.ms(), false)).to.equal(null);
       const snaps = await store.snapshots(CONCERT, [snapshot.tokenId], clock.ms(), false);
       expect(snaps.get(snapshot.tokenId)).to.equal(null);
       const again = await join(store, "b");
@@ -316,9 +316,9 @@ describe("MemoryQueueStore", () => {
       const { snapshot } = await join(store, "a");
       const hash = `hash-${ids}`;
       clock.set(snapshot.admissionExpiresAt + LIMITS.graceMs - 1);
-      expect((await store.lookup(hash, clock.ms(), false))?.state).to.equal("expired");
+      expect((await store.lookup(CONCERT, hash, clock.ms(), false))?.state).to.equal("expired");
       clock.advance(1);
-      expect(await store.lookup(hash, clock.ms(), false)).to.equal(null);
+      expect(await store.lookup(CONCERT, hash, clock.ms(), false)).to.equal(null);
     });
   });
 
@@ -338,7 +338,7 @@ describe("MemoryQueueStore", () => {
           model.push((await join(store, `user-${step}`)).snapshot.tokenId);
         } else {
           const [gone] = model.splice(Math.floor(random() * model.length), 1);
-          await store.leave(gone as string, clock.ms());
+          await store.leave(CONCERT, gone as string, clock.ms());
         }
         if (step % 997 === 0 && model.length > 0) {
           const snaps = await store.snapshots(CONCERT, model, clock.ms(), false);
@@ -359,7 +359,7 @@ describe("MemoryQueueStore", () => {
       const quiet = (await join(store, "quiet")).snapshot.tokenId;
       for (let i = 0; i < 5000; i++) {
         clock.advance(1);
-        await store.lookup(busyHash, clock.ms(), true);
+        await store.lookup(CONCERT, busyHash, clock.ms(), true);
       }
       clock.advance(LIMITS.idleMs - 4999);
       await store.promote(CONCERT, clock.ms());

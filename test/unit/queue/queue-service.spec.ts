@@ -202,13 +202,13 @@ describe("QueueService", () => {
       const f = queueFixture();
       await f.issue("alice");
       await expectRejectsDomain(
-        f.queue.authenticate(`sdq_${"A".repeat(43)}`),
+        f.queue.authenticate(`sdq_${"A".repeat(65)}`),
         "unauthenticated",
         "TOKEN_INVALID",
       );
       // A token minted for an id the store never saw is just as unknown.
       await expectRejectsDomain(
-        f.queue.authenticate(f.codec.tokenFor(f.codec.newTokenId())),
+        f.queue.authenticate(f.codec.tokenFor(CONCERT, f.codec.newTokenId())),
         "unauthenticated",
         "TOKEN_INVALID",
       );
@@ -222,7 +222,7 @@ describe("QueueService", () => {
       expect(principal.userId).to.equal("alice");
       expect(principal.concertId).to.equal(CONCERT);
       expect(principal.state).to.equal("admitted");
-      expect(f.codec.tokenFor(principal.tokenId)).to.equal(token);
+      expect(f.codec.tokenFor(CONCERT, principal.tokenId)).to.equal(token);
       expect(principal.admissionExpiresAt?.getTime()).to.equal(
         f.clock.ms() - 5000 + f.limits.admissionTtlMs,
       );
@@ -461,10 +461,10 @@ describe("QueueService", () => {
         admissionExpiresAt: null,
       };
       expectUnavailable(await rejectionOf(f.issue("alice")));
-      expectUnavailable(await rejectionOf(f.queue.authenticate(f.codec.tokenFor("t"))));
+      expectUnavailable(await rejectionOf(f.queue.authenticate(f.codec.tokenFor(CONCERT, "t"))));
       expectUnavailable(
         await rejectionOf(
-          f.queue.authenticate(f.codec.tokenFor("t"), { dateId: "d", seatId: "s" }),
+          f.queue.authenticate(f.codec.tokenFor(CONCERT, "t"), { dateId: "d", seatId: "s" }),
         ),
       );
       expectUnavailable(await rejectionOf(f.queue.refresh(principal, true)));

@@ -48,16 +48,17 @@ class CountingStore {
   wrap(inner: QueueStore): QueueStore {
     return {
       issue: (input) => inner.issue(input),
-      lookup: (hash, now, touch) => inner.lookup(hash, now, touch),
-      lookupWithSeat: (hash, now, touch, seat) => inner.lookupWithSeat(hash, now, touch, seat),
+      lookup: (concertId, hash, now, touch) => inner.lookup(concertId, hash, now, touch),
+      lookupWithSeat: (concertId, hash, now, touch, seat) =>
+        inner.lookupWithSeat(concertId, hash, now, touch, seat),
       retire: (concertId, now) => inner.retire(concertId, now),
       seats: inner.seats,
       snapshots: (concertId, ids, now, touch) => {
         this.snapshots++;
         return inner.snapshots(concertId, ids, now, touch);
       },
-      leave: (id, now) => inner.leave(id, now),
-      complete: (id, now) => inner.complete(id, now),
+      leave: (concertId, id, now) => inner.leave(concertId, id, now),
+      complete: (concertId, id, now) => inner.complete(concertId, id, now),
       promote: (concertId, now) => inner.promote(concertId, now),
       concerts: () => inner.concerts(),
       versions: (ids) => {

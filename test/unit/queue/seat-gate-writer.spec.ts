@@ -3,6 +3,7 @@ import { createLogger } from "../../../server/src/logger.js";
 import type {
   DateChanges,
   DateChangesQuery,
+  GateDate,
   SeatChange,
   SeatGate,
   SeatGateEntry,
@@ -10,7 +11,8 @@ import type {
 import { SeatGateWriter } from "../../../server/src/modules/queue/seat-gate-writer.js";
 import { FakeClock } from "../../support/fake-clock.js";
 
-const DATE = "date-1";
+const DATE: GateDate = { concertId: "concert-1", dateId: "date-1" };
+const DATE_2: GateDate = { concertId: "concert-1", dateId: "date-2" };
 const LEVEL = { info: 30, warn: 40, error: 50 } as const;
 
 /** A gate that remembers every call and fails while told to. */
@@ -27,13 +29,13 @@ class FakeGate implements SeatGate {
     return null;
   }
 
-  async record(dateId: string, change: SeatChange): Promise<void> {
+  async record({ dateId }: GateDate, change: SeatChange): Promise<void> {
     this.attempts.push({ dateId, change });
     if (this.failRecords) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
     this.landed.push({ dateId, change });
   }
 
-  async invalidate(dateId: string, seatId: string, seatVersion: number): Promise<void> {
+  async invalidate({ dateId }: GateDate, seatId: string, seatVersion: number): Promise<void> {
     this.invalidations.push({ dateId, seatId, seatVersion });
     if (this.failInvalidates) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
   }
@@ -99,8 +101,10 @@ describe("SeatGateWriter", () => {
   it("records straight through while the gate is reachable, logging nothing", async () => {
     await writer.record(DATE, held("seat-1", 2));
     await writer.invalidate(DATE, "seat-2", 3);
-    expect(gate.landed).to.deep.equal([{ dateId: DATE, change: held("seat-1", 2) }]);
-    expect(gate.invalidations).to.deep.equal([{ dateId: DATE, seatId: "seat-2", seatVersion: 3 }]);
+    expect(gate.landed).to.deep.equal([{ dateId: DATE.dateId, change: held("seat-1", 2) }]);
+    expect(gate.invalidations).to.deep.equal([
+      { dateId: DATE.dateId, seatId: "seat-2", seatVersion: 3 },
+    ]);
     expect(writer.backlog).to.equal(0);
     expect(lines).to.deep.equal([]);
   });
@@ -116,7 +120,7 @@ describe("SeatGateWriter", () => {
 
     gate.failRecords = false;
     await until(() => writer.backlog === 0, "the backlog to drain");
-    expect(gate.landed).to.deep.equal([{ dateId: DATE, change: held("seat-1", 2) }]);
+    expect(gate.landed).to.deep.equal([{ dateId: DATE.dateId, change: held("seat-1", 2) }]);
   });
 
   it("keeps only the newest version of each seat in the backlog", async () => {
@@ -124,14 +128,14 @@ describe("SeatGateWriter", () => {
     await writer.record(DATE, held("seat-1", 3));
     await writer.record(DATE, held("seat-1", 5));
     await writer.record(DATE, held("seat-1", 4)); // older than what waits: dropped
-    await writer.record("date-2", held("seat-2", 1));
+    await writer.record(DATE_2, held("seat-2", 1));
     expect(writer.backlog).to.equal(2);
 
     gate.failRecords = false;
     await until(() => writer.backlog === 0, "the backlog to drain");
     expect(gate.landed).to.deep.equal([
-      { dateId: DATE, change: held("seat-1", 5) },
-      { dateId: "date-2", change: held("seat-2", 1) },
+      { dateId: DATE.dateId, change: held("seat-1", 5) },
+      { dateId: DATE_2.dateId, change: held("seat-2", 1) },
     ]);
   });
 
@@ -174,7 +178,7 @@ describe("SeatGateWriter", () => {
     await until(() => writer.backlog === 0, "the write to be given up");
     const errors = logged(LEVEL.error);
     expect(errors).to.have.length(1);
-    expect(errors[0]).to.include({ seatId: "seat-1", dateId: DATE });
+    expect(errors[0]).to.include({ seatId: "seat-1", dateId: DATE.dateId });
     expect(gate.landed).to.deep.equal([]);
 
     // Given up means given up: no attempt on it once the gate is back.
@@ -225,7 +229,7 @@ describe("SeatGateWriter", () => {
     await writer.record(DATE, held("seat-1", 2));
     gate.failRecords = false;
     await writer.close();
-    expect(gate.landed).to.deep.equal([{ dateId: DATE, change: held("seat-1", 2) }]);
+    expect(gate.landed).to.deep.equal([{ dateId: DATE.dateId, change: held("seat-1", 2) }]);
     expect(writer.backlog).to.equal(0);
   });
 

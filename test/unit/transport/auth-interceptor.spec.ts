@@ -14,7 +14,7 @@ import {
   type SeatOfCall,
 } from "../../../server/src/transport/interceptors/auth.interceptor.js";
 import { PUBLIC_METHODS, seatOfCall } from "../../../server/src/transport/routes.js";
-import { queueFixture } from "../queue/queue-fixture.js";
+import { CONCERT, queueFixture } from "../queue/queue-fixture.js";
 import { rejectionOf } from "../unit-helpers.js";
 
 const DATE = "0b6c1f0e-5d1a-4c39-9a4e-2f7d3c8b9d01";
@@ -215,13 +215,16 @@ describe("auth interceptor with seatOfCall", () => {
   it("with the real QueueService, HoldSeat's session carries the seat's gate entry", async () => {
     const f = queueFixture();
     const { token } = await f.issue("ann");
-    await f.store.seats.record(DATE, {
-      seatId: CACHED_SEAT,
-      seatVersion: 3,
-      state: "held",
-      heldUntil: 1_893_456_000_123,
-      owner: "bob",
-    });
+    await f.store.seats.record(
+      { concertId: CONCERT, dateId: DATE },
+      {
+        seatId: CACHED_SEAT,
+        seatVersion: 3,
+        state: "held",
+        heldUntil: 1_893_456_000_123,
+        owner: "bob",
+      },
+    );
     const real = harness(f.queue, seatOfCall(catalog as unknown as Services["catalog"]));
 
     await real.reservations.holdSeat({ seatId: CACHED_SEAT, requestId: "r-1" }, bearer(token));

@@ -91,7 +91,11 @@ export class AdminService {
     const note = checkNote(input.note);
     const target = await new ReservationRepository(this.db.fork()).findReservation(reservationId);
     if (!target) throw reservationNotFound(reservationId);
-    await this.gate.invalidate(target.concertDateId, target.seatId, 0);
+    await this.gate.invalidate(
+      { concertId: target.concertId, dateId: target.concertDateId },
+      target.seatId,
+      0,
+    );
     const now = this.clock.now();
     const entryId = newId();
 
@@ -175,13 +179,16 @@ export class AdminService {
     });
 
     if (outcome.freedSeatVersion !== undefined) {
-      await this.gate.record(target.concertDateId, {
-        seatId: target.seatId,
-        seatVersion: outcome.freedSeatVersion,
-        state: "free",
-        heldUntil: 0,
-        owner: "",
-      });
+      await this.gate.record(
+        { concertId: target.concertId, dateId: target.concertDateId },
+        {
+          seatId: target.seatId,
+          seatVersion: outcome.freedSeatVersion,
+          state: "free",
+          heldUntil: 0,
+          owner: "",
+        },
+      );
     }
     const { reservation } = outcome;
     return {

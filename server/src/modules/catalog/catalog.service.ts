@@ -164,7 +164,7 @@ export class CatalogService {
     }
     const now = this.clock.now();
     const upcoming = (await this.datesOf(concertId)).filter((date) => !date.salesEnded(now));
-    const listings = await this.listings.get(upcoming.map((date) => date.id));
+    const listings = await this.listings.get(upcoming);
     const nowMs = now.getTime();
     return upcoming
       .map((date, i) => ({
@@ -268,7 +268,7 @@ export class CatalogService {
     const now = this.clock.now();
     // Nothing is bookable once the date's sales have closed.
     if (date.salesEnded(now)) return { seats: [], nextPageToken: "" };
-    const [listing] = await this.listings.get([concertDateId]);
+    const [listing] = await this.listings.get([date]);
     const rows = listing?.bookableAfter(after?.n ?? 0, limit + 1, now.getTime()) ?? [];
     const page = pageOf(rows, limit, (last) => ({ n: last.number }));
     return { seats: page.items, nextPageToken: page.nextPageToken };
@@ -283,8 +283,8 @@ export class CatalogService {
     requireUuid(concertDateId, "concert_date_id");
     const limit = pageSize(size, 500, MAX_SEAT_PAGE);
     const after = decodePageToken(token, { n: "number" });
-    await this.dateFacts(concertDateId);
-    const [listing] = await this.listings.get([concertDateId]);
+    const date = await this.dateFacts(concertDateId);
+    const [listing] = await this.listings.get([date]);
     const rows = listing?.seatsAfter(after?.n ?? 0, limit + 1, this.clock.now().getTime()) ?? [];
     const page = pageOf(rows, limit, (last) => ({ n: last.seat.number }));
     return {
@@ -302,7 +302,7 @@ export class CatalogService {
     const date = await this.dateFacts(concertDateId);
     const now = this.clock.now();
     if (date.salesEnded(now)) return NOTHING_BOOKABLE;
-    const [listing] = await this.listings.get([concertDateId]);
+    const [listing] = await this.listings.get([date]);
     return listing?.availability(now.getTime()) ?? NOTHING_BOOKABLE;
   }
 
@@ -310,7 +310,7 @@ export class CatalogService {
   async getSeat(seatId: string): Promise<SeatView> {
     requireUuid(seatId, "seat_id");
     const seat = await this.seatFacts(seatId);
-    const [listing] = await this.listings.get([seat.concertDateId]);
+    const [listing] = await this.listings.get([await this.dateFacts(seat.concertDateId)]);
     const index = listing?.seats.indexOfId(seatId) ?? -1;
     if (listing === undefined || index < 0) throw seatNotFound(seatId);
     return { ...seat, state: listing.stateAt(index, this.clock.now().getTime()) };

@@ -10,6 +10,12 @@ export interface ListingSource {
   states(concertDateId: string): Promise<SeatStateRow[]>;
 }
 
+/** A date as the listings need it: its id, and its concert (where its gate entries live). */
+export interface ListedDate {
+  readonly id: string;
+  readonly concertId: string;
+}
+
 /**
  * A snapshot older than this is rebuilt in the background (while the current
  * one, kept fresh by the change log, goes on serving), so a change whose gate
@@ -44,11 +50,16 @@ export class SeatListings {
   ) {}
 
   /** Fresh listings of the given dates, in order. */
-  async get(dateIds: readonly string[]): Promise<DateListing[]> {
+  async get(dates: readonly ListedDate[]): Promise<DateListing[]> {
+    const dateIds = dates.map((date) => date.id);
     let logs: DateChanges[];
     try {
       logs = await this.gate.changesSince(
-        dateIds.map((dateId) => ({ dateId, afterVersion: this.cache.get(dateId)?.version ?? 0 })),
+        dates.map((date) => ({
+          concertId: date.concertId,
+          dateId: date.id,
+          afterVersion: this.cache.get(date.id)?.version ?? 0,
+        })),
       );
       if (this.gateDown) this.logger.info("seat gate reachable again; listings cached again");
       this.gateDown = false;
@@ -60,7 +71,7 @@ export class SeatListings {
       for (const dateId of dateIds) this.cache.delete(dateId);
       return Promise.all(dateIds.map((dateId) => this.snapshot(dateId, "", 0)));
     }
-    return Promise.all(dateIds.map((dateId, i) => this.fresh(dateId, logs[i])));
+    return Promise.all(dates.map((date, i) => this.fresh(date, logs[i])));
   }
 
   /** Forgets one date's listing (the next call rebuilds it from the database). */
@@ -73,7 +84,8 @@ export class SeatListings {
     this.cache.clear();
   }
 
-  private async fresh(dateId: string, log: DateChanges | undefined): Promise<DateListing> {
+  private async fresh(date: ListedDate, log: DateChanges | undefined): Promise<DateListing> {
+    const dateId = date.id;
     if (log === undefined) throw new Error("the seat gate answered fewer dates than asked");
     let listing = this.cache.get(dateId);
     // A listing without seats is of a date waiting for its seat map, which
@@ -97,7 +109,7 @@ export class SeatListings {
     if (listing.version < log.version || listing.epoch !== log.epoch) {
       // A rebuild already in flight started before the change this caller
       // saw in the log; catch up so the caller never gets an older listing.
-      return (await this.get([dateId]))[0] ?? listing;
+      return (await this.get([date]))[0] ?? listing;
     }
     return listing;
   }

@@ -1,7 +1,7 @@
 /** Who a caller is: principals, queue-token derivation, user verifiers and operator keys. */
 export { type AdminActor, type AdminKey, AdminKeyring } from "./admin-keys.js";
 export { assertAdmitted, type Principal, type PrincipalState } from "./principal.js";
-export { TokenCodec } from "./token-codec.js";
+export { type PresentedToken, TokenCodec } from "./token-codec.js";
 export {
   HmacUserVerifier,
   signUserAssertion,

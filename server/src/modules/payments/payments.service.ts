@@ -224,7 +224,8 @@ export class PaymentsService {
     seat: Seat,
   ): Promise<void> {
     try {
-      await this.seats.record(reservation.concertDateId, {
+      const date = { concertId: reservation.concertId, dateId: reservation.concertDateId };
+      await this.seats.record(date, {
         seatId: seat.id,
         seatVersion: seat.version,
         state: "sold",

@@ -19,11 +19,12 @@ export type {
 } from "./queue-store.js";
 export { QueueWatchHub, type WatchEvent, type WatchHubOptions } from "./queue-watch-hub.js";
 export { type QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
-export { type QueueRedisClient, RedisQueueStore } from "./redis-queue-store.js";
+export { type QueueRedis, type QueueRedisClient, RedisQueueStore } from "./redis-queue-store.js";
 export {
   contiguous,
   type DateChanges,
   type DateChangesQuery,
+  type GateDate,
   type GateSeatState,
   gateRefuses,
   SEAT_ENTRY_TTL_MS,

@@ -173,11 +173,16 @@ export class MemoryQueueStore implements QueueStore {
     return { created: true, snapshot: this.snapshot(token) };
   }
 
-  async lookup(tokenHash: string, now: number, touch: boolean): Promise<QueueSnapshot | null> {
+  async lookup(
+    concertId: string,
+    tokenHash: string,
+    now: number,
+    touch: boolean,
+  ): Promise<QueueSnapshot | null> {
     this.sweep(now);
     const tokenId = this.hashes.get(tokenHash);
     const token = tokenId === undefined ? undefined : this.token(tokenId, now);
-    if (token === undefined || !token.authenticates) return null;
+    if (token === undefined || !token.authenticates || token.concertId !== concertId) return null;
     this.refresh(token, now);
     if (touch) this.touch(token, now);
     this.flushDirty();
@@ -185,13 +190,17 @@ export class MemoryQueueStore implements QueueStore {
   }
 
   async lookupWithSeat(
+    concertId: string,
     tokenHash: string,
     now: number,
     touch: boolean,
     seat: SeatRef,
   ): Promise<LookupWithSeat> {
-    const snapshot = await this.lookup(tokenHash, now, touch);
-    return { snapshot, seat: this.seats.entry(seat.dateId, seat.seatId) };
+    const snapshot = await this.lookup(concertId, tokenHash, now, touch);
+    return {
+      snapshot,
+      seat: this.seats.entry({ concertId, dateId: seat.dateId }, seat.seatId),
+    };
   }
 
   async snapshots(
@@ -219,10 +228,10 @@ export class MemoryQueueStore implements QueueStore {
     return result;
   }
 
-  async leave(tokenId: string, now: number): Promise<void> {
+  async leave(concertId: string, tokenId: string, now: number): Promise<void> {
     this.sweep(now);
     const token = this.token(tokenId, now);
-    if (token === undefined) return;
+    if (token === undefined || token.concertId !== concertId) return;
     this.refresh(token, now);
     if (token.state === "left" || token.state === "revoked") {
       this.flushDirty();
@@ -247,10 +256,10 @@ export class MemoryQueueStore implements QueueStore {
     this.flushDirty();
   }
 
-  async complete(tokenId: string, now: number): Promise<void> {
+  async complete(concertId: string, tokenId: string, now: number): Promise<void> {
     this.sweep(now);
     const token = this.token(tokenId, now);
-    if (token === undefined) return;
+    if (token === undefined || token.concertId !== concertId) return;
     this.refresh(token, now);
     if (token.state !== "admitted") {
       this.flushDirty();

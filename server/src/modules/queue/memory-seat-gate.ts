@@ -3,6 +3,7 @@ import {
   contiguous,
   type DateChanges,
   type DateChangesQuery,
+  type GateDate,
   SEAT_LOG_LIMIT,
   type SeatChange,
   type SeatGate,
@@ -27,17 +28,17 @@ export class MemorySeatGate implements SeatGate {
   private readonly entries = new Map<string, SeatGateEntry>();
   private readonly logs = new Map<string, DateLog>();
 
-  async peek(dateId: string, seatId: string): Promise<SeatGateEntry | null> {
-    return this.entry(dateId, seatId);
+  async peek(date: GateDate, seatId: string): Promise<SeatGateEntry | null> {
+    return this.entry(date, seatId);
   }
 
   /** The entry right now, for callers that already run inside the store. */
-  entry(dateId: string, seatId: string): SeatGateEntry | null {
-    return this.entries.get(key(dateId, seatId)) ?? null;
+  entry(date: GateDate, seatId: string): SeatGateEntry | null {
+    return this.entries.get(seatKey(date, seatId)) ?? null;
   }
 
-  async record(dateId: string, change: SeatChange): Promise<void> {
-    const k = key(dateId, change.seatId);
+  async record(date: GateDate, change: SeatChange): Promise<void> {
+    const k = seatKey(date, change.seatId);
     if (!supersedes(change, this.entries.get(k) ?? null)) return;
     this.entries.set(k, {
       seatVersion: change.seatVersion,
@@ -45,10 +46,10 @@ export class MemorySeatGate implements SeatGate {
       heldUntil: change.heldUntil,
       owner: change.owner,
     });
-    let log = this.logs.get(dateId);
+    let log = this.logs.get(dateKey(date));
     if (log === undefined) {
       log = { epoch: randomBytes(8).toString("hex"), version: 0, changes: [] };
-      this.logs.set(dateId, log);
+      this.logs.set(dateKey(date), log);
     }
     log.version += 1;
     log.changes.push({ ...change, owner: "", n: log.version });
@@ -58,8 +59,8 @@ export class MemorySeatGate implements SeatGate {
     }
   }
 
-  async invalidate(dateId: string, seatId: string, seatVersion: number): Promise<void> {
-    const k = key(dateId, seatId);
+  async invalidate(date: GateDate, seatId: string, seatVersion: number): Promise<void> {
+    const k = seatKey(date, seatId);
     const current = this.entries.get(k);
     this.entries.set(k, {
       seatVersion: Math.max(seatVersion, current?.seatVersion ?? 0),
@@ -70,8 +71,9 @@ export class MemorySeatGate implements SeatGate {
   }
 
   async changesSince(queries: readonly DateChangesQuery[]): Promise<DateChanges[]> {
-    return queries.map(({ dateId, afterVersion }) => {
-      const log = this.logs.get(dateId);
+    return queries.map((query) => {
+      const { afterVersion } = query;
+      const log = this.logs.get(dateKey(query));
       if (log === undefined)
         return { epoch: "", version: 0, changes: contiguous([], afterVersion, 0) };
       const first = log.changes[0]?.n ?? log.version + 1;
@@ -85,6 +87,12 @@ export class MemorySeatGate implements SeatGate {
   }
 }
 
-function key(dateId: string, seatId: string): string {
-  return `${dateId}/${seatId}`;
+// Keyed by concert and date, as the Redis gate is (a date asked under another
+// concert is unknown there too).
+function dateKey(date: GateDate): string {
+  return `${date.concertId}/${date.dateId}`;
+}
+
+function seatKey(date: GateDate, seatId: string): string {
+  return `${dateKey(date)}/${seatId}`;
 }

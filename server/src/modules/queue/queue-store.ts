@@ -91,17 +91,25 @@ export interface QueueStore {
   issue(input: IssueInput): Promise<IssueResult>;
 
   /**
-   * Finds a token by hash. A waiting token whose idle window has passed is
-   * evicted on the spot. With `touch`, a waiting token's activity clock is
-   * reset. Returns `null` for unknown or dropped tokens.
+   * Finds a token of a concert's line by hash (a token names its concert).
+   * A waiting token whose idle window has passed is evicted on the spot. With
+   * `touch`, a waiting token's activity clock is reset. Returns `null` for
+   * unknown or dropped tokens, and for tokens of another concert.
    */
-  lookup(tokenHash: string, now: number, touch: boolean): Promise<QueueSnapshot | null>;
+  lookup(
+    concertId: string,
+    tokenHash: string,
+    now: number,
+    touch: boolean,
+  ): Promise<QueueSnapshot | null>;
 
   /**
-   * {@link lookup} and {@link SeatGate.peek} of one seat in one round trip,
-   * so a seat hold is authenticated and gated at once.
+   * {@link lookup} and {@link SeatGate.peek} of one seat of a date of the
+   * same concert in one round trip, so a seat hold is authenticated and gated
+   * at once. (A seat of another concert's date reads as unknown to the gate.)
    */
   lookupWithSeat(
+    concertId: string,
     tokenHash: string,
     now: number,
     touch: boolean,
@@ -122,11 +130,11 @@ export interface QueueStore {
     touch: boolean,
   ): Promise<Map<string, QueueSnapshot | null>>;
 
-  /** Gives up a waiting place or an admission and revokes the token. */
-  leave(tokenId: string, now: number): Promise<void>;
+  /** Gives up a waiting place or an admission of a concert's line and revokes the token. */
+  leave(concertId: string, tokenId: string, now: number): Promise<void>;
 
   /** Ends an admission after a payment; the token still authenticates until it expires. */
-  complete(tokenId: string, now: number): Promise<void>;
+  complete(concertId: string, tokenId: string, now: number): Promise<void>;
 
   /**
    * One promotion step for a concert: expires ended admissions, evicts idle

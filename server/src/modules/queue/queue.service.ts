@@ -58,7 +58,7 @@ export class QueueService {
    * Redis blip right after a payment does not keep a slot taken until the
    * admission expires.
    */
-  private readonly unfinished = new Map<string, number>();
+  private readonly unfinished = new Map<string, { concertId: string; since: number }>();
 
   constructor(
     private readonly store: QueueStore,
@@ -93,7 +93,7 @@ export class QueueService {
       );
     }
     const tokenId = this.codec.newTokenId();
-    const fresh = this.codec.tokenFor(tokenId);
+    const fresh = this.codec.tokenFor(concertId, tokenId);
     const result = await this.guard(() =>
       this.store.issue({
         concertId,
@@ -103,7 +103,7 @@ export class QueueService {
         now: now.getTime(),
       }),
     );
-    const token = result.created ? fresh : this.codec.tokenFor(result.snapshot.tokenId);
+    const token = result.created ? fresh : this.codec.tokenFor(concertId, result.snapshot.tokenId);
     return { token, status: this.view(result.snapshot) };
   }
 
@@ -132,15 +132,18 @@ export class QueueService {
     if (token === undefined || token === "") {
       throw new DomainError("unauthenticated", "TOKEN_MISSING", "a queue token is required");
     }
-    if (!this.codec.isWellFormed(token)) {
+    const presented = this.codec.read(token);
+    if (presented === null) {
       throw new DomainError("unauthenticated", "TOKEN_INVALID", "the queue token is not valid");
     }
     const now = this.clock.now().getTime();
-    const hash = this.codec.hash(token);
+    const { concertId, hash } = presented;
     if (seat === undefined) {
-      return this.session(await this.guard(() => this.store.lookup(hash, now, true)));
+      return this.session(await this.guard(() => this.store.lookup(concertId, hash, now, true)));
     }
-    const found = await this.guard(() => this.store.lookupWithSeat(hash, now, true, seat));
+    const found = await this.guard(() =>
+      this.store.lookupWithSeat(concertId, hash, now, true, seat),
+    );
     return { ...this.session(found.snapshot), seat: found.seat };
   }
 
@@ -156,7 +159,8 @@ export class QueueService {
 
   /** Gives up the caller's place or admission; the token stops working. */
   async leave(principal: Principal): Promise<void> {
-    await this.guard(() => this.store.leave(principal.tokenId, this.clock.now().getTime()));
+    const now = this.clock.now().getTime();
+    await this.guard(() => this.store.leave(principal.concertId, principal.tokenId, now));
   }
 
   /**
@@ -167,9 +171,11 @@ export class QueueService {
   async endAdmission(principal: Principal): Promise<void> {
     const now = this.clock.now().getTime();
     try {
-      await this.guard(() => this.store.complete(principal.tokenId, now));
+      await this.guard(() => this.store.complete(principal.concertId, principal.tokenId, now));
     } catch (error) {
-      if (!this.unfinished.has(principal.tokenId)) this.unfinished.set(principal.tokenId, now);
+      if (!this.unfinished.has(principal.tokenId)) {
+        this.unfinished.set(principal.tokenId, { concertId: principal.concertId, since: now });
+      }
       throw error;
     }
   }
@@ -198,9 +204,9 @@ export class QueueService {
   /** Retries the admission ends that failed (see {@link unfinished}); throws while the store is down. */
   private async finishAdmissions(): Promise<void> {
     const now = this.clock.now().getTime();
-    for (const [tokenId, since] of this.unfinished) {
+    for (const [tokenId, { concertId, since }] of this.unfinished) {
       if (now - since < this.limits.admissionTtlMs) {
-        await this.store.complete(tokenId, now);
+        await this.store.complete(concertId, tokenId, now);
       }
       this.unfinished.delete(tokenId);
     }

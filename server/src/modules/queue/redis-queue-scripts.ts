@@ -7,8 +7,10 @@ import type {
   LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
+  SeatRef,
 } from "./queue-store.js";
-import { decodeSeatEntry, seatEntryKey, seatGateScripts } from "./redis-seat-gate.js";
+import { lineBase, REGISTRATION_LEASE_MS, seatEntryKey } from "./redis-keys.js";
+import { decodeSeatEntry, seatGateScripts } from "./redis-seat-gate.js";
 
 /**
  * What every queue script needs besides its own arguments: where its keys
@@ -21,27 +23,10 @@ export interface QueueScriptContext {
   readonly limits: QueueLimits;
 }
 
-// Key layout (P = prefix, c = concert, tid = token id), kept in one place:
-//   P t:<hash>       → tid, the auth lookup; exists exactly while the token authenticates
-//   P s:<tid>        → hash {u, c, h, st, iat, aexp}; no TTL while waiting
-//   P u:<c>:<user>   → tid, the user's current token for the concert
-//   P q:<c>:w        ZSET waiting tids by arrival seq (P q:<c>:seq is the INCR counter)
-//   P q:<c>:seen     ZSET waiting tids by last activity
-//   P q:<c>:a        ZSET admitted tids by admission expiry
-//   P q:<c>:ver      counter bumped when anyone leaves the waiting set
-//   P q:<c>:avg      moving average admission duration (whole ms)
-//   P concerts       SET of concert ids
-//
-// The scripts build these names from the prefix inside Lua instead of
-// declaring them as KEYS, because most of them (one per popped or evicted
-// token) are only known while the script runs. That is fine on one Redis
-// primary but not on Redis Cluster, and the client's own `keyPrefix` option
-// must stay unset (it only prefixes declared keys). Needs Redis >= 6.2 for
-// ZADD GT.
-//
-// Every script is the prelude (lua/prelude.lua) plus a short body (the other
-// lua/*.lua files). The prelude's helpers are the single definition of each
-// rule (eviction, expiry, promotion), so the scripts cannot drift apart, and
+// Key layout: see redis-keys.ts. Every script is the prelude
+// (lua/prelude.lua) plus a short body (the other lua/*.lua files). The
+// prelude's helpers are the single definition of each rule (eviction,
+// expiry, promotion), so the scripts cannot drift apart, and
 // MemoryQueueStore mirrors them one to one.
 
 /** A script's Lua source, read once when this module loads. */
@@ -71,15 +56,21 @@ const STATES = new Set<string>([
   "revoked",
 ]);
 
-function pushContext(parser: CommandParser, context: QueueScriptContext): void {
+/**
+ * KEYS[1] (the line's waiting set, which routes the call), any further keys
+ * (all in the line's slot), then the shared ARGV[1..5]: keys must come first.
+ */
+function pushContext(
+  parser: CommandParser,
+  context: QueueScriptContext,
+  concertId: string,
+  ...moreKeys: string[]
+): void {
   const { maxActive, admissionTtlMs, idleMs, graceMs } = context.limits;
-  parser.push(
-    context.prefix,
-    String(maxActive),
-    String(admissionTtlMs),
-    String(idleMs),
-    String(graceMs),
-  );
+  const base = lineBase(context.prefix, concertId);
+  parser.pushKey(`${base}q:w`);
+  for (const key of moreKeys) parser.pushKey(key);
+  parser.push(base, String(maxActive), String(admissionTtlMs), String(idleMs), String(graceMs));
 }
 
 function malformed(what: string): Error {
@@ -110,6 +101,11 @@ function decodeSnapshotRequired(reply: unknown): QueueSnapshot {
   return snapshot;
 }
 
+/** What the issue script answers: the store's result, and whether the lease was renewed. */
+export interface IssueReply extends IssueResult {
+  readonly opened: boolean;
+}
+
 /**
  * The waiting room's Lua scripts, registered on the client through
  * `createClient({ scripts })` so each call is one EVALSHA (node-redis falls
@@ -119,50 +115,62 @@ function decodeSnapshotRequired(reply: unknown): QueueSnapshot {
  */
 export const queueScripts = {
   queueIssue: defineScript({
-    NUMBER_OF_KEYS: 0,
+    NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + ISSUE,
     parseCommand(parser: CommandParser, context: QueueScriptContext, input: IssueInput) {
-      pushContext(parser, context);
-      parser.push(input.concertId, input.userId, input.tokenId, input.tokenHash, String(input.now));
+      pushContext(parser, context, input.concertId);
+      parser.push(
+        input.concertId,
+        input.userId,
+        input.tokenId,
+        input.tokenHash,
+        String(input.now),
+        String(REGISTRATION_LEASE_MS),
+      );
     },
-    transformReply(reply: unknown): IssueResult {
-      if (!Array.isArray(reply) || reply.length !== 2) throw malformed("issue");
-      return { created: Number(reply[0]) === 1, snapshot: decodeSnapshotRequired(reply[1]) };
+    transformReply(reply: unknown): IssueReply {
+      if (!Array.isArray(reply) || reply.length !== 3) throw malformed("issue");
+      return {
+        created: Number(reply[0]) === 1,
+        snapshot: decodeSnapshotRequired(reply[1]),
+        opened: Number(reply[2]) === 1,
+      };
     },
   }),
   queueLookup: defineScript({
-    NUMBER_OF_KEYS: 0,
+    NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + FIND_TOKEN + LOOKUP,
     parseCommand(
       parser: CommandParser,
       context: QueueScriptContext,
+      concertId: string,
       tokenHash: string,
       now: number,
       touch: boolean,
     ) {
-      pushContext(parser, context);
+      pushContext(parser, context, concertId);
       parser.push(tokenHash, String(now), touch ? "1" : "0");
     },
     transformReply: decodeSnapshot,
   }),
   queueLookupPeek: defineScript({
-    NUMBER_OF_KEYS: 0,
+    NUMBER_OF_KEYS: 2,
     SCRIPT: PRELUDE + FIND_TOKEN + LOOKUP_PEEK,
     parseCommand(
       parser: CommandParser,
       context: QueueScriptContext,
+      concertId: string,
       tokenHash: string,
       now: number,
       touch: boolean,
-      seat: { readonly dateId: string; readonly seatId: string },
+      seat: SeatRef,
     ) {
-      pushContext(parser, context);
-      parser.push(
-        tokenHash,
-        String(now),
-        touch ? "1" : "0",
-        seatEntryKey(context.prefix, seat.dateId, seat.seatId),
-      );
+      // The seat is looked up under the token's concert: a seat of another
+      // concert's date has no entry there, so it goes to the database, which
+      // refuses it.
+      const seatKey = seatEntryKey(context.prefix, { concertId, dateId: seat.dateId }, seat.seatId);
+      pushContext(parser, context, concertId, seatKey);
+      parser.push(tokenHash, String(now), touch ? "1" : "0");
     },
     transformReply(reply: unknown): LookupWithSeat {
       if (!Array.isArray(reply) || reply.length !== 2) throw malformed("lookup with seat");
@@ -170,7 +178,7 @@ export const queueScripts = {
     },
   }),
   queueSnapshots: defineScript({
-    NUMBER_OF_KEYS: 0,
+    NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + SNAPSHOTS,
     parseCommand(
       parser: CommandParser,
@@ -180,7 +188,7 @@ export const queueScripts = {
       now: number,
       touch: boolean,
     ) {
-      pushContext(parser, context);
+      pushContext(parser, context, concertId);
       parser.push(concertId, String(now), touch ? "1" : "0", ...tokenIds);
     },
     transformReply(reply: unknown): (QueueSnapshot | null)[] {
@@ -189,25 +197,37 @@ export const queueScripts = {
     },
   }),
   queueLeave: defineScript({
-    NUMBER_OF_KEYS: 0,
+    NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + LEAVE,
-    parseCommand(parser: CommandParser, context: QueueScriptContext, tokenId: string, now: number) {
-      pushContext(parser, context);
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      tokenId: string,
+      now: number,
+    ) {
+      pushContext(parser, context, concertId);
       parser.push(tokenId, String(now));
     },
     transformReply: (reply: unknown): boolean => Number(reply) === 1,
   }),
   queueComplete: defineScript({
-    NUMBER_OF_KEYS: 0,
+    NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + COMPLETE,
-    parseCommand(parser: CommandParser, context: QueueScriptContext, tokenId: string, now: number) {
-      pushContext(parser, context);
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      tokenId: string,
+      now: number,
+    ) {
+      pushContext(parser, context, concertId);
       parser.push(tokenId, String(now));
     },
     transformReply: (reply: unknown): boolean => Number(reply) === 1,
   }),
   queuePromote: defineScript({
-    NUMBER_OF_KEYS: 0,
+    NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + PROMOTE,
     parseCommand(
       parser: CommandParser,
@@ -215,13 +235,13 @@ export const queueScripts = {
       concertId: string,
       now: number,
     ) {
-      pushContext(parser, context);
+      pushContext(parser, context, concertId);
       parser.push(concertId, String(now));
     },
     transformReply: (reply: unknown): number => Number(reply),
   }),
   queueRetire: defineScript({
-    NUMBER_OF_KEYS: 0,
+    NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + RETIRE,
     parseCommand(
       parser: CommandParser,
@@ -229,7 +249,7 @@ export const queueScripts = {
       concertId: string,
       now: number,
     ) {
-      pushContext(parser, context);
+      pushContext(parser, context, concertId);
       parser.push(concertId, String(now));
     },
     transformReply: (reply: unknown): boolean => Number(reply) === 1,

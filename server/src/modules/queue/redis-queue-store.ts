@@ -8,50 +8,113 @@ import type {
   QueueStore,
   SeatRef,
 } from "./queue-store.js";
-import type { QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
-import { RedisSeatGate } from "./redis-seat-gate.js";
+import { leaseKey, registryKey, versionKey } from "./redis-keys.js";
+import type { IssueReply, QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
+import { RedisSeatGate, type SeatGateRedis } from "./redis-seat-gate.js";
 
-/** A Redis connection with the waiting room's scripts (`client.queueIssue(...)`, …). */
+/** A connection to one Redis primary with the waiting room's scripts. */
 export type QueueRedisClient = RedisClient<typeof queueScripts>;
+
+/**
+ * What the store needs of a Redis connection that has the waiting room's
+ * scripts (`queueScripts`) registered: a client of one primary
+ * (`createClient`) or of a Redis Cluster (`createCluster`) both fit. Every
+ * call names keys of one slot, so the cluster client routes it by its first
+ * key and never needs a cross-slot command.
+ */
+export interface QueueRedis extends SeatGateRedis {
+  queueIssue(context: QueueScriptContext, input: IssueInput): Promise<IssueReply>;
+  queueLookup(
+    context: QueueScriptContext,
+    concertId: string,
+    tokenHash: string,
+    now: number,
+    touch: boolean,
+  ): Promise<QueueSnapshot | null>;
+  queueLookupPeek(
+    context: QueueScriptContext,
+    concertId: string,
+    tokenHash: string,
+    now: number,
+    touch: boolean,
+    seat: SeatRef,
+  ): Promise<LookupWithSeat>;
+  queueSnapshots(
+    context: QueueScriptContext,
+    concertId: string,
+    tokenIds: readonly string[],
+    now: number,
+    touch: boolean,
+  ): Promise<(QueueSnapshot | null)[]>;
+  queueLeave(
+    context: QueueScriptContext,
+    concertId: string,
+    tokenId: string,
+    now: number,
+  ): Promise<boolean>;
+  queueComplete(
+    context: QueueScriptContext,
+    concertId: string,
+    tokenId: string,
+    now: number,
+  ): Promise<boolean>;
+  queuePromote(context: QueueScriptContext, concertId: string, now: number): Promise<number>;
+  queueRetire(context: QueueScriptContext, concertId: string, now: number): Promise<boolean>;
+  sMembers(key: string): Promise<string[]>;
+  sAdd(key: string, member: string): Promise<number>;
+  sRem(key: string, member: string): Promise<number>;
+  exists(key: string): Promise<number>;
+  get(key: string): Promise<string | null>;
+}
 
 /** Tokens per `snapshots` script call, so no single call holds Redis for long. */
 const SNAPSHOT_CHUNK = 1000;
 
 /**
  * The production queue store: the line lives in Redis and every operation is
- * one Lua script (see redis-queue-scripts.ts for the key layout), so any
- * number of server instances share one line and the admitted count never
- * exceeds `maxActive`. Needs a single Redis primary (not Cluster), Redis 6.2
- * or newer, and a client without `keyPrefix`; the prefix is given here.
+ * one Lua script (see redis-keys.ts for the key layout), so any number of
+ * server instances share one line and the admitted count never exceeds
+ * `maxActive`. Runs on one Redis primary or on Redis Cluster (each concert's
+ * line, and its seat gate, in one slot), Redis 6.2 or newer, with a client
+ * without `keyPrefix`; the prefix is given here.
  *
  * The client is shared and owned by the caller: `close()` leaves it open.
  */
 export class RedisQueueStore implements QueueStore {
-  private readonly client: QueueRedisClient;
+  private readonly client: QueueRedis;
   private readonly context: QueueScriptContext;
   readonly seats: RedisSeatGate;
 
-  constructor(client: QueueRedisClient, limits: QueueLimits, keyPrefix: string) {
+  constructor(client: QueueRedis, limits: QueueLimits, keyPrefix: string) {
     this.client = client;
     this.context = { prefix: keyPrefix, limits };
     this.seats = new RedisSeatGate(client, keyPrefix);
   }
 
-  issue(input: IssueInput): Promise<IssueResult> {
-    return this.client.queueIssue(this.context, input);
+  async issue(input: IssueInput): Promise<IssueResult> {
+    const { created, snapshot, opened } = await this.client.queueIssue(this.context, input);
+    // Once per registration lease: the registry lives in another slot.
+    if (opened) await this.client.sAdd(registryKey(this.context.prefix), input.concertId);
+    return { created, snapshot };
   }
 
-  lookup(tokenHash: string, now: number, touch: boolean): Promise<QueueSnapshot | null> {
-    return this.client.queueLookup(this.context, tokenHash, now, touch);
+  lookup(
+    concertId: string,
+    tokenHash: string,
+    now: number,
+    touch: boolean,
+  ): Promise<QueueSnapshot | null> {
+    return this.client.queueLookup(this.context, concertId, tokenHash, now, touch);
   }
 
   lookupWithSeat(
+    concertId: string,
     tokenHash: string,
     now: number,
     touch: boolean,
     seat: SeatRef,
   ): Promise<LookupWithSeat> {
-    return this.client.queueLookupPeek(this.context, tokenHash, now, touch, seat);
+    return this.client.queueLookupPeek(this.context, concertId, tokenHash, now, touch, seat);
   }
 
   async snapshots(
@@ -76,30 +139,43 @@ export class RedisQueueStore implements QueueStore {
     return result;
   }
 
-  async leave(tokenId: string, now: number): Promise<void> {
-    await this.client.queueLeave(this.context, tokenId, now);
+  async leave(concertId: string, tokenId: string, now: number): Promise<void> {
+    await this.client.queueLeave(this.context, concertId, tokenId, now);
   }
 
-  async complete(tokenId: string, now: number): Promise<void> {
-    await this.client.queueComplete(this.context, tokenId, now);
+  async complete(concertId: string, tokenId: string, now: number): Promise<void> {
+    await this.client.queueComplete(this.context, concertId, tokenId, now);
   }
 
   promote(concertId: string, now: number): Promise<number> {
     return this.client.queuePromote(this.context, concertId, now);
   }
 
-  retire(concertId: string, now: number): Promise<boolean> {
-    return this.client.queueRetire(this.context, concertId, now);
+  /**
+   * Retires the line in its slot, then takes the concert out of the registry
+   * (another slot). An issue that renewed the lease in between has added the
+   * concert already, or adds it after this removal; in that second case the
+   * lease is there when checked below, and the concert goes back in.
+   */
+  async retire(concertId: string, now: number): Promise<boolean> {
+    if (!(await this.client.queueRetire(this.context, concertId, now))) return false;
+    const { prefix } = this.context;
+    await this.client.sRem(registryKey(prefix), concertId);
+    if ((await this.client.exists(leaseKey(prefix, concertId))) > 0) {
+      await this.client.sAdd(registryKey(prefix), concertId);
+    }
+    return true;
   }
 
   concerts(): Promise<string[]> {
-    return this.client.sMembers(`${this.context.prefix}concerts`);
+    return this.client.sMembers(registryKey(this.context.prefix));
   }
 
+  /** One GET per concert (each line's counter is in its own slot), sent side by side. */
   async versions(concertIds: readonly string[]): Promise<number[]> {
-    if (concertIds.length === 0) return [];
-    const keys = concertIds.map((c) => `${this.context.prefix}q:${c}:ver`);
-    const values = await this.client.mGet(keys);
+    const values = await Promise.all(
+      concertIds.map((c) => this.client.get(versionKey(this.context.prefix, c))),
+    );
     return values.map((value) => (value === null ? 0 : Number(value)));
   }
 

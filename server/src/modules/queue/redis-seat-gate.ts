@@ -2,10 +2,12 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { CommandParser } from "redis";
 import { defineScript } from "redis";
+import { dateLogKey, dateVersionKey, seatEntryKey } from "./redis-keys.js";
 import {
   contiguous,
   type DateChanges,
   type DateChangesQuery,
+  type GateDate,
   SEAT_ENTRY_TTL_MS,
   SEAT_LOG_LIMIT,
   type SeatChange,
@@ -13,29 +15,14 @@ import {
   type SeatGateEntry,
 } from "./seat-gate.js";
 
-// Key layout of the gate (P = prefix, d = concert date, s = seat). Every key of
-// one date shares the `{d}` hash tag, so a date's keys live in one slot:
-//   P g:{d}:s:<s>  hash {v: seat row version, s: state, u: held until (ms), o: owner}
-//   P g:{d}:v      hash {e: epoch (random, set when created), n: change counter}
-//   P g:{d}:log    ZSET of "<n>|<seat>|<seat version>|<state>|<held until>" scored by n
+// Key layout: see redis-keys.ts. Every key of a date lives next to its
+// concert's line, under the concert's `{c}` hash tag, so a token lookup can
+// read a seat's entry in the same script, even on Redis Cluster.
 //
 // The epoch tells listings that the counter started again (Redis lost the
 // keys), so a counter value can never be mistaken for one from before.
 // Numbers that can exceed 14 digits never pass through Lua's number-to-string
 // conversion: held-until times travel and are stored as the strings they came in.
-
-/** The hash of one seat's entry. */
-export function seatEntryKey(prefix: string, dateId: string, seatId: string): string {
-  return `${prefix}g:{${dateId}}:s:${seatId}`;
-}
-
-function versionKey(prefix: string, dateId: string): string {
-  return `${prefix}g:{${dateId}}:v`;
-}
-
-function logKey(prefix: string, dateId: string): string {
-  return `${prefix}g:{${dateId}}:log`;
-}
 
 /** A script's Lua source, read once when this module loads. */
 function lua(name: string): string {
@@ -109,13 +96,13 @@ export const seatGateScripts = {
     parseCommand(
       parser: CommandParser,
       context: SeatGateScriptContext,
-      dateId: string,
+      date: GateDate,
       change: SeatChange,
       epoch: string,
     ) {
-      parser.pushKey(seatEntryKey(context.prefix, dateId, change.seatId));
-      parser.pushKey(versionKey(context.prefix, dateId));
-      parser.pushKey(logKey(context.prefix, dateId));
+      parser.pushKey(seatEntryKey(context.prefix, date, change.seatId));
+      parser.pushKey(dateVersionKey(context.prefix, date));
+      parser.pushKey(dateLogKey(context.prefix, date));
       parser.push(
         change.seatId,
         String(change.seatVersion),
@@ -135,11 +122,11 @@ export const seatGateScripts = {
     parseCommand(
       parser: CommandParser,
       context: SeatGateScriptContext,
-      dateId: string,
+      date: GateDate,
       seatId: string,
       seatVersion: number,
     ) {
-      parser.pushKey(seatEntryKey(context.prefix, dateId, seatId));
+      parser.pushKey(seatEntryKey(context.prefix, date, seatId));
       parser.push(String(seatVersion), String(SEAT_ENTRY_TTL_MS));
     },
     transformReply: (reply: unknown): number => Number(reply),
@@ -154,8 +141,8 @@ export const seatGateScripts = {
     ) {
       parser.push(String(queries.length * 2));
       for (const query of queries) {
-        parser.pushKey(versionKey(context.prefix, query.dateId));
-        parser.pushKey(logKey(context.prefix, query.dateId));
+        parser.pushKey(dateVersionKey(context.prefix, query));
+        parser.pushKey(dateLogKey(context.prefix, query));
       }
       for (const query of queries) parser.push(String(query.afterVersion));
     },
@@ -180,13 +167,13 @@ export const seatGateScripts = {
 export interface SeatGateRedis {
   seatGateRecord(
     context: SeatGateScriptContext,
-    dateId: string,
+    date: GateDate,
     change: SeatChange,
     epoch: string,
   ): Promise<number>;
   seatGateInvalidate(
     context: SeatGateScriptContext,
-    dateId: string,
+    date: GateDate,
     seatId: string,
     seatVersion: number,
   ): Promise<number>;
@@ -214,8 +201,8 @@ export class RedisSeatGate implements SeatGate {
     this.context = { prefix };
   }
 
-  async peek(dateId: string, seatId: string): Promise<SeatGateEntry | null> {
-    const reply = await this.client.hmGet(seatEntryKey(this.context.prefix, dateId, seatId), [
+  async peek(date: GateDate, seatId: string): Promise<SeatGateEntry | null> {
+    const reply = await this.client.hmGet(seatEntryKey(this.context.prefix, date, seatId), [
       "v",
       "s",
       "u",
@@ -224,21 +211,46 @@ export class RedisSeatGate implements SeatGate {
     return decodeSeatEntry(reply);
   }
 
-  async record(dateId: string, change: SeatChange): Promise<void> {
-    await this.client.seatGateRecord(this.context, dateId, change, this.newEpoch());
+  async record(date: GateDate, change: SeatChange): Promise<void> {
+    await this.client.seatGateRecord(this.context, date, change, this.newEpoch());
   }
 
-  async invalidate(dateId: string, seatId: string, seatVersion: number): Promise<void> {
-    await this.client.seatGateInvalidate(this.context, dateId, seatId, seatVersion);
+  async invalidate(date: GateDate, seatId: string, seatVersion: number): Promise<void> {
+    await this.client.seatGateInvalidate(this.context, date, seatId, seatVersion);
   }
 
+  /**
+   * One read-only script per concert among the dates (a concert's dates
+   * share its slot), sent side by side: a listing asks for one concert's
+   * dates, so that is one script in one round trip.
+   */
   async changesSince(queries: readonly DateChangesQuery[]): Promise<DateChanges[]> {
     if (queries.length === 0) return [];
-    const replies = await this.client.seatGateChanges(this.context, queries);
-    return replies.map((reply, i) => ({
-      epoch: reply.epoch,
-      version: reply.version,
-      changes: contiguous(reply.changes, queries[i]?.afterVersion ?? 0, reply.version),
-    }));
+    const byConcert = new Map<string, DateChangesQuery[]>();
+    for (const query of queries) {
+      const group = byConcert.get(query.concertId);
+      if (group === undefined) byConcert.set(query.concertId, [query]);
+      else group.push(query);
+    }
+    const groups = [...byConcert.values()];
+    const replies = await Promise.all(
+      groups.map((group) => this.client.seatGateChanges(this.context, group)),
+    );
+    const byQuery = new Map<DateChangesQuery, RawDateChanges>();
+    groups.forEach((group, g) => {
+      group.forEach((query, i) => {
+        const reply = replies[g]?.[i];
+        if (reply === undefined) throw malformed("fewer dates than asked");
+        byQuery.set(query, reply);
+      });
+    });
+    return queries.map((query) => {
+      const reply = byQuery.get(query) as RawDateChanges;
+      return {
+        epoch: reply.epoch,
+        version: reply.version,
+        changes: contiguous(reply.changes, query.afterVersion, reply.version),
+      };
+    });
   }
 }

@@ -1,13 +1,13 @@
 import type { Logger } from "../../logger.js";
 import type { Clock } from "../../shared/clock.js";
-import type { SeatChange, SeatGate } from "./seat-gate.js";
+import type { GateDate, SeatChange, SeatGate } from "./seat-gate.js";
 
 /** How often failed gate writes are retried, and for how long. */
 const RETRY_EVERY_MS = 250;
 const GIVE_UP_AFTER_MS = 60_000;
 
 interface Pending {
-  readonly dateId: string;
+  readonly date: GateDate;
   readonly change: SeatChange;
   readonly since: number;
 }
@@ -36,11 +36,11 @@ export class SeatGateWriter {
   ) {}
 
   /** Records a committed change; never throws. */
-  async record(dateId: string, change: SeatChange): Promise<void> {
+  async record(date: GateDate, change: SeatChange): Promise<void> {
     try {
-      await this.gate.record(dateId, change);
+      await this.gate.record(date, change);
     } catch (error) {
-      this.retryLater({ dateId, change, since: this.clock.now().getTime() }, error);
+      this.retryLater({ date, change, since: this.clock.now().getTime() }, error);
       return;
     }
     if (this.pending.size === 0) this.noteRecovery();
@@ -51,9 +51,9 @@ export class SeatGateWriter {
    * {@link SeatGate.invalidate}); never throws. If it cannot, the change's own
    * record afterwards still frees the seat in the gate.
    */
-  async invalidate(dateId: string, seatId: string, seatVersion: number): Promise<void> {
+  async invalidate(date: GateDate, seatId: string, seatVersion: number): Promise<void> {
     try {
-      await this.gate.invalidate(dateId, seatId, seatVersion);
+      await this.gate.invalidate(date, seatId, seatVersion);
     } catch (error) {
       this.noteFailure(error);
     }
@@ -103,13 +103,13 @@ export class SeatGateWriter {
       if (now - entry.since > GIVE_UP_AFTER_MS) {
         this.pending.delete(seatId);
         this.logger.error(
-          { seatId, dateId: entry.dateId },
+          { seatId, dateId: entry.date.dateId },
           "gave up writing a seat change to the gate; attempts on it go to the database",
         );
         continue;
       }
       try {
-        await this.gate.record(entry.dateId, entry.change);
+        await this.gate.record(entry.date, entry.change);
         if (this.pending.get(seatId) === entry) this.pending.delete(seatId);
         landed = true;
       } catch {

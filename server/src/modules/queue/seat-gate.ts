@@ -12,6 +12,16 @@
  * back a state the database has left.
  */
 
+/**
+ * A concert date as the gate names it. Dates are unique on their own; the
+ * concert says where the date's entries live (in Redis, next to the
+ * concert's line, so a token lookup can read a seat's entry in one script).
+ */
+export interface GateDate {
+  readonly concertId: string;
+  readonly dateId: string;
+}
+
 /** What the gate knows of a seat. `unknown` means "ask the database". */
 export type GateSeatState = "held" | "sold" | "free" | "unknown";
 
@@ -55,9 +65,8 @@ export interface DateChanges {
   readonly changes: readonly SeatChange[] | null;
 }
 
-/** Which changes a listing asks for: those of `dateId` after `afterVersion`. */
-export interface DateChangesQuery {
-  readonly dateId: string;
+/** Which changes a listing asks for: those of the date after `afterVersion`. */
+export interface DateChangesQuery extends GateDate {
   readonly afterVersion: number;
 }
 
@@ -67,22 +76,25 @@ export interface DateChangesQuery {
  */
 export interface SeatGate {
   /** The gate's entry for a seat of a date, or null when it has none. */
-  peek(dateId: string, seatId: string): Promise<SeatGateEntry | null>;
+  peek(date: GateDate, seatId: string): Promise<SeatGateEntry | null>;
 
   /**
    * Records a committed change of a seat of a date if it is newer than what
    * the gate has, and appends it to the date's change log.
    */
-  record(dateId: string, change: SeatChange): Promise<void>;
+  record(date: GateDate, change: SeatChange): Promise<void>;
 
   /**
    * Marks a seat as unknown (callers go to the database) before a change that
    * frees it is committed, so the gate can never keep refusing a seat whose
    * release it missed. Entries older than `seatVersion` are dropped too.
    */
-  invalidate(dateId: string, seatId: string, seatVersion: number): Promise<void>;
+  invalidate(date: GateDate, seatId: string, seatVersion: number): Promise<void>;
 
-  /** The change logs of several dates at once (one round trip). */
+  /**
+   * The change logs of several dates at once: one round trip (in Redis, one
+   * script per concert among the dates, run side by side).
+   */
   changesSince(queries: readonly DateChangesQuery[]): Promise<DateChanges[]>;
 }
 

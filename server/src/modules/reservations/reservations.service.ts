@@ -6,11 +6,12 @@ import { DomainError } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
-import type { CatalogService, Seat, SeatFacts } from "../catalog/index.js";
+import type { CatalogService, Seat } from "../catalog/index.js";
 import { SeatRepository } from "../catalog/index.js";
 import { claimRequestId, type IdempotentRequest } from "../idempotency/index.js";
 import { assertAdmitted, type Principal } from "../identity/index.js";
 import {
+  type GateDate,
   gateRefuses,
   type SeatChange,
   type SeatGate,
@@ -78,9 +79,10 @@ export class ReservationsService {
     const requestId = requireRequestId(input.requestId);
     const seat = await this.catalog.seatFacts(seatId);
     const now = this.clock.now();
-    const entry = peeked !== undefined ? peeked : await this.peek(seat);
-    if (gateRefuses(entry, principal.userId, now.getTime())) throw seatUnavailable(seatId);
     const date = await this.catalog.dateFacts(seat.concertDateId);
+    const gateDate = { concertId: date.concertId, dateId: date.id };
+    const entry = peeked !== undefined ? peeked : await this.peek(gateDate, seat.id);
+    if (gateRefuses(entry, principal.userId, now.getTime())) throw seatUnavailable(seatId);
     const reservationId = newId();
     // What the locked seat row said when it was not free, for the gate.
     let observed: SeatChange | undefined;
@@ -132,14 +134,14 @@ export class ReservationsService {
       if (error instanceof AlreadyHeld) {
         return { reservation: error.reservation, state: error.reservation.stateAt(now) };
       }
-      if (observed !== undefined) await this.gateWriter.record(seat.concertDateId, observed);
+      if (observed !== undefined) await this.gateWriter.record(gateDate, observed);
       // Two holds of one user racing on different seats: the index decides.
       if (isOneHoldPerUserViolation(error)) throw holdLimitReached();
       throw error;
     }
     const { reservation, seatVersion } = outcome;
     if (seatVersion !== undefined) {
-      await this.gateWriter.record(seat.concertDateId, {
+      await this.gateWriter.record(gateDate, {
         seatId,
         seatVersion,
         state: "held",
@@ -165,7 +167,8 @@ export class ReservationsService {
     const requestId = requireRequestId(input.requestId);
     const target = await new ReservationRepository(this.db.fork()).findReservation(reservationId);
     if (!target || target.userId !== principal.userId) throw notFound(reservationId);
-    await this.gateWriter.invalidate(target.concertDateId, target.seatId, 0);
+    const gateDate = { concertId: target.concertId, dateId: target.concertDateId };
+    await this.gateWriter.invalidate(gateDate, target.seatId, 0);
     const now = this.clock.now();
     const outcome = await transaction(this.db, async (em) => {
       const tx = await TxConnection.of(em);
@@ -182,7 +185,7 @@ export class ReservationsService {
       return { reservation: locked, freedVersion: freed ? seat.version : undefined };
     });
     if (outcome.freedVersion !== undefined) {
-      await this.gateWriter.record(target.concertDateId, {
+      await this.gateWriter.record(gateDate, {
         seatId: target.seatId,
         seatVersion: outcome.freedVersion,
         state: "free",
@@ -231,9 +234,9 @@ export class ReservationsService {
   }
 
   /** The seat's gate entry, or null when the gate cannot be read (the database decides then). */
-  private async peek(seat: SeatFacts): Promise<SeatGateEntry | null> {
+  private async peek(date: GateDate, seatId: string): Promise<SeatGateEntry | null> {
     try {
-      return await this.gate.peek(seat.concertDateId, seat.id);
+      return await this.gate.peek(date, seatId);
     } catch {
       return null;
     }

@@ -7,8 +7,8 @@ if r.st ~= 'admitted' then
   flushDirty()
   return 0
 end
-if redis.call('ZREM', qKey(r.c, 'a'), tid) == 1 then fold(r.c, now - (r.aexp - TTL)) end
+if redis.call('ZREM', qKey('a'), tid) == 1 then fold(now - (r.aexp - TTL)) end
 redis.call('HSET', sKey(tid), 'st', 'completed')
-promote(r.c, now)
+promote(now)
 flushDirty()
 return 1

@@ -1,7 +1,11 @@
 -- issue: the user's live token, or a new one at the back of the line.
 -- ARGV[6..10] = concert, user, new token id, new token hash, now.
+-- Returns { created, snapshot, opened }: opened is 1 when the line's
+-- registration lease (q:reg) was renewed, so the caller (re)adds the concert
+-- to the admitter's registry, which lives in another slot (see
+-- redis-queue-scripts.ts).
 local c, u, tid, hash, now = ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
-local uk = uKey(c, u)
+local uk = uKey(u)
 local oldId = redis.call('GET', uk)
 local old = nil
 if oldId then old = load(oldId) end
@@ -9,9 +13,9 @@ if old then
   refresh(old, now)
   if old.st == 'waiting' or old.st == 'admitted' then
     touch(old, now)
-    promote(c, now)
+    promote(now)
     flushDirty()
-    return { 0, snapshot(load(oldId)) }
+    return { 0, snapshot(load(oldId)), 0 }
   end
 end
 if redis.call('EXISTS', sKey(tid), tKey(hash)) > 0 then
@@ -19,20 +23,21 @@ if redis.call('EXISTS', sKey(tid), tKey(hash)) > 0 then
   return redis.error_reply('ERR stagedoor queue: token id or token hash already in use')
 end
 if old and old.st ~= 'left' and old.st ~= 'revoked' then
-  if redis.call('ZREM', qKey(c, 'w'), oldId) == 1 then markDirty(c) end
-  redis.call('ZREM', qKey(c, 'seen'), oldId)
-  redis.call('ZREM', qKey(c, 'a'), oldId)
+  if redis.call('ZREM', qKey('w'), oldId) == 1 then markDirty() end
+  redis.call('ZREM', qKey('seen'), oldId)
+  redis.call('ZREM', qKey('a'), oldId)
   redis.call('HSET', sKey(oldId), 'st', 'revoked')
   redis.call('DEL', tKey(old.h))
   redis.call('PEXPIRE', sKey(oldId), GRACE)
 end
-local seq = redis.call('INCR', qKey(c, 'seq'))
+local seq = redis.call('INCR', qKey('seq'))
 redis.call('HSET', sKey(tid), 'u', u, 'c', c, 'h', hash, 'st', 'waiting', 'iat', now, 'aexp', 0)
 redis.call('SET', tKey(hash), tid)
 redis.call('SET', uk, tid)
-redis.call('ZADD', qKey(c, 'w'), seq, tid)
-redis.call('ZADD', qKey(c, 'seen'), now, tid)
-redis.call('SADD', P .. 'concerts', c)
-promote(c, now)
+redis.call('ZADD', qKey('w'), seq, tid)
+redis.call('ZADD', qKey('seen'), now, tid)
+local opened = 0
+if redis.call('SET', qKey('reg'), '1', 'NX', 'PX', ARGV[11]) then opened = 1 end
+promote(now)
 flushDirty()
-return { 1, snapshot(load(tid)) }
+return { 1, snapshot(load(tid)), opened }

@@ -8,17 +8,17 @@ if r.st == 'left' or r.st == 'revoked' then
   return 0
 end
 if r.st == 'waiting' then
-  redis.call('ZREM', qKey(r.c, 'w'), tid)
-  redis.call('ZREM', qKey(r.c, 'seen'), tid)
-  markDirty(r.c)
+  redis.call('ZREM', qKey('w'), tid)
+  redis.call('ZREM', qKey('seen'), tid)
+  markDirty()
 elseif r.st == 'admitted' then
-  if redis.call('ZREM', qKey(r.c, 'a'), tid) == 1 then fold(r.c, now - (r.aexp - TTL)) end
+  if redis.call('ZREM', qKey('a'), tid) == 1 then fold(now - (r.aexp - TTL)) end
 end
 redis.call('HSET', sKey(tid), 'st', 'left')
 redis.call('DEL', tKey(r.h))
-local uk = uKey(r.c, r.u)
+local uk = uKey(r.u)
 if redis.call('GET', uk) == tid then redis.call('DEL', uk) end
 redis.call('PEXPIRE', sKey(tid), GRACE)
-promote(r.c, now)
+promote(now)
 flushDirty()
 return 1

@@ -3,7 +3,11 @@
 -- single definition of each rule (eviction, expiry, promotion), so the
 -- scripts cannot drift apart, and MemoryQueueStore mirrors them one to one.
 -- Each script is this prelude followed by its body (the other files here).
-local P = ARGV[1]
+-- Every script works on one concert's line: B is the base of its keys
+-- ("<prefix>{<concert>}:"), so everything it touches shares the concert's
+-- hash tag and lives in one Redis Cluster slot, the slot of KEYS[1] (the
+-- line's waiting set, declared so the cluster routes the call to its node).
+local B = ARGV[1]
 local MAX_ACTIVE = tonumber(ARGV[2])
 local TTL = tonumber(ARGV[3])
 local IDLE = tonumber(ARGV[4])
@@ -11,17 +15,17 @@ local GRACE = tonumber(ARGV[5])
 -- Bounds the eviction work one call does, so one script never stalls Redis.
 local BATCH = 1000
 
-local function sKey(tid) return P .. 's:' .. tid end
-local function tKey(hash) return P .. 't:' .. hash end
-local function uKey(c, u) return P .. 'u:' .. c .. ':' .. u end
-local function qKey(c, part) return P .. 'q:' .. c .. ':' .. part end
+local function sKey(tid) return B .. 's:' .. tid end
+local function tKey(hash) return B .. 't:' .. hash end
+local function uKey(u) return B .. 'u:' .. u end
+local function qKey(part) return B .. 'q:' .. part end
 
--- Concerts whose waiting set shrank; their version moves once per script.
-local dirty = {}
-local function markDirty(c) dirty[c] = true end
+-- Whether the waiting set shrank; the version moves once per script.
+local dirty = false
+local function markDirty() dirty = true end
 local function flushDirty()
-  for c in pairs(dirty) do redis.call('INCR', qKey(c, 'ver')) end
-  dirty = {}
+  if dirty then redis.call('INCR', qKey('ver')) end
+  dirty = false
 end
 
 local function load(tid)
@@ -36,36 +40,36 @@ end
 local function setTtl(r, ms)
   redis.call('PEXPIRE', sKey(r.id), ms)
   redis.call('PEXPIRE', tKey(r.h), ms)
-  local uk = uKey(r.c, r.u)
+  local uk = uKey(r.u)
   if redis.call('GET', uk) == r.id then redis.call('PEXPIRE', uk, ms) end
 end
 
 -- Whole milliseconds, so Lua and JavaScript compute the same series.
-local function fold(c, ms)
+local function fold(ms)
   if ms < 0 then ms = 0 end
-  local key = qKey(c, 'avg')
+  local key = qKey('avg')
   local avg = tonumber(redis.call('GET', key))
   if avg then ms = 0.8 * avg + 0.2 * ms end
   redis.call('SET', key, math.floor(ms + 0.5))
 end
 
 local function evict(r)
-  redis.call('ZREM', qKey(r.c, 'w'), r.id)
-  redis.call('ZREM', qKey(r.c, 'seen'), r.id)
+  redis.call('ZREM', qKey('w'), r.id)
+  redis.call('ZREM', qKey('seen'), r.id)
   redis.call('HSET', sKey(r.id), 'st', 'evicted')
   r.st = 'evicted'
   setTtl(r, GRACE)
-  markDirty(r.c)
+  markDirty()
 end
 
 -- Applies the time rules to one token as of now.
 local function refresh(r, now)
   if r.st == 'waiting' then
-    local seen = tonumber(redis.call('ZSCORE', qKey(r.c, 'seen'), r.id))
+    local seen = tonumber(redis.call('ZSCORE', qKey('seen'), r.id))
     if seen == nil or seen < now - IDLE then evict(r) end
   elseif r.aexp <= now and (r.st == 'admitted' or r.st == 'completed') then
-    if r.st == 'admitted' and redis.call('ZREM', qKey(r.c, 'a'), r.id) == 1 then
-      fold(r.c, TTL)
+    if r.st == 'admitted' and redis.call('ZREM', qKey('a'), r.id) == 1 then
+      fold(TTL)
     end
     redis.call('HSET', sKey(r.id), 'st', 'expired')
     r.st = 'expired'
@@ -75,15 +79,15 @@ end
 -- GT: a caller with a slightly older clock never moves activity backwards.
 local function touch(r, now)
   if r.st == 'waiting' then
-    redis.call('ZADD', qKey(r.c, 'seen'), 'XX', 'GT', now, r.id)
+    redis.call('ZADD', qKey('seen'), 'XX', 'GT', now, r.id)
   end
 end
 
-local function promote(c, now)
-  local aKey, wKey, seenKey = qKey(c, 'a'), qKey(c, 'w'), qKey(c, 'seen')
+local function promote(now)
+  local aKey, wKey, seenKey = qKey('a'), qKey('w'), qKey('seen')
   for _, tid in ipairs(redis.call('ZRANGEBYSCORE', aKey, '-inf', now)) do
     redis.call('ZREM', aKey, tid)
-    fold(c, TTL)
+    fold(TTL)
     if redis.call('HGET', sKey(tid), 'st') == 'admitted' then
       redis.call('HSET', sKey(tid), 'st', 'expired')
     end
@@ -97,7 +101,7 @@ local function promote(c, now)
     else
       redis.call('ZREM', wKey, tid)
       redis.call('ZREM', seenKey, tid)
-      markDirty(c)
+      markDirty()
     end
   end
   -- Waiters beyond the eviction batch may still be idle when they reach the
@@ -108,7 +112,7 @@ local function promote(c, now)
     local popped = redis.call('ZPOPMIN', wKey)
     if #popped == 0 then break end
     local tid = popped[1]
-    markDirty(c)
+    markDirty()
     local seen = tonumber(redis.call('ZSCORE', seenKey, tid))
     local r = load(tid)
     if r == nil then
@@ -131,12 +135,12 @@ local function promote(c, now)
 end
 
 local function snapshot(r)
-  local wKey = qKey(r.c, 'w')
+  local wKey = qKey('w')
   local position, seen = 0, 0
   if r.st == 'waiting' then
     position = (redis.call('ZRANK', wKey, r.id) or -1) + 1
-    seen = tonumber(redis.call('ZSCORE', qKey(r.c, 'seen'), r.id)) or 0
+    seen = tonumber(redis.call('ZSCORE', qKey('seen'), r.id)) or 0
   end
-  local avg = tonumber(redis.call('GET', qKey(r.c, 'avg'))) or TTL
+  local avg = tonumber(redis.call('GET', qKey('avg'))) or TTL
   return { r.id, r.u, r.c, r.st, position, redis.call('ZCARD', wKey), seen, r.aexp, avg }
 end

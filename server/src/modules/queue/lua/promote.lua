@@ -1,4 +1,4 @@
 -- promote: one promotion step of a concert. ARGV[6..7] = concert, now.
-local n = promote(ARGV[6], tonumber(ARGV[7]))
+local n = promote(tonumber(ARGV[7]))
 flushDirty()
 return n
