@@ -8,6 +8,12 @@ import { clientFor } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { deleteKeys, reportRedisSkipped, testRedisUrl, uniqueKeyPrefix } from "../support/redis.js";
 import {
+  redisClusterUnavailable,
+  reportRedisClusterSkipped,
+  sharedRedisCluster,
+  type TestRedisCluster,
+} from "../support/redis-cluster.js";
+import {
   describeError,
   expectRefusal,
   must,
@@ -55,6 +61,51 @@ export function singleRedis(url: string): SharedRedis {
   };
 }
 
+/**
+ * A three-master Redis Cluster the tests start (test/support/redis-cluster.ts),
+ * under a key prefix of the test's own. A concert's admitted set lives on the
+ * master that owns its slot, which the sampler reads directly.
+ */
+async function clusterRedis(): Promise<SharedRedis> {
+  const cluster = await sharedRedisCluster();
+  const prefix = uniqueKeyPrefix();
+  return {
+    label: "a Redis Cluster",
+    env: { REDIS_CLUSTER_URLS: cluster.urls.join(","), REDIS_KEY_PREFIX: prefix },
+    admissionSampler: (concertId) => new ClusterAdmissionSampler(cluster, prefix, concertId),
+    close: async () => {
+      await cluster.deleteMatching(`${prefix}*`);
+    },
+  };
+}
+
+/** An {@link AdmissionSampler} on the master that serves the concert's admitted set. */
+class ClusterAdmissionSampler implements AdmissionWatch {
+  private sampler: AdmissionSampler | undefined;
+
+  constructor(
+    private readonly cluster: TestRedisCluster,
+    private readonly prefix: string,
+    private readonly concertId: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const key = AdmissionSampler.admittedKey(this.prefix, this.concertId);
+    const port = await this.cluster.masterOfSlot(await this.cluster.keySlot(key));
+    this.sampler = new AdmissionSampler(`redis://127.0.0.1:${port}`, key);
+    await this.sampler.start();
+  }
+
+  stop(): void {
+    this.sampler?.stop();
+  }
+
+  expectWithin(limit: number): void {
+    expect(this.sampler, "the sampler was started").to.not.equal(undefined);
+    this.sampler?.expectWithin(limit);
+  }
+}
+
 const INSTANCES = 3;
 const MAX_ACTIVE = 6;
 const FANS = 36;
@@ -79,7 +130,10 @@ interface Fan {
  * Runs the many-instances suite on a shared Redis. The lead adds one more
  * call per Redis topology (e.g. a Redis Cluster) once its support is merged.
  */
-export function manyInstances(name: string, shared: () => SharedRedis): void {
+export function manyInstances(
+  name: string,
+  shared: () => SharedRedis | Promise<SharedRedis>,
+): void {
   describe(name, function () {
     // Three servers compile with tsx and start on two busy, shared cores.
     this.timeout(180_000);
@@ -90,7 +144,7 @@ export function manyInstances(name: string, shared: () => SharedRedis): void {
 
     before(async () => {
       database = await createTestDatabase();
-      redis = shared();
+      redis = await shared();
       db = new RaceDb(database.url);
       // All three at once: migrations and the demo seed run once, under advisory locks.
       const starting = Array.from({ length: INSTANCES }, () =>
@@ -349,4 +403,14 @@ if (testRedisUrl) {
   );
 } else {
   reportRedisSkipped("concurrency: three instances on one PostgreSQL and one Redis");
+}
+
+const clusterMissing = await redisClusterUnavailable();
+if (clusterMissing === undefined) {
+  manyInstances("concurrency: three instances on one PostgreSQL and a Redis Cluster", clusterRedis);
+} else {
+  reportRedisClusterSkipped(
+    "concurrency: three instances on one PostgreSQL and a Redis Cluster",
+    clusterMissing,
+  );
 }
