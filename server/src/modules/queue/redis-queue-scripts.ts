@@ -4,6 +4,7 @@ import { defineScript } from "redis";
 import type {
   IssueInput,
   IssueResult,
+  LineDigest,
   LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
@@ -29,6 +30,9 @@ export interface QueueScriptContext {
 //   P q:<c>:seen     ZSET waiting tids by last activity
 //   P q:<c>:a        ZSET admitted tids by admission expiry
 //   P q:<c>:ver      counter bumped when anyone leaves the waiting set
+//   P q:<c>:dn       counter of departures from behind the head (leave, evict, revoke)
+//   P q:<c>:dl       ZSET the last of those departures' seqs, by departure count
+//   P q:<c>:ds       ZSET those departures' seqs still above the head, by seq
 //   P q:<c>:avg      moving average admission duration (whole ms)
 //   P concerts       SET of concert ids
 //
@@ -60,6 +64,8 @@ const LEAVE = lua("leave");
 const COMPLETE = lua("complete");
 const PROMOTE = lua("promote");
 const RETIRE = lua("retire");
+const LINE_DIGEST = lua("line-digest");
+const TOUCH_MANY = lua("touch-many");
 
 const STATES = new Set<string>([
   "waiting",
@@ -88,8 +94,8 @@ function malformed(what: string): Error {
 
 function decodeSnapshot(reply: unknown): QueueSnapshot | null {
   if (reply === null) return null;
-  if (!Array.isArray(reply) || reply.length !== 9) throw malformed("snapshot");
-  const [tokenId, userId, concertId, state, position, waiting, seen, expires, average] = reply;
+  if (!Array.isArray(reply) || reply.length !== 10) throw malformed("snapshot");
+  const [tokenId, userId, concertId, state, position, waiting, seen, expires, average, seq] = reply;
   if (typeof state !== "string" || !STATES.has(state)) throw malformed(`state ${String(state)}`);
   return {
     tokenId: String(tokenId),
@@ -101,6 +107,23 @@ function decodeSnapshot(reply: unknown): QueueSnapshot | null {
     lastSeenAt: Number(seen),
     admissionExpiresAt: Number(expires),
     averageAdmissionMs: Number(average),
+    arrival: Number(seq),
+  };
+}
+
+function decodeDigest(reply: unknown): LineDigest {
+  if (!Array.isArray(reply) || reply.length !== 7 || !Array.isArray(reply[6])) {
+    throw malformed("line digest");
+  }
+  const [version, head, waiting, average, departures, reset, seqs] = reply as unknown[];
+  return {
+    version: Number(version),
+    head: Number(head),
+    waitingCount: Number(waiting),
+    averageAdmissionMs: Number(average),
+    departures: Number(departures),
+    reset: Number(reset) === 1,
+    departed: (seqs as unknown[]).map(Number),
   };
 }
 
@@ -233,6 +256,35 @@ export const queueScripts = {
       parser.push(concertId, String(now));
     },
     transformReply: (reply: unknown): boolean => Number(reply) === 1,
+  }),
+  queueLineDigest: defineScript({
+    NUMBER_OF_KEYS: 0,
+    SCRIPT: PRELUDE + LINE_DIGEST,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      after: number,
+    ) {
+      pushContext(parser, context);
+      parser.push(concertId, String(after));
+    },
+    transformReply: decodeDigest,
+  }),
+  queueTouchMany: defineScript({
+    NUMBER_OF_KEYS: 0,
+    SCRIPT: PRELUDE + TOUCH_MANY,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      tokenIds: readonly string[],
+      now: number,
+    ) {
+      pushContext(parser, context);
+      parser.push(concertId, String(now), ...tokenIds);
+    },
+    transformReply: (reply: unknown): number => Number(reply),
   }),
   ...seatGateScripts,
 };

@@ -2,6 +2,7 @@ import type { RedisClient } from "../../redis/redis-client.js";
 import type {
   IssueInput,
   IssueResult,
+  LineDigest,
   LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
@@ -14,7 +15,7 @@ import { RedisSeatGate } from "./redis-seat-gate.js";
 /** A Redis connection with the waiting room's scripts (`client.queueIssue(...)`, …). */
 export type QueueRedisClient = RedisClient<typeof queueScripts>;
 
-/** Tokens per `snapshots` script call, so no single call holds Redis for long. */
+/** Tokens per `snapshots` or `touchMany` script call, so no single call holds Redis for long. */
 const SNAPSHOT_CHUNK = 1000;
 
 /**
@@ -74,6 +75,19 @@ export class RedisQueueStore implements QueueStore {
       });
     });
     return result;
+  }
+
+  lineDigest(concertId: string, after: number): Promise<LineDigest> {
+    return this.client.queueLineDigest(this.context, concertId, after);
+  }
+
+  async touchMany(concertId: string, tokenIds: readonly string[], now: number): Promise<number> {
+    let touched = 0;
+    for (let i = 0; i < tokenIds.length; i += SNAPSHOT_CHUNK) {
+      const chunk = tokenIds.slice(i, i + SNAPSHOT_CHUNK);
+      touched += await this.client.queueTouchMany(this.context, concertId, chunk, now);
+    }
+    return touched;
   }
 
   async leave(tokenId: string, now: number): Promise<void> {

@@ -19,7 +19,7 @@ if redis.call('EXISTS', sKey(tid), tKey(hash)) > 0 then
   return redis.error_reply('ERR stagedoor queue: token id or token hash already in use')
 end
 if old and old.st ~= 'left' and old.st ~= 'revoked' then
-  if redis.call('ZREM', qKey(c, 'w'), oldId) == 1 then markDirty(c) end
+  if leaveLine(c, oldId) then markDirty(c) end
   redis.call('ZREM', qKey(c, 'seen'), oldId)
   redis.call('ZREM', qKey(c, 'a'), oldId)
   redis.call('HSET', sKey(oldId), 'st', 'revoked')

@@ -8,7 +8,7 @@ if r.st == 'left' or r.st == 'revoked' then
   return 0
 end
 if r.st == 'waiting' then
-  redis.call('ZREM', qKey(r.c, 'w'), tid)
+  leaveLine(r.c, tid)
   redis.call('ZREM', qKey(r.c, 'seen'), tid)
   markDirty(r.c)
 elseif r.st == 'admitted' then

@@ -20,6 +20,6 @@ for i = 1, #popped, 2 do
 end
 flushDirty()
 if redis.call('ZCARD', wKey) > 0 then return 0 end
-redis.call('DEL', qKey(c, 'seen'))
+redis.call('DEL', qKey(c, 'seen'), qKey(c, 'dl'), qKey(c, 'ds'))
 redis.call('SREM', P .. 'concerts', c)
 return 1
