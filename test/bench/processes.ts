@@ -189,6 +189,8 @@ export interface StagedoorOptions {
   /** The server's DB_POOL_MAX; undefined keeps its default. */
   readonly poolMax: number | undefined;
   readonly nodeArgs?: readonly string[];
+  /** More environment for the server (limits a benchmark needs raised). */
+  readonly env?: Readonly<Record<string, string>>;
   readonly cleanup: Cleanup;
 }
 
@@ -226,6 +228,7 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
       TOKEN_SECRET: randomBytes(32).toString("hex"),
       // Only what the bench asks for: a WORKERS of the caller's shell is not passed on.
       WORKERS: process.env.BENCH_WORKERS || undefined,
+      ...options.env,
     },
   });
 }

@@ -6,6 +6,7 @@
  * to measure instead (e.g. a copy of an earlier version, for a before/after).
  */
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { pathToFileURL } from "node:url";
 import { createLogger } from "../../server/src/logger.js";
 import { TokenCodec, TrustUserVerifier } from "../../server/src/modules/identity/index.js";
@@ -162,6 +163,7 @@ export async function runTickScenario(
 
   // Every watcher reads its stream to the end, counting events.
   const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
   let events = 0;
   const readers: Promise<void>[] = [];
   sessions.forEach((session, i) => {

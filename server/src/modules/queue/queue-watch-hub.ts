@@ -353,8 +353,13 @@ export class QueueWatchHub {
     private readonly options: WatchHubOptions,
     private readonly logger: Logger,
   ) {
-    this.nearSlots = Math.max(1, Math.floor(options.frontEveryMs / options.tickMs));
-    this.farSlots = Math.max(1, Math.floor(options.farEveryMs / options.tickMs));
+    // A change is seen at most a tick late, and its slot comes round at
+    // most slots-1 ticks later: slots of (every - tick) / tick keep both
+    // within `every`, with a tick to spare for timer drift.
+    const slots = (everyMs: number) =>
+      Math.max(1, Math.floor((everyMs - options.tickMs) / options.tickMs));
+    this.nearSlots = slots(options.frontEveryMs);
+    this.farSlots = slots(options.farEveryMs);
   }
 
   /** How many streams are open right now. */
