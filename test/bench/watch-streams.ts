@@ -72,7 +72,7 @@ export async function runStreams(
     env: {
       WATCH_STREAMS_MAX: String(options.streams + 100),
       HTTP2_MAX_CONCURRENT_STREAMS: "1000",
-      QUEUE_IDLE_SECONDS: "120",
+      QUEUE_IDLE_SECONDS: "3600",
     },
   });
   const catalog = await seedCatalog(database.url, {
@@ -151,6 +151,7 @@ export async function runStreams(
     const latencies: number[] = [];
     let moveAt = 0;
     let opened = 0;
+    let failed = 0;
     const readers = waiting.map(async (token, i) => {
       const client = clients[Math.floor(i / perClient)] as Client<typeof QueueService>;
       try {
@@ -167,11 +168,13 @@ export async function runStreams(
           else if (position < last && moveAt > 0) latencies.push(performance.now() - moveAt);
         }
       } catch {
-        // Cancelled at the end of the phase.
+        // Refused, or cancelled at the end of the phase.
+        if (!controller.signal.aborted) failed++;
       }
     });
     log(`${protocol}: opening ${waiting.length} streams…`);
-    while (opened < waiting.length) await sleep(200);
+    while (opened + failed < waiting.length) await sleep(200);
+    if (failed > 0) log(`${protocol}: ${failed} streams failed to open`);
     await sleep(2000);
     const rssAfter = rssKiB(server.pid);
 
@@ -202,7 +205,7 @@ export async function runStreams(
     const sorted = Float64Array.from(latencies).sort();
     figures.push({
       protocol,
-      streams: waiting.length,
+      streams: opened,
       rssPerStreamKiB: (rssAfter - rssBefore) / waiting.length,
       idleTickCpuMs,
       movingTickCpuMs,
