@@ -152,7 +152,7 @@ export async function runStreams(
     let moveAt = 0;
     let opened = 0;
     let failed = 0;
-    const readers = waiting.map(async (token, i) => {
+    const read = async (token: string, i: number) => {
       const client = clients[Math.floor(i / perClient)] as Client<typeof QueueService>;
       try {
         for await (const message of client.watchQueueStatus(
@@ -171,9 +171,15 @@ export async function runStreams(
         // Refused, or cancelled at the end of the phase.
         if (!controller.signal.aborted) failed++;
       }
-    });
+    };
     log(`${protocol}: opening ${waiting.length} streams…`);
-    while (opened + failed < waiting.length) await sleep(200);
+    // 500 at a time, as a crowd arrives, not 10,000 authentications at once.
+    const readers: Promise<void>[] = [];
+    for (let start = 0; start < waiting.length; start += 500) {
+      const end = Math.min(waiting.length, start + 500);
+      for (let i = start; i < end; i++) readers.push(read(waiting[i] as string, i));
+      while (opened + failed < end) await sleep(100);
+    }
     if (failed > 0) log(`${protocol}: ${failed} streams failed to open`);
     await sleep(2000);
     const rssAfter = rssKiB(server.pid);
