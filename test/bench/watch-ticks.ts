@@ -6,7 +6,6 @@
  * to measure instead (e.g. a copy of an earlier version, for a before/after).
  */
 import { randomBytes } from "node:crypto";
-import { setMaxListeners } from "node:events";
 import { pathToFileURL } from "node:url";
 import { createLogger } from "../../server/src/logger.js";
 import { TokenCodec, TrustUserVerifier } from "../../server/src/modules/identity/index.js";
@@ -162,8 +161,9 @@ export async function runTickScenario(
   }
 
   // Every watcher reads its stream to the end, counting events.
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal);
+  // One signal per stream, as the server has: thousands of listeners on one
+  // AbortSignal cost O(n) each to add (EventTarget checks for duplicates).
+  const controllers: AbortController[] = [];
   let events = 0;
   const readers: Promise<void>[] = [];
   sessions.forEach((session, i) => {
@@ -171,6 +171,8 @@ export async function runTickScenario(
     readers.push(
       (async () => {
         try {
+          const controller = new AbortController();
+          controllers.push(controller);
           for await (const _ of hub.watch(session, controller.signal)) events++;
         } catch {
           // stopped
@@ -217,7 +219,7 @@ export async function runTickScenario(
   const movesAfter = await redisUsage(main);
   const infoCalls = 2;
 
-  controller.abort();
+  for (const controller of controllers) controller.abort();
   for (const hub of hubs) hub.stop();
   await Promise.all(readers);
   for (const client of clients) await client.close();
