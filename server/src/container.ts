@@ -47,13 +47,18 @@ export function settingsFromConfig(config: Config): Settings {
     holdTtlMs: config.holdTtlSeconds * 1000,
     wallet: { maxRecharge: config.walletMaxRecharge, maxBalance: config.walletMaxBalance },
     // Open streams count as activity three times per idle window, so a
-    // watcher never loses their place to a late tick.
+    // watcher never loses their place to a late tick. The fans who may be
+    // admitted next (twice the admission limit) see their position move
+    // within a second, everyone else within five.
     watch: {
       tickMs: 250,
       heartbeatMs: 10_000,
       touchEveryMs: Math.floor(idleMs / 3),
       maxPerToken: limits.watchStreamsPerToken,
       maxStreams: limits.watchStreamsMax,
+      frontSize: 2 * config.queueMaxActive,
+      frontEveryMs: 1000,
+      farEveryMs: 5000,
     },
     http: {
       sniffTimeoutMs: limits.sniffTimeoutSeconds * 1000,

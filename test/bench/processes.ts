@@ -189,6 +189,8 @@ export interface StagedoorOptions {
   /** The server's DB_POOL_MAX; undefined keeps its default. */
   readonly poolMax: number | undefined;
   readonly nodeArgs?: readonly string[];
+  /** More environment for the server (limits a benchmark needs raised). */
+  readonly env?: Readonly<Record<string, string>>;
   readonly cleanup: Cleanup;
   /** TOKEN_SECRET; instances of one deployment share it. Random when omitted. */
   readonly tokenSecret?: string;
@@ -239,6 +241,7 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
       RATE_LIMIT_PAYMENT_PER_ADDRESS: process.env.RATE_LIMIT_PAYMENT_PER_ADDRESS || "off",
       // Only what the bench asks for: a WORKERS of the caller's shell is not passed on.
       WORKERS: process.env.BENCH_WORKERS || undefined,
+      ...options.env,
     },
   });
 }

@@ -7,6 +7,7 @@ import { expect } from "chai";
 import { MemoryQueueStore } from "../../../server/src/modules/queue/memory-queue-store.js";
 import type {
   IssueResult,
+  LineDigest,
   QueueLimits,
   QueueSnapshot,
   QueueStore,
@@ -23,6 +24,7 @@ import {
   reportRedisClusterSkipped,
   sharedRedisCluster,
 } from "../../support/redis-cluster.js";
+import { must } from "../../unit/unit-helpers.js";
 
 /**
  * How the contract reaches one store implementation. Everything a harness
@@ -564,6 +566,188 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         await join(store, "a", "concert-y");
         await join(store, "b", "concert-x");
         expect((await store.concerts()).sort()).to.deep.equal(["concert-x", "concert-y"]);
+      });
+    });
+
+    describe("line digests and batched touches (watch streams)", () => {
+      /** What a watcher keeps from successive digests of one concert. */
+      class DerivedLine {
+        after = -1;
+        head = 0;
+        departed = new Set<number>();
+        digests: LineDigest[] = [];
+
+        async read(store: QueueStore, concertId = CONCERT): Promise<LineDigest> {
+          const digest = await store.lineDigest(concertId, this.after);
+          this.digests.push(digest);
+          if (digest.reset) this.departed = new Set();
+          for (const seq of digest.departed) this.departed.add(seq);
+          for (const seq of this.departed) if (seq <= digest.head) this.departed.delete(seq);
+          this.head = digest.head;
+          this.after = digest.departures;
+          return digest;
+        }
+
+        position(arrival: number): number {
+          let ahead = 0;
+          for (const seq of this.departed) if (seq < arrival) ahead++;
+          return 1 + (arrival - this.head) - ahead;
+        }
+      }
+
+      /** Every waiter's exact snapshot position next to the one derived from `line`. */
+      async function compare(store: QueueStore, line: DerivedLine, tokenIds: string[]) {
+        const snaps = await store.snapshots(CONCERT, tokenIds, clock.ms(), false);
+        const exact: number[] = [];
+        const derived: number[] = [];
+        for (const tokenId of tokenIds) {
+          const snap = snaps.get(tokenId);
+          if (snap?.state !== "waiting") continue;
+          exact.push(snap.position);
+          derived.push(line.position(snap.arrival));
+        }
+        return { exact, derived };
+      }
+
+      it("number arrivals in line order, and only waiters carry one", async () => {
+        const store = await harness.open(LIMITS);
+        const [a, b, c] = (await joinAll(store, ["a", "b", "c"])) as string[];
+        const snaps = await store.snapshots(CONCERT, [a, b, c] as string[], clock.ms(), false);
+        expect(snaps.get(a as string)?.arrival).to.equal(0);
+        const bArrival = must(snaps.get(b as string)).arrival;
+        expect(bArrival).to.be.greaterThan(0);
+        expect(must(snaps.get(c as string)).arrival).to.equal(bArrival + 1);
+        // Another concert's line is numbered on its own.
+        const other = await join(store, "z", "concert-2");
+        const next = await join(store, "y", "concert-2");
+        expect(other.snapshot.arrival).to.equal(0);
+        expect(next.snapshot.arrival).to.equal(2);
+      });
+
+      it("derive every exact position through leaves, evictions, admissions and re-issues", async () => {
+        const store = await harness.open({ ...LIMITS, maxActive: 2 });
+        const users = Array.from({ length: 30 }, (_, i) => `u${i}`);
+        const tokens = await joinAll(store, users);
+        const line = new DerivedLine();
+        const first = await line.read(store);
+        expect(first.reset).to.equal(true);
+        expect(first.waitingCount).to.equal(28);
+        let { exact, derived } = await compare(store, line, tokens);
+        expect(derived).to.deep.equal(exact);
+
+        // Leaves from the middle and the back.
+        for (const i of [10, 29, 11]) await store.leave(CONCERT, tokens[i] as string, clock.ms());
+        // An admission ends: the head moves (not logged as a departure).
+        await store.complete(CONCERT, tokens[0] as string, clock.ms());
+        const step = await line.read(store);
+        expect(step.reset).to.equal(false);
+        expect([...step.departed].sort((a, b) => a - b)).to.have.length(3);
+        ({ exact, derived } = await compare(store, line, tokens));
+        expect(derived).to.deep.equal(exact);
+        expect(exact).to.have.length(24);
+
+        // Half the line goes idle and is evicted; one evicted fan joins again at the back.
+        clock.advance(LIMITS.idleMs / 2);
+        const keep = tokens.filter((_, i) => i % 2 === 0);
+        await store.touchMany(CONCERT, keep, clock.ms());
+        clock.advance(LIMITS.idleMs / 2 + 1);
+        await store.promote(CONCERT, clock.ms());
+        const again = await join(store, "u5");
+        ({ exact, derived } = await (async () => {
+          await line.read(store);
+          return compare(store, line, [...tokens, again.snapshot.tokenId]);
+        })());
+        expect(derived).to.deep.equal(exact);
+        expect(exact.length).to.be.greaterThan(5);
+
+        // A newcomer (after = -1) gets the full set at once, and derives the same.
+        const fresh = new DerivedLine();
+        expect((await fresh.read(store)).reset).to.equal(true);
+        const fromScratch = await compare(store, fresh, [...tokens, again.snapshot.tokenId]);
+        expect(fromScratch.derived).to.deep.equal(exact);
+      });
+
+      it("report the head, the count and the version, and nothing new when nothing left", async () => {
+        const store = await harness.open(LIMITS);
+        const empty = await store.lineDigest(CONCERT, -1);
+        expect(empty).to.deep.include({ waitingCount: 0, departures: 0, reset: true });
+        expect(empty.departed).to.deep.equal([]);
+        const [, b, c] = (await joinAll(store, ["a", "b", "c"])) as string[];
+        const line = new DerivedLine();
+        const digest = await line.read(store);
+        const snapB = must(await state(store, b as string));
+        expect(digest).to.deep.include({
+          head: snapB.arrival,
+          waitingCount: 2,
+          version: await version(store),
+          averageAdmissionMs: LIMITS.admissionTtlMs,
+        });
+        const [d] = (await joinAll(store, ["d"])) as string[];
+        const same = await line.read(store);
+        expect(same).to.deep.include({ reset: false, departures: digest.departures });
+        expect(same.departed).to.deep.equal([]);
+        // Nobody waits: the head is the next arrival number.
+        for (const id of [b, c, d]) await store.leave(CONCERT, id as string, clock.ms());
+        const drained = await line.read(store);
+        expect(drained.waitingCount).to.equal(0);
+        const next = await join(store, "e");
+        expect(next.snapshot.arrival).to.equal(drained.head);
+      });
+
+      it("derive the same exact positions after a restart", async () => {
+        let store = await harness.open(LIMITS);
+        const tokens = await joinAll(store, ["a", "b", "c", "d", "e", "f", "g"]);
+        for (const i of [2, 4]) await store.leave(CONCERT, tokens[i] as string, clock.ms());
+        store = await harness.restart(store, LIMITS);
+        const line = new DerivedLine();
+        expect((await line.read(store)).reset).to.equal(true);
+        let { exact, derived } = await compare(store, line, tokens);
+        expect(exact).to.deep.equal([1, 2, 3, 4]);
+        expect(derived).to.deep.equal(exact);
+        // The restarted line numbers newcomers after the last arrival.
+        const late = await join(store, "h");
+        await store.leave(CONCERT, tokens[5] as string, clock.ms());
+        await line.read(store);
+        ({ exact, derived } = await compare(store, line, [...tokens, late.snapshot.tokenId]));
+        expect(exact).to.deep.equal([1, 2, 3, 4]);
+        expect(derived).to.deep.equal(exact);
+      });
+
+      it("restart from scratch once the caller's count is unknown to the log", async () => {
+        const store = await harness.open(LIMITS);
+        const tokens = await joinAll(store, ["a", "b", "c", "d", "e"]);
+        await store.leave(CONCERT, tokens[2] as string, clock.ms());
+        const digest = await store.lineDigest(CONCERT, -1);
+        expect(digest.reset).to.equal(true);
+        // A count from the future (another store's, or before a restart) is not trusted.
+        const ahead = await store.lineDigest(CONCERT, digest.departures + 5);
+        expect(ahead.reset).to.equal(true);
+        expect(ahead.departed).to.deep.equal(digest.departed);
+      });
+
+      it("touch many waiters in one call, but not admitted, idle or other concerts' tokens", async () => {
+        const store = await harness.open(LIMITS);
+        const [a, b, c, d] = (await joinAll(store, ["a", "b", "c", "d"])) as string[];
+        const other = await join(store, "x", "concert-2");
+        clock.advance(LIMITS.idleMs / 2);
+        const touched = await store.touchMany(
+          CONCERT,
+          [a, b, c, other.snapshot.tokenId, "no-such-token"] as string[],
+          clock.ms(),
+        );
+        expect(touched).to.equal(2);
+        expect((await state(store, b as string))?.lastSeenAt).to.equal(clock.ms());
+        expect((await state(store, d as string))?.lastSeenAt).to.equal(
+          clock.ms() - LIMITS.idleMs / 2,
+        );
+        // Never backwards.
+        expect(await store.touchMany(CONCERT, [b as string], clock.ms() - 10)).to.equal(0);
+        expect((await state(store, b as string))?.lastSeenAt).to.equal(clock.ms());
+        // A place already lost is not given back.
+        clock.advance(LIMITS.idleMs / 2 + 1);
+        expect(await store.touchMany(CONCERT, [d as string], clock.ms())).to.equal(0);
+        expect((await state(store, d as string))?.state).to.equal("evicted");
+        expect((await state(store, c as string))?.state).to.equal("waiting");
       });
     });
 

@@ -441,6 +441,8 @@ describe("QueueService", () => {
       promote: () => Promise.reject(failure),
       concerts: () => Promise.reject(failure),
       versions: () => Promise.reject(failure),
+      lineDigest: () => Promise.reject(failure),
+      touchMany: () => Promise.reject(failure),
       close: () => Promise.resolve(),
     };
 

@@ -16,6 +16,9 @@ const OPTIONS: WatchHubOptions = {
   touchEveryMs: 10_000,
   maxPerToken: 3,
   maxStreams: 10_000,
+  frontSize: 2,
+  frontEveryMs: 1000,
+  farEveryMs: 5000,
 };
 
 /** Lets every pending promise callback run (the hub wakes streams with microtasks only). */
@@ -42,8 +45,19 @@ function track<T>(promise: Promise<T>) {
 /** Counts the store calls the hub makes. */
 class CountingStore {
   snapshots = 0;
+  /** Tokens read by snapshot calls. */
+  snapshotTokens = 0;
   versions = 0;
+  digests = 0;
+  touches = 0;
+  /** Tokens passed to touch calls. */
+  touchedTokens = 0;
   failVersions = 0;
+
+  /** Every call the hub made to the store, of any kind. */
+  get calls(): number {
+    return this.snapshots + this.versions + this.digests + this.touches;
+  }
 
   wrap(inner: QueueStore): QueueStore {
     return {
@@ -55,7 +69,17 @@ class CountingStore {
       seats: inner.seats,
       snapshots: (concertId, ids, now, touch) => {
         this.snapshots++;
+        this.snapshotTokens += ids.length;
         return inner.snapshots(concertId, ids, now, touch);
+      },
+      lineDigest: (concertId, after) => {
+        this.digests++;
+        return inner.lineDigest(concertId, after);
+      },
+      touchMany: (concertId, ids, now) => {
+        this.touches++;
+        this.touchedTokens += ids.length;
+        return inner.touchMany(concertId, ids, now);
       },
       leave: (concertId, id, now) => inner.leave(concertId, id, now),
       complete: (concertId, id, now) => inner.complete(concertId, id, now),
@@ -121,6 +145,15 @@ describe("QueueWatchHub", () => {
     return { stream, controller, first };
   }
 
+  /** Lets `ms` pass in ticks of tickMs, as the ticker would. */
+  async function elapse(ms: number, onHub: QueueWatchHub = hub): Promise<void> {
+    for (let t = 0; t < ms; t += OPTIONS.tickMs) {
+      f.clock.advance(OPTIONS.tickMs);
+      await onHub.tick();
+    }
+    await flush();
+  }
+
   /** Asks for the next event, which the test then causes with `hub.tick()`. */
   function nextOf(stream: AsyncGenerator<WatchEvent>) {
     return track(stream.next());
@@ -155,13 +188,11 @@ describe("QueueWatchHub", () => {
     await flush();
     expect(hub.size).to.equal(1);
 
-    await hub.tick();
-    await flush();
+    await elapse(OPTIONS.farEveryMs);
     expect(next.settled).to.equal(false);
 
     await f.queue.leave(bob.principal);
-    await hub.tick();
-    await flush();
+    await elapse(OPTIONS.frontEveryMs);
     expect(next.settled).to.equal(true);
     const event = must(next.value).value;
     expect(event).to.deep.include({ kind: "status" });
@@ -240,6 +271,8 @@ describe("QueueWatchHub", () => {
     await flush();
 
     f.clock.advance(f.limits.idleMs + 1);
+    // The admitter's promotion step evicts the idle waiter.
+    await f.queue.promoteAll();
     await hub.tick();
     await flush();
     expectDomainError(next.error, "unauthenticated", "TOKEN_EXPIRED");
@@ -327,7 +360,7 @@ describe("QueueWatchHub", () => {
     );
   });
 
-  it("makes no snapshot calls while the versions stand still", async () => {
+  it("reads nothing but the versions while the line stands still", async () => {
     hub = makeHub({ ...OPTIONS, touchEveryMs: 10 * 60_000, heartbeatMs: 10 * 60_000 });
     await hub.tick();
     expect(counting.versions, "no streams, no store calls").to.equal(0);
@@ -340,37 +373,58 @@ describe("QueueWatchHub", () => {
     await flush();
 
     await hub.tick();
-    expect(counting.snapshots).to.equal(1);
-    for (let i = 0; i < 5; i++) {
-      f.clock.advance(250);
-      await hub.tick();
-    }
-    expect(counting.versions).to.equal(6);
-    expect(counting.snapshots).to.equal(1);
+    expect(counting.digests, "the first tick reads the line once").to.equal(1);
+    await elapse(OPTIONS.farEveryMs);
+    expect(counting.versions).to.equal(1 + OPTIONS.farEveryMs / OPTIONS.tickMs);
+    expect(counting.digests).to.equal(1);
+    expect(counting.snapshots).to.equal(0);
 
     await f.queue.leave(bob.principal);
     await hub.tick();
-    expect(counting.snapshots).to.equal(2);
-    await flush();
+    expect(counting.digests).to.equal(2);
+    // Carol still waits: her position is derived, not read.
+    expect(counting.snapshots).to.equal(0);
+    await elapse(OPTIONS.frontEveryMs);
     expect(next.settled).to.equal(true);
   });
 
-  it("batches every watcher of a concert into one snapshot call", async () => {
-    await sessionOf("ann");
-    const sessions = [];
-    for (let i = 0; i < 5; i++) sessions.push(await sessionOf(`user-${i}`));
-    for (const session of sessions) nextOf((await open(session)).stream);
-    await flush();
-    expect(hub.size).to.equal(5);
-    expect(sessions.map((s) => s.status.position)).to.deep.equal([1, 2, 3, 4, 5]);
-
-    await hub.tick();
-    expect(counting.snapshots).to.equal(1);
+  it("costs the same store calls per tick for 5 watchers as for 60", async () => {
+    /** Store calls of 5 s of a moving line, with `watchers` streams open. */
+    const callsWith = async (watchers: number) => {
+      f = queueFixture({ limits: { maxActive: 1, admissionTtlMs: 60_000, idleMs: 30_000 } });
+      counting = new CountingStore();
+      const local = makeHub();
+      const ann = await sessionOf("ann");
+      const ahead = await sessionOf("ahead");
+      for (let i = 0; i < watchers; i++) {
+        const session = await sessionOf(`fan-${i}`);
+        const controller = new AbortController();
+        controllers.push(controller);
+        const stream = local.watch(session, controller.signal);
+        streams.push(stream);
+        await stream.next();
+        nextOf(stream);
+      }
+      await local.tick();
+      const before = counting.calls;
+      await f.queue.leave(ahead.principal);
+      await elapse(OPTIONS.tickMs, local);
+      await f.queue.endAdmission(ann.principal);
+      await elapse(OPTIONS.farEveryMs, local);
+      local.stop();
+      return { calls: counting.calls - before, tokens: counting.snapshotTokens };
+    };
+    const few = await callsWith(5);
+    const many = await callsWith(60);
+    expect(many.calls).to.equal(few.calls);
+    // Only the one watcher admitted is read exactly.
+    expect(many.tokens).to.equal(1);
+    expect(few.tokens).to.equal(1);
   });
 
-  // The stream registers after its first status is read; if the line moved
-  // and a tick already consumed that change in between, the new watcher must
-  // still learn its new position on the next tick, not a touch interval later.
+  // The first status comes from the session, read before the stream
+  // registers; if the line moved and a tick already consumed that change in
+  // between, the new watcher must still learn its new position.
   it("updates a stream whose line moved just before it registered", async () => {
     hub = makeHub({ ...OPTIONS, touchEveryMs: 10 * 60_000, heartbeatMs: 10 * 60_000 });
     await sessionOf("ann");
@@ -382,15 +436,13 @@ describe("QueueWatchHub", () => {
     await flush();
     await hub.tick();
 
-    const carolStream = await open(carol);
     expect(carol.status.position).to.equal(3);
     await f.queue.leave(first.principal);
-    await hub.tick();
+    await elapse(OPTIONS.tickMs);
 
+    const carolStream = await open(carol);
     const next = nextOf(carolStream.stream);
-    await flush();
-    await hub.tick();
-    await flush();
+    await elapse(OPTIONS.farEveryMs);
     expect(next.settled, "carol's stream still shows position 3").to.equal(true);
     const event = must(next.value).value;
     expect(event?.kind === "status" && event.status.position).to.equal(2);
@@ -407,12 +459,12 @@ describe("QueueWatchHub", () => {
 
     await f.queue.leave(bob.principal);
     counting.failVersions = 1;
+    f.clock.advance(OPTIONS.frontEveryMs);
     await hub.tick();
     await flush();
     expect(next.settled).to.equal(false);
 
-    await hub.tick();
-    await flush();
+    await elapse(OPTIONS.frontEveryMs);
     const event = must(next.value).value;
     expect(event?.kind === "status" && event.status.position).to.equal(1);
   });
@@ -433,6 +485,135 @@ describe("QueueWatchHub", () => {
     expect(event?.kind).to.equal("admitted");
     const done = await stream.next();
     expect(done.done).to.equal(true);
+  });
+
+  describe("staggered updates", () => {
+    /**
+     * ann admitted, then `count` waiters each with an open stream whose
+     * reader records when each event arrived (in ms since the start).
+     */
+    async function watchedLine(count: number) {
+      const ann = await sessionOf("ann");
+      const waiters: Session[] = [];
+      for (let i = 0; i < count; i++) waiters.push(await sessionOf(`fan-${i}`));
+      const start = f.clock.ms();
+      const seen = waiters.map(() => [] as { at: number; event: WatchEvent }[]);
+      for (const [i, session] of waiters.entries()) {
+        const { stream } = await open(session);
+        void (async () => {
+          try {
+            for await (const event of stream) seen[i]?.push({ at: f.clock.ms() - start, event });
+          } catch {
+            // The token stopped working or the hub stopped: the stream ends.
+          }
+        })();
+      }
+      await flush();
+      return { ann, waiters, seen, start };
+    }
+
+    const positionsOf = (events: { event: WatchEvent }[]) =>
+      events.flatMap(({ event }) => (event.kind === "status" ? [event.status.position] : []));
+
+    it("shows fans near the front their new place within frontEveryMs, the others within farEveryMs", async () => {
+      const { waiters, seen } = await watchedLine(12);
+      await hub.tick();
+      const moved = f.clock.ms();
+      // The first in line leaves: everyone behind moves up one place.
+      await f.queue.leave(must(waiters[0]).principal);
+      const updatedAt = new Map<number, number>();
+      for (let t = OPTIONS.tickMs; t <= OPTIONS.farEveryMs; t += OPTIONS.tickMs) {
+        await elapse(OPTIONS.tickMs);
+        for (let i = 1; i < waiters.length; i++) {
+          if (!updatedAt.has(i) && positionsOf(must(seen[i])).length > 0) {
+            updatedAt.set(i, f.clock.ms() - moved);
+          }
+        }
+      }
+      for (let i = 1; i < waiters.length; i++) {
+        const position = i; // after the move
+        const limit = position <= OPTIONS.frontSize ? OPTIONS.frontEveryMs : OPTIONS.farEveryMs;
+        const at = updatedAt.get(i);
+        expect(at, `fan at ${position} was never updated`).to.be.a("number");
+        expect(at, `fan at ${position} updated late`).to.be.at.most(limit);
+        expect(positionsOf(must(seen[i]))).to.deep.equal([position]);
+      }
+      // The far fans are spread over the rotation, not all updated at once.
+      const far = [...updatedAt.entries()]
+        .filter(([i]) => i > OPTIONS.frontSize)
+        .map(([, at]) => at);
+      expect(new Set(far).size).to.be.greaterThan(1);
+    });
+
+    it("pushes nothing when the place a fan sees does not change", async () => {
+      hub = makeHub({ ...OPTIONS, heartbeatMs: 10 * 60_000 });
+      const { waiters, seen } = await watchedLine(4);
+      await hub.tick();
+      // The last in line leaves: nobody ahead of them moves.
+      await f.queue.leave(must(waiters[3]).principal);
+      await elapse(OPTIONS.farEveryMs);
+      for (let i = 0; i < 3; i++) expect(must(seen[i]), `fan ${i}`).to.deep.equal([]);
+      // A fan who joins behind does not move anyone either.
+      await sessionOf("late");
+      await elapse(OPTIONS.farEveryMs);
+      for (let i = 0; i < 3; i++) expect(must(seen[i]), `fan ${i}`).to.deep.equal([]);
+    });
+
+    it("derives the exact positions of a line that moved in every way", async () => {
+      hub = makeHub({ ...OPTIONS, frontSize: 5 });
+      const { ann, waiters, seen } = await watchedLine(40);
+      const unwatched = [];
+      for (let i = 0; i < 5; i++) unwatched.push(await sessionOf(`quiet-${i}`));
+      await hub.tick();
+      // Leaves from the middle, the front and the back; an admission ending,
+      // which admits the first waiter; a fan who joins again at the back.
+      for (const i of [7, 1, 39, 20, 21, 22]) await f.queue.leave(must(waiters[i]).principal);
+      await f.queue.endAdmission(ann.principal);
+      await elapse(OPTIONS.tickMs);
+      await f.issue("fan-30"); // fan-30 keeps their live token: nothing moves
+      await f.queue.leave(must(unwatched[0]).principal);
+      await elapse(OPTIONS.farEveryMs);
+      for (const [i, session] of waiters.entries()) {
+        const exact = await f.queue.refresh(session.principal, false).catch(() => null);
+        const events = must(seen[i]);
+        if (exact === null || exact.status.state !== "waiting") {
+          const last = events[events.length - 1]?.event.kind;
+          if (exact?.status.state === "admitted") expect(last, `fan ${i}`).to.equal("admitted");
+          continue;
+        }
+        const shown = positionsOf(events);
+        const latest = shown.length > 0 ? shown[shown.length - 1] : session.status.position;
+        expect(latest, `fan ${i}`).to.equal(exact.status.position);
+      }
+    });
+
+    it("touches every watched token once per touchEveryMs, in one call per concert", async () => {
+      hub = makeHub({ ...OPTIONS, heartbeatMs: 10 * 60_000 });
+      const { waiters } = await watchedLine(30);
+      await elapse(OPTIONS.touchEveryMs - OPTIONS.tickMs);
+      expect(counting.touches).to.equal(0);
+      await elapse(OPTIONS.tickMs);
+      expect(counting.touches).to.equal(1);
+      expect(counting.touchedTokens).to.equal(30);
+      await elapse(OPTIONS.touchEveryMs);
+      expect(counting.touches).to.equal(2);
+      expect(counting.touchedTokens).to.equal(60);
+      // Each touch reached the store: every waiter was seen just now.
+      for (const session of waiters) {
+        const now = must(await f.queue.refresh(session.principal, false));
+        expect(now.status.expireTime.getTime()).to.equal(f.clock.ms() + f.limits.idleMs);
+      }
+    });
+
+    it("touches a token with several streams once", async () => {
+      await sessionOf("ann");
+      const bob = await sessionOf("bob");
+      await open(bob);
+      await open(bob);
+      await elapse(OPTIONS.touchEveryMs);
+      expect(counting.touches).to.equal(1);
+      expect(counting.touchedTokens).to.equal(1);
+    });
   });
 
   describe("limits", () => {
@@ -534,13 +715,14 @@ describe("QueueWatchHub", () => {
     }
 
     it("keeps only the latest status, however many moves it missed", async () => {
+      hub = makeHub({ ...OPTIONS, frontSize: 100 });
       const { ahead, carol } = await longLine(50);
       expect(carol.status.position).to.equal(51);
       // Carol's stream is open but its reader takes nothing after the first status.
       const { stream } = await open(carol);
       for (const session of ahead) {
         await f.queue.leave(session.principal);
-        await hub.tick();
+        await elapse(OPTIONS.frontEveryMs);
         expect(hub.buffered, "events waiting for the reader").to.equal(1);
       }
       const next = await stream.next();
@@ -557,7 +739,7 @@ describe("QueueWatchHub", () => {
       const { ahead, carol } = await longLine(1);
       const { stream } = await open(carol);
       await f.queue.leave(must(ahead[0]).principal);
-      await hub.tick();
+      await elapse(OPTIONS.frontEveryMs);
       f.clock.advance(OPTIONS.heartbeatMs);
       await hub.tick();
       expect(hub.buffered).to.equal(1);

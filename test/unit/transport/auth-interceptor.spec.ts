@@ -52,6 +52,7 @@ function sessionFor(token: string, seat: SeatRef | undefined): Session {
       estimatedWaitMs: 0,
       expireTime: new Date(Date.UTC(2030, 0, 1, 12, 5)),
     },
+    arrival: 0,
     ...(seat && { seat: { seatVersion: 4, state: "held", heldUntil: 1, owner: "someone" } }),
   };
 }

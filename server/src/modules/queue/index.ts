@@ -10,6 +10,7 @@ export {
 export type {
   IssueInput,
   IssueResult,
+  LineDigest,
   LookupWithSeat,
   QueueLimits,
   QueueSnapshot,

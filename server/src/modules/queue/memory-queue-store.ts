@@ -10,6 +10,7 @@ import {
 import type {
   IssueInput,
   IssueResult,
+  LineDigest,
   LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
@@ -33,6 +34,9 @@ export interface MemoryQueueStoreOptions {
 
 /** Same bound as the Redis scripts' BATCH: eviction work per call. */
 const BATCH = 1000;
+
+/** Same as the scripts' DEPARTURE_LOG: departures a digest can report incrementally. */
+const DEPARTURE_LOG = 10_000;
 
 /** Stale heap entries tolerated beyond twice the live ones before a rebuild. */
 const HEAP_SLACK = 1024;
@@ -58,6 +62,15 @@ interface ConcertLine {
   averageMs: number | undefined;
   /** In the admitter's list (Redis: a member of the `concerts` set). */
   open: boolean;
+  /** The next arrival number (Redis: `q:<c>:seq` + 1). */
+  nextSeq: number;
+  /** Departures from behind the head so far (Redis: `q:<c>:dn`). */
+  departures: number;
+  /** The seqs of the latest departures; `log[i]` is departure `logFirst + i` (Redis: `q:<c>:dl`). */
+  log: number[];
+  logFirst: number;
+  /** Departed seqs, possibly below the head (Redis: `q:<c>:ds`, trimmed in promote). */
+  departed: Set<number>;
 }
 
 /**
@@ -94,8 +107,6 @@ export class MemoryQueueStore implements QueueStore {
   private readonly drops = new MinHeap();
   /** Concerts whose waiting set shrank during the current call. */
   private readonly dirty = new Set<ConcertLine>();
-  /** The next arrival number: a concert's line is its waiters by ascending seq. */
-  private nextSeq = 1;
   /** What the file reads: the current records. */
   private readonly source: StateSource;
 
@@ -160,7 +171,7 @@ export class MemoryQueueStore implements QueueStore {
       lastSeenAt: now,
       authenticates: true,
       dropAt: Number.POSITIVE_INFINITY,
-      seq: this.nextSeq++,
+      seq: line.nextSeq++,
     };
     this.tokens.set(tokenId, token);
     this.hashes.set(tokenHash, tokenId);
@@ -228,6 +239,55 @@ export class MemoryQueueStore implements QueueStore {
     return result;
   }
 
+  /** The script's `line-digest`. */
+  async lineDigest(concertId: string, after: number): Promise<LineDigest> {
+    const line = this.lines.get(concertId);
+    if (line === undefined) {
+      return {
+        version: 0,
+        head: 1,
+        waitingCount: 0,
+        averageAdmissionMs: this.limits.admissionTtlMs,
+        departures: 0,
+        reset: true,
+        departed: [],
+      };
+    }
+    const head = this.head(line);
+    const n = line.departures;
+    // The log keeps at most DEPARTURE_LOG entries in Redis: the same cover here.
+    const covered =
+      after >= 0 && after <= n && n - after <= DEPARTURE_LOG && line.logFirst <= after + 1;
+    const departed = covered
+      ? line.log.slice(after + 1 - line.logFirst)
+      : [...line.departed].filter((seq) => seq > head).sort((a, b) => a - b);
+    return {
+      version: line.version,
+      head,
+      waitingCount: line.waiting.size,
+      averageAdmissionMs: line.averageMs ?? this.limits.admissionTtlMs,
+      departures: n,
+      reset: !covered,
+      departed,
+    };
+  }
+
+  /** The script's `touch-many`. */
+  async touchMany(concertId: string, tokenIds: readonly string[], now: number): Promise<number> {
+    this.sweep(now);
+    let touched = 0;
+    for (const tokenId of tokenIds) {
+      const token = this.tokens.get(tokenId);
+      if (token === undefined || token.concertId !== concertId || token.state !== "waiting") {
+        continue;
+      }
+      if (token.lastSeenAt < now - this.limits.idleMs || token.lastSeenAt >= now) continue;
+      this.touch(token, now);
+      touched++;
+    }
+    return touched;
+  }
+
   async leave(concertId: string, tokenId: string, now: number): Promise<void> {
     this.sweep(now);
     const token = this.token(tokenId, now);
@@ -239,7 +299,7 @@ export class MemoryQueueStore implements QueueStore {
     }
     const line = this.lineFor(token.concertId);
     if (token.state === "waiting") {
-      line.waiting.remove(tokenId);
+      this.leaveLine(line, token);
       this.dirty.add(line);
     } else if (token.state === "admitted" && line.admitted.delete(tokenId)) {
       this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
@@ -301,8 +361,12 @@ export class MemoryQueueStore implements QueueStore {
     if (line.waiting.size > 0) return false;
     this.file?.beforeConcert(concertId);
     line.open = false;
-    // Nothing waits any more: the idle order has nothing left to find.
+    // Nothing waits any more: the idle order has nothing left to find, and
+    // no departure lies ahead of anyone.
     line.lastSeen.rebuild([]);
+    line.log = [];
+    line.logFirst = line.departures + 1;
+    line.departed.clear();
     return true;
   }
 
@@ -382,7 +446,33 @@ export class MemoryQueueStore implements QueueStore {
     if (line.expiries.size > 2 * line.admitted.size + HEAP_SLACK) {
       line.expiries.rebuild(this.admittedEntries(line));
     }
+    // The script trims q:<c>:ds below the head on every promote; the set is
+    // trimmed here once it grows, which reads the same.
+    if (line.departed.size > line.waiting.size + HEAP_SLACK) {
+      const head = this.head(line);
+      for (const seq of line.departed) if (seq < head) line.departed.delete(seq);
+    }
     return admitted;
+  }
+
+  /** Removes a waiter from behind the head, logging the departure; the script's `leaveLine`. */
+  private leaveLine(line: ConcertLine, token: TokenRecord): boolean {
+    if (!line.waiting.remove(token.tokenId)) return false;
+    line.departures++;
+    line.log.push(token.seq);
+    if (line.log.length > 2 * DEPARTURE_LOG) {
+      const drop = line.log.length - DEPARTURE_LOG;
+      line.log.splice(0, drop);
+      line.logFirst += drop;
+    }
+    line.departed.add(token.seq);
+    return true;
+  }
+
+  /** The first waiter's seq, or the next seq when nobody waits. */
+  private head(line: ConcertLine): number {
+    const first = line.waiting.first();
+    return first === undefined ? line.nextSeq : (this.tokens.get(first)?.seq ?? line.nextSeq);
   }
 
   /** Applies the time rules to one token as of now; the script's `refresh`. */
@@ -409,7 +499,7 @@ export class MemoryQueueStore implements QueueStore {
 
   private evict(token: TokenRecord, now: number): void {
     const line = this.lineFor(token.concertId);
-    line.waiting.remove(token.tokenId);
+    this.leaveLine(line, token);
     this.changing(token).state = "evicted";
     this.setDrop(token, now + this.limits.graceMs);
     this.dirty.add(line);
@@ -417,7 +507,7 @@ export class MemoryQueueStore implements QueueStore {
 
   private revoke(token: TokenRecord, now: number): void {
     const line = this.lineFor(token.concertId);
-    if (line.waiting.remove(token.tokenId)) this.dirty.add(line);
+    if (this.leaveLine(line, token)) this.dirty.add(line);
     line.admitted.delete(token.tokenId);
     this.changing(token).state = "revoked";
     this.unauthenticate(token);
@@ -461,6 +551,7 @@ export class MemoryQueueStore implements QueueStore {
       lastSeenAt: waiting ? token.lastSeenAt : 0,
       admissionExpiresAt: token.admissionExpiresAt,
       averageAdmissionMs: line.averageMs ?? this.limits.admissionTtlMs,
+      arrival: waiting ? token.seq : 0,
     };
   }
 
@@ -549,6 +640,11 @@ export class MemoryQueueStore implements QueueStore {
         version: 0,
         averageMs: undefined,
         open: true,
+        nextSeq: 1,
+        departures: 0,
+        log: [],
+        logFirst: 1,
+        departed: new Set(),
       };
       this.file?.beforeConcert(concertId);
       this.lines.set(concertId, line);
@@ -577,7 +673,8 @@ export class MemoryQueueStore implements QueueStore {
     for (const record of saved.tokens.values()) {
       const token: TokenRecord = { ...record };
       this.tokens.set(token.tokenId, token);
-      this.nextSeq = Math.max(this.nextSeq, token.seq + 1);
+      const tokenLine = this.lineFor(token.concertId);
+      tokenLine.nextSeq = Math.max(tokenLine.nextSeq, token.seq + 1);
       if (token.authenticates) this.hashes.set(token.tokenHash, token.tokenId);
       if (Number.isFinite(token.dropAt)) this.drops.push(token.dropAt, token.tokenId);
       if (token.state === "waiting") {
@@ -590,7 +687,17 @@ export class MemoryQueueStore implements QueueStore {
     }
     waiting.sort((a, b) => a.seq - b.seq);
     for (const token of waiting) this.lineFor(token.concertId).waiting.push(token.tokenId);
-    for (const line of this.lines.values()) line.lastSeen.rebuild(this.waitingEntries(line));
+    for (const line of this.lines.values()) {
+      line.lastSeen.rebuild(this.waitingEntries(line));
+      // Every seq between the head and the next one that nobody holds has
+      // departed (or was never given in this line, by files of an older
+      // version that numbered arrivals across concerts): both count alike.
+      const held = new Set<number>();
+      for (const tokenId of line.waiting.inOrder()) held.add(this.tokens.get(tokenId)?.seq ?? 0);
+      for (let seq = this.head(line) + 1; seq < line.nextSeq; seq++) {
+        if (!held.has(seq)) line.departed.add(seq);
+      }
+    }
     for (const [concertId, users] of saved.users) {
       for (const [userId, tokenId] of users) this.usersOf(concertId).set(userId, tokenId);
     }

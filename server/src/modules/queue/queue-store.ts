@@ -30,6 +30,36 @@ export interface QueueSnapshot {
   readonly admissionExpiresAt: number;
   /** The moving average of how long admissions last in this concert (ms). */
   readonly averageAdmissionMs: number;
+  /**
+   * A waiting user's arrival number in this concert's line (the line is its
+   * waiters by ascending arrival); 0 when not waiting.
+   */
+  readonly arrival: number;
+}
+
+/**
+ * What a watcher needs to derive the position of every waiter of one concert
+ * without asking per token: a waiter with arrival number `a` stands at
+ * `1 + (a - head) - |{d in departed : head < d < a}|`, where `departed`
+ * accumulates the {@link LineDigest.departed} of successive digests (or is
+ * replaced by it after a reset). See {@link QueueStore.lineDigest}.
+ */
+export interface LineDigest {
+  /** The concert's {@link QueueStore.versions} counter. */
+  readonly version: number;
+  /** The first waiter's arrival number; the next one to be given when nobody waits. */
+  readonly head: number;
+  readonly waitingCount: number;
+  readonly averageAdmissionMs: number;
+  /** How many waiters have left from behind the head so far: pass it to the next call. */
+  readonly departures: number;
+  /**
+   * True: `departed` holds every departed arrival number above the head
+   * (replace what you had). False: those that departed since the count passed in.
+   */
+  readonly reset: boolean;
+  /** Arrival numbers of waiters that left from behind the head (not in order). */
+  readonly departed: readonly number[];
 }
 
 /** The limits every store enforces, fixed at construction. */
@@ -129,6 +159,22 @@ export interface QueueStore {
     now: number,
     touch: boolean,
   ): Promise<Map<string, QueueSnapshot | null>>;
+
+  /**
+   * The state of one concert's line from which every position can be derived
+   * (see {@link LineDigest}), with the departures since `after` (the
+   * `departures` of the caller's previous digest; -1 for none). Costs the
+   * store O(log n + departures since), independent of how many watch; a
+   * caller too far behind, or new, gets the full set instead (`reset`).
+   */
+  lineDigest(concertId: string, after: number): Promise<LineDigest>;
+
+  /**
+   * Counts as activity for many waiters of one concert at once (batched
+   * touches of the watch streams). Waiters whose idle window has already
+   * passed are not brought back. Returns how many were touched.
+   */
+  touchMany(concertId: string, tokenIds: readonly string[], now: number): Promise<number>;
 
   /** Gives up a waiting place or an admission of a concert's line and revokes the token. */
   leave(concertId: string, tokenId: string, now: number): Promise<void>;

@@ -29,6 +29,11 @@ export interface Session {
    * (null: the gate has none); undefined when no seat was asked about.
    */
   readonly seat?: SeatGateEntry | null;
+  /**
+   * A waiting caller's arrival number in the line (0 when not waiting): the
+   * watch streams derive positions from it (see LineDigest).
+   */
+  readonly arrival: number;
 }
 
 /**
@@ -245,7 +250,41 @@ export class QueueService {
       admissionExpiresAt:
         snapshot.admissionExpiresAt > 0 ? new Date(snapshot.admissionExpiresAt) : null,
     };
-    return { principal, status: this.view(snapshot) };
+    return { principal, status: this.view(snapshot), arrival: snapshot.arrival };
+  }
+
+  /**
+   * A waiter's status from facts of the line (what the watch streams derive
+   * from a line digest instead of a snapshot of each token); the same rule as
+   * a snapshot's status.
+   */
+  waitingStatus(
+    concertId: string,
+    line: {
+      position: number;
+      waitingCount: number;
+      averageAdmissionMs: number;
+      lastSeenAt: number;
+    },
+  ): QueueStatusView {
+    // Slots free at maxActive per average admission, so the wait grows with
+    // the position and shrinks with the number of slots.
+    const estimatedWaitMs = Math.ceil(
+      (line.position * line.averageAdmissionMs) / this.limits.maxActive,
+    );
+    return {
+      concertId,
+      state: "waiting",
+      position: line.position,
+      waitingCount: line.waitingCount,
+      estimatedWaitMs,
+      expireTime: new Date(line.lastSeenAt + this.limits.idleMs),
+    };
+  }
+
+  /** When a waiter whose place expires at `expireTime` was last active. */
+  lastSeenAt(expireTime: Date): number {
+    return expireTime.getTime() - this.limits.idleMs;
   }
 
   private view(snapshot: QueueSnapshot): QueueStatusView {
@@ -255,21 +294,7 @@ export class QueueService {
         : snapshot.state === "admitted"
           ? "admitted"
           : "completed";
-    if (state === "waiting") {
-      // Slots free at maxActive per average admission, so the wait grows with
-      // the position and shrinks with the number of slots.
-      const estimatedWaitMs = Math.ceil(
-        (snapshot.position * snapshot.averageAdmissionMs) / this.limits.maxActive,
-      );
-      return {
-        concertId: snapshot.concertId,
-        state,
-        position: snapshot.position,
-        waitingCount: snapshot.waitingCount,
-        estimatedWaitMs,
-        expireTime: new Date(snapshot.lastSeenAt + this.limits.idleMs),
-      };
-    }
+    if (state === "waiting") return this.waitingStatus(snapshot.concertId, snapshot);
     return {
       concertId: snapshot.concertId,
       state,

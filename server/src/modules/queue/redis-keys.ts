@@ -12,6 +12,9 @@ import type { GateDate } from "./seat-gate.js";
 //   P{c}:q:a         ZSET admitted tids by admission expiry
 //   P{c}:q:ver       counter bumped when anyone leaves the waiting set
 //   P{c}:q:avg       moving average admission duration (whole ms)
+//   P{c}:q:dn        counter of departures from behind the head (leave, evict, revoke)
+//   P{c}:q:dl        ZSET the last of those departures' arrival seqs, by departure count
+//   P{c}:q:ds        ZSET those departures' seqs still above the head, by seq (line-digest.lua)
 //   P{c}:q:reg       the line's registration lease (see below)
 //   P{c}:g:<d>:s:<seat>  the seat gate (redis-seat-gate.ts): hash {v: seat row
 //                        version, s: state, u: held until (ms), o: owner}

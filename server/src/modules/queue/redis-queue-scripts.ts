@@ -4,6 +4,7 @@ import { defineScript } from "redis";
 import type {
   IssueInput,
   IssueResult,
+  LineDigest,
   LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
@@ -45,6 +46,8 @@ const LEAVE = lua("leave");
 const COMPLETE = lua("complete");
 const PROMOTE = lua("promote");
 const RETIRE = lua("retire");
+const LINE_DIGEST = lua("line-digest");
+const TOUCH_MANY = lua("touch-many");
 
 const STATES = new Set<string>([
   "waiting",
@@ -79,8 +82,8 @@ function malformed(what: string): Error {
 
 function decodeSnapshot(reply: unknown): QueueSnapshot | null {
   if (reply === null) return null;
-  if (!Array.isArray(reply) || reply.length !== 9) throw malformed("snapshot");
-  const [tokenId, userId, concertId, state, position, waiting, seen, expires, average] = reply;
+  if (!Array.isArray(reply) || reply.length !== 10) throw malformed("snapshot");
+  const [tokenId, userId, concertId, state, position, waiting, seen, expires, average, seq] = reply;
   if (typeof state !== "string" || !STATES.has(state)) throw malformed(`state ${String(state)}`);
   return {
     tokenId: String(tokenId),
@@ -92,6 +95,23 @@ function decodeSnapshot(reply: unknown): QueueSnapshot | null {
     lastSeenAt: Number(seen),
     admissionExpiresAt: Number(expires),
     averageAdmissionMs: Number(average),
+    arrival: Number(seq),
+  };
+}
+
+function decodeDigest(reply: unknown): LineDigest {
+  if (!Array.isArray(reply) || reply.length !== 7 || !Array.isArray(reply[6])) {
+    throw malformed("line digest");
+  }
+  const [version, head, waiting, average, departures, reset, seqs] = reply as unknown[];
+  return {
+    version: Number(version),
+    head: Number(head),
+    waitingCount: Number(waiting),
+    averageAdmissionMs: Number(average),
+    departures: Number(departures),
+    reset: Number(reset) === 1,
+    departed: (seqs as unknown[]).map(Number),
   };
 }
 
@@ -253,6 +273,35 @@ export const queueScripts = {
       parser.push(concertId, String(now));
     },
     transformReply: (reply: unknown): boolean => Number(reply) === 1,
+  }),
+  queueLineDigest: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: PRELUDE + LINE_DIGEST,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      after: number,
+    ) {
+      pushContext(parser, context, concertId);
+      parser.push(concertId, String(after));
+    },
+    transformReply: decodeDigest,
+  }),
+  queueTouchMany: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: PRELUDE + TOUCH_MANY,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      tokenIds: readonly string[],
+      now: number,
+    ) {
+      pushContext(parser, context, concertId);
+      parser.push(concertId, String(now), ...tokenIds);
+    },
+    transformReply: (reply: unknown): number => Number(reply),
   }),
   ...seatGateScripts,
 };

@@ -2,6 +2,7 @@ import type { RedisClient } from "../../redis/redis-client.js";
 import type {
   IssueInput,
   IssueResult,
+  LineDigest,
   LookupWithSeat,
   QueueLimits,
   QueueSnapshot,
@@ -60,6 +61,17 @@ export interface QueueRedis extends SeatGateRedis {
   ): Promise<boolean>;
   queuePromote(context: QueueScriptContext, concertId: string, now: number): Promise<number>;
   queueRetire(context: QueueScriptContext, concertId: string, now: number): Promise<boolean>;
+  queueLineDigest(
+    context: QueueScriptContext,
+    concertId: string,
+    after: number,
+  ): Promise<LineDigest>;
+  queueTouchMany(
+    context: QueueScriptContext,
+    concertId: string,
+    tokenIds: readonly string[],
+    now: number,
+  ): Promise<number>;
   sMembers(key: string): Promise<string[]>;
   sAdd(key: string, member: string): Promise<number>;
   sRem(key: string, member: string): Promise<number>;
@@ -67,7 +79,7 @@ export interface QueueRedis extends SeatGateRedis {
   get(key: string): Promise<string | null>;
 }
 
-/** Tokens per `snapshots` script call, so no single call holds Redis for long. */
+/** Tokens per `snapshots` or `touchMany` script call, so no single call holds Redis for long. */
 const SNAPSHOT_CHUNK = 1000;
 
 /**
@@ -137,6 +149,19 @@ export class RedisQueueStore implements QueueStore {
       });
     });
     return result;
+  }
+
+  lineDigest(concertId: string, after: number): Promise<LineDigest> {
+    return this.client.queueLineDigest(this.context, concertId, after);
+  }
+
+  async touchMany(concertId: string, tokenIds: readonly string[], now: number): Promise<number> {
+    let touched = 0;
+    for (let i = 0; i < tokenIds.length; i += SNAPSHOT_CHUNK) {
+      const chunk = tokenIds.slice(i, i + SNAPSHOT_CHUNK);
+      touched += await this.client.queueTouchMany(this.context, concertId, chunk, now);
+    }
+    return touched;
   }
 
   async leave(concertId: string, tokenId: string, now: number): Promise<void> {

@@ -47,6 +47,12 @@ export class WaitingLine {
     return sum;
   }
 
+  /** The first waiter, if any. */
+  first(): string | undefined {
+    while (this.head < this.next && this.slots[this.head] === undefined) this.head++;
+    return this.slots[this.head];
+  }
+
   popFront(): string | undefined {
     while (this.head < this.next && this.slots[this.head] === undefined) this.head++;
     const tokenId = this.slots[this.head];

@@ -23,7 +23,7 @@ if redis.call('EXISTS', sKey(tid), tKey(hash)) > 0 then
   return redis.error_reply('ERR stagedoor queue: token id or token hash already in use')
 end
 if old and old.st ~= 'left' and old.st ~= 'revoked' then
-  if redis.call('ZREM', qKey('w'), oldId) == 1 then markDirty() end
+  if leaveLine(oldId) then markDirty() end
   redis.call('ZREM', qKey('seen'), oldId)
   redis.call('ZREM', qKey('a'), oldId)
   redis.call('HSET', sKey(oldId), 'st', 'revoked')

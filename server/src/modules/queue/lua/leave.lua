@@ -8,7 +8,7 @@ if r.st == 'left' or r.st == 'revoked' then
   return 0
 end
 if r.st == 'waiting' then
-  redis.call('ZREM', qKey('w'), tid)
+  leaveLine(tid)
   redis.call('ZREM', qKey('seen'), tid)
   markDirty()
 elseif r.st == 'admitted' then

@@ -28,6 +28,24 @@ local function flushDirty()
   dirty = false
 end
 
+-- Departures from behind the head of a line, which watchers need to derive
+-- positions (see line-digest.lua): each is logged by its arrival seq in
+-- q:dl (scored by the departure count q:dn, the last DEPARTURE_LOG
+-- kept) and in q:ds (scored by seq, trimmed below the head by promote).
+-- Pops from the head are not logged: no one waits ahead of them.
+local DEPARTURE_LOG = 10000
+local function leaveLine(tid)
+  local wKey = qKey('w')
+  local seq = redis.call('ZSCORE', wKey, tid)
+  if not seq then return false end
+  redis.call('ZREM', wKey, tid)
+  local n = redis.call('INCR', qKey('dn'))
+  redis.call('ZADD', qKey('dl'), n, seq)
+  redis.call('ZREMRANGEBYSCORE', qKey('dl'), '-inf', n - DEPARTURE_LOG)
+  redis.call('ZADD', qKey('ds'), seq, seq)
+  return true
+end
+
 local function load(tid)
   local v = redis.call('HMGET', sKey(tid), 'u', 'c', 'h', 'st', 'aexp')
   if not v[4] then return nil end
@@ -54,7 +72,7 @@ local function fold(ms)
 end
 
 local function evict(r)
-  redis.call('ZREM', qKey('w'), r.id)
+  leaveLine(r.id)
   redis.call('ZREM', qKey('seen'), r.id)
   redis.call('HSET', sKey(r.id), 'st', 'evicted')
   r.st = 'evicted'
@@ -99,7 +117,7 @@ local function promote(now)
     if r then
       evict(r)
     else
-      redis.call('ZREM', wKey, tid)
+      leaveLine(tid)
       redis.call('ZREM', seenKey, tid)
       markDirty()
     end
@@ -131,16 +149,23 @@ local function promote(now)
       free = free - 1
     end
   end
+  local head = redis.call('ZRANGE', wKey, 0, 0, 'WITHSCORES')[2]
+  if head then
+    redis.call('ZREMRANGEBYSCORE', qKey('ds'), '-inf', '(' .. head)
+  else
+    redis.call('DEL', qKey('ds'))
+  end
   return admitted
 end
 
 local function snapshot(r)
   local wKey = qKey('w')
-  local position, seen = 0, 0
+  local position, seen, seq = 0, 0, 0
   if r.st == 'waiting' then
     position = (redis.call('ZRANK', wKey, r.id) or -1) + 1
     seen = tonumber(redis.call('ZSCORE', qKey('seen'), r.id)) or 0
+    seq = tonumber(redis.call('ZSCORE', wKey, r.id)) or 0
   end
   local avg = tonumber(redis.call('GET', qKey('avg'))) or TTL
-  return { r.id, r.u, r.c, r.st, position, redis.call('ZCARD', wKey), seen, r.aexp, avg }
+  return { r.id, r.u, r.c, r.st, position, redis.call('ZCARD', wKey), seen, r.aexp, avg, seq }
 end

@@ -20,5 +20,5 @@ for i = 1, #popped, 2 do
 end
 flushDirty()
 if redis.call('ZCARD', wKey) > 0 then return 0 end
-redis.call('DEL', qKey('seen'), qKey('reg'))
+redis.call('DEL', qKey('seen'), qKey('reg'), qKey('dl'), qKey('ds'))
 return 1
