@@ -43,7 +43,7 @@ import {
 } from "./load.js";
 import { Cleanup, type NodeServer, serverNodeArgs, startStagedoor } from "./processes.js";
 import { type Flow, type FlowResult, listedFreeSeats, runFlow } from "./rush-flows.js";
-import { AdmissionSampler, type Check, checkInvariants } from "./rush-invariants.js";
+import { AdmissionSampler, type Check, checkInvariants, reportVerdict } from "./rush-invariants.js";
 
 const INSTANCES = intListKnob("BENCH_INSTANCES", "1,2,3");
 const REPEAT = intKnob("BENCH_REPEAT", 1);
@@ -302,23 +302,7 @@ async function main(): Promise<void> {
     await cleanup.run();
     await stopSharedPostgres();
   }
-  const failed = rounds.flatMap((round) =>
-    round.checks
-      .filter((check) => !check.ok)
-      .map((check) => `${round.instances} instance(s): ${check.name}`),
-  );
-  const errors = rounds.reduce(
-    (sum, round) =>
-      sum +
-      (round.result.warmUp?.errors ?? 0) +
-      round.result.phases.reduce((n, phase) => n + phase.errors, 0),
-    0,
-  );
-  console.log(
-    `\ninvariants: ${failed.length === 0 ? "all held" : `${failed.length} FAILED: ${failed.join("; ")}`}` +
-      `; unexpected replies: ${errors}`,
-  );
-  if (failed.length > 0 || errors > 0) process.exitCode = 1;
+  reportVerdict(rounds, (round) => `${round.instances} instance(s)`);
 }
 
 main().catch((error: unknown) => {

@@ -2,7 +2,7 @@ import pg from "pg";
 import type { QueueRedisClient } from "../../server/src/modules/queue/index.js";
 import type { BenchCatalog } from "./bench-catalog.js";
 import type { ConnectionPool } from "./load.js";
-import { type Fan, listedFreeSeats } from "./rush-flows.js";
+import { type Fan, type FlowResult, listedFreeSeats } from "./rush-flows.js";
 
 /** One invariant and whether it held, with the figures behind it. */
 export interface Check {
@@ -233,4 +233,30 @@ export async function checkInvariants(facts: RoundFacts): Promise<Check[]> {
     );
   }
   return checks;
+}
+
+/**
+ * Prints the verdict of a benchmark's rounds: the invariants that failed (each
+ * named with its round) and how many replies no fan expected, warm-ups
+ * included. A run whose fans met errors measured something other than the
+ * rush, so either fails the process.
+ */
+export function reportVerdict<
+  R extends { readonly result: FlowResult; readonly checks: readonly Check[] },
+>(rounds: readonly R[], title: (round: R) => string): void {
+  const failed = rounds.flatMap((round) =>
+    round.checks.filter((check) => !check.ok).map((check) => `${title(round)}: ${check.name}`),
+  );
+  const errors = rounds.reduce(
+    (sum, round) =>
+      sum +
+      (round.result.warmUp?.errors ?? 0) +
+      round.result.phases.reduce((n, phase) => n + phase.errors, 0),
+    0,
+  );
+  console.log(
+    `\ninvariants: ${failed.length === 0 ? "all held" : `${failed.length} FAILED: ${failed.join("; ")}`}` +
+      `; unexpected replies: ${errors}`,
+  );
+  if (failed.length > 0 || errors > 0) process.exitCode = 1;
 }

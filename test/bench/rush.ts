@@ -53,7 +53,7 @@ import {
 } from "./load.js";
 import { Cleanup, serverNodeArgs, startStagedoor } from "./processes.js";
 import { type Flow, type FlowResult, runFlow } from "./rush-flows.js";
-import { AdmissionSampler, type Check, checkInvariants } from "./rush-invariants.js";
+import { AdmissionSampler, type Check, checkInvariants, reportVerdict } from "./rush-invariants.js";
 
 const FANS = intKnob("RUSH_FANS", 2000);
 const CONNECTIONS = intKnob("RUSH_CONNECTIONS", 64);
@@ -352,22 +352,7 @@ async function main(): Promise<void> {
     await cleanup.run();
     await stopSharedPostgres();
   }
-  const failed = rounds.flatMap((round) =>
-    round.checks.filter((check) => !check.ok).map((check) => `${roundTitle(round)}: ${check.name}`),
-  );
-  const errors = rounds.reduce(
-    (sum, round) =>
-      sum +
-      (round.result.warmUp?.errors ?? 0) +
-      round.result.phases.reduce((n, phase) => n + phase.errors, 0),
-    0,
-  );
-  console.log(
-    `\ninvariants: ${failed.length === 0 ? "all held" : `${failed.length} FAILED: ${failed.join("; ")}`}` +
-      `; unexpected replies: ${errors}`,
-  );
-  // A run whose fans met errors measured something other than the rush.
-  if (failed.length > 0 || errors > 0) process.exitCode = 1;
+  reportVerdict(rounds, roundTitle);
 }
 
 main().catch((error: unknown) => {
