@@ -162,7 +162,10 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       config.auth.mode === "hmac"
         ? new HmacUserVerifier(config.auth.secret)
         : new TrustUserVerifier();
+    // Metrics exist only when they are served, on their own port.
+    const metrics = config.metricsPort === undefined ? undefined : createMetrics();
     const services = buildServices({
+      ...(metrics ? { saleEvents: metrics.saleEvents } : {}),
       db,
       readDb,
       store,
@@ -188,8 +191,6 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
         }
       },
     };
-    // Metrics exist only when they are served, on their own port.
-    const metrics = config.metricsPort === undefined ? undefined : createMetrics();
     const app = createApp({
       ...(metrics ? { observeCall: metrics.observeCall } : {}),
       services,

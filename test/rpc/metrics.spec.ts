@@ -1,5 +1,6 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { CatalogService } from "@stagedoor/sdk";
+import { createHash, randomBytes } from "node:crypto";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { AdminService, CatalogService } from "@stagedoor/sdk";
 import { expect } from "chai";
 import {
   expectPaid,
@@ -12,19 +13,21 @@ import {
   rest,
   uniqueUser,
 } from "../rest/rest-client.js";
-import { clientFor } from "../support/clients.js";
-import { parseScrape, sample, scrapeText } from "../support/metrics.js";
+import { bearer, clientFor, transportFor } from "../support/clients.js";
+import { parseScrape, type Scrape, sample, scrapeText } from "../support/metrics.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 const CALLS = "stagedoor_calls_total";
 const DURATIONS = "stagedoor_call_duration_seconds_count";
+const OPERATOR_KEY = randomBytes(24).toString("base64url");
+const ADMIN_API_KEYS = `ops:${createHash("sha256").update(OPERATOR_KEY).digest("hex")}`;
 
 describe("Prometheus metrics on METRICS_PORT", () => {
   let server: TestServer;
   let metricsPort: number;
 
   before(async () => {
-    server = await startTestServer({ env: { METRICS_PORT: "0" } });
+    server = await startTestServer({ env: { METRICS_PORT: "0", ADMIN_API_KEYS } });
     metricsPort = must(server.metricsPort, "metrics port");
   });
   after(async () => {
@@ -65,12 +68,20 @@ describe("Prometheus metrics on METRICS_PORT", () => {
     expect(sample(after, CALLS, refused) - sample(before, CALLS, refused)).to.equal(1);
   });
 
-  it("counts REST routes by route and code, and a booking's hold and sale", async () => {
+  it("counts REST routes by route and code, holds by outcome, sales and refunds with their amounts", async () => {
     const before = parseScrape(await scrapeText(metricsPort));
     const userId = uniqueUser("metrics");
     const { token } = await issueToken(server.url, userId);
     const date = must((await listDates(server.url))[0]);
     const hold = await holdSeat(server.url, { userId, token, date, seatNumber: 33 });
+    // The same seat again is the caller's own hold; someone else is refused it.
+    await holdSeat(server.url, { userId, token, date, seatNumber: 33 });
+    const rival = uniqueUser("rival");
+    const { token: rivalToken } = await issueToken(server.url, rival);
+    const refused = await rest(server.url, "POST", "/api/reservations", {
+      json: { userId: rival, token: rivalToken, date, seatNumber: 33 },
+    });
+    expect(refused.status).to.equal(409);
     await recharge(server.url, { userId, token, amount: hold.price });
     expectPaid(
       await pay(server.url, {
@@ -80,12 +91,30 @@ describe("Prometheus metrics on METRICS_PORT", () => {
         amount: hold.price,
       }),
     );
+    const mid = parseScrape(await scrapeText(metricsPort));
+    const delta = (now: Scrape, name: string, labels: Record<string, string> = {}) =>
+      sample(now, name, labels) - sample(before, name, labels);
+    expect(delta(mid, CALLS, { method: "POST /api/token", code: "ok" })).to.equal(2);
+    expect(delta(mid, CALLS, { method: "POST /api/reservations", code: "ok" })).to.equal(2);
+    expect(delta(mid, CALLS, { method: "POST /api/payments", code: "ok" })).to.equal(1);
+    expect(delta(mid, "stagedoor_holds_total", { outcome: "held" })).to.equal(1);
+    expect(delta(mid, "stagedoor_holds_total", { outcome: "repeated" })).to.equal(1);
+    expect(delta(mid, "stagedoor_holds_total", { outcome: "refused" })).to.equal(1);
+    expect(delta(mid, "stagedoor_sales_total")).to.equal(1);
+    expect(delta(mid, "stagedoor_sales_amount_total")).to.equal(hold.price);
+    expect(delta(mid, "stagedoor_refunds_total")).to.equal(0);
+
+    const ops = createClient(
+      AdminService,
+      transportFor("connect", server.url, [bearer(OPERATOR_KEY)]),
+    );
+    const refund = { reservationId: hold.reservationId, requestId: uniqueUser("refund"), note: "" };
+    await ops.refundTicket(refund);
+    await ops.refundTicket(refund); // a replay refunds nothing more
     const after = parseScrape(await scrapeText(metricsPort));
-    const delta = (name: string, labels: Record<string, string>) =>
-      sample(after, name, labels) - sample(before, name, labels);
-    expect(delta(CALLS, { method: "POST /api/token", code: "ok" })).to.equal(1);
-    expect(delta(CALLS, { method: "POST /api/reservations", code: "ok" })).to.equal(1);
-    expect(delta(CALLS, { method: "POST /api/payments", code: "ok" })).to.equal(1);
+    expect(delta(after, "stagedoor_refunds_total")).to.equal(1);
+    expect(delta(after, "stagedoor_refunds_amount_total")).to.equal(hold.price);
+    expect(delta(after, "stagedoor_sales_total")).to.equal(1);
   });
 
   it("collapses paths the server does not serve into one label, so no client text becomes one", async () => {

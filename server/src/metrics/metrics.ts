@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { SaleEvents } from "../shared/sale-events.js";
 
 /** How long calls take, in seconds: a fast read to a slow payment under load. */
 const CALL_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -31,6 +32,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** Records one finished call: its method, its final code, and how long it took. */
   observeCall(method: string, code: string, seconds: number): void;
+  /** Counts holds by outcome, sales and refunds with their amounts. */
+  readonly saleEvents: SaleEvents;
   /** Tells the metrics where to read health and pool figures at scrape time. */
   watch(sources: MetricsSources): void;
   /** The scrape body, in Prometheus text format. */
@@ -60,6 +63,33 @@ export function createMetrics(): Metrics {
     buckets: CALL_SECONDS_BUCKETS,
     registers: [registry],
   });
+  const holds = new Counter({
+    name: "stagedoor_holds_total",
+    help: "Seat hold attempts by outcome: held (a new hold), repeated (the caller's own hold again), refused (the seat was not available).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  const sales = new Counter({
+    name: "stagedoor_sales_total",
+    help: "Tickets paid for.",
+    registers: [registry],
+  });
+  const revenue = new Counter({
+    name: "stagedoor_sales_amount_total",
+    help: "What paid tickets cost, in minor units.",
+    registers: [registry],
+  });
+  const refunds = new Counter({
+    name: "stagedoor_refunds_total",
+    help: "Tickets refunded by an operator.",
+    registers: [registry],
+  });
+  const refunded = new Counter({
+    name: "stagedoor_refunds_amount_total",
+    help: "What refunded tickets cost, in minor units.",
+    registers: [registry],
+  });
+  for (const outcome of ["held", "repeated", "refused"]) holds.inc({ outcome }, 0);
   let sources: MetricsSources = {};
   const up = async (probe: Probe | undefined): Promise<number> => {
     if (probe === undefined) return 1;
@@ -101,6 +131,17 @@ export function createMetrics(): Metrics {
   });
   return {
     registry,
+    saleEvents: {
+      hold: (outcome) => holds.inc({ outcome }),
+      sold(amount) {
+        sales.inc();
+        revenue.inc(Number(amount));
+      },
+      refunded(amount) {
+        refunds.inc();
+        refunded.inc(Number(amount));
+      },
+    },
     contentType: registry.contentType,
     observeCall(method, code, seconds) {
       const labels = { method, code };
