@@ -480,6 +480,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
   }
   const workers = resolveWorkers(e.WORKERS, machine);
   if (workers > 1) requireSharedState(e.WORKERS, workers, e);
+  if (workers > 1 && e.METRICS_PORT !== undefined) {
+    // Workers would share one metrics socket, and each scrape would read one
+    // random worker's figures: run instances with WORKERS=1 to scrape each.
+    throw new ConfigError(
+      "METRICS_PORT needs WORKERS=1 (scrape each instance on its own metrics port)",
+    );
+  }
 
   // npm runs workspace scripts inside the workspace folder; resolve relative
   // paths against the folder the user ran npm from, so `.data` lands where
