@@ -15,6 +15,7 @@ import {
 } from "../rest/rest-client.js";
 import { bearer, clientFor, transportFor } from "../support/clients.js";
 import { parseScrape, type Scrape, sample, scrapeText } from "../support/metrics.js";
+import { testRedisUrl } from "../support/redis.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 const CALLS = "stagedoor_calls_total";
@@ -143,6 +144,20 @@ describe("Prometheus metrics on METRICS_PORT", () => {
     expect(scrape.has('stagedoor_db_pool_connections{state="pending"}')).to.equal(true);
     expect(scrape.has("nodejs_eventloop_lag_seconds")).to.equal(true);
     expect(scrape.has("process_resident_memory_bytes")).to.equal(true);
+  });
+});
+
+describe("metrics with the waiting room on Redis", () => {
+  it("reports Redis up from a real ping", async function () {
+    if (!testRedisUrl) this.skip();
+    const server = await startTestServer({ queue: "redis", env: { METRICS_PORT: "0" } });
+    try {
+      const scrape = parseScrape(await scrapeText(must(server.metricsPort)));
+      expect(sample(scrape, "stagedoor_redis_up")).to.equal(1);
+      expect(sample(scrape, "stagedoor_database_up")).to.equal(1);
+    } finally {
+      await server.stop();
+    }
   });
 });
 
