@@ -8,7 +8,10 @@ import type { ServingProbe } from "./transport/handlers/health.handler.js";
 import type { RequestListener } from "./transport/http-server.js";
 import { createAdminAuthInterceptor } from "./transport/interceptors/admin-auth.interceptor.js";
 import { createAuthInterceptor } from "./transport/interceptors/auth.interceptor.js";
-import { createErrorInterceptor } from "./transport/interceptors/error.interceptor.js";
+import {
+  type CallObserver,
+  createErrorInterceptor,
+} from "./transport/interceptors/error.interceptor.js";
 import { createRateLimitInterceptor } from "./transport/interceptors/rate-limit.interceptor.js";
 import type { CallLimits } from "./transport/rate-limits.js";
 import { sendJson, settleBodyAfterAnswer } from "./transport/rest/rest-io.js";
@@ -35,6 +38,8 @@ export interface AppDeps {
   readonly webPage: WebPageSettings;
   /** The rate limits of token issue, holds and payments. */
   readonly limits: CallLimits;
+  /** Sees every finished call (the metrics), if any. */
+  readonly observeCall?: CallObserver;
 }
 
 /** The application: one request listener for every protocol, and its drain switch. */
@@ -87,8 +92,9 @@ export function createApp(deps: AppDeps): App {
   const connect = createConnectAdapter({
     routes: createRoutes(services, deps.probe),
     logger,
+    ...(deps.observeCall ? { observeCall: deps.observeCall } : {}),
     interceptors: [
-      createErrorInterceptor(logger),
+      createErrorInterceptor(logger, deps.observeCall),
       createAuthInterceptor(services.queue, NO_QUEUE_TOKEN_METHODS, seatOfCall(services.catalog)),
       createRateLimitInterceptor(deps.limits, services.queue, LIMITED_METHODS),
       createAdminAuthInterceptor(services.adminKeys, ADMIN_METHODS),
@@ -120,7 +126,7 @@ export function createApp(deps: AppDeps): App {
     ? createStaticFiles(deps.webDir, logger, deps.webPage)
     : undefined;
   const applyCors = createCors(deps.corsOrigins);
-  const rest = createRestRouter(services, logger, deps.limits);
+  const rest = createRestRouter(services, logger, deps.limits, deps.observeCall);
 
   return {
     listener(req, res) {

@@ -6,6 +6,8 @@ import { startEmbeddedPostgres } from "./embedded/embedded-postgres.js";
 import { createDemoCrowd } from "./jobs/demo-crowd.js";
 import { createIntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
+import { createMetrics } from "./metrics/metrics.js";
+import { startMetricsServer } from "./metrics/metrics-server.js";
 import { seedDemoCatalog } from "./modules/catalog/index.js";
 import { entities } from "./modules/entities.js";
 import {
@@ -22,7 +24,7 @@ import {
   RedisRateLimitStore,
 } from "./modules/ratelimit/index.js";
 import type { Database } from "./persistence/database.js";
-import { migrateUp, openOrm } from "./persistence/orm.js";
+import { migrateUp, openOrm, poolCounts } from "./persistence/orm.js";
 import { loadOrCreateServerSecret } from "./persistence/server-secret.js";
 import { createRedisClient, createRedisClusterClient } from "./redis/redis-client.js";
 import { type Clock, systemClock } from "./shared/clock.js";
@@ -32,6 +34,8 @@ import { startHttpServer } from "./transport/http-server.js";
 /** A running Stagedoor: where it listens, its services, and how to stop it. */
 export interface RunningServer {
   readonly port: number;
+  /** Where Prometheus metrics are served (`METRICS_PORT`), if they are. */
+  readonly metricsPort: number | undefined;
   readonly url: string;
   readonly services: Services;
   /** Drains and stops everything it started; safe to call more than once. */
@@ -158,7 +162,10 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       config.auth.mode === "hmac"
         ? new HmacUserVerifier(config.auth.secret)
         : new TrustUserVerifier();
+    // Metrics exist only when they are served, on their own port.
+    const metrics = config.metricsPort === undefined ? undefined : createMetrics();
     const services = buildServices({
+      ...(metrics ? { saleEvents: metrics.saleEvents } : {}),
       db,
       readDb,
       store,
@@ -185,6 +192,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       },
     };
     const app = createApp({
+      ...(metrics ? { observeCall: metrics.observeCall } : {}),
       services,
       probe,
       logger,
@@ -212,6 +220,23 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       app.shutdown();
       await server.close(config.shutdownTimeoutMs);
     });
+    let metricsPort: number | undefined;
+    if (metrics !== undefined && config.metricsPort !== undefined) {
+      metrics.watch({
+        database: () => db.fork().execute("select 1"),
+        redis: pingStore,
+        pool: () => poolCounts(orm),
+      });
+      const metricsServer = await startMetricsServer({
+        host: config.host,
+        port: config.metricsPort,
+        metrics,
+        logger,
+      });
+      cleanups.push(() => metricsServer.close());
+      metricsPort = metricsServer.port;
+      logger.info({ port: metricsPort }, "metrics served at /metrics");
+    }
     services.watchHub.start();
     if (!options.withoutJobs) {
       const jobs = [...services.jobs];
@@ -238,6 +263,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
     let stopping: Promise<void> | undefined;
     return {
       port: server.port,
+      metricsPort,
       url: `http://${host}:${server.port}`,
       services,
       stop: () => {

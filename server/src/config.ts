@@ -22,6 +22,11 @@ export interface AdminKeyConfig {
 export interface Config {
   readonly host: string;
   readonly port: number;
+  /**
+   * Where Prometheus metrics are served (`METRICS_PORT`, on `host`); unset
+   * means no metrics listener at all. Never the public port.
+   */
+  readonly metricsPort: number | undefined;
   /** Where the embedded PostgreSQL keeps its data (embedded mode only). */
   readonly dataDir: string;
   /** PostgreSQL to use; unset means "start an embedded one". */
@@ -276,6 +281,7 @@ const ADMIN_KEY_ENTRY = /^([A-Za-z0-9._-]{1,64}):([0-9a-fA-F]{64})$/;
 const schema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: integer(0, 65535).default(8080),
+  METRICS_PORT: integer(0, 65535).optional(),
   DATA_DIR: z.string().min(1).default(".data"),
   DATABASE_URL: url(["postgres:", "postgresql:"]).optional(),
   DATABASE_READ_URL: url(["postgres:", "postgresql:"]).optional(),
@@ -447,6 +453,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
       `HTTP_HEADERS_TIMEOUT_SECONDS (${e.HTTP_HEADERS_TIMEOUT_SECONDS}) must not exceed HTTP_REQUEST_TIMEOUT_SECONDS (${e.HTTP_REQUEST_TIMEOUT_SECONDS})`,
     );
   }
+  if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
+    // Metrics are for the operator's scraper, never served on the public port.
+    throw new ConfigError("METRICS_PORT must differ from PORT");
+  }
   if (e.WATCH_STREAMS_PER_TOKEN > e.WATCH_STREAMS_MAX) {
     throw new ConfigError(
       `WATCH_STREAMS_PER_TOKEN (${e.WATCH_STREAMS_PER_TOKEN}) must not exceed WATCH_STREAMS_MAX (${e.WATCH_STREAMS_MAX})`,
@@ -470,6 +480,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
   }
   const workers = resolveWorkers(e.WORKERS, machine);
   if (workers > 1) requireSharedState(e.WORKERS, workers, e);
+  if (workers > 1 && e.METRICS_PORT !== undefined) {
+    // Workers would share one metrics socket, and each scrape would read one
+    // random worker's figures: run instances with WORKERS=1 to scrape each.
+    throw new ConfigError(
+      "METRICS_PORT needs WORKERS=1 (scrape each instance on its own metrics port)",
+    );
+  }
 
   // npm runs workspace scripts inside the workspace folder; resolve relative
   // paths against the folder the user ran npm from, so `.data` lands where
@@ -478,6 +495,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
   return Object.freeze({
     host: e.HOST,
     port: e.PORT,
+    metricsPort: e.METRICS_PORT,
     dataDir: path.resolve(base, e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     databaseReadUrl: e.DATABASE_READ_URL,

@@ -19,6 +19,7 @@ import type { WalletLimits } from "./modules/wallet/index.js";
 import { WalletService } from "./modules/wallet/index.js";
 import type { Database } from "./persistence/database.js";
 import type { Clock } from "./shared/clock.js";
+import { IGNORED_SALE_EVENTS, type SaleEvents } from "./shared/sale-events.js";
 import type { HttpLimits } from "./transport/http-server.js";
 
 /** The rules' tunables, resolved from configuration. */
@@ -88,6 +89,8 @@ export interface ServiceDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly settings: Settings;
+  /** Told of holds, sales and refunds once committed (the metrics); nobody when omitted. */
+  readonly saleEvents?: SaleEvents;
 }
 
 /** The application services, wired once per process. */
@@ -112,6 +115,7 @@ export interface Services {
  */
 export function buildServices(deps: ServiceDeps): Services {
   const { db, clock, logger, settings } = deps;
+  const events = deps.saleEvents ?? IGNORED_SALE_EVENTS;
   const catalog = new CatalogService(db, deps.readDb ?? db, clock, deps.store.seats, logger);
   // Writes committed seat changes to the gate kept in the queue's store.
   const seatGate = new SeatGateWriter(deps.store.seats, clock, logger);
@@ -131,10 +135,11 @@ export function buildServices(deps: ServiceDeps): Services {
     seatGate,
     clock,
     settings.holdTtlMs,
+    events,
   );
   const wallet = new WalletService(db, clock, settings.wallet);
-  const payments = new PaymentsService(db, catalog, queue, seatGate, clock, logger);
-  const admin = new AdminService(db, seatGate, clock, settings.wallet.maxBalance);
+  const payments = new PaymentsService(db, catalog, queue, seatGate, clock, logger, events);
+  const admin = new AdminService(db, seatGate, clock, settings.wallet.maxBalance, events);
   const catalogAdmin = new CatalogAdminService(db, catalog, clock);
   const saleStats = new SaleStatsReader(db, clock);
   const adminKeys = new AdminKeyring(settings.adminKeys);

@@ -366,6 +366,8 @@ describe("loadConfig", () => {
       ["PORT", "65536"],
       ["PORT", "80.5"],
       ["PORT", " 8080"],
+      ["METRICS_PORT", "metrics"],
+      ["METRICS_PORT", "65536"],
       ["HOLD_TTL_SECONDS", "0"],
       ["HOLD_TTL_SECONDS", "4"],
       ["HOLD_TTL_SECONDS", "3601"],
@@ -413,6 +415,19 @@ describe("loadConfig", () => {
         port: 65535,
         holdTtlSeconds: 3600,
       });
+    });
+
+    it("serves no metrics unless METRICS_PORT is set, and never on PORT", () => {
+      expect(load({}).metricsPort).to.equal(undefined);
+      expect(load({ METRICS_PORT: "" }).metricsPort).to.equal(undefined);
+      expect(load({ METRICS_PORT: "9464" }).metricsPort).to.equal(9464);
+      expect(load({ PORT: "0", METRICS_PORT: "0" }).metricsPort).to.equal(0);
+      const message = expectConfigError({ PORT: "9000", METRICS_PORT: "9000" }, "METRICS_PORT");
+      expect(message).to.include("PORT");
+      // Workers would share one metrics socket: a scrape would see one random worker.
+      const shared = { DATABASE_URL, AUTH_MODE: "trust", REDIS_URL: "redis://r:6379" };
+      expectConfigError({ ...shared, WORKERS: "2", METRICS_PORT: "9464" }, "METRICS_PORT");
+      expect(load({ ...shared, WORKERS: "2" }).metricsPort).to.equal(undefined);
     });
 
     it("refuses WALLET_MAX_RECHARGE above WALLET_MAX_BALANCE", () => {

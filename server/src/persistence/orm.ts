@@ -86,3 +86,20 @@ export async function migrateUp(orm: Orm, url: string): Promise<void> {
     await lock.end();
   }
 }
+
+/** What tarn (knex's pool) tells of its connections; read for the metrics. */
+interface TarnPool {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+}
+
+/**
+ * The pool's connections in use and idle, and acquires waiting for one, or
+ * undefined when the pool is not there (not yet made, or already destroyed).
+ */
+export function poolCounts(orm: Orm): { used: number; free: number; pending: number } | undefined {
+  const pool = (orm.em.getConnection().getKnex().client as { pool?: TarnPool }).pool;
+  if (pool === undefined || pool === null) return undefined;
+  return { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() };
+}

@@ -40,6 +40,7 @@ import { DomainError, type FieldViolation } from "../shared/domain-error.js";
 import { httpRequestKey } from "./context.js";
 import {
   answerFor,
+  type CallObserver,
   errorAnsweredKey,
   type FinishedCall,
   logCall,
@@ -55,6 +56,8 @@ export interface ConnectAdapterOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
   readonly fallback: (req: NodeRequest, res: NodeResponse) => void;
   readonly logger: Logger;
+  /** Sees every call the adapter logs itself (the metrics); the interceptor sees the rest. */
+  readonly observeCall?: CallObserver;
 }
 
 /** Serves the Connect, gRPC and gRPC-Web calls of one request; the listener chose its id. */
@@ -90,7 +93,7 @@ export type ConnectAdapter = (req: NodeRequest, res: NodeResponse, requestId: st
  *   as long as the number of open streams (Node's EventTarget walks it).
  */
 export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAdapter {
-  const { routes, fallback, logger, shutdownSignal, ...routerOptions } = options;
+  const { routes, fallback, logger, observeCall, shutdownSignal, ...routerOptions } = options;
   const jsonOptions = withTextDecoder(routerOptions.jsonOptions, jsonTextDecoder(undefined));
   const common = {
     acceptCompression: [compressionGzip, compressionBrotli],
@@ -111,7 +114,9 @@ export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAda
     const path = query < 0 ? url : url.slice(0, query);
     const handler = paths.get(path);
     if (!handler) {
-      if (!answerUnknownMethod(req, res, path, requestId, logger)) fallback(req, res);
+      if (!answerUnknownMethod(req, res, path, requestId, logger, observeCall)) {
+        fallback(req, res);
+      }
       return;
     }
     const started = performance.now();
@@ -130,7 +135,12 @@ export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAda
         if (handler.method.methodKind === "unary" && !contextValues.get(errorAnsweredKey)) {
           const call = { requestId, procedure: procedureOf(handler.method), started };
           answer = answerUnaryErrors(uRes, req.headers["content-type"], handler.method, (a) =>
-            logCall(logger, call, { code: a.error.code, reason: a.reason, cause: a.cause }),
+            logCall(
+              logger,
+              call,
+              { code: a.error.code, reason: a.reason, cause: a.cause },
+              observeCall,
+            ),
           );
         }
         return answer instanceof Promise
@@ -346,6 +356,7 @@ function answerUnknownMethod(
   path: string,
   requestId: string,
   logger: Logger,
+  observe: CallObserver | undefined,
 ): boolean {
   const type = req.headers["content-type"] ?? "";
   const protocol = req.method === "POST" ? protocolOf(type) : undefined;
@@ -354,8 +365,8 @@ function answerUnknownMethod(
   const error = toConnectError(
     new DomainError("unimplemented", "METHOD_NOT_FOUND", `no method is served at ${path}`),
   );
-  const call: FinishedCall = { requestId, procedure: path.slice(1), started };
-  logCall(logger, call, { code: error.code, reason: "METHOD_NOT_FOUND", cause: error });
+  const call: FinishedCall = { requestId, procedure: path.slice(1), started, unrouted: true };
+  logCall(logger, call, { code: error.code, reason: "METHOD_NOT_FOUND", cause: error }, observe);
   const headers: Record<string, string> = {};
   let status = 200;
   let body: Uint8Array;

@@ -3,6 +3,7 @@ import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
+import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.js";
 import { requireRequestId, requireUserId, requireUuid } from "../../shared/validation.js";
 import { SeatRepository } from "../catalog/index.js";
 import { claimRequestId } from "../idempotency/index.js";
@@ -67,6 +68,7 @@ export class AdminService {
     private readonly gate: RefundGate,
     private readonly clock: Clock,
     private readonly maxBalance: bigint,
+    private readonly events: SaleEvents = IGNORED_SALE_EVENTS,
   ) {}
 
   /**
@@ -189,6 +191,7 @@ export class AdminService {
           owner: "",
         },
       );
+      this.events.refunded(outcome.payment.amount);
     }
     const { reservation } = outcome;
     return {

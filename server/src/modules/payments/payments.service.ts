@@ -4,6 +4,7 @@ import { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
+import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.js";
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
 import { type CatalogService, type Seat, SeatRepository } from "../catalog/index.js";
 import { claimRequestId } from "../idempotency/index.js";
@@ -64,6 +65,7 @@ export class PaymentsService {
     private readonly seats: SaleRecorder,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    private readonly events: SaleEvents = IGNORED_SALE_EVENTS,
   ) {}
 
   /**
@@ -101,6 +103,7 @@ export class PaymentsService {
         this.endAdmission(principal),
         this.recordSale(principal, outcome.reservation, outcome.sold),
       ]);
+      this.events.sold(outcome.payment.amount);
     }
     const { reservation } = outcome;
     return {

@@ -5,6 +5,7 @@ import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
+import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.js";
 import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
 import type { CatalogService, Seat } from "../catalog/index.js";
 import { SeatRepository } from "../catalog/index.js";
@@ -53,6 +54,7 @@ export class ReservationsService {
     private readonly gateWriter: SeatGateWriter,
     private readonly clock: Clock,
     private readonly holdTtlMs: number,
+    private readonly events: SaleEvents = IGNORED_SALE_EVENTS,
   ) {}
 
   /**
@@ -75,6 +77,24 @@ export class ReservationsService {
     input: { seatId: string; requestId: string },
     peeked?: SeatGateEntry | null,
   ): Promise<ReservationView> {
+    try {
+      const { view, created } = await this.decideHold(principal, input, peeked);
+      this.events.hold(created ? "held" : "repeated");
+      return view;
+    } catch (error) {
+      if (error instanceof DomainError && error.reason === "SEAT_UNAVAILABLE") {
+        this.events.hold("refused");
+      }
+      throw error;
+    }
+  }
+
+  /** {@link hold}'s decision, and whether it made a new hold. */
+  private async decideHold(
+    principal: Principal,
+    input: { seatId: string; requestId: string },
+    peeked: SeatGateEntry | null | undefined,
+  ): Promise<{ view: ReservationView; created: boolean }> {
     const seatId = requireUuid(input.seatId, "seat_id");
     const requestId = requireRequestId(input.requestId);
     const seat = await this.catalog.seatFacts(seatId);
@@ -132,7 +152,8 @@ export class ReservationsService {
       });
     } catch (error) {
       if (error instanceof AlreadyHeld) {
-        return { reservation: error.reservation, state: error.reservation.stateAt(now) };
+        const view = { reservation: error.reservation, state: error.reservation.stateAt(now) };
+        return { view, created: false };
       }
       if (observed !== undefined) await this.gateWriter.record(gateDate, observed);
       // Two holds of one user racing on different seats: the index decides.
@@ -149,7 +170,8 @@ export class ReservationsService {
         owner: principal.userId,
       });
     }
-    return { reservation, state: reservation.stateAt(this.clock.now()) };
+    const view = { reservation, state: reservation.stateAt(this.clock.now()) };
+    return { view, created: seatVersion !== undefined };
   }
 
   /**

@@ -278,7 +278,21 @@ export interface FinishedCall {
   readonly procedure: string;
   /** `performance.now()` when the call started. */
   readonly started: number;
+  /**
+   * The path named no method the server serves: logged as asked, but counted
+   * under one {@link UNKNOWN_METHOD}, so a client cannot mint metric labels.
+   */
+  readonly unrouted?: boolean;
 }
+
+/** The method label of every call to a path the server does not serve. */
+export const UNKNOWN_METHOD = "unknown";
+
+/**
+ * Sees each finished call once, where it is logged (the metrics): its
+ * method label, its final code (`ok` or a Connect code's name), and seconds.
+ */
+export type CallObserver = (method: string, code: string, seconds: number) => void;
 
 /** How a call failed: its final code, its reason, and what caused it. */
 export interface CallFailure {
@@ -295,7 +309,19 @@ export interface CallFailure {
  * rush is made of, so they are logged only at debug, as are successes.
  * Bodies and headers are never logged, so tokens never reach the logs.
  */
-export function logCall(logger: Logger, call: FinishedCall, failed?: CallFailure): void {
+export function logCall(
+  logger: Logger,
+  call: FinishedCall,
+  failed?: CallFailure,
+  observe?: CallObserver,
+): void {
+  if (observe !== undefined) {
+    observe(
+      call.unrouted ? UNKNOWN_METHOD : call.procedure,
+      failed === undefined ? "ok" : codeToString(failed.code),
+      (performance.now() - call.started) / 1000,
+    );
+  }
   if (failed === undefined) {
     if (logger.isLevelEnabled("debug")) {
       logger.debug(
@@ -328,21 +354,25 @@ export function logCall(logger: Logger, call: FinishedCall, failed?: CallFailure
  * anything else as a bare `internal`. Each call is logged once by
  * {@link logCall}. Errors Connect raises before the interceptors run (a
  * unary call's unreadable body) are given their ErrorInfo, and logged, by the
- * Connect adapter with the same functions.
+ * Connect adapter with the same functions. `observe`, when given, sees every
+ * call (the metrics).
  */
-export function createErrorInterceptor(logger: Logger): Interceptor {
+export function createErrorInterceptor(logger: Logger, observe?: CallObserver): Interceptor {
   const fail = (error: unknown, req: CallInfo, started: number): ConnectError => {
     const answer = answerFor(error, req.method);
     req.contextValues.set(errorAnsweredKey, true);
-    logCall(logger, finished(req, started), {
-      code: answer.error.code,
-      reason: answer.reason,
-      cause: answer.cause,
-    });
+    logCall(
+      logger,
+      finished(req, started),
+      { code: answer.error.code, reason: answer.reason, cause: answer.cause },
+      observe,
+    );
     return answer.error;
   };
   const succeeded = (req: CallInfo, started: number) => {
-    if (logger.isLevelEnabled("debug")) logCall(logger, finished(req, started));
+    if (observe !== undefined || logger.isLevelEnabled("debug")) {
+      logCall(logger, finished(req, started), undefined, observe);
+    }
   };
 
   // `then` rather than an async function: one promise less per call.

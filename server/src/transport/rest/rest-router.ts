@@ -10,7 +10,12 @@ import { isUuid } from "../../shared/ids.js";
 import { requireCalendarDate } from "../../shared/validation.js";
 import { bearerCredential } from "../bearer.js";
 import { authenticate as authenticateCaller } from "../interceptors/auth.interceptor.js";
-import { codeOf, failureOf, logCall } from "../interceptors/error.interceptor.js";
+import {
+  type CallObserver,
+  codeOf,
+  failureOf,
+  logCall,
+} from "../interceptors/error.interceptor.js";
 import { type CallLimits, limitCall } from "../rate-limits.js";
 import {
   HttpError,
@@ -121,7 +126,12 @@ function idempotencyKey(req: NodeRequest): string | undefined {
  * and payments are rate limited like their RPCs (see `limitCall`), once the
  * caller is known and before anything is done: 429 with `Retry-After`.
  */
-export function createRestRouter(services: Services, logger: Logger, limits: CallLimits) {
+export function createRestRouter(
+  services: Services,
+  logger: Logger,
+  limits: CallLimits,
+  observe?: CallObserver,
+) {
   const { catalog, queue, reservations, wallet, payments } = services;
 
   /**
@@ -323,14 +333,15 @@ export function createRestRouter(services: Services, logger: Logger, limits: Cal
         });
       }
       const body = await route.handle(req, url);
-      logCall(logger, { requestId, procedure, started });
+      logCall(logger, { requestId, procedure, started }, undefined, observe);
       sendJson(res, 200, body);
     } catch (error) {
       const answer = restAnswer(error, route?.overrides);
       logCall(
         logger,
-        { requestId, procedure, started },
+        { requestId, procedure, started, unrouted: route === undefined },
         { code: codeOf(answer.failure.kind), reason: answer.failure.reason, cause: answer.cause },
+        observe,
       );
       if (!res.headersSent) {
         sendJson(res, answer.status, { error: answer.failure.message }, answer.headers);

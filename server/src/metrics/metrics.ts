@@ -1,0 +1,156 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { SaleEvents } from "../shared/sale-events.js";
+
+/** How long calls take, in seconds: a fast read to a slow payment under load. */
+const CALL_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** A health probe read at scrape time: resolves when the dependency answers. */
+export type Probe = () => Promise<unknown>;
+
+/** The database pool's counts, read at scrape time (undefined when unknown). */
+export interface PoolCounts {
+  readonly used: number;
+  readonly free: number;
+  readonly pending: number;
+}
+
+/** What the metrics read from the running server at scrape time. */
+export interface MetricsSources {
+  readonly database?: Probe;
+  readonly redis?: Probe;
+  readonly pool?: () => PoolCounts | undefined;
+}
+
+/**
+ * The server's Prometheus metrics on a registry of their own (never the
+ * global default one, so tests can build many servers in one process).
+ * Labels are bounded: a method is a served RPC's full name or a REST route,
+ * every other path is one `unknown` (see `logCall`); no user, token or id is
+ * ever a label.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  /** Records one finished call: its method, its final code, and how long it took. */
+  observeCall(method: string, code: string, seconds: number): void;
+  /** Counts holds by outcome, sales and refunds with their amounts. */
+  readonly saleEvents: SaleEvents;
+  /** Tells the metrics where to read health and pool figures at scrape time. */
+  watch(sources: MetricsSources): void;
+  /** The scrape body, in Prometheus text format. */
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+/**
+ * Builds the metrics of one server: calls by method and code with a latency
+ * histogram, process and event-loop metrics (prom-client's defaults, whose
+ * event-loop lag comes from `monitorEventLoopDelay`), and database and Redis
+ * health read when scraped.
+ */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const calls = new Counter({
+    name: "stagedoor_calls_total",
+    help: "Finished calls (RPC by full method name, REST by route) by final code.",
+    labelNames: ["method", "code"] as const,
+    registers: [registry],
+  });
+  const durations = new Histogram({
+    name: "stagedoor_call_duration_seconds",
+    help: "How long calls took until answered, by method and final code.",
+    labelNames: ["method", "code"] as const,
+    buckets: CALL_SECONDS_BUCKETS,
+    registers: [registry],
+  });
+  const holds = new Counter({
+    name: "stagedoor_holds_total",
+    help: "Seat hold attempts by outcome: held (a new hold), repeated (the caller's own hold again), refused (the seat was not available).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  const sales = new Counter({
+    name: "stagedoor_sales_total",
+    help: "Tickets paid for.",
+    registers: [registry],
+  });
+  const revenue = new Counter({
+    name: "stagedoor_sales_amount_total",
+    help: "What paid tickets cost, in minor units.",
+    registers: [registry],
+  });
+  const refunds = new Counter({
+    name: "stagedoor_refunds_total",
+    help: "Tickets refunded by an operator.",
+    registers: [registry],
+  });
+  const refunded = new Counter({
+    name: "stagedoor_refunds_amount_total",
+    help: "What refunded tickets cost, in minor units.",
+    registers: [registry],
+  });
+  for (const outcome of ["held", "repeated", "refused"]) holds.inc({ outcome }, 0);
+  let sources: MetricsSources = {};
+  const up = async (probe: Probe | undefined): Promise<number> => {
+    if (probe === undefined) return 1;
+    try {
+      await probe();
+      return 1;
+    } catch {
+      return 0;
+    }
+  };
+  new Gauge({
+    name: "stagedoor_database_up",
+    help: "1 when PostgreSQL answered a query at scrape time, else 0.",
+    registers: [registry],
+    async collect() {
+      this.set(await up(sources.database));
+    },
+  });
+  new Gauge({
+    name: "stagedoor_redis_up",
+    help: "1 when the waiting room's store answered a ping at scrape time, else 0 (1 for the in-process store).",
+    registers: [registry],
+    async collect() {
+      this.set(await up(sources.redis));
+    },
+  });
+  new Gauge({
+    name: "stagedoor_db_pool_connections",
+    help: "Connections of the PostgreSQL pool by state (used, free) and requests waiting for one (pending).",
+    labelNames: ["state"] as const,
+    registers: [registry],
+    collect() {
+      const counts = sources.pool?.();
+      if (counts === undefined) return;
+      this.set({ state: "used" }, counts.used);
+      this.set({ state: "free" }, counts.free);
+      this.set({ state: "pending" }, counts.pending);
+    },
+  });
+  return {
+    registry,
+    saleEvents: {
+      hold: (outcome) => holds.inc({ outcome }),
+      sold(amount) {
+        sales.inc();
+        revenue.inc(Number(amount));
+      },
+      refunded(amount) {
+        refunds.inc();
+        refunded.inc(Number(amount));
+      },
+    },
+    contentType: registry.contentType,
+    observeCall(method, code, seconds) {
+      const labels = { method, code };
+      calls.inc(labels);
+      durations.observe(labels, seconds);
+    },
+    watch(next) {
+      sources = next;
+    },
+    render: () => registry.metrics(),
+  };
+}
