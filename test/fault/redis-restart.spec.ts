@@ -117,6 +117,7 @@ describe("fault: Redis restart", function () {
   }
 
   it("with AOF on: killed -9 mid-flow, the line and every admission survive and the limit holds", async function () {
+    // Skipped only where no redis-server binary exists (it restarts a Redis of its own); .ci/run installs it.
     if (redisServer === undefined) this.skip();
     const FANS = 15;
     const { redis, database, server, concertId, fansInLine } = await setUp(true);
@@ -259,6 +260,7 @@ describe("fault: Redis restart", function () {
   });
 
   it("with persistence off: what README.md documents is what fans see", async function () {
+    // Skipped only where no redis-server binary exists (it restarts a Redis of its own); .ci/run installs it.
     if (redisServer === undefined) this.skip();
     const { redis, database, server, anonymous, concertId, dateId, fansInLine } =
       await setUp(false);
