@@ -95,8 +95,8 @@ export function createApp(deps: AppDeps): App {
     ...(deps.observeCall ? { observeCall: deps.observeCall } : {}),
     interceptors: [
       createErrorInterceptor(logger, deps.observeCall),
+      createRateLimitInterceptor(deps.limits, LIMITED_METHODS),
       createAuthInterceptor(services.queue, NO_QUEUE_TOKEN_METHODS, seatOfCall(services.catalog)),
-      createRateLimitInterceptor(deps.limits, services.queue, LIMITED_METHODS),
       createAdminAuthInterceptor(services.adminKeys, ADMIN_METHODS),
     ],
     shutdownSignal: shutdownController.signal,

@@ -17,12 +17,7 @@ import {
 } from "./modules/identity/index.js";
 import type { QueueStore } from "./modules/queue/index.js";
 import { MemoryQueueStore, queueScripts, RedisQueueStore } from "./modules/queue/index.js";
-import {
-  MemoryRateLimitStore,
-  RateLimiter,
-  type RateLimitStore,
-  RedisRateLimitStore,
-} from "./modules/ratelimit/index.js";
+import { RateLimiter } from "./modules/ratelimit/index.js";
 import type { Database } from "./persistence/database.js";
 import { migrateUp, openOrm, poolCounts } from "./persistence/orm.js";
 import { loadOrCreateServerSecret } from "./persistence/server-secret.js";
@@ -105,7 +100,6 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
 
     const settings = settingsFromConfig(config);
     let store: QueueStore;
-    let rateLimitStore: RateLimitStore;
     let pingStore: () => Promise<unknown>;
     const redisEvents = {
       onError: (error: unknown) =>
@@ -122,8 +116,6 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       });
       cleanups.push(() => cluster.close());
       store = new RedisQueueStore(cluster, settings.queue, config.redisKeyPrefix);
-      // Each bucket is one key with its own hash tag: one command to its node.
-      rateLimitStore = new RedisRateLimitStore(cluster, config.redisKeyPrefix);
       pingStore = () => cluster.ping();
       logger.info({ seeds: config.redisClusterUrls.length }, "waiting room on Redis Cluster");
     } else if (config.redisUrl !== undefined) {
@@ -134,14 +126,12 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       });
       cleanups.push(() => redis.close());
       store = new RedisQueueStore(redis, settings.queue, config.redisKeyPrefix);
-      rateLimitStore = new RedisRateLimitStore(redis, config.redisKeyPrefix);
       pingStore = () => redis.ping();
     } else {
       const memory = new MemoryQueueStore(settings.queue, {
         persistPath: path.join(config.dataDir, "queue-state.json"),
       });
       store = memory;
-      rateLimitStore = new MemoryRateLimitStore();
       pingStore = async () => undefined;
       const checkpoints = createIntervalJob(
         "queue-checkpoint",
@@ -156,7 +146,6 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       );
     }
     cleanups.push(() => store.close());
-    cleanups.push(() => rateLimitStore.close());
 
     const verifier: UserVerifier =
       config.auth.mode === "hmac"
@@ -204,7 +193,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
         ...(config.webLogin.url ? { loginUrl: config.webLogin.url } : {}),
       },
       limits: {
-        limiter: new RateLimiter(rateLimitStore, config.rateLimits, clock, logger),
+        limiter: new RateLimiter(config.rateLimits),
         proxies: new TrustedProxies(config.trustedProxies),
       },
     });

@@ -1,11 +1,21 @@
 import { type ContextValues, createContextKey } from "@connectrpc/connect";
 import type { AdminActor, Principal } from "../modules/identity/index.js";
 import type { Session } from "../modules/queue/index.js";
+import type { CallLimit } from "../modules/ratelimit/index.js";
 import type { NodeRequest } from "./rest/rest-io.js";
 
 /** The HTTP request a call arrived on (its socket and headers), set by the Connect adapter. */
 export const httpRequestKey = createContextKey<NodeRequest | undefined>(undefined, {
   description: "the HTTP request of the call",
+});
+
+/**
+ * The rate-limit buckets of a limited call, set by the rate-limit
+ * interceptor and taken by the queue store with the call's authentication
+ * (or its token issue).
+ */
+export const callLimitKey = createContextKey<CallLimit | undefined>(undefined, {
+  description: "the rate-limit buckets of the call",
 });
 
 /** The authenticated session of a call, set by the auth interceptor. */

@@ -1,4 +1,4 @@
-import type { LimitedAction, RateLimiter } from "../modules/ratelimit/index.js";
+import type { CallLimit, LimitedAction, RateLimiter } from "../modules/ratelimit/index.js";
 import { addressBucket, clientAddress, type TrustedProxies } from "./client-address.js";
 import type { NodeRequest } from "./rest/rest-io.js";
 
@@ -9,24 +9,25 @@ export interface CallLimits {
 }
 
 /**
- * Takes one call of `action` from its user's and its client address's
- * buckets, or throws `RATE_LIMITED` (see `RateLimiter.check`). The address is
- * the socket's peer, or read from `X-Forwarded-For` behind a trusted proxy
- * (see `clientAddress`); `userId` must come from the authenticated session
- * (or, for a token issue, the verified assertion), never from a body alone.
- * The RPC interceptor and the REST routes both limit through here.
+ * The buckets a call of `action` takes from (see `RateLimiter.forCall`), or
+ * undefined when it is not limited. The address is the socket's peer, or read
+ * from `X-Forwarded-For` behind a trusted proxy (see `clientAddress`), and is
+ * only worked out when the action is limited per address. The user is not
+ * named here: the queue store takes the user's bucket once the call is
+ * authenticated (a token found, or a token issue's user verified), in the
+ * same step, so nobody spends another user's budget by naming them. The RPC
+ * interceptor and the REST routes both limit through here.
  */
-export function limitCall(
+export function callLimit(
   limits: CallLimits,
   action: LimitedAction,
   req: NodeRequest | undefined,
-  userId: string | undefined,
-): Promise<void> {
-  if (!limits.limiter.limits(action)) return Promise.resolve();
+): CallLimit | undefined {
+  const { limiter } = limits;
+  if (!limiter.limits(action)) return undefined;
   const address =
-    req && clientAddress(req.socket?.remoteAddress, req.headers["x-forwarded-for"], limits.proxies);
-  return limits.limiter.check(action, {
-    userId,
-    address: address === undefined ? undefined : addressBucket(address),
-  });
+    req !== undefined && limiter.limitsAddresses(action)
+      ? clientAddress(req.socket?.remoteAddress, req.headers["x-forwarded-for"], limits.proxies)
+      : undefined;
+  return limiter.forCall(action, address === undefined ? undefined : addressBucket(address));
 }

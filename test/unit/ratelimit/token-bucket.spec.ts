@@ -1,15 +1,15 @@
 import { expect } from "chai";
-import { createLogger } from "../../../server/src/logger.js";
 import {
   type BucketRule,
   type BucketState,
+  type CallLimit,
   MemoryRateLimitStore,
   RateLimiter,
   type RateLimitRules,
-  type RateLimitStore,
+  rateLimited,
+  takeCallLimit,
   takeToken,
 } from "../../../server/src/modules/ratelimit/index.js";
-import { FakeClock } from "../../support/fake-clock.js";
 import { expectDomainError, rejectionOf } from "../unit-helpers.js";
 
 /** 3 at once, one more every 500 ms. */
@@ -112,8 +112,7 @@ describe("MemoryRateLimitStore", () => {
   });
 });
 
-describe("RateLimiter", () => {
-  const logger = createLogger("silent");
+describe("RateLimiter and takeCallLimit (the in-process store's takes)", () => {
   const rules: RateLimitRules = {
     token: { user: { burst: 2, refill: 1, periodMs: 60_000 }, address: undefined },
     hold: {
@@ -122,14 +121,26 @@ describe("RateLimiter", () => {
     },
     payment: { user: undefined, address: undefined },
   };
+  const limiter = new RateLimiter(rules);
+  const start = Date.UTC(2030, 0, 1);
+
+  /** One call's takes, refused as the stores refuse it (RATE_LIMITED), or allowed. */
+  async function take(
+    store: MemoryRateLimitStore,
+    limit: CallLimit,
+    userId: string,
+  ): Promise<void> {
+    const refusal = await takeCallLimit(store, "concert-1", limit, userId, start);
+    if (refusal !== undefined) throw rateLimited(limit.action, refusal);
+  }
 
   it("refuses RATE_LIMITED with RetryInfo's delay and says which limit, per user then per address", async () => {
-    const clock = new FakeClock();
-    const limiter = new RateLimiter(new MemoryRateLimitStore(), rules, clock, logger);
-    await limiter.check("hold", { userId: "ann", address: "10.0.0.1" });
-    await limiter.check("hold", { userId: "ann", address: "10.0.0.1" });
+    const store = new MemoryRateLimitStore();
+    const fromOne = limiter.forCall("hold", "10.0.0.1") as CallLimit;
+    await take(store, fromOne, "ann");
+    await take(store, fromOne, "ann");
     const byUser = expectDomainError(
-      await rejectionOf(limiter.check("hold", { userId: "ann", address: "10.0.0.1" })),
+      await rejectionOf(take(store, fromOne, "ann")),
       "resource_exhausted",
       "RATE_LIMITED",
     );
@@ -138,49 +149,33 @@ describe("RateLimiter", () => {
     // Another user from the same address has a bucket of their own, but the
     // address's is empty now (the refused call took from it too).
     const byAddress = expectDomainError(
-      await rejectionOf(limiter.check("hold", { userId: "bob", address: "10.0.0.1" })),
+      await rejectionOf(take(store, fromOne, "bob")),
       "resource_exhausted",
       "RATE_LIMITED",
     );
     expect(byAddress.metadata).to.deep.equal({ action: "hold", scope: "address" });
     expect(byAddress.retryAfterMs).to.equal(10_000);
-    await limiter.check("hold", { userId: "bob", address: "10.0.0.2" });
+    await take(store, limiter.forCall("hold", "10.0.0.2") as CallLimit, "bob");
   });
 
-  it("keeps actions apart, and lets unlimited actions and unknown callers through", async () => {
-    const clock = new FakeClock();
-    const limiter = new RateLimiter(new MemoryRateLimitStore(), rules, clock, logger);
-    await limiter.check("token", { userId: "ann", address: undefined });
-    await limiter.check("token", { userId: "ann", address: undefined });
-    await rejectionOf(limiter.check("token", { userId: "ann", address: undefined }));
-    await limiter.check("hold", { userId: "ann", address: undefined });
-    for (let i = 0; i < 50; i++) await limiter.check("payment", { userId: "ann", address: "x" });
-    // A token request that proves no user is limited by address only (none here).
-    for (let i = 0; i < 5; i++) await limiter.check("token", { userId: undefined, address: "x" });
+  it("keeps actions apart, and names no bucket for unlimited actions or unknown addresses", async () => {
+    const store = new MemoryRateLimitStore();
+    const token = limiter.forCall("token", undefined) as CallLimit;
+    await take(store, token, "ann");
+    await take(store, token, "ann");
+    await rejectionOf(take(store, token, "ann"));
+    await take(store, limiter.forCall("hold", undefined) as CallLimit, "ann");
+    expect(limiter.forCall("payment", "x")).to.equal(undefined);
+    expect(limiter.forCall("token", "x")?.address).to.equal(undefined);
     expect(limiter.limits("payment")).to.equal(false);
     expect(limiter.limits("hold")).to.equal(true);
+    expect(limiter.limitsAddresses("token")).to.equal(false);
   });
 
-  it("lets calls through while its store fails, and limits again once it is back", async () => {
-    const clock = new FakeClock();
-    const memory = new MemoryRateLimitStore();
-    let down = false;
-    const flaky: RateLimitStore = {
-      take: (key, rule, now) =>
-        down ? Promise.reject(new Error("connection lost")) : memory.take(key, rule, now),
-      close: () => memory.close(),
-    };
-    const limiter = new RateLimiter(flaky, rules, clock, logger);
-    const ann = { userId: "ann", address: undefined };
-    await limiter.check("token", ann);
-    await limiter.check("token", ann);
-    down = true;
-    for (let i = 0; i < 5; i++) await limiter.check("token", ann);
-    down = false;
-    expectDomainError(
-      await rejectionOf(limiter.check("token", ann)),
-      "resource_exhausted",
-      "RATE_LIMITED",
-    );
+  it("keys an address's bucket by a digest, never the address itself", () => {
+    const limit = limiter.forCall("hold", "203.0.113.7") as CallLimit;
+    expect(limit.address?.id).to.match(/^[A-Za-z0-9_-]{22}$/);
+    expect(limit.address?.id).to.not.include("203");
+    expect(limiter.forCall("hold", "203.0.113.8")?.address?.id).to.not.equal(limit.address?.id);
   });
 });

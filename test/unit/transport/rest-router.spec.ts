@@ -4,8 +4,7 @@ import { Writable } from "node:stream";
 import { expect } from "chai";
 import type { Services } from "../../../server/src/container.js";
 import { createLogger } from "../../../server/src/logger.js";
-import { MemoryRateLimitStore, RateLimiter } from "../../../server/src/modules/ratelimit/index.js";
-import { systemClock } from "../../../server/src/shared/clock.js";
+import { RateLimiter } from "../../../server/src/modules/ratelimit/index.js";
 import { DomainError } from "../../../server/src/shared/domain-error.js";
 import { TrustedProxies } from "../../../server/src/transport/client-address.js";
 import { HttpError } from "../../../server/src/transport/rest/rest-io.js";
@@ -79,12 +78,7 @@ describe("REST calls are logged like RPCs", () => {
       },
     } as unknown as Services;
     const unlimited = { user: undefined, address: undefined };
-    const limiter = new RateLimiter(
-      new MemoryRateLimitStore(),
-      { token: unlimited, hold: unlimited, payment: unlimited },
-      systemClock,
-      logger,
-    );
+    const limiter = new RateLimiter({ token: unlimited, hold: unlimited, payment: unlimited });
     const rest = createRestRouter(services, logger, { limiter, proxies: new TrustedProxies([]) });
     server = http.createServer((req, res) => void rest(req, res, "req-9"));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -1,3 +1,9 @@
+import {
+  type CallLimit,
+  MemoryRateLimitStore,
+  rateLimited,
+  takeCallLimit,
+} from "../ratelimit/index.js";
 import { MemorySeatGate } from "./memory-seat-gate.js";
 import { MinHeap } from "./min-heap.js";
 import {
@@ -97,6 +103,8 @@ export class MemoryQueueStore implements QueueStore {
   private readonly limits: QueueLimits;
   private readonly file: QueueStateFile | undefined;
   private readonly tokens = new Map<string, TokenRecord>();
+  /** Rate-limit buckets of the calls this store authenticates (keyed by concert). */
+  private readonly buckets = new MemoryRateLimitStore();
   /** tokenHash → tokenId while the token authenticates. */
   private readonly hashes = new Map<string, string>();
   /** concertId → userId → the user's current tokenId. */
@@ -135,6 +143,7 @@ export class MemoryQueueStore implements QueueStore {
 
   async issue(input: IssueInput): Promise<IssueResult> {
     const { concertId, userId, tokenId, tokenHash, now } = input;
+    if (input.limit !== undefined) await this.takeLimit(concertId, input.limit, userId, now);
     this.sweep(now);
     const oldId = this.users.get(concertId)?.get(userId);
     const old = oldId === undefined ? undefined : this.token(oldId, now);
@@ -189,6 +198,7 @@ export class MemoryQueueStore implements QueueStore {
     tokenHash: string,
     now: number,
     touch: boolean,
+    limit?: CallLimit,
   ): Promise<QueueSnapshot | null> {
     this.sweep(now);
     const tokenId = this.hashes.get(tokenHash);
@@ -197,7 +207,20 @@ export class MemoryQueueStore implements QueueStore {
     this.refresh(token, now);
     if (touch) this.touch(token, now);
     this.flushDirty();
-    return this.snapshot(token);
+    const snapshot = this.snapshot(token);
+    if (limit !== undefined) await this.takeLimit(concertId, limit, token.userId, now);
+    return snapshot;
+  }
+
+  /** Takes a call's rate-limit buckets (kept per concert, like the Redis store's), or throws. */
+  private async takeLimit(
+    concertId: string,
+    limit: CallLimit,
+    userId: string,
+    now: number,
+  ): Promise<void> {
+    const refusal = await takeCallLimit(this.buckets, concertId, limit, userId, now);
+    if (refusal !== undefined) throw rateLimited(limit.action, refusal);
   }
 
   async lookupWithSeat(
@@ -206,8 +229,9 @@ export class MemoryQueueStore implements QueueStore {
     now: number,
     touch: boolean,
     seat: SeatRef,
+    limit?: CallLimit,
   ): Promise<LookupWithSeat> {
-    const snapshot = await this.lookup(concertId, tokenHash, now, touch);
+    const snapshot = await this.lookup(concertId, tokenHash, now, touch, limit);
     return {
       snapshot,
       seat: this.seats.entry({ concertId, dateId: seat.dateId }, seat.seatId),
@@ -382,6 +406,7 @@ export class MemoryQueueStore implements QueueStore {
 
   /** Writes the last changes (see {@link checkpoint}) and closes the file. */
   async close(): Promise<void> {
+    await this.buckets.close();
     await this.file?.close();
   }
 

@@ -1,3 +1,4 @@
+import type { CallLimit } from "../ratelimit/index.js";
 import type { SeatGate, SeatGateEntry } from "./seat-gate.js";
 
 /**
@@ -83,6 +84,11 @@ export interface IssueInput {
   /** The hash of the token derived from `tokenId`. */
   readonly tokenHash: string;
   readonly now: number;
+  /**
+   * The call's rate limits: the buckets of `userId` (verified by the caller)
+   * and of the client address, taken first; a refusal issues nothing.
+   */
+  readonly limit?: CallLimit;
 }
 
 /** The result of {@link QueueStore.issue}. */
@@ -116,7 +122,9 @@ export interface QueueStore {
    * Returns the user's live token (waiting, or admitted and unexpired) for the
    * concert, or creates one at the back of the line, revoking any dead token
    * the user had. Runs one promotion step, so a user who finds a free slot
-   * and nobody ahead is admitted in the same call.
+   * and nobody ahead is admitted in the same call. With `input.limit`, the
+   * call's buckets are taken first, in the same step: a refusal throws
+   * `RATE_LIMITED` and changes nothing else.
    */
   issue(input: IssueInput): Promise<IssueResult>;
 
@@ -124,19 +132,24 @@ export interface QueueStore {
    * Finds a token of a concert's line by hash (a token names its concert).
    * A waiting token whose idle window has passed is evicted on the spot. With
    * `touch`, a waiting token's activity clock is reset. Returns `null` for
-   * unknown or dropped tokens, and for tokens of another concert.
+   * unknown or dropped tokens, and for tokens of another concert. With
+   * `limit`, a found token's call takes from its user's (and its client
+   * address's) buckets in the same step, and throws `RATE_LIMITED` when one
+   * is empty; an unknown token takes nothing.
    */
   lookup(
     concertId: string,
     tokenHash: string,
     now: number,
     touch: boolean,
+    limit?: CallLimit,
   ): Promise<QueueSnapshot | null>;
 
   /**
    * {@link lookup} and {@link SeatGate.peek} of one seat of a date of the
    * same concert in one round trip, so a seat hold is authenticated and gated
    * at once. (A seat of another concert's date reads as unknown to the gate.)
+   * `limit` as for {@link lookup}.
    */
   lookupWithSeat(
     concertId: string,
@@ -144,6 +157,7 @@ export interface QueueStore {
     now: number,
     touch: boolean,
     seat: SeatRef,
+    limit?: CallLimit,
   ): Promise<LookupWithSeat>;
 
   /** The seat-state gate kept next to the line (see seat-gate.ts). */

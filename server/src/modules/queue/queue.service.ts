@@ -2,6 +2,7 @@ import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
 import { requireUserId, requireUuid } from "../../shared/validation.js";
 import type { Principal, TokenCodec, UserVerifier } from "../identity/index.js";
+import type { CallLimit } from "../ratelimit/index.js";
 import type { QueueLimits, QueueSnapshot, QueueStore, SeatRef } from "./queue-store.js";
 import type { SeatGateEntry } from "./seat-gate.js";
 
@@ -74,11 +75,17 @@ export class QueueService {
     private readonly limits: QueueLimits,
   ) {}
 
-  /** Issues (or returns the live) token of a user for a concert. */
+  /**
+   * Issues (or returns the live) token of a user for a concert. With
+   * `limit`, the call takes from the (verified) user's and the client
+   * address's buckets in the store's same step, and is refused
+   * `RATE_LIMITED` (nothing issued) when one is empty.
+   */
   async issueToken(input: {
     concertId: string;
     userId: string;
     assertion: string | undefined;
+    limit?: CallLimit | undefined;
   }): Promise<{ token: string; status: QueueStatusView }> {
     const userId = requireUserId(input.userId);
     const concertId = requireUuid(input.concertId, "concert_id");
@@ -106,6 +113,7 @@ export class QueueService {
         tokenId,
         tokenHash: this.codec.hash(fresh),
         now: now.getTime(),
+        ...(input.limit === undefined ? {} : { limit: input.limit }),
       }),
     );
     const token = result.created ? fresh : this.codec.tokenFor(concertId, result.snapshot.tokenId);
@@ -113,27 +121,18 @@ export class QueueService {
   }
 
   /**
-   * The user a token request proves it is for: `userId` when it is a valid
-   * user id and `assertion` proves it (see `UserVerifier`; in trust mode any
-   * valid id), else undefined. What token issue is rate limited per user by,
-   * before anything is issued; `issueToken` checks the same again.
-   */
-  verifiedUser(userId: string, assertion: string | undefined): string | undefined {
-    try {
-      this.verifier.verify(requireUserId(userId), assertion, this.clock.now());
-      return userId;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /**
    * Turns a presented token into the caller's session. Every authenticated call
    * counts as activity, so a waiting user who polls keeps their place. With
    * `seat`, the gate's entry for that seat is read in the same round trip
-   * (what a seat hold needs) and returned in `session.seat`.
+   * (what a seat hold needs) and returned in `session.seat`. With `limit`,
+   * the call's rate-limit buckets are taken in that round trip too (see
+   * `QueueStore.lookup`): a refusal throws `RATE_LIMITED`.
    */
-  async authenticate(token: string | undefined, seat?: SeatRef): Promise<Session> {
+  async authenticate(
+    token: string | undefined,
+    seat?: SeatRef,
+    limit?: CallLimit,
+  ): Promise<Session> {
     if (token === undefined || token === "") {
       throw new DomainError("unauthenticated", "TOKEN_MISSING", "a queue token is required");
     }
@@ -144,10 +143,12 @@ export class QueueService {
     const now = this.clock.now().getTime();
     const { concertId, hash } = presented;
     if (seat === undefined) {
-      return this.session(await this.guard(() => this.store.lookup(concertId, hash, now, true)));
+      return this.session(
+        await this.guard(() => this.store.lookup(concertId, hash, now, true, limit)),
+      );
     }
     const found = await this.guard(() =>
-      this.store.lookupWithSeat(concertId, hash, now, true, seat),
+      this.store.lookupWithSeat(concertId, hash, now, true, seat, limit),
     );
     return { ...this.session(found.snapshot), seat: found.seat };
   }

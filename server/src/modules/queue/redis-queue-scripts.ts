@@ -1,6 +1,13 @@
 import { readFileSync } from "node:fs";
 import type { CommandParser } from "redis";
 import { defineScript } from "redis";
+import {
+  CALL_LIMIT_LUA,
+  type CallLimit,
+  callLimitArgs,
+  decodeRefusal,
+  type LimitRefusal,
+} from "../ratelimit/index.js";
 import type {
   IssueInput,
   IssueResult,
@@ -121,9 +128,23 @@ function decodeSnapshotRequired(reply: unknown): QueueSnapshot {
   return snapshot;
 }
 
-/** What the issue script answers: the store's result, and whether the lease was renewed. */
-export interface IssueReply extends IssueResult {
-  readonly opened: boolean;
+/**
+ * What the issue script answers: the store's result and whether the lease was
+ * renewed, or the rate limits' refusal (nothing was issued).
+ */
+export type IssueReply =
+  | (IssueResult & { readonly opened: boolean; readonly refused?: undefined })
+  | { readonly refused: LimitRefusal };
+
+/** A lookup's answer: the token's snapshot, and the rate limits' refusal if they refused the call. */
+export interface LookupReply {
+  readonly snapshot: QueueSnapshot | null;
+  readonly refused: LimitRefusal | undefined;
+}
+
+/** {@link LookupReply} with the seat's gate entry. */
+export interface LookupPeekReply extends LookupWithSeat {
+  readonly refused: LimitRefusal | undefined;
 }
 
 /**
@@ -136,7 +157,7 @@ export interface IssueReply extends IssueResult {
 export const queueScripts = {
   queueIssue: defineScript({
     NUMBER_OF_KEYS: 1,
-    SCRIPT: PRELUDE + ISSUE,
+    SCRIPT: PRELUDE + CALL_LIMIT_LUA + ISSUE,
     parseCommand(parser: CommandParser, context: QueueScriptContext, input: IssueInput) {
       pushContext(parser, context, input.concertId);
       parser.push(
@@ -146,10 +167,13 @@ export const queueScripts = {
         input.tokenHash,
         String(input.now),
         String(REGISTRATION_LEASE_MS),
+        ...callLimitArgs(input.limit),
       );
     },
     transformReply(reply: unknown): IssueReply {
-      if (!Array.isArray(reply) || reply.length !== 3) throw malformed("issue");
+      if (!Array.isArray(reply) || reply.length !== 4) throw malformed("issue");
+      const refused = decodeRefusal(reply[3]);
+      if (refused !== undefined) return { refused };
       return {
         created: Number(reply[0]) === 1,
         snapshot: decodeSnapshotRequired(reply[1]),
@@ -159,7 +183,7 @@ export const queueScripts = {
   }),
   queueLookup: defineScript({
     NUMBER_OF_KEYS: 1,
-    SCRIPT: PRELUDE + FIND_TOKEN + LOOKUP,
+    SCRIPT: PRELUDE + FIND_TOKEN + CALL_LIMIT_LUA + LOOKUP,
     parseCommand(
       parser: CommandParser,
       context: QueueScriptContext,
@@ -167,15 +191,19 @@ export const queueScripts = {
       tokenHash: string,
       now: number,
       touch: boolean,
+      limit?: CallLimit,
     ) {
       pushContext(parser, context, concertId);
-      parser.push(tokenHash, String(now), touch ? "1" : "0");
+      parser.push(tokenHash, String(now), touch ? "1" : "0", ...callLimitArgs(limit));
     },
-    transformReply: decodeSnapshot,
+    transformReply(reply: unknown): LookupReply {
+      if (!Array.isArray(reply) || reply.length !== 2) throw malformed("lookup");
+      return { snapshot: decodeSnapshot(reply[0]), refused: decodeRefusal(reply[1]) };
+    },
   }),
   queueLookupPeek: defineScript({
     NUMBER_OF_KEYS: 2,
-    SCRIPT: PRELUDE + FIND_TOKEN + LOOKUP_PEEK,
+    SCRIPT: PRELUDE + FIND_TOKEN + CALL_LIMIT_LUA + LOOKUP_PEEK,
     parseCommand(
       parser: CommandParser,
       context: QueueScriptContext,
@@ -184,17 +212,22 @@ export const queueScripts = {
       now: number,
       touch: boolean,
       seat: SeatRef,
+      limit?: CallLimit,
     ) {
       // The seat is looked up under the token's concert: a seat of another
       // concert's date has no entry there, so it goes to the database, which
       // refuses it.
       const seatKey = seatEntryKey(context.prefix, { concertId, dateId: seat.dateId }, seat.seatId);
       pushContext(parser, context, concertId, seatKey);
-      parser.push(tokenHash, String(now), touch ? "1" : "0");
+      parser.push(tokenHash, String(now), touch ? "1" : "0", ...callLimitArgs(limit));
     },
-    transformReply(reply: unknown): LookupWithSeat {
-      if (!Array.isArray(reply) || reply.length !== 2) throw malformed("lookup with seat");
-      return { snapshot: decodeSnapshot(reply[0]), seat: decodeSeatEntry(reply[1]) };
+    transformReply(reply: unknown): LookupPeekReply {
+      if (!Array.isArray(reply) || reply.length !== 3) throw malformed("lookup with seat");
+      return {
+        snapshot: decodeSnapshot(reply[0]),
+        seat: decodeSeatEntry(reply[1]),
+        refused: decodeRefusal(reply[2]),
+      };
     },
   }),
   queueSnapshots: defineScript({

@@ -1,4 +1,5 @@
 import type { RedisClient } from "../../redis/redis-client.js";
+import { type CallLimit, rateLimited } from "../ratelimit/index.js";
 import type {
   IssueInput,
   IssueResult,
@@ -10,7 +11,13 @@ import type {
   SeatRef,
 } from "./queue-store.js";
 import { leaseKey, registryKey, versionKey } from "./redis-keys.js";
-import type { IssueReply, QueueScriptContext, queueScripts } from "./redis-queue-scripts.js";
+import type {
+  IssueReply,
+  LookupPeekReply,
+  LookupReply,
+  QueueScriptContext,
+  queueScripts,
+} from "./redis-queue-scripts.js";
 import { RedisSeatGate, type SeatGateRedis } from "./redis-seat-gate.js";
 
 /** A connection to one Redis primary with the waiting room's scripts. */
@@ -31,7 +38,8 @@ export interface QueueRedis extends SeatGateRedis {
     tokenHash: string,
     now: number,
     touch: boolean,
-  ): Promise<QueueSnapshot | null>;
+    limit?: CallLimit,
+  ): Promise<LookupReply>;
   queueLookupPeek(
     context: QueueScriptContext,
     concertId: string,
@@ -39,7 +47,8 @@ export interface QueueRedis extends SeatGateRedis {
     now: number,
     touch: boolean,
     seat: SeatRef,
-  ): Promise<LookupWithSeat>;
+    limit?: CallLimit,
+  ): Promise<LookupPeekReply>;
   queueSnapshots(
     context: QueueScriptContext,
     concertId: string,
@@ -104,29 +113,53 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async issue(input: IssueInput): Promise<IssueResult> {
-    const { created, snapshot, opened } = await this.client.queueIssue(this.context, input);
+    const reply = await this.client.queueIssue(this.context, input);
+    if (reply.refused !== undefined) {
+      throw rateLimited((input.limit as CallLimit).action, reply.refused);
+    }
     // Once per registration lease: the registry lives in another slot.
-    if (opened) await this.client.sAdd(registryKey(this.context.prefix), input.concertId);
-    return { created, snapshot };
+    if (reply.opened) await this.client.sAdd(registryKey(this.context.prefix), input.concertId);
+    return { created: reply.created, snapshot: reply.snapshot };
   }
 
-  lookup(
+  async lookup(
     concertId: string,
     tokenHash: string,
     now: number,
     touch: boolean,
+    limit?: CallLimit,
   ): Promise<QueueSnapshot | null> {
-    return this.client.queueLookup(this.context, concertId, tokenHash, now, touch);
+    const reply = await this.client.queueLookup(
+      this.context,
+      concertId,
+      tokenHash,
+      now,
+      touch,
+      limit,
+    );
+    if (reply.refused !== undefined) throw rateLimited((limit as CallLimit).action, reply.refused);
+    return reply.snapshot;
   }
 
-  lookupWithSeat(
+  async lookupWithSeat(
     concertId: string,
     tokenHash: string,
     now: number,
     touch: boolean,
     seat: SeatRef,
+    limit?: CallLimit,
   ): Promise<LookupWithSeat> {
-    return this.client.queueLookupPeek(this.context, concertId, tokenHash, now, touch, seat);
+    const reply = await this.client.queueLookupPeek(
+      this.context,
+      concertId,
+      tokenHash,
+      now,
+      touch,
+      seat,
+      limit,
+    );
+    if (reply.refused !== undefined) throw rateLimited((limit as CallLimit).action, reply.refused);
+    return { snapshot: reply.snapshot, seat: reply.seat };
   }
 
   async snapshots(

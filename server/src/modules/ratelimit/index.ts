@@ -1,14 +1,19 @@
-/** Rate limits: token buckets per user and per client address, in Redis or in-process. */
+/** Rate limits: token buckets per user and per client address, taken by the queue's store. */
 export { MemoryRateLimitStore } from "./memory-rate-limit-store.js";
 export type { RateLimitStore } from "./rate-limit-store.js";
 export {
   type ActionLimits,
-  type Caller,
+  CALL_LIMIT_LUA,
+  type CallLimit,
+  callLimitArgs,
+  decodeRefusal,
   type LimitedAction,
   LimitedActions,
+  type LimitRefusal,
   type LimitScope,
   RateLimiter,
   type RateLimitRules,
+  rateLimited,
+  takeCallLimit,
 } from "./rate-limiter.js";
-export { type LuaEvaluator, RedisRateLimitStore } from "./redis-rate-limit-store.js";
 export { type BucketRule, type BucketState, type TakeResult, takeToken } from "./token-bucket.js";

@@ -1,16 +1,13 @@
 import type { BucketRule, TakeResult } from "./token-bucket.js";
 
 /**
- * Where token buckets live: in Redis for any number of instances
- * (`RedisRateLimitStore`), or in-process on the embedded default
- * (`MemoryRateLimitStore`). Both compute `takeToken`, atomically per bucket,
- * and forget a bucket once it is full again (which changes nothing).
+ * Token buckets kept in-process (`MemoryRateLimitStore`), for the embedded
+ * default's queue store. (On Redis the buckets are taken inside the queue's
+ * own scripts: see lua/bucket.lua.) Computes `takeToken`, atomically per
+ * bucket, and forgets a bucket once it is full again (which changes nothing).
  */
 export interface RateLimitStore {
-  /**
-   * Takes one token from the bucket `key` at `now` (ms since the epoch).
-   * Keys are opaque; a store may hash them.
-   */
+  /** Takes one token from the bucket `key` at `now` (ms since the epoch). */
   take(key: string, rule: BucketRule, now: number): Promise<TakeResult>;
   close(): Promise<void>;
 }

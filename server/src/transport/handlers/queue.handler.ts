@@ -10,7 +10,7 @@ import type {
 } from "@stagedoor/sdk";
 import type { QueueService, QueueWatchHub, WatchEvent } from "../../modules/queue/index.js";
 import { bearerCredential } from "../bearer.js";
-import { principalOf, sessionOf } from "../context.js";
+import { callLimitKey, principalOf, sessionOf } from "../context.js";
 import { toQueueStatus } from "../mappers/queue.mapper.js";
 
 type WatchMessage = MessageInitShape<typeof WatchQueueStatusResponseSchema>;
@@ -40,6 +40,7 @@ export class QueueHandler implements ServiceImpl<typeof QueueApi> {
       concertId: req.concertId,
       userId: req.userId,
       assertion: bearerCredential(ctx.requestHeader.get("authorization")),
+      limit: ctx.values.get(callLimitKey),
     });
     return { token, status: toQueueStatus(status) };
   }

@@ -1,8 +1,9 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Interceptor, UnaryRequest } from "@connectrpc/connect";
 import type { QueueService, SeatRef, Session } from "../../modules/queue/index.js";
+import type { CallLimit } from "../../modules/ratelimit/index.js";
 import { bearerCredential } from "../bearer.js";
-import { sessionKey } from "../context.js";
+import { callLimitKey, sessionKey } from "../context.js";
 
 /** Names the seat a unary call is about, if its method gates one (a seat hold). */
 export type SeatOfCall = (req: UnaryRequest) => SeatRef | undefined;
@@ -11,18 +12,20 @@ export type SeatOfCall = (req: UnaryRequest) => SeatRef | undefined;
  * The session of a caller: the queue token of its `Authorization: Bearer`
  * header (or, where a route takes one, of a `token` field when the header has
  * none) turned into a principal and its live status, with the named seat's
- * gate entry read in the same round trip. Both the RPCs (through
- * {@link createAuthInterceptor}) and the REST routes authenticate here.
+ * gate entry and the call's rate-limit buckets (`limit`) taken in the same
+ * round trip. Both the RPCs (through {@link createAuthInterceptor}) and the
+ * REST routes authenticate here.
  */
 export function authenticate(
   queue: QueueService,
   authorization: string | null | undefined,
   seat: SeatRef | undefined,
-  tokenField?: unknown,
+  tokenField: unknown,
+  limit: CallLimit | undefined,
 ): Promise<Session> {
   const token =
     bearerCredential(authorization) ?? (typeof tokenField === "string" ? tokenField : undefined);
-  return queue.authenticate(token, seat);
+  return queue.authenticate(token, seat, limit);
 }
 
 /**
@@ -42,7 +45,13 @@ export function createAuthInterceptor(
       const seat = req.stream ? undefined : seatOf(req);
       req.contextValues.set(
         sessionKey,
-        await authenticate(queue, req.header.get("authorization"), seat),
+        await authenticate(
+          queue,
+          req.header.get("authorization"),
+          seat,
+          undefined,
+          req.contextValues.get(callLimitKey),
+        ),
       );
     }
     return next(req);

@@ -4,6 +4,7 @@ import type { Logger } from "../../logger.js";
 import type { Availability, AvailabilityBlock, SeatFacts } from "../../modules/catalog/index.js";
 import type { Principal } from "../../modules/identity/index.js";
 import type { Session } from "../../modules/queue/index.js";
+import type { LimitedAction } from "../../modules/ratelimit/index.js";
 import { DomainError, type ErrorKind, invalidField } from "../../shared/domain-error.js";
 import type { ErrorReason } from "../../shared/error-reasons.js";
 import { isUuid } from "../../shared/ids.js";
@@ -16,7 +17,7 @@ import {
   failureOf,
   logCall,
 } from "../interceptors/error.interceptor.js";
-import { type CallLimits, limitCall } from "../rate-limits.js";
+import { type CallLimits, callLimit } from "../rate-limits.js";
 import {
   HttpError,
   JsonBytes,
@@ -123,8 +124,9 @@ function idempotencyKey(req: NodeRequest): string | undefined {
  * use: the paths, JSON field names, status codes and `{"error": "..."}`
  * bodies of the original spec, plus the one deliberate addition that balance,
  * recharge and payment need the user's token. Token issue, holds, recharges
- * and payments are rate limited like their RPCs (see `limitCall`), once the
- * caller is known and before anything is done: 429 with `Retry-After`.
+ * and payments are rate limited like their RPCs (see `callLimit`), in the
+ * same round trip as the caller is authenticated and before anything is
+ * done: 429 with `Retry-After`.
  */
 export function createRestRouter(
   services: Services,
@@ -136,13 +138,15 @@ export function createRestRouter(
 
   /**
    * Authenticates the caller as the RPCs do (see `authenticate`), by bearer
-   * header or, in the seed's contract, a `token` field; and checks the named
+   * header or, in the seed's contract, a `token` field, taking the buckets of
+   * the rate-limited `action` in the same round trip; and checks the named
    * user is them. With `guess`, the seat's gate entry comes along.
    */
   async function authenticateSession(
     req: NodeRequest,
     body: Record<string, unknown> | undefined,
     userId: unknown,
+    action: LimitedAction | undefined,
     guess?: SeatGuess,
   ): Promise<Session> {
     const session = await authenticateCaller(
@@ -150,6 +154,7 @@ export function createRestRouter(
       req.headers.authorization,
       guess && { dateId: guess.seat.concertDateId, seatId: guess.seat.id },
       body ? field(body, "token") : undefined,
+      action === undefined ? undefined : callLimit(limits, action, req),
     );
     if (typeof userId !== "string" || userId !== session.principal.userId) {
       throw new DomainError(
@@ -166,8 +171,9 @@ export function createRestRouter(
     req: NodeRequest,
     body: Record<string, unknown> | undefined,
     userId: unknown,
+    action?: LimitedAction,
   ): Promise<Principal> {
-    return (await authenticateSession(req, body, userId)).principal;
+    return (await authenticateSession(req, body, userId, action)).principal;
   }
 
   /** The seat a hold names in the default concert, when the request is well-formed and it exists. */
@@ -194,13 +200,12 @@ export function createRestRouter(
       async handle(req) {
         const body = await readJsonObject(req);
         const userId = requireString(field(body, "userId"), "userId");
-        const assertion = bearerCredential(req.headers.authorization);
-        await limitCall(limits, "token", req, queue.verifiedUser(userId, assertion));
         const concert = await catalog.defaultConcert();
         const { token, status } = await queue.issueToken({
           concertId: concert.id,
           userId,
-          assertion,
+          assertion: bearerCredential(req.headers.authorization),
+          limit: callLimit(limits, "token", req),
         });
         return {
           token,
@@ -237,9 +242,8 @@ export function createRestRouter(
         // first, so the token and the seat's gate entry are read in one round
         // trip. Anything unusual is resolved again, with its errors, below.
         const guess = await seatInDefaultConcert(field(body, "date"), field(body, "seatNumber"));
-        const session = await authenticateSession(req, body, field(body, "userId"), guess);
+        const session = await authenticateSession(req, body, field(body, "userId"), "hold", guess);
         const { principal } = session;
-        await limitCall(limits, "hold", req, principal.userId);
         const date = requireCalendarDate(requireString(field(body, "date"), "date"));
         const seatNumber = requireWholeNumber(field(body, "seatNumber"), "seatNumber");
         const sameConcert = guess !== undefined && guess.concertId === principal.concertId;
@@ -266,8 +270,7 @@ export function createRestRouter(
       method: "POST",
       async handle(req) {
         const body = await readJsonObject(req);
-        const principal = await authenticate(req, body, field(body, "userId"));
-        await limitCall(limits, "payment", req, principal.userId);
+        const principal = await authenticate(req, body, field(body, "userId"), "payment");
         const amount = requireWholeNumber(field(body, "amount"), "amount");
         const result = await wallet.recharge(principal, {
           amount: BigInt(amount),
@@ -293,8 +296,7 @@ export function createRestRouter(
       },
       async handle(req) {
         const body = await readJsonObject(req);
-        const principal = await authenticate(req, body, field(body, "userId"));
-        await limitCall(limits, "payment", req, principal.userId);
+        const principal = await authenticate(req, body, field(body, "userId"), "payment");
         const reservationId = requireString(field(body, "reservationId"), "reservationId");
         const amount = requireWholeNumber(field(body, "amount"), "amount");
         if (!isUuid(reservationId)) {

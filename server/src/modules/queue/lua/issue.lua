@@ -1,10 +1,14 @@
 -- issue: the user's live token, or a new one at the back of the line.
--- ARGV[6..10] = concert, user, new token id, new token hash, now.
--- Returns { created, snapshot, opened }: opened is 1 when the line's
+-- ARGV[6..11] = concert, user, new token id, new token hash, now, lease (ms);
+-- ARGV[12..19] = the call's rate limits (bucket.lua's takeCallLimit).
+-- Returns { created, snapshot, opened, refusal }: a refusal (the limits said
+-- no) issues nothing and comes with created 0 and no snapshot. opened is 1 when the line's
 -- registration lease (q:reg) was renewed, so the caller (re)adds the concert
 -- to the admitter's registry, which lives in another slot (see
 -- redis-queue-scripts.ts).
 local c, u, tid, hash, now = ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+local refusal = takeCallLimit(12, u, now)
+if refusal then return { 0, false, 0, refusal } end
 local uk = uKey(u)
 local oldId = redis.call('GET', uk)
 local old = nil
@@ -15,7 +19,7 @@ if old then
     touch(old, now)
     promote(now)
     flushDirty()
-    return { 0, snapshot(load(oldId)), 0 }
+    return { 0, snapshot(load(oldId)), 0, false }
   end
 end
 if redis.call('EXISTS', sKey(tid), tKey(hash)) > 0 then
@@ -40,4 +44,4 @@ local opened = 0
 if redis.call('SET', qKey('reg'), '1', 'NX', 'PX', ARGV[11]) then opened = 1 end
 promote(now)
 flushDirty()
-return { 1, snapshot(load(tid)), opened }
+return { 1, snapshot(load(tid)), opened, false }

@@ -1,7 +1,9 @@
 -- lookup-peek: a lookup that also reads one seat's gate entry (KEYS[2], in
 -- the token's concert's slot, built by redis-seat-gate.ts), so a hold is
--- authenticated and gated in one round trip.
+-- authenticated, rate limited and gated in one round trip. ARGV as lookup.lua.
+-- Returns { snapshot or false, seat entry, refusal or false }.
 local seat = redis.call('HMGET', KEYS[2], 'v', 's', 'u', 'o')
-local r = findToken(ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1')
-if not r then return { false, seat } end
-return { snapshot(r), seat }
+local now = tonumber(ARGV[7])
+local r = findToken(ARGV[6], now, ARGV[8] == '1')
+if not r then return { false, seat, false } end
+return { snapshot(r), seat, takeCallLimit(9, r.u, now) or false }
