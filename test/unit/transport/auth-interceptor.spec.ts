@@ -8,12 +8,21 @@ import { expect } from "chai";
 import type { Services } from "../../../server/src/container.js";
 import type { SeatFacts } from "../../../server/src/modules/catalog/date-seats.js";
 import type { QueueService, SeatRef, Session } from "../../../server/src/modules/queue/index.js";
+import type { CallLimit } from "../../../server/src/modules/ratelimit/index.js";
+import { RateLimiter } from "../../../server/src/modules/ratelimit/index.js";
+import { TrustedProxies } from "../../../server/src/transport/client-address.js";
 import { sessionKey } from "../../../server/src/transport/context.js";
 import {
   createAuthInterceptor,
   type SeatOfCall,
 } from "../../../server/src/transport/interceptors/auth.interceptor.js";
-import { PUBLIC_METHODS, seatOfCall } from "../../../server/src/transport/routes.js";
+import { createRateLimitInterceptor } from "../../../server/src/transport/interceptors/rate-limit.interceptor.js";
+import type { CallLimits } from "../../../server/src/transport/rate-limits.js";
+import {
+  LIMITED_METHODS,
+  PUBLIC_METHODS,
+  seatOfCall,
+} from "../../../server/src/transport/routes.js";
 import { CONCERT, queueFixture } from "../queue/queue-fixture.js";
 import { rejectionOf } from "../unit-helpers.js";
 
@@ -24,12 +33,19 @@ const TOKEN = "sdq_test-token";
 
 /** A QueueService stand-in that records how it was asked to authenticate. */
 class RecordingQueue {
-  readonly calls: { token: string | undefined; seat: SeatRef | undefined; argc: number }[] = [];
+  readonly calls: {
+    token: string | undefined;
+    seat: SeatRef | undefined;
+    limit: CallLimit | undefined;
+  }[] = [];
   failure: Error | undefined;
 
-  async authenticate(...args: [string | undefined, SeatRef?]): Promise<Session> {
-    const [token, seat] = args;
-    this.calls.push({ token, seat, argc: args.length });
+  async authenticate(
+    token: string | undefined,
+    seat?: SeatRef,
+    limit?: CallLimit,
+  ): Promise<Session> {
+    this.calls.push({ token, seat, limit });
     if (this.failure) throw this.failure;
     return sessionFor(token ?? "", seat);
   }
@@ -81,7 +97,11 @@ const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}`
  * An in-memory Connect router with the auth interceptor, whose handlers
  * record the session each call ran with.
  */
-function harness(queue: Pick<QueueService, "authenticate">, seatOf?: SeatOfCall) {
+function harness(
+  queue: Pick<QueueService, "authenticate">,
+  seatOf?: SeatOfCall,
+  limits?: CallLimits,
+) {
   const sessions: { method: string; session: Session | undefined }[] = [];
   const transport = createRouterTransport(
     (router) => {
@@ -114,7 +134,10 @@ function harness(queue: Pick<QueueService, "authenticate">, seatOf?: SeatOfCall)
     },
     {
       router: {
-        interceptors: [createAuthInterceptor(queue as QueueService, PUBLIC_METHODS, seatOf)],
+        interceptors: [
+          ...(limits === undefined ? [] : [createRateLimitInterceptor(limits, LIMITED_METHODS)]),
+          createAuthInterceptor(queue as QueueService, PUBLIC_METHODS, seatOf),
+        ],
       },
     },
   );
@@ -140,9 +163,29 @@ describe("auth interceptor with seatOfCall", () => {
   it("HoldSeat of a seat whose facts are cached authenticates with its date and seat", async () => {
     await h.reservations.holdSeat({ seatId: CACHED_SEAT, requestId: "r-1" }, bearer(TOKEN));
     expect(queue.calls).to.deep.equal([
-      { token: TOKEN, seat: { dateId: DATE, seatId: CACHED_SEAT }, argc: 2 },
+      { token: TOKEN, seat: { dateId: DATE, seatId: CACHED_SEAT }, limit: undefined },
     ]);
     expect(catalog.asked).to.deep.equal([CACHED_SEAT]);
+  });
+
+  it("hands a limited call's buckets to the same authentication, and none to other calls", async () => {
+    const unlimited = { user: undefined, address: undefined };
+    const perUser = { burst: 20, refill: 2, periodMs: 1_000 };
+    const limiter = new RateLimiter({
+      token: unlimited,
+      hold: { user: perUser, address: undefined },
+      payment: unlimited,
+    });
+    const limited = harness(queue, seatOfCall(catalog as unknown as Services["catalog"]), {
+      limiter,
+      proxies: new TrustedProxies([]),
+    });
+    await limited.reservations.holdSeat({ seatId: CACHED_SEAT, requestId: "r-1" }, bearer(TOKEN));
+    await limited.reservations.getReservation({ reservationId: CACHED_SEAT }, bearer(TOKEN));
+    expect(queue.calls.map((call) => call.limit)).to.deep.equal([
+      { action: "hold", user: perUser, address: undefined },
+      undefined,
+    ]);
   });
 
   it("puts the session, with the seat's gate entry, in the call's context values", async () => {

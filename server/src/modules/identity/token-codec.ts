@@ -25,6 +25,22 @@ function encodeConcert(concertId: string): string {
   return Buffer.from(concertId.replaceAll("-", ""), "hex").toString("base64url");
 }
 
+/** Concert parts already decoded: a rush presents the same few concerts again and again. */
+const decodedConcerts = new Map<string, string | null>();
+/** Past this many, the cache starts again (parts are public; only the memory is bounded). */
+const DECODED_CONCERTS_MAX = 1024;
+
+/** {@link decodeConcert}, remembered. */
+function concertOfPart(part: string): string | null {
+  let concertId = decodedConcerts.get(part);
+  if (concertId === undefined) {
+    concertId = decodeConcert(part);
+    if (decodedConcerts.size >= DECODED_CONCERTS_MAX) decodedConcerts.clear();
+    decodedConcerts.set(part, concertId);
+  }
+  return concertId;
+}
+
 /** The UUID of a token's concert part, or null when the part is not one canonically. */
 function decodeConcert(part: string): string | null {
   const bytes = Buffer.from(part, "base64url");
@@ -105,7 +121,7 @@ export class TokenCodec {
 
   private concertOf(token: string): string | null {
     if (token.length !== TOKEN_LENGTH || !TOKEN_PATTERN.test(token)) return null;
-    return decodeConcert(
+    return concertOfPart(
       token.slice(TOKEN_PREFIX.length, TOKEN_PREFIX.length + CONCERT_PART_LENGTH),
     );
   }

@@ -77,7 +77,12 @@ export function requestBody(req: NodeRequest): AsyncIterable<Uint8Array> {
 function nextChunk(req: NodeRequest): Promise<Buffer | undefined> {
   const chunk = req.read() as Buffer | null;
   if (chunk !== null) return Promise.resolve(chunk);
-  if (req.readableEnded) return ended(req);
+  // An HTTP/1.1 request whose whole message has arrived and been read has
+  // ended, though its 'end' event is still a tick away: the usual case of a
+  // small body, answered without waiting for the event.
+  if (req.readableEnded || (!("stream" in req) && req.complete && req.readableLength === 0)) {
+    return ended(req);
+  }
   if (req.destroyed) return Promise.reject(abandoned());
   return new Promise((resolve, reject) => {
     const settle = () => {

@@ -89,9 +89,25 @@ const REASON_HEADER = "x-error-reason";
 
 type Overrides = Partial<Record<ErrorReason, number>>;
 
+/** A request's path and query, split without a full URL parse (routes match exact paths). */
+interface RequestTarget {
+  readonly pathname: string;
+  readonly searchParams: URLSearchParams;
+}
+
+function targetOf(url: string | undefined): RequestTarget {
+  const raw = url ?? "/";
+  const query = raw.indexOf("?");
+  return query < 0
+    ? { pathname: raw, searchParams: NO_QUERY }
+    : { pathname: raw.slice(0, query), searchParams: new URLSearchParams(raw.slice(query + 1)) };
+}
+
+const NO_QUERY = new URLSearchParams();
+
 interface Route {
   readonly method: "GET" | "POST";
-  readonly handle: (req: NodeRequest, url: URL) => Promise<unknown>;
+  readonly handle: (req: NodeRequest, url: RequestTarget) => Promise<unknown>;
   /** Route-specific statuses where the seed's contract differs from the general mapping. */
   readonly overrides?: Overrides;
 }
@@ -325,8 +341,8 @@ export function createRestRouter(
     let route: Route | undefined;
     let procedure = `${req.method} /api/`;
     try {
-      const url = new URL(req.url ?? "/", "http://localhost");
-      route = routes[url.pathname];
+      const url = targetOf(req.url);
+      route = Object.hasOwn(routes, url.pathname) ? routes[url.pathname] : undefined;
       if (!route) throw new HttpError(404, "unimplemented", "METHOD_NOT_FOUND", "no such route");
       procedure = `${req.method} ${url.pathname}`;
       if (req.method !== route.method) {
