@@ -21,6 +21,7 @@ import {
   createRoutes,
   LIMITED_METHODS,
   NO_QUEUE_TOKEN_METHODS,
+  READ_SESSION_METHODS,
   seatOfCall,
 } from "./transport/routes.js";
 import { createStaticFiles, type WebPageSettings } from "./transport/static-files.js";
@@ -95,7 +96,10 @@ export function createApp(deps: AppDeps): App {
     ...(deps.observeCall ? { observeCall: deps.observeCall } : {}),
     interceptors: [
       createErrorInterceptor(logger, deps.observeCall),
-      createAuthInterceptor(services.queue, NO_QUEUE_TOKEN_METHODS, seatOfCall(services.catalog)),
+      createAuthInterceptor(services.queue, NO_QUEUE_TOKEN_METHODS, seatOfCall(services.catalog), {
+        reader: services.readSessions,
+        readMethods: READ_SESSION_METHODS,
+      }),
       createRateLimitInterceptor(deps.limits, services.queue, LIMITED_METHODS),
       createAdminAuthInterceptor(services.adminKeys, ADMIN_METHODS),
     ],
