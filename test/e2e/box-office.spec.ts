@@ -696,7 +696,7 @@ if (CHROMIUM === undefined) {
       await fan.screenshot("01-my-tickets");
       // No place in line was taken: the tab has no queue session.
       expect(await fan.page.evaluate("sessionStorage.getItem('stagedoor.session')")).to.equal(null);
-      // The door admits the code once: the server signed it for this ticket.
+      // The code shown is the one the server signed for this ticket.
       const { ticket } = await clientFor(
         "connect",
         main.url,
@@ -746,6 +746,51 @@ if (CHROMIUM === undefined) {
           String(await fan.page.evaluate("sessionStorage.getItem('stagedoor.session')")),
         ) as { userId: string };
         expect(session.userId).to.equal(userId);
+        await fan.expectNoProblems();
+      });
+
+      it("opens My tickets with the handed-over assertion, without queuing", async () => {
+        const userId = uniqueUser("fan-n");
+        // Bought earlier, with an assertion as the operator's site signs them.
+        const { token } = await clientFor(
+          "connect",
+          hmac.url,
+          assertionFor(userId),
+        ).queue.issueQueueToken({ concertId: hmac.concertId, userId });
+        const queued = clientFor("connect", hmac.url, token);
+        const { seats } = await dateSeats(clientFor("connect", hmac.url), hmac.concertId, 2);
+        const seat = must(seats.get(9), "seat 9");
+        await queued.wallet.rechargeWallet({ amount: seat.price, requestId: newRequestId() });
+        const { reservation } = await queued.reservation.holdSeat({
+          seatId: seat.id,
+          requestId: newRequestId(),
+        });
+        const reservationId = must(reservation, "hold").id;
+        await queued.payment.createPayment({
+          reservationId,
+          amount: seat.price,
+          requestId: newRequestId(),
+        });
+
+        const fan = (await openPage(hmac, "n-my-tickets")).strict();
+        await fan.page.goto(
+          `${loginSite.url}/login?mode=fragment&assertion=${encodeURIComponent(assertionFor(userId))}`,
+        );
+        await fan.page.getByTestId("signed-in-as").waitFor();
+        await fan.adoptPageLang();
+        await fan.button("myTicketsButton").click();
+        await fan.expectScreen("my-tickets");
+        const card = fan.page.locator(
+          `[data-testid="my-ticket"][data-ticket-id="${reservationId}"]`,
+        );
+        await card.waitFor();
+        expect(await card.getByTestId("entry-code").textContent()).to.match(/^[A-Z2-7]{42}$/);
+        expect(await card.getByTestId("my-ticket-state").textContent()).to.equal(
+          fan.text("ticketValid"),
+        );
+        expect(await fan.page.evaluate("sessionStorage.getItem('stagedoor.session')")).to.equal(
+          null,
+        );
         await fan.expectNoProblems();
       });
 
