@@ -430,5 +430,29 @@ describe("rpc: read-only sessions in hmac mode, and their expiry", () => {
       code: Code.Unauthenticated,
       reason: "SESSION_EXPIRED",
     });
+
+    // Opening a session deletes the ended ones.
+    const db = new pg.Pool({ connectionString: server.databaseUrl, max: 1 });
+    try {
+      const hashes = async () =>
+        (
+          await db.query<{ hash: string }>(
+            "select encode(token_hash, 'hex') as hash from fan_session",
+          )
+        ).rows.map((row) => row.hash);
+      expect(await hashes()).to.deep.equal([
+        createHash("sha256").update(sessionToken).digest("hex"),
+      ]);
+      const fresh = await clientFor(
+        "connect",
+        server.url,
+        signUserAssertion(SECRET, userId, new Date(clock.ms() + 600_000)),
+      ).ticket.createSession({ userId });
+      expect(await hashes()).to.deep.equal([
+        createHash("sha256").update(fresh.sessionToken).digest("hex"),
+      ]);
+    } finally {
+      await db.end();
+    }
   });
 });

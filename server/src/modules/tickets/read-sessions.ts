@@ -18,10 +18,18 @@ export function isSessionToken(credential: string | undefined): boolean {
   return credential?.startsWith(SESSION_PREFIX) === true;
 }
 
-// Opens a session and forgets the user's sessions that have ended.
+/** Ended sessions one CreateSession deletes, so the table never outgrows the live ones for long. */
+const PRUNE_PER_OPEN = 100;
+
+// Opens a session and deletes up to PRUNE_PER_OPEN ended ones (rows another
+// transaction is deleting are skipped, not waited for).
 const OPEN = statement<never>(
   "fan_session_open",
-  `with ended as (delete from fan_session where user_id = $2 and expires_at <= $3)
+  `with ended as (
+     delete from fan_session where token_hash in (
+       select token_hash from fan_session where expires_at <= $3
+        limit ${PRUNE_PER_OPEN} for update skip locked)
+   )
    insert into fan_session (token_hash, user_id, created_at, expires_at) values ($1, $2, $3, $4)`,
 );
 

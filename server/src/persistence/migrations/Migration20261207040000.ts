@@ -4,7 +4,9 @@ import { Migration } from "@mikro-orm/migrations";
  * Tickets fans can come back to.
  *
  * - `fan_session`: read-only sessions (TicketService.CreateSession). Only the
- *   SHA-256 of a session token is stored, never the token.
+ *   SHA-256 of a session token is stored, never the token. Opening a session
+ *   deletes up to 100 ended ones (by the expiry index), so the table stays
+ *   the size of the sessions alive.
  * - `ticket_use`: a ticket's entry code checked at the door, at most once per
  *   ticket (the primary key), with when and by which operator.
  */
@@ -17,7 +19,7 @@ export class Migration20261207040000 extends Migration {
         created_at timestamptz not null,
         expires_at timestamptz not null check (expires_at > created_at)
       );
-      create index fan_session_user_idx on fan_session (user_id, expires_at);
+      create index fan_session_expiry_idx on fan_session (expires_at);
 
       create table ticket_use (
         reservation_id uuid primary key references reservation (id),
