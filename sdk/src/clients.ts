@@ -4,6 +4,7 @@ import { CatalogService } from "./gen/stagedoor/catalog/v1/catalog_service_pb.js
 import { PaymentService } from "./gen/stagedoor/payment/v1/payment_service_pb.js";
 import { QueueService } from "./gen/stagedoor/queue/v1/queue_service_pb.js";
 import { ReservationService } from "./gen/stagedoor/reservation/v1/reservation_service_pb.js";
+import { TicketService } from "./gen/stagedoor/ticket/v1/ticket_service_pb.js";
 import { WalletService } from "./gen/stagedoor/wallet/v1/wallet_service_pb.js";
 
 /** One typed client per Stagedoor service, all sharing one transport. */
@@ -13,6 +14,8 @@ export interface StagedoorClient {
   readonly reservation: Client<typeof ReservationService>;
   readonly wallet: Client<typeof WalletService>;
   readonly payment: Client<typeof PaymentService>;
+  /** Tickets and read-only sessions (reads work with a session token or a queue token). */
+  readonly ticket: Client<typeof TicketService>;
   /** The standard gRPC health service. */
   readonly health: Client<typeof Health>;
 }
@@ -152,6 +155,7 @@ export function createStagedoorClient(
     reservation: createClient(ReservationService, transport),
     wallet: createClient(WalletService, transport),
     payment: createClient(PaymentService, transport),
+    ticket: createClient(TicketService, transport),
     health: createClient(Health, transport),
   };
 }

@@ -51,6 +51,7 @@ export * from "./gen/stagedoor/common/v1/error_reason_pb.js";
 export * from "./gen/stagedoor/payment/v1/payment_service_pb.js";
 export * from "./gen/stagedoor/queue/v1/queue_service_pb.js";
 export * from "./gen/stagedoor/reservation/v1/reservation_service_pb.js";
+export * from "./gen/stagedoor/ticket/v1/ticket_service_pb.js";
 export * from "./gen/stagedoor/wallet/v1/wallet_service_pb.js";
 export { type PayReservationInput, payReservation } from "./pay-reservation.js";
 export { type RechargeWalletInput, rechargeWallet } from "./recharge-wallet.js";

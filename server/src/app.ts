@@ -21,6 +21,7 @@ import {
   createRoutes,
   LIMITED_METHODS,
   NO_QUEUE_TOKEN_METHODS,
+  READ_SESSION_METHODS,
   seatOfCall,
 } from "./transport/routes.js";
 import { createStaticFiles, type WebPageSettings } from "./transport/static-files.js";
@@ -96,7 +97,10 @@ export function createApp(deps: AppDeps): App {
     interceptors: [
       createErrorInterceptor(logger, deps.observeCall),
       createRateLimitInterceptor(deps.limits, LIMITED_METHODS),
-      createAuthInterceptor(services.queue, NO_QUEUE_TOKEN_METHODS, seatOfCall(services.catalog)),
+      createAuthInterceptor(services.queue, NO_QUEUE_TOKEN_METHODS, seatOfCall(services.catalog), {
+        reader: services.readSessions,
+        readMethods: READ_SESSION_METHODS,
+      }),
       createAdminAuthInterceptor(services.adminKeys, ADMIN_METHODS),
     ],
     shutdownSignal: shutdownController.signal,

@@ -97,6 +97,9 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
     const tokenSecret = config.tokenSecret
       ? Buffer.from(config.tokenSecret, "utf8")
       : await loadOrCreateServerSecret(db.fork(), "queue-token");
+    const ticketKey = config.ticketSigningKey
+      ? Buffer.from(config.ticketSigningKey, "utf8")
+      : await loadOrCreateServerSecret(db.fork(), "ticket-signing");
 
     const settings = settingsFromConfig(config);
     let store: QueueStore;
@@ -159,6 +162,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       readDb,
       store,
       tokenSecret,
+      ticketKey,
       verifier,
       clock,
       logger,

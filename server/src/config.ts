@@ -58,6 +58,11 @@ export interface Config {
   readonly auth: AuthConfig;
   /** Keys the queue-token derivation; unset means "generate once and keep it in PostgreSQL". */
   readonly tokenSecret: string | undefined;
+  /**
+   * Keys the MACs of tickets' entry codes (`TICKET_SIGNING_KEY`); unset means
+   * "generate once and keep it in PostgreSQL", like {@link tokenSecret}.
+   */
+  readonly ticketSigningKey: string | undefined;
   readonly seedDemo: boolean;
   /** Simulated fans kept in the waiting room (`DEMO_CROWD`); 0: none. */
   readonly demoCrowd: number;
@@ -313,6 +318,7 @@ const schema = z.object({
   AUTH_MODE: z.enum(["trust", "hmac"]).optional(),
   AUTH_HMAC_SECRET: z.string().optional(),
   TOKEN_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  TICKET_SIGNING_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   SEED_DEMO: flag.optional(),
   DEMO_CROWD: integer(0, 1000).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -511,6 +517,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     walletMaxBalance: BigInt(e.WALLET_MAX_BALANCE),
     auth: Object.freeze(auth),
     tokenSecret: e.TOKEN_SECRET,
+    ticketSigningKey: e.TICKET_SIGNING_KEY,
     seedDemo,
     demoCrowd,
     logLevel: e.LOG_LEVEL,

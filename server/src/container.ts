@@ -15,6 +15,7 @@ import {
   type WatchHubOptions,
 } from "./modules/queue/index.js";
 import { ReservationsService } from "./modules/reservations/index.js";
+import { EntryCodes, ReadSessions, TicketsService } from "./modules/tickets/index.js";
 import type { WalletLimits } from "./modules/wallet/index.js";
 import { WalletService } from "./modules/wallet/index.js";
 import type { Database } from "./persistence/database.js";
@@ -85,6 +86,8 @@ export interface ServiceDeps {
   readonly readDb?: Database;
   readonly store: QueueStore;
   readonly tokenSecret: Buffer;
+  /** Keys the MACs of tickets' entry codes (TICKET_SIGNING_KEY, or one kept in PostgreSQL). */
+  readonly ticketKey: Buffer;
   readonly verifier: UserVerifier;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -106,6 +109,8 @@ export interface Services {
   readonly catalogAdmin: CatalogAdminService;
   readonly saleStats: SaleStatsReader;
   readonly adminKeys: AdminKeyring;
+  readonly readSessions: ReadSessions;
+  readonly tickets: TicketsService;
   readonly jobs: readonly IntervalJob[];
 }
 
@@ -143,6 +148,8 @@ export function buildServices(deps: ServiceDeps): Services {
   const catalogAdmin = new CatalogAdminService(db, catalog, clock);
   const saleStats = new SaleStatsReader(db, clock);
   const adminKeys = new AdminKeyring(settings.adminKeys);
+  const readSessions = new ReadSessions(db, deps.verifier, clock, deps.store);
+  const tickets = new TicketsService(db, new EntryCodes(deps.ticketKey), clock);
   const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
   return {
     catalog,
@@ -156,6 +163,8 @@ export function buildServices(deps: ServiceDeps): Services {
     catalogAdmin,
     saleStats,
     adminKeys,
+    readSessions,
+    tickets,
     jobs,
   };
 }

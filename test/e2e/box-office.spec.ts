@@ -13,6 +13,7 @@ import {
   type StagedoorClient,
 } from "@stagedoor/sdk";
 import { expect } from "chai";
+import jsQR from "jsqr";
 import { type BrowserContext, chromium } from "playwright-core";
 import { MESSAGES } from "../../examples/web/src/i18n.js";
 import { signUserAssertion } from "../../server/src/modules/identity/index.js";
@@ -630,6 +631,94 @@ if (CHROMIUM === undefined) {
       await fan.expectNoProblems();
     });
 
+    it("shows a bought ticket under My tickets after the tab is closed, without queuing: venue time, seat, entry code and a QR code that decodes to it", async () => {
+      const userId = uniqueUser("fan-m");
+      const buyer = (await openPage(main, "m-buy")).strict();
+      await buyer.open("en");
+      await buyer.join(userId);
+      await buyer.expectScreen("admitted");
+      await buyer.button("chooseDate").click();
+      const { date } = await dateSeats(clientFor("connect", main.url), main.concertId, 2);
+      await buyer.page.locator(`[data-testid="date-choice"][data-date="${date.date}"]`).click();
+      await buyer.expectScreen("seat-map");
+      await buyer.seat(7).click();
+      await buyer.expectScreen("hold");
+      await buyer.button("continueToWallet").click();
+      await buyer.expectScreen("wallet");
+      await buyer.page.locator('[data-testid="top-up-preset"][data-amount="200000"]').click();
+      await buyer.waitForText("wallet-balance", "₩200,000");
+      await buyer.button("goToPay").click();
+      await buyer.expectScreen("pay");
+      await buyer.page.getByTestId("pay-button").click();
+      await buyer.expectScreen("ticket");
+      const reservationId = must(
+        await buyer.page.getByTestId("ticket-reservation-id").textContent(),
+        "reservation id",
+      );
+      await buyer.expectNoProblems();
+      await buyer.page.close();
+      drivers.splice(drivers.indexOf(buyer), 1);
+
+      // A new tab keeps nothing of the old one: the fan starts from the join screen.
+      const fan = (await openPage(main, "m-my-tickets")).strict();
+      await fan.open("ko");
+      await fan.page.getByLabel(MESSAGES.ko.userIdLabel, { exact: true }).fill(userId);
+      await fan.button("myTicketsButton").click();
+      await fan.expectScreen("my-tickets");
+      await fan.expectHeading("myTicketsHeading");
+      const card = fan.page.locator(`[data-testid="my-ticket"][data-ticket-id="${reservationId}"]`);
+      await card.waitFor();
+      expect(await fan.page.getByTestId("my-ticket").count()).to.equal(1);
+      await fan.waitForText("my-tickets-balance", "₩50,000");
+      const text = must(await card.textContent(), "ticket card");
+      expect(text)
+        .to.include("Stagedoor Live: Seoul Nights")
+        .and.include("KSPO Dome, Seoul")
+        .and.include("19:00 (Asia/Seoul)")
+        .and.include(fan.text("seatName", { number: 7 }))
+        .and.include("VIP")
+        .and.include("₩150,000")
+        .and.include(MESSAGES.ko.ticketValid);
+      const code = must(await card.getByTestId("entry-code").textContent(), "entry code");
+      expect(code).to.match(/^[A-Z2-7]{42}$/);
+      // The canvas's pixels, as the door's scanner would see them.
+      const pixels = (await fan.page.evaluate(`(() => {
+        const canvas = document.querySelector('[data-testid="my-ticket"] canvas');
+        const image = canvas?.getContext("2d")?.getImageData(0, 0, canvas.width, canvas.height);
+        return image && { width: image.width, height: image.height, data: Array.from(image.data) };
+      })()`)) as { width: number; height: number; data: number[] } | undefined;
+      const image = must(pixels, "the QR canvas");
+      const decoded = jsQR.default(Uint8ClampedArray.from(image.data), image.width, image.height);
+      expect(decoded?.data, "the QR code decodes to the entry code").to.equal(code);
+      expect(await card.locator("canvas").getAttribute("aria-label")).to.equal(
+        MESSAGES.ko.entryCodeQr,
+      );
+      await fan.screenshot("01-my-tickets");
+      // No place in line was taken: the tab has no queue session.
+      expect(await fan.page.evaluate("sessionStorage.getItem('stagedoor.session')")).to.equal(null);
+      // The code shown is the one the server signed for this ticket.
+      const { ticket } = await clientFor(
+        "connect",
+        main.url,
+        await fanSession(userId),
+      ).ticket.getTicket({
+        ticketId: reservationId,
+      });
+      expect(ticket?.entryCode).to.equal(code);
+      await fan.switchLanguage();
+      await card.waitFor();
+      await fan.expectNoHorizontalScroll("my tickets");
+      await fan.expectNoProblems();
+    });
+
+    /** A read-only session of a fan (trust mode), for reading what the page shows. */
+    async function fanSession(userId: string): Promise<string> {
+      const { sessionToken } = await clientFor("connect", main.url).ticket.createSession({
+        userId,
+      });
+      return sessionToken;
+    }
+
     describe("with AUTH_MODE=hmac, the fan's assertion handed over by the operator's site", () => {
       it("joins with an assertion from the URL fragment, which leaves the URL at once", async () => {
         const userId = uniqueUser("fan-k");
@@ -657,6 +746,51 @@ if (CHROMIUM === undefined) {
           String(await fan.page.evaluate("sessionStorage.getItem('stagedoor.session')")),
         ) as { userId: string };
         expect(session.userId).to.equal(userId);
+        await fan.expectNoProblems();
+      });
+
+      it("opens My tickets with the handed-over assertion, without queuing", async () => {
+        const userId = uniqueUser("fan-n");
+        // Bought earlier, with an assertion as the operator's site signs them.
+        const { token } = await clientFor(
+          "connect",
+          hmac.url,
+          assertionFor(userId),
+        ).queue.issueQueueToken({ concertId: hmac.concertId, userId });
+        const queued = clientFor("connect", hmac.url, token);
+        const { seats } = await dateSeats(clientFor("connect", hmac.url), hmac.concertId, 2);
+        const seat = must(seats.get(9), "seat 9");
+        await queued.wallet.rechargeWallet({ amount: seat.price, requestId: newRequestId() });
+        const { reservation } = await queued.reservation.holdSeat({
+          seatId: seat.id,
+          requestId: newRequestId(),
+        });
+        const reservationId = must(reservation, "hold").id;
+        await queued.payment.createPayment({
+          reservationId,
+          amount: seat.price,
+          requestId: newRequestId(),
+        });
+
+        const fan = (await openPage(hmac, "n-my-tickets")).strict();
+        await fan.page.goto(
+          `${loginSite.url}/login?mode=fragment&assertion=${encodeURIComponent(assertionFor(userId))}`,
+        );
+        await fan.page.getByTestId("signed-in-as").waitFor();
+        await fan.adoptPageLang();
+        await fan.button("myTicketsButton").click();
+        await fan.expectScreen("my-tickets");
+        const card = fan.page.locator(
+          `[data-testid="my-ticket"][data-ticket-id="${reservationId}"]`,
+        );
+        await card.waitFor();
+        expect(await card.getByTestId("entry-code").textContent()).to.match(/^[A-Z2-7]{42}$/);
+        expect(await card.getByTestId("my-ticket-state").textContent()).to.equal(
+          fan.text("ticketValid"),
+        );
+        expect(await fan.page.evaluate("sessionStorage.getItem('stagedoor.session')")).to.equal(
+          null,
+        );
         await fan.expectNoProblems();
       });
 

@@ -367,6 +367,7 @@ describe("every RPC through every protocol", () => {
               "stagedoor.payment.v1.PaymentService",
               "stagedoor.queue.v1.QueueService",
               "stagedoor.reservation.v1.ReservationService",
+              "stagedoor.ticket.v1.TicketService",
               "stagedoor.wallet.v1.WalletService",
             ].sort(),
           );

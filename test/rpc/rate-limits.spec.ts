@@ -137,6 +137,17 @@ describe("rate limits over RPC", () => {
           expect((await issue(protocol, userId)).token).to.equal(first.token);
         });
 
+        it("CreateSession: a user's third session within the hour is refused; token issue keeps its own budget", async () => {
+          const userId = uniqueUser(`session-${protocol}`);
+          const assertion = signUserAssertion(SECRET, userId, new Date(clock.ms() + 300_000));
+          const open = () => as(assertion).ticket.createSession({ userId });
+          await open();
+          await open();
+          expect(await expectRateLimited(open(), "token", "user")).to.equal(HOUR_MS);
+          // Sessions are counted apart from any concert's line.
+          await issue(protocol, userId);
+        });
+
         it("IssueQueueToken: requests that do not prove the user never spend that user's budget", async () => {
           const victim = uniqueUser(`victim-${protocol}`);
           const forged = clientFor(protocol, server.url, "v1.forged.1.x").queue;

@@ -42,6 +42,7 @@ describe("loadConfig", () => {
         demoCrowd: 15,
         queueIdleSeconds: 30,
         tokenSecret: undefined,
+        ticketSigningKey: undefined,
         logLevel: "info",
         workers: 1,
       });
@@ -386,6 +387,7 @@ describe("loadConfig", () => {
       ["AUTH_MODE", "oidc"],
       ["SEED_DEMO", "maybe"],
       ["TOKEN_SECRET", "too-short"],
+      ["TICKET_SIGNING_KEY", "too-short"],
       ["REDIS_KEY_PREFIX", "has space"],
       ["WALLET_MAX_RECHARGE", "0"],
       ["WALLET_MAX_RECHARGE", "-5"],

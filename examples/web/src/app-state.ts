@@ -11,13 +11,20 @@ export type ScreenName =
   | "hold"
   | "wallet"
   | "pay"
-  | "ticket";
+  | "ticket"
+  | "my-tickets";
 
 /** The fan's place in line: who they are and the token that is their session. */
 export interface FanSession {
   readonly userId: string;
   readonly token: string;
   readonly concertId: string;
+}
+
+/** A read-only session (TicketService.CreateSession): reads tickets and the wallet without queuing. */
+export interface ReaderSession {
+  readonly userId: string;
+  readonly token: string;
 }
 
 /** A message for the fan above the current screen, kept as a key so it follows language changes. */
@@ -54,4 +61,6 @@ export interface AppState {
    * sent to take a place in line; kept in memory only.
    */
   assertion: string | undefined;
+  /** The fan's read-only session while "My tickets" is open; kept in memory only. */
+  reader: ReaderSession | undefined;
 }

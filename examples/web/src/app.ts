@@ -20,6 +20,7 @@ import { renderAdmittedScreen } from "./screens/admitted-screen.js";
 import { renderDatesScreen } from "./screens/dates-screen.js";
 import { renderHoldScreen } from "./screens/hold-screen.js";
 import { renderJoinScreen } from "./screens/join-screen.js";
+import { renderMyTicketsScreen } from "./screens/my-tickets-screen.js";
 import { renderPayScreen } from "./screens/pay-screen.js";
 import { renderQueueScreen } from "./screens/queue-screen.js";
 import type { ScreenContext, ScreenRenderer } from "./screens/screen.js";
@@ -37,6 +38,7 @@ const SCREENS: Readonly<Record<ScreenName, ScreenRenderer>> = {
   wallet: renderWalletScreen,
   pay: renderPayScreen,
   ticket: renderTicketScreen,
+  "my-tickets": renderMyTicketsScreen,
 };
 
 /** Screens that only make sense while the fan holds a seat. */
@@ -76,6 +78,7 @@ export class BoxOfficeApp {
     ticket: undefined,
     notice: undefined,
     assertion: undefined,
+    reader: undefined,
   };
   private readonly actions = new ActionIds();
   /** The fan's own choice when they made one, else their browser's language. */
@@ -223,6 +226,11 @@ export class BoxOfficeApp {
       chooseDate: (date) => live() && this.chooseDate(date),
       setHold: (reservation, receivedAt) => this.setHold(reservation, receivedAt),
       confirm: (ticket) => live() && this.confirm(ticket),
+      openTickets: (reader) => {
+        if (!live()) return;
+        this.state.reader = reader;
+        this.go("my-tickets");
+      },
     };
     return ctx;
   }

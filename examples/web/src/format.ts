@@ -68,3 +68,23 @@ export function formatStartTime(at: Date, lang: Lang): string {
     timeZoneName: "short",
   }).format(at);
 }
+
+/**
+ * A performance start as the venue's clock shows it, from the server's
+ * venue-local rendering (`2026-12-24T19:30:00+09:00`): the date in words, the
+ * time, and the venue's zone, e.g. "Thursday, December 24, 2026 19:30
+ * (Asia/Seoul)". Never converted to the viewer's zone: the ticket says when
+ * to be at the venue.
+ */
+export function formatVenueStart(localStart: string, timeZone: string, lang: Lang): string {
+  const match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(localStart);
+  if (match === null) return localStart;
+  return `${formatCalendarDate(match[1] ?? "", lang)} ${match[2] ?? ""} (${timeZone})`;
+}
+
+/** An instant (a payment, say) as date and time on the viewer's clock. */
+export function formatDateTime(at: Date, lang: Lang): string {
+  return new Intl.DateTimeFormat(LOCALES[lang], { dateStyle: "medium", timeStyle: "short" }).format(
+    at,
+  );
+}

@@ -50,6 +50,12 @@ export const ErrorReasons = [
   "RESERVATION_NOT_CONFIRMED",
   "CONCERT_DATE_EXISTS",
   "SEAT_MAP_EXISTS",
+  "SESSION_READ_ONLY",
+  "SESSION_INVALID",
+  "SESSION_EXPIRED",
+  "TICKET_CODE_INVALID",
+  "TICKET_ALREADY_USED",
+  "TICKET_REFUNDED",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */

@@ -1,5 +1,5 @@
 import { type ContextValues, createContextKey } from "@connectrpc/connect";
-import type { AdminActor, Principal } from "../modules/identity/index.js";
+import type { AdminActor, Principal, Reader } from "../modules/identity/index.js";
 import type { Session } from "../modules/queue/index.js";
 import type { CallLimit } from "../modules/ratelimit/index.js";
 import type { NodeRequest } from "./rest/rest-io.js";
@@ -53,4 +53,18 @@ export function adminOf(values: ContextValues): AdminActor {
   const actor = values.get(adminActorKey);
   if (!actor) throw new Error("an admin handler ran without an authenticated operator");
   return actor;
+}
+
+/** The reader of a call authenticated with a read-only session token, set by the auth interceptor. */
+export const readerKey = createContextKey<Reader | undefined>(undefined, {
+  description: "the user a read-only session reads for",
+});
+
+/**
+ * Whose data a read returns: the read-only session's user, or the queue
+ * token's. The auth interceptor sets one of them for every read it lets
+ * through, so neither here is a wiring bug.
+ */
+export function readerOf(values: ContextValues): Reader {
+  return values.get(readerKey) ?? principalOf(values);
 }

@@ -8,6 +8,7 @@ import {
   PaymentService as PaymentApi,
   QueueService as QueueApi,
   ReservationService as ReservationApi,
+  TicketService as TicketApi,
   WalletService as WalletApi,
 } from "@stagedoor/sdk";
 import type { Services } from "../container.js";
@@ -18,6 +19,7 @@ import { HealthHandler, type ServingProbe } from "./handlers/health.handler.js";
 import { PaymentHandler } from "./handlers/payment.handler.js";
 import { QueueHandler } from "./handlers/queue.handler.js";
 import { ReservationHandler } from "./handlers/reservation.handler.js";
+import { TicketHandler } from "./handlers/ticket.handler.js";
 import { WalletHandler } from "./handlers/wallet.handler.js";
 import type { SeatOfCall } from "./interceptors/auth.interceptor.js";
 
@@ -29,6 +31,7 @@ export const STAGEDOOR_SERVICES = [
   WalletApi.typeName,
   PaymentApi.typeName,
   AdminApi.typeName,
+  TicketApi.typeName,
 ];
 
 /**
@@ -40,6 +43,7 @@ export const PUBLIC_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
   QueueApi.method.issueQueueToken,
   ...CatalogApi.methods,
   ...Health.methods,
+  TicketApi.method.createSession,
 ]);
 
 /**
@@ -54,6 +58,8 @@ export const LIMITED_METHODS: ReadonlyMap<DescMethod, LimitedAction> = new Map<
   [ReservationApi.method.holdSeat, "hold"],
   [PaymentApi.method.createPayment, "payment"],
   [WalletApi.method.rechargeWallet, "payment"],
+  // Opening a read-only session proves an identity as a token issue does.
+  [TicketApi.method.createSession, "token"],
 ]);
 
 /**
@@ -66,6 +72,21 @@ export const ADMIN_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>(AdminA
 export const NO_QUEUE_TOKEN_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
   ...PUBLIC_METHODS,
   ...ADMIN_METHODS,
+]);
+
+/**
+ * The reads a read-only session token (TicketService.CreateSession) may make;
+ * every other method refuses it with SESSION_READ_ONLY. A queue token works
+ * for all of them too.
+ */
+export const READ_SESSION_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
+  TicketApi.method.listTickets,
+  TicketApi.method.getTicket,
+  WalletApi.method.getWallet,
+  WalletApi.method.listLedgerEntries,
+  ReservationApi.method.getReservation,
+  ReservationApi.method.listReservations,
+  PaymentApi.method.getPayment,
 ]);
 
 /**
@@ -93,8 +114,9 @@ export function createRoutes(services: Services, probe: ServingProbe) {
     router.service(PaymentApi, new PaymentHandler(services.payments));
     router.service(
       AdminApi,
-      new AdminHandler(services.admin, services.catalogAdmin, services.saleStats),
+      new AdminHandler(services.admin, services.catalogAdmin, services.saleStats, services.tickets),
     );
+    router.service(TicketApi, new TicketHandler(services.readSessions, services.tickets));
     router.service(Health, new HealthHandler(probe, STAGEDOOR_SERVICES));
   };
 }

@@ -51,6 +51,7 @@ describe("Seat listings across instances sharing Redis", () => {
       db: orm.em,
       store: new RedisQueueStore(client, settings.queue, prefix),
       tokenSecret: randomBytes(32),
+      ticketKey: randomBytes(32),
       verifier: new TrustUserVerifier(),
       clock,
       logger: createLogger("silent"),

@@ -9,12 +9,14 @@ const TABLES = [
   "admin_audit",
   "concert",
   "concert_date",
+  "fan_session",
   "idempotency_key",
   "ledger_entry",
   "payment",
   "reservation",
   "seat",
   "server_secret",
+  "ticket_use",
   "wallet",
 ];
 
@@ -100,6 +102,7 @@ describe("migrations", () => {
       "reservation_one_hold_per_user",
       "reservation_one_sale_per_seat",
       "ledger_entry_user_id_wallet_version_key",
+      "fan_session_expiry_idx",
     ]);
   });
 

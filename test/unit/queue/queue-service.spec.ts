@@ -433,6 +433,7 @@ describe("QueueService", () => {
       issue: () => Promise.reject(failure),
       lookup: () => Promise.reject(failure),
       lookupWithSeat: () => Promise.reject(failure),
+      takeLimit: () => Promise.reject(failure),
       retire: () => Promise.reject(failure),
       seats: new MemorySeatGate(),
       snapshots: () => Promise.reject(failure),

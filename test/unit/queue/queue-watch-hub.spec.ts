@@ -65,6 +65,7 @@ class CountingStore {
       lookup: (concertId, hash, now, touch) => inner.lookup(concertId, hash, now, touch),
       lookupWithSeat: (concertId, hash, now, touch, seat) =>
         inner.lookupWithSeat(concertId, hash, now, touch, seat),
+      takeLimit: (scope, limit, userId, now) => inner.takeLimit(scope, limit, userId, now),
       retire: (concertId, now) => inner.retire(concertId, now),
       seats: inner.seats,
       snapshots: (concertId, ids, now, touch) => {

@@ -39,6 +39,59 @@ export function renderJoinScreen(ctx: ScreenContext): Screen {
   );
   let concert: Concert | undefined;
 
+  /** The user id to act for (typed, or the assertion's), or undefined after saying what is wrong. */
+  const checkedUserId = (): string | undefined => {
+    const userId = signedInUser ?? input.value.trim();
+    if (userId.length < 1 || userId.length > MAX_USER_ID) {
+      showProblem(ctx.t("userIdInvalid"));
+      input.focus();
+      return undefined;
+    }
+    showProblem(undefined);
+    return userId;
+  };
+  /** The assertion is the bearer credential of the calls that prove who the fan is. */
+  const identity = {
+    signal: ctx.signal,
+    ...(assertion ? { headers: { authorization: `Bearer ${assertion}` } } : {}),
+  };
+  /** Drops an assertion the server refused (expired, or not this fan's); rethrows anything else. */
+  const refusedIdentity = (error: unknown): undefined => {
+    const { reason } = describeError(error);
+    if (assertion && (reason === "ASSERTION_INVALID" || reason === "USER_MISMATCH")) {
+      // Expired or not for this fan: only a new sign-in helps.
+      ctx.dropAssertion({ key: "errIdentity", tone: "error" });
+      return undefined;
+    }
+    throw error;
+  };
+  // My tickets: a read-only session for the same identity, without queuing.
+  const myTickets = h(
+    "button",
+    {
+      type: "button",
+      class: "secondary",
+      "data-testid": "my-tickets-button",
+      onclick: () => {
+        const userId = checkedUserId();
+        if (userId === undefined) return;
+        myTickets.disabled = true;
+        ctx.task(async () => {
+          try {
+            const opened = await withRetry(
+              () => ctx.stagedoor.ticket.createSession({ userId }, identity),
+              { signal: ctx.signal, onRetry: () => ctx.retrying() },
+            ).catch(refusedIdentity);
+            if (opened !== undefined) ctx.openTickets({ userId, token: opened.sessionToken });
+          } finally {
+            myTickets.disabled = false;
+          }
+        });
+      },
+    },
+    ctx.t("myTicketsButton"),
+  );
+
   const showProblem = (message: string | undefined) => {
     problem.textContent = message ?? "";
     problem.hidden = message === undefined;
@@ -56,39 +109,17 @@ export function renderJoinScreen(ctx: ScreenContext): Screen {
       novalidate: true,
       onsubmit: (event) => {
         event.preventDefault();
-        const userId = signedInUser ?? input.value.trim();
-        if (userId.length < 1 || userId.length > MAX_USER_ID) {
-          showProblem(ctx.t("userIdInvalid"));
-          input.focus();
-          return;
-        }
-        if (concert === undefined) return;
-        showProblem(undefined);
+        const userId = checkedUserId();
+        if (userId === undefined || concert === undefined) return;
         const target = concert;
         submit.disabled = true;
         ctx.task(async () => {
           try {
             // IssueQueueToken is idempotent per user and concert: retrying is safe.
             const issued = await withRetry(
-              () =>
-                ctx.stagedoor.queue.issueQueueToken(
-                  { concertId: target.id, userId },
-                  {
-                    signal: ctx.signal,
-                    // The assertion is the bearer credential of this one call.
-                    ...(assertion ? { headers: { authorization: `Bearer ${assertion}` } } : {}),
-                  },
-                ),
+              () => ctx.stagedoor.queue.issueQueueToken({ concertId: target.id, userId }, identity),
               { signal: ctx.signal, onRetry: () => ctx.retrying() },
-            ).catch((error: unknown) => {
-              const { reason } = describeError(error);
-              if (assertion && (reason === "ASSERTION_INVALID" || reason === "USER_MISMATCH")) {
-                // Expired or not for this fan: only a new sign-in helps.
-                ctx.dropAssertion({ key: "errIdentity", tone: "error" });
-                return undefined;
-              }
-              throw error;
-            });
+            ).catch(refusedIdentity);
             if (issued === undefined) return;
             ctx.startSession({ userId, token: issued.token, concertId: target.id }, target);
           } finally {
@@ -107,6 +138,8 @@ export function renderJoinScreen(ctx: ScreenContext): Screen {
           ),
         ]),
     submit,
+    h("p", { class: "field-hint" }, ctx.t("myTicketsHint")),
+    myTickets,
   );
 
   ctx.task(async () => {

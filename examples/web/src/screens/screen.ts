@@ -1,7 +1,7 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Concert, ConcertDate, Reservation, StagedoorClient } from "@stagedoor/sdk";
 import type { ActionIds } from "../action-ids.js";
-import type { AppState, FanSession, Notice, ScreenName } from "../app-state.js";
+import type { AppState, FanSession, Notice, ReaderSession, ScreenName } from "../app-state.js";
 import { type Child, h } from "../dom.js";
 import type { FanError } from "../fan-error.js";
 import type { Lang, MessageKey, MessageParams } from "../i18n.js";
@@ -54,6 +54,8 @@ export interface ScreenContext {
   /** Records the fan's current hold; `receivedAt` (local ms) is set when it comes from HoldSeat just now. */
   setHold(reservation: Reservation | undefined, receivedAt?: number): void;
   confirm(ticket: Reservation): void;
+  /** Shows "My tickets" with a read-only session (no queue token, no place in line). */
+  openTickets(reader: ReaderSession): void;
 }
 
 /** Draws a screen from the shared state. */

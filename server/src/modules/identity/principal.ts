@@ -17,6 +17,13 @@ export interface Principal {
 }
 
 /**
+ * Whose data a read returns: the user of a queue token's principal, or of a
+ * read-only session (TicketService.CreateSession), which may read and never
+ * change anything.
+ */
+export type Reader = Pick<Principal, "userId">;
+
+/**
  * Throws unless the principal is admitted to the concert right now. Holding a
  * seat and paying need this; reads only need a valid token.
  */

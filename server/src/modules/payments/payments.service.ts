@@ -8,7 +8,7 @@ import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.j
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
 import { type CatalogService, type Seat, SeatRepository } from "../catalog/index.js";
 import { claimRequestId } from "../idempotency/index.js";
-import { assertAdmitted, type Principal } from "../identity/index.js";
+import { assertAdmitted, type Principal, type Reader } from "../identity/index.js";
 import type { SeatGateWriter } from "../queue/index.js";
 import {
   type Reservation,
@@ -196,7 +196,7 @@ export class PaymentsService {
   }
 
   /** One of the caller's payments. */
-  async get(principal: Principal, paymentId: string): Promise<Payment> {
+  async get(principal: Reader, paymentId: string): Promise<Payment> {
     requireUuid(paymentId, "payment_id");
     const payment = await new PaymentRepository(this.db.fork()).findPayment(paymentId);
     if (!payment || payment.userId !== principal.userId) {

@@ -212,14 +212,9 @@ export class MemoryQueueStore implements QueueStore {
     return snapshot;
   }
 
-  /** Takes a call's rate-limit buckets (kept per concert, like the Redis store's), or throws. */
-  private async takeLimit(
-    concertId: string,
-    limit: CallLimit,
-    userId: string,
-    now: number,
-  ): Promise<void> {
-    const refusal = await takeCallLimit(this.buckets, concertId, limit, userId, now);
+  /** Takes a call's rate-limit buckets (kept per concert or scope, like the Redis store's), or throws. */
+  async takeLimit(scope: string, limit: CallLimit, userId: string, now: number): Promise<void> {
+    const refusal = await takeCallLimit(this.buckets, scope, limit, userId, now);
     if (refusal !== undefined) throw rateLimited(limit.action, refusal);
   }
 

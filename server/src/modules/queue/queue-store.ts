@@ -160,6 +160,14 @@ export interface QueueStore {
     limit?: CallLimit,
   ): Promise<LookupWithSeat>;
 
+  /**
+   * Takes the rate-limit buckets of a call that no queue token authenticates
+   * (opening a read-only session: `userId` verified by the caller), kept
+   * under `scope` as a concert's are under its id; throws `RATE_LIMITED`
+   * when one is empty.
+   */
+  takeLimit(scope: string, limit: CallLimit, userId: string, now: number): Promise<void>;
+
   /** The seat-state gate kept next to the line (see seat-gate.ts). */
   readonly seats: SeatGate;
 

@@ -55,6 +55,7 @@ const PROMOTE = lua("promote");
 const RETIRE = lua("retire");
 const LINE_DIGEST = lua("line-digest");
 const TOUCH_MANY = lua("touch-many");
+const TAKE_LIMIT = lua("take-limit");
 
 const STATES = new Set<string>([
   "waiting",
@@ -320,6 +321,24 @@ export const queueScripts = {
       parser.push(concertId, String(after));
     },
     transformReply: decodeDigest,
+  }),
+  queueTakeLimit: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: PRELUDE + CALL_LIMIT_LUA + TAKE_LIMIT,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      scope: string,
+      limit: CallLimit,
+      userId: string,
+      now: number,
+    ) {
+      pushContext(parser, context, scope);
+      parser.push(...callLimitArgs(limit), userId, String(now));
+    },
+    transformReply(reply: unknown): LimitRefusal | undefined {
+      return decodeRefusal(reply);
+    },
   }),
   queueTouchMany: defineScript({
     NUMBER_OF_KEYS: 1,

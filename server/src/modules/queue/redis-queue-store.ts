@@ -1,5 +1,5 @@
 import type { RedisClient } from "../../redis/redis-client.js";
-import { type CallLimit, rateLimited } from "../ratelimit/index.js";
+import { type CallLimit, type LimitRefusal, rateLimited } from "../ratelimit/index.js";
 import type {
   IssueInput,
   IssueResult,
@@ -81,6 +81,13 @@ export interface QueueRedis extends SeatGateRedis {
     tokenIds: readonly string[],
     now: number,
   ): Promise<number>;
+  queueTakeLimit(
+    context: QueueScriptContext,
+    scope: string,
+    limit: CallLimit,
+    userId: string,
+    now: number,
+  ): Promise<LimitRefusal | undefined>;
   sMembers(key: string): Promise<string[]>;
   sAdd(key: string, member: string): Promise<number>;
   sRem(key: string, member: string): Promise<number>;
@@ -139,6 +146,11 @@ export class RedisQueueStore implements QueueStore {
     );
     if (reply.refused !== undefined) throw rateLimited((limit as CallLimit).action, reply.refused);
     return reply.snapshot;
+  }
+
+  async takeLimit(scope: string, limit: CallLimit, userId: string, now: number): Promise<void> {
+    const refused = await this.client.queueTakeLimit(this.context, scope, limit, userId, now);
+    if (refused !== undefined) throw rateLimited(limit.action, refused);
   }
 
   async lookupWithSeat(

@@ -10,7 +10,7 @@ import { pageSize, requireRequestId, requireUuid } from "../../shared/validation
 import type { CatalogService, Seat } from "../catalog/index.js";
 import { SeatRepository } from "../catalog/index.js";
 import { claimRequestId, type IdempotentRequest } from "../idempotency/index.js";
-import { assertAdmitted, type Principal } from "../identity/index.js";
+import { assertAdmitted, type Principal, type Reader } from "../identity/index.js";
 import {
   type GateDate,
   gateRefuses,
@@ -222,7 +222,7 @@ export class ReservationsService {
   }
 
   /** One of the caller's reservations. */
-  async get(principal: Principal, reservationId: string): Promise<ReservationView> {
+  async get(principal: Reader, reservationId: string): Promise<ReservationView> {
     requireUuid(reservationId, "reservation_id");
     const reservation = await new ReservationRepository(this.db.fork()).findReservation(
       reservationId,
@@ -233,7 +233,7 @@ export class ReservationsService {
 
   /** The caller's reservations, newest first, one page at a time. */
   async list(
-    principal: Principal,
+    principal: Reader,
     size: number,
     token: string,
   ): Promise<{ reservations: ReservationView[]; nextPageToken: string }> {

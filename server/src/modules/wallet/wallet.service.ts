@@ -6,7 +6,7 @@ import { newId } from "../../shared/ids.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId } from "../../shared/validation.js";
 import { claimRequestId } from "../idempotency/index.js";
-import type { Principal } from "../identity/index.js";
+import type { Principal, Reader } from "../identity/index.js";
 import { LedgerEntry } from "./ledger-entry.entity.js";
 import { WalletRepository } from "./wallet.repository.js";
 
@@ -97,7 +97,7 @@ export class WalletService {
   }
 
   /** The caller's wallet: an {@link emptyWallet} until the first recharge. */
-  async get(principal: Principal): Promise<WalletView> {
+  async get(principal: Reader): Promise<WalletView> {
     const wallet = await new WalletRepository(this.db.fork()).findWallet(principal.userId);
     if (!wallet) return emptyWallet(principal.userId);
     return {
@@ -110,7 +110,7 @@ export class WalletService {
 
   /** The caller's ledger, newest first, one page at a time. */
   async listEntries(
-    principal: Principal,
+    principal: Reader,
     size: number,
     token: string,
   ): Promise<{ entries: LedgerEntry[]; nextPageToken: string }> {

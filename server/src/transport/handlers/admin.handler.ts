@@ -1,4 +1,4 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type {
   AdminService as AdminApi,
@@ -9,12 +9,14 @@ import type {
   ImportSeatMapRequest,
   RefundTicketRequest,
   UpdateConcertRequest,
+  VerifyTicketRequest,
 } from "@stagedoor/sdk";
 import type {
   AdminService,
   CatalogAdminService,
   SaleStatsReader,
 } from "../../modules/admin/index.js";
+import type { TicketsService } from "../../modules/tickets/index.js";
 import { adminOf } from "../context.js";
 import {
   fromSeatMapFormat,
@@ -24,6 +26,7 @@ import {
   toSaleStats,
 } from "../mappers/admin.mapper.js";
 import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
+import { toTicket } from "../mappers/ticket.mapper.js";
 
 /** The operator API over Connect, gRPC and gRPC-Web. */
 export class AdminHandler implements ServiceImpl<typeof AdminApi> {
@@ -31,6 +34,7 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
     private readonly admin: AdminService,
     private readonly catalog: CatalogAdminService,
     private readonly stats: SaleStatsReader,
+    private readonly tickets: TicketsService,
   ) {}
 
   async getSaleStats(req: GetSaleStatsRequest) {
@@ -96,5 +100,13 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
       requestId: req.requestId,
     });
     return toImportSeatMapResponse(result);
+  }
+
+  async verifyTicket(req: VerifyTicketRequest, ctx: HandlerContext) {
+    const { ticket, usedAt } = await this.tickets.verify(adminOf(ctx.values), {
+      requestId: req.requestId,
+      code: req.code,
+    });
+    return { ticket: toTicket(ticket), userId: ticket.userId, useTime: timestampFromDate(usedAt) };
   }
 }

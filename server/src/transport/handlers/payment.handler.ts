@@ -5,7 +5,7 @@ import type {
   PaymentService as PaymentApi,
 } from "@stagedoor/sdk";
 import type { PaymentsService } from "../../modules/payments/index.js";
-import { principalOf } from "../context.js";
+import { principalOf, readerOf } from "../context.js";
 import { toPayment } from "../mappers/payment.mapper.js";
 import { toReservation } from "../mappers/reservation.mapper.js";
 
@@ -26,6 +26,6 @@ export class PaymentHandler implements ServiceImpl<typeof PaymentApi> {
   }
 
   async getPayment(req: GetPaymentRequest, ctx: HandlerContext) {
-    return { payment: toPayment(await this.payments.get(principalOf(ctx.values), req.paymentId)) };
+    return { payment: toPayment(await this.payments.get(readerOf(ctx.values), req.paymentId)) };
   }
 }

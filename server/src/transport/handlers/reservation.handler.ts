@@ -7,7 +7,7 @@ import type {
   ReservationService as ReservationApi,
 } from "@stagedoor/sdk";
 import type { ReservationsService } from "../../modules/reservations/index.js";
-import { principalOf, sessionOf } from "../context.js";
+import { principalOf, readerOf, sessionOf } from "../context.js";
 import { toReservation } from "../mappers/reservation.mapper.js";
 
 /** Seat holds over Connect, gRPC and gRPC-Web. */
@@ -25,7 +25,7 @@ export class ReservationHandler implements ServiceImpl<typeof ReservationApi> {
   }
 
   async getReservation(req: GetReservationRequest, ctx: HandlerContext) {
-    const view = await this.reservations.get(principalOf(ctx.values), req.reservationId);
+    const view = await this.reservations.get(readerOf(ctx.values), req.reservationId);
     return { reservation: toReservation(view) };
   }
 
@@ -38,7 +38,7 @@ export class ReservationHandler implements ServiceImpl<typeof ReservationApi> {
   }
 
   async listReservations(req: ListReservationsRequest, ctx: HandlerContext) {
-    const page = await this.reservations.list(principalOf(ctx.values), req.pageSize, req.pageToken);
+    const page = await this.reservations.list(readerOf(ctx.values), req.pageSize, req.pageToken);
     return {
       reservations: page.reservations.map(toReservation),
       nextPageToken: page.nextPageToken,

@@ -6,7 +6,7 @@ import type {
   WalletService as WalletApi,
 } from "@stagedoor/sdk";
 import type { WalletService } from "../../modules/wallet/index.js";
-import { principalOf } from "../context.js";
+import { principalOf, readerOf } from "../context.js";
 import { toLedgerEntry, toWallet } from "../mappers/wallet.mapper.js";
 
 /** Prepaid balances over Connect, gRPC and gRPC-Web. */
@@ -22,15 +22,11 @@ export class WalletHandler implements ServiceImpl<typeof WalletApi> {
   }
 
   async getWallet(_req: GetWalletRequest, ctx: HandlerContext) {
-    return { wallet: toWallet(await this.wallets.get(principalOf(ctx.values))) };
+    return { wallet: toWallet(await this.wallets.get(readerOf(ctx.values))) };
   }
 
   async listLedgerEntries(req: ListLedgerEntriesRequest, ctx: HandlerContext) {
-    const page = await this.wallets.listEntries(
-      principalOf(ctx.values),
-      req.pageSize,
-      req.pageToken,
-    );
+    const page = await this.wallets.listEntries(readerOf(ctx.values), req.pageSize, req.pageToken);
     return { entries: page.entries.map(toLedgerEntry), nextPageToken: page.nextPageToken };
   }
 }

@@ -2,8 +2,9 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { Interceptor, UnaryRequest } from "@connectrpc/connect";
 import type { QueueService, SeatRef, Session } from "../../modules/queue/index.js";
 import type { CallLimit } from "../../modules/ratelimit/index.js";
+import { isSessionToken, type ReadSessions, sessionReadOnly } from "../../modules/tickets/index.js";
 import { bearerCredential } from "../bearer.js";
-import { callLimitKey, sessionKey } from "../context.js";
+import { callLimitKey, readerKey, sessionKey } from "../context.js";
 
 /** Names the seat a unary call is about, if its method gates one (a seat hold). */
 export type SeatOfCall = (req: UnaryRequest) => SeatRef | undefined;
@@ -34,25 +35,34 @@ export function authenticate(
  * context values. Handlers never read user ids from request bodies to decide
  * whom they act for. For a call that names a seat (see `seatOf`), the seat's
  * gate entry is read in the same round trip as the token.
+ *
+ * A read-only session token (`sds_`, from TicketService.CreateSession) is
+ * accepted by the methods in `readMethods` only, and turns into a reader (one
+ * cached lookup, never the queue's store); every other method refuses it with
+ * `SESSION_READ_ONLY` before anything runs. Telling the two apart costs the
+ * queue-token path one prefix comparison.
  */
 export function createAuthInterceptor(
   queue: QueueService,
   publicMethods: ReadonlySet<DescMethod>,
   seatOf: SeatOfCall = () => undefined,
+  sessions?: { readonly reader: ReadSessions; readonly readMethods: ReadonlySet<DescMethod> },
 ): Interceptor {
   return (next) => async (req) => {
     if (!publicMethods.has(req.method)) {
-      const seat = req.stream ? undefined : seatOf(req);
-      req.contextValues.set(
-        sessionKey,
-        await authenticate(
-          queue,
-          req.header.get("authorization"),
-          seat,
-          undefined,
-          req.contextValues.get(callLimitKey),
-        ),
-      );
+      const credential = bearerCredential(req.header.get("authorization"));
+      if (sessions !== undefined && isSessionToken(credential)) {
+        if (!sessions.readMethods.has(req.method)) {
+          throw sessionReadOnly(`${req.service.typeName}.${req.method.name}`);
+        }
+        req.contextValues.set(readerKey, await sessions.reader.authenticate(credential as string));
+      } else {
+        const seat = req.stream ? undefined : seatOf(req);
+        req.contextValues.set(
+          sessionKey,
+          await queue.authenticate(credential, seat, req.contextValues.get(callLimitKey)),
+        );
+      }
     }
     return next(req);
   };

@@ -12,6 +12,8 @@ import type { Payment } from "../../payment/v1/payment_service_pb.js";
 import { file_stagedoor_payment_v1_payment_service } from "../../payment/v1/payment_service_pb.js";
 import type { Reservation } from "../../reservation/v1/reservation_service_pb.js";
 import { file_stagedoor_reservation_v1_reservation_service } from "../../reservation/v1/reservation_service_pb.js";
+import type { Ticket } from "../../ticket/v1/ticket_service_pb.js";
+import { file_stagedoor_ticket_v1_ticket_service } from "../../ticket/v1/ticket_service_pb.js";
 import type { LedgerEntry, Wallet } from "../../wallet/v1/wallet_service_pb.js";
 import { file_stagedoor_wallet_v1_wallet_service } from "../../wallet/v1/wallet_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -20,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stagedoor/admin/v1/admin_service.proto.
  */
 export const file_stagedoor_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiKQoTR2V0U2FsZVN0YXRzUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJIs0CCglTYWxlU3RhdHMSEwoLdG90YWxfc2VhdHMYASABKAUSFwoPYXZhaWxhYmxlX3NlYXRzGAIgASgFEhIKCmhlbGRfc2VhdHMYAyABKAUSEgoKc29sZF9zZWF0cxgEIAEoBRIPCgdyZXZlbnVlGAUgASgDEhgKEHJlZnVuZGVkX3RpY2tldHMYBiABKAUSFwoPcmVmdW5kZWRfYW1vdW50GAcgASgDEh4KFnNvbGRfbGFzdF9maXZlX21pbnV0ZXMYCCABKAUSGAoQc2FsZXNfcGVyX21pbnV0ZRgJIAEoARI9Chplc3RpbWF0ZWRfdGltZV90b19zZWxsX291dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCglyZWFkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKFEdldFNhbGVTdGF0c1Jlc3BvbnNlEiwKBXN0YXRzGAEgASgLMh0uc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTdGF0cypjCg1TZWF0TWFwRm9ybWF0Eh8KG1NFQVRfTUFQX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhcKE1NFQVRfTUFQX0ZPUk1BVF9DU1YQARIYChRTRUFUX01BUF9GT1JNQVRfSlNPThACMuAFCgxBZG1pblNlcnZpY2USYQoMUmVmdW5kVGlja2V0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuUmVmdW5kVGlja2V0UmVzcG9uc2USYQoMQ3JlZGl0V2FsbGV0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlZGl0V2FsbGV0UmVzcG9uc2USZAoNQ3JlYXRlQ29uY2VydBIoLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVDb25jZXJ0UmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVDb25jZXJ0UmVzcG9uc2USZAoNVXBkYXRlQ29uY2VydBIoLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVDb25jZXJ0UmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVDb25jZXJ0UmVzcG9uc2UScAoRQ3JlYXRlUGVyZm9ybWFuY2USLC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0Gi0uc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZVBlcmZvcm1hbmNlUmVzcG9uc2USZAoNSW1wb3J0U2VhdE1hcBIoLnN0YWdlZG9vci5hZG1pbi52MS5JbXBvcnRTZWF0TWFwUmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5JbXBvcnRTZWF0TWFwUmVzcG9uc2USZgoMR2V0U2FsZVN0YXRzEicuc3RhZ2Vkb29yLmFkbWluLnYxLkdldFNhbGVTdGF0c1JlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuR2V0U2FsZVN0YXRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_wallet_v1_wallet_service]);
+  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiKQoTR2V0U2FsZVN0YXRzUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJIs0CCglTYWxlU3RhdHMSEwoLdG90YWxfc2VhdHMYASABKAUSFwoPYXZhaWxhYmxlX3NlYXRzGAIgASgFEhIKCmhlbGRfc2VhdHMYAyABKAUSEgoKc29sZF9zZWF0cxgEIAEoBRIPCgdyZXZlbnVlGAUgASgDEhgKEHJlZnVuZGVkX3RpY2tldHMYBiABKAUSFwoPcmVmdW5kZWRfYW1vdW50GAcgASgDEh4KFnNvbGRfbGFzdF9maXZlX21pbnV0ZXMYCCABKAUSGAoQc2FsZXNfcGVyX21pbnV0ZRgJIAEoARI9Chplc3RpbWF0ZWRfdGltZV90b19zZWxsX291dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCglyZWFkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKFEdldFNhbGVTdGF0c1Jlc3BvbnNlEiwKBXN0YXRzGAEgASgLMh0uc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTdGF0cyI3ChNWZXJpZnlUaWNrZXRSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDAoEY29kZRgCIAEoCSKCAQoUVmVyaWZ5VGlja2V0UmVzcG9uc2USKwoGdGlja2V0GAEgASgLMhsuc3RhZ2Vkb29yLnRpY2tldC52MS5UaWNrZXQSDwoHdXNlcl9pZBgCIAEoCRIsCgh1c2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqYwoNU2VhdE1hcEZvcm1hdBIfChtTRUFUX01BUF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNTRUFUX01BUF9GT1JNQVRfQ1NWEAESGAoUU0VBVF9NQVBfRk9STUFUX0pTT04QAjLDBgoMQWRtaW5TZXJ2aWNlEmEKDFJlZnVuZFRpY2tldBInLnN0YWdlZG9vci5hZG1pbi52MS5SZWZ1bmRUaWNrZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlc3BvbnNlEmEKDENyZWRpdFdhbGxldBInLnN0YWdlZG9vci5hZG1pbi52MS5DcmVkaXRXYWxsZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlc3BvbnNlEmQKDUNyZWF0ZUNvbmNlcnQSKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlQ29uY2VydFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlQ29uY2VydFJlc3BvbnNlEmQKDVVwZGF0ZUNvbmNlcnQSKC5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlQ29uY2VydFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlQ29uY2VydFJlc3BvbnNlEnAKEUNyZWF0ZVBlcmZvcm1hbmNlEiwuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZVBlcmZvcm1hbmNlUmVxdWVzdBotLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEmQKDUltcG9ydFNlYXRNYXASKC5zdGFnZWRvb3IuYWRtaW4udjEuSW1wb3J0U2VhdE1hcFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuSW1wb3J0U2VhdE1hcFJlc3BvbnNlEmYKDEdldFNhbGVTdGF0cxInLnN0YWdlZG9vci5hZG1pbi52MS5HZXRTYWxlU3RhdHNSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLkdldFNhbGVTdGF0c1Jlc3BvbnNlIgOQAgESYQoMVmVyaWZ5VGlja2V0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLlZlcmlmeVRpY2tldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuVmVyaWZ5VGlja2V0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_ticket_v1_ticket_service, file_stagedoor_wallet_v1_wallet_service]);
 
 /**
  * CreateConcertRequest describes a new concert.
@@ -628,6 +630,70 @@ export const GetSaleStatsResponseSchema: GenMessage<GetSaleStatsResponse> = /*@_
   messageDesc(file_stagedoor_admin_v1_admin_service, 15);
 
 /**
+ * VerifyTicketRequest presents an entry code at the door.
+ *
+ * @generated from message stagedoor.admin.v1.VerifyTicketRequest
+ */
+export type VerifyTicketRequest = Message<"stagedoor.admin.v1.VerifyTicketRequest"> & {
+  /**
+   * An operator-chosen id of this check (1 to 128 characters), reused on
+   * retries so that a retry is answered like the first call.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The entry code as shown or scanned (case, spaces and dashes are ignored).
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.VerifyTicketRequest.
+ * Use `create(VerifyTicketRequestSchema)` to create a new message.
+ */
+export const VerifyTicketRequestSchema: GenMessage<VerifyTicketRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 16);
+
+/**
+ * VerifyTicketResponse carries the ticket the code admitted.
+ *
+ * @generated from message stagedoor.admin.v1.VerifyTicketResponse
+ */
+export type VerifyTicketResponse = Message<"stagedoor.admin.v1.VerifyTicketResponse"> & {
+  /**
+   * The ticket, now in state USED.
+   *
+   * @generated from field: stagedoor.ticket.v1.Ticket ticket = 1;
+   */
+  ticket?: Ticket | undefined;
+
+  /**
+   * The ticket's owner.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * When this check marked the ticket used.
+   *
+   * @generated from field: google.protobuf.Timestamp use_time = 3;
+   */
+  useTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.VerifyTicketResponse.
+ * Use `create(VerifyTicketResponseSchema)` to create a new message.
+ */
+export const VerifyTicketResponseSchema: GenMessage<VerifyTicketResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 17);
+
+/**
  * SeatMapFormat is how the text of a seat map is written.
  *
  * @generated from enum stagedoor.admin.v1.SeatMapFormat
@@ -773,6 +839,23 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetSaleStatsRequestSchema;
     output: typeof GetSaleStatsResponseSchema;
+  },
+  /**
+   * VerifyTicket checks a ticket's entry code at the door and marks the
+   * ticket used, once: the first check succeeds and records the use (time
+   * and operator, in the audit trail, in the same transaction); a later
+   * check fails with `TICKET_ALREADY_USED` and the first use time in the
+   * ErrorInfo metadata `first_use_time`. A forged, mistyped or unknown code
+   * fails with `TICKET_CODE_INVALID`, a refunded ticket's with
+   * `TICKET_REFUNDED`. Retrying with the same `request_id` returns the first
+   * result.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.VerifyTicket
+   */
+  verifyTicket: {
+    methodKind: "unary";
+    input: typeof VerifyTicketRequestSchema;
+    output: typeof VerifyTicketResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_stagedoor_admin_v1_admin_service, 0);
