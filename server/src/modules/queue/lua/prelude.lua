@@ -46,6 +46,21 @@ local function leaveLine(tid)
   return true
 end
 
+-- Every admission is logged for the admitter to drain (drain-admissions.lua):
+-- its arrival seq, when it joined, when it was admitted, and the highest seq
+-- the line had admitted before it (so whoever drains can tell an admission
+-- out of arrival order). The last ADMISSION_LOG undrained ones are kept.
+local ADMISSION_LOG = 10000
+local function logAdmission(tid, seq, now)
+  local highKey = qKey('ah')
+  local high = tonumber(redis.call('GET', highKey)) or 0
+  if seq > high then redis.call('SET', highKey, seq) end
+  redis.call('INCR', qKey('an'))
+  local joined = redis.call('HGET', sKey(tid), 'iat') or now
+  local n = redis.call('RPUSH', qKey('al'), seq .. ':' .. joined .. ':' .. now .. ':' .. high)
+  if n > ADMISSION_LOG then redis.call('LTRIM', qKey('al'), -ADMISSION_LOG, -1) end
+end
+
 local function load(tid)
   local v = redis.call('HMGET', sKey(tid), 'u', 'c', 'h', 'st', 'aexp')
   if not v[4] then return nil end
@@ -145,6 +160,7 @@ local function promote(now)
       redis.call('ZADD', aKey, aexp, tid)
       redis.call('HSET', sKey(tid), 'st', 'admitted', 'aexp', aexp)
       setTtl(r, TTL + GRACE)
+      logAdmission(tid, tonumber(popped[2]), now)
       admitted = admitted + 1
       free = free - 1
     end
