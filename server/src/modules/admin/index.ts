@@ -12,4 +12,9 @@ export {
   type CatalogCaches,
   type SeatMapImport,
 } from "./catalog-admin.service.js";
-export { SALES_RATE_WINDOW_MS, type SaleStats, SaleStatsReader } from "./sale-stats.js";
+export {
+  SALES_RATE_WINDOW_MS,
+  type SaleStats,
+  SaleStatsReader,
+  type WaitingRoomFigures,
+} from "./sale-stats.js";
