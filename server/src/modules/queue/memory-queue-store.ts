@@ -76,10 +76,10 @@ interface ConcertLine {
   /** Departed seqs, possibly below the head (Redis: `q:<c>:ds`, trimmed in promote). */
   departed: Set<number>;
   /** Admissions not drained yet (Redis: `q:al`); not kept in the file. */
-  admissionLog: Admission[];
-  /** Admissions ever recorded (Redis: `q:an`). */
+  admissionLog: Omit<Admission, "highestBefore">[];
+  /** Admissions drained or dropped from the log so far (Redis: `q:an`). */
   admissionCount: number;
-  /** The highest arrival admitted so far (Redis: `q:ah`). */
+  /** The highest arrival among the drained admissions (Redis: `q:ah`). */
   highestAdmitted: number;
 }
 
@@ -403,12 +403,17 @@ export class MemoryQueueStore implements QueueStore {
     });
   }
 
-  /** The script's `drain-admissions`. */
+  /** The script's `drain-admissions`: the order check's high-water mark is kept here. */
   async drainAdmissions(concertId: string): Promise<AdmissionBatch> {
     const line = this.lines.get(concertId);
     if (line === undefined) return { total: 0, admissions: [] };
-    const admissions = line.admissionLog;
+    const admissions = line.admissionLog.map((logged) => {
+      const admission = { ...logged, highestBefore: line.highestAdmitted };
+      line.highestAdmitted = Math.max(line.highestAdmitted, logged.arrival);
+      return admission;
+    });
     line.admissionLog = [];
+    line.admissionCount += admissions.length;
     return { total: line.admissionCount, admissions };
   }
 
@@ -746,15 +751,11 @@ function savedConcert(line: ConcertLine): SavedConcert {
 
 /** Records one admission for the drain; the prelude's `logAdmission`. */
 function logAdmission(line: ConcertLine, token: TokenRecord, now: number): void {
-  line.admissionLog.push({
-    arrival: token.seq,
-    joinedAt: token.issuedAt,
-    admittedAt: now,
-    highestBefore: line.highestAdmitted,
-  });
-  if (line.admissionLog.length > ADMISSION_LOG) line.admissionLog.shift();
-  line.admissionCount++;
-  line.highestAdmitted = Math.max(line.highestAdmitted, token.seq);
+  line.admissionLog.push({ arrival: token.seq, joinedAt: token.issuedAt, admittedAt: now });
+  if (line.admissionLog.length > ADMISSION_LOG) {
+    line.admissionLog.shift();
+    line.admissionCount++;
+  }
 }
 
 /** Whether a lastSeen heap entry still describes a waiter in this line. */

@@ -227,11 +227,11 @@ export interface QueueStore {
   /**
    * Takes the admissions a concert's line recorded since the last drain, in
    * admission order (every promotion step records its admissions, including
-   * the steps run inside `issue`, `leave` and `complete`), with the line's
-   * total. Each admission is handed to exactly one caller, so counts summed
-   * over the server instances are exact. The log keeps the last
-   * {@link ADMISSION_LOG} undrained admissions; older ones are dropped
-   * (counted in `total` all the same).
+   * the steps run inside `issue`, `leave` and `complete`, at the cost of one
+   * list push each), with the line's total. Each admission is handed to
+   * exactly one caller, so counts summed over the server instances are
+   * exact. The log keeps the last {@link ADMISSION_LOG} undrained
+   * admissions; older ones are dropped (counted in `total` all the same).
    */
   drainAdmissions(concertId: string): Promise<AdmissionBatch>;
 }
@@ -254,15 +254,16 @@ export interface Admission {
   /** When it was admitted (the promotion step's now). */
   readonly admittedAt: number;
   /**
-   * The highest arrival number this line had admitted before this admission
-   * (0: none): an admission below it passed someone who came later.
+   * The highest arrival number among this line's admissions drained before
+   * this one (0: none): an admission below it came after the admission of
+   * someone who joined later.
    */
   readonly highestBefore: number;
 }
 
 /** What {@link QueueStore.drainAdmissions} hands over. */
 export interface AdmissionBatch {
-  /** Every admission the line ever recorded (drained or not). */
+  /** Every admission of the line drained (or dropped from its log) so far, these included. */
   readonly total: number;
   readonly admissions: readonly Admission[];
 }
