@@ -157,7 +157,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
     // Metrics exist only when they are served, on their own port.
     const metrics = config.metricsPort === undefined ? undefined : createMetrics();
     const services = buildServices({
-      ...(metrics ? { saleEvents: metrics.saleEvents } : {}),
+      ...(metrics ? { saleEvents: metrics.saleEvents, queueEvents: metrics.queueEvents } : {}),
       db,
       readDb,
       store,
@@ -219,6 +219,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
         database: () => db.fork().execute("select 1"),
         redis: pingStore,
         pool: () => poolCounts(orm),
+        lines: () => services.queue.openLines(),
       });
       const metricsServer = await startMetricsServer({
         host: config.host,

@@ -20,6 +20,7 @@ import type { WalletLimits } from "./modules/wallet/index.js";
 import { WalletService } from "./modules/wallet/index.js";
 import type { Database } from "./persistence/database.js";
 import type { Clock } from "./shared/clock.js";
+import type { QueueEvents } from "./shared/queue-events.js";
 import { IGNORED_SALE_EVENTS, type SaleEvents } from "./shared/sale-events.js";
 import type { HttpLimits } from "./transport/http-server.js";
 
@@ -94,6 +95,8 @@ export interface ServiceDeps {
   readonly settings: Settings;
   /** Told of holds, sales and refunds once committed (the metrics); nobody when omitted. */
   readonly saleEvents?: SaleEvents;
+  /** Told of admissions as the admitter drains them (the metrics); nobody when omitted. */
+  readonly queueEvents?: QueueEvents;
 }
 
 /** The application services, wired once per process. */
@@ -131,6 +134,7 @@ export function buildServices(deps: ServiceDeps): Services {
     catalog,
     clock,
     settings.queue,
+    deps.queueEvents,
   );
   const watchHub = new QueueWatchHub(queue, deps.store, clock, settings.watch, logger);
   const reservations = new ReservationsService(
@@ -146,7 +150,7 @@ export function buildServices(deps: ServiceDeps): Services {
   const payments = new PaymentsService(db, catalog, queue, seatGate, clock, logger, events);
   const admin = new AdminService(db, seatGate, clock, settings.wallet.maxBalance, events);
   const catalogAdmin = new CatalogAdminService(db, catalog, clock);
-  const saleStats = new SaleStatsReader(db, clock);
+  const saleStats = new SaleStatsReader(db, clock, queue);
   const adminKeys = new AdminKeyring(settings.adminKeys);
   const readSessions = new ReadSessions(db, deps.verifier, clock, deps.store);
   const tickets = new TicketsService(db, new EntryCodes(deps.ticketKey), clock);

@@ -3,6 +3,8 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { AdminService, CatalogService } from "@stagedoor/sdk";
 import { expect } from "chai";
 import {
+  admittedToken,
+  eventually,
   expectPaid,
   holdSeat,
   issueToken,
@@ -161,6 +163,83 @@ describe("metrics with the waiting room on Redis", () => {
     }
   });
 });
+
+for (const queue of ["memory", "redis"] as const) {
+  describe(`waiting-room metrics and GetSaleStats queue figures (${queue} store)`, () => {
+    let server: TestServer;
+    let metricsPort: number;
+
+    before(async function () {
+      // Redis: skipped only without TEST_REDIS_URL; .ci/run sets it, so in CI it runs.
+      if (queue === "redis" && !testRedisUrl) this.skip();
+      server = await startTestServer({
+        queue,
+        env: { METRICS_PORT: "0", ADMIN_API_KEYS, QUEUE_MAX_ACTIVE: "2" },
+      });
+      metricsPort = must(server.metricsPort, "metrics port");
+    });
+    after(async () => {
+      await server?.stop();
+    });
+
+    it("scrapes waiting, admitted, admissions and waits after a real flow, none out of order; GetSaleStats reports them", async () => {
+      const connect = clientFor("connect", server.url);
+      const concertId = must((await connect.catalog.listConcerts({})).concerts[0]).id;
+      const concert = { concert: concertId };
+      const scrape = async () => parseScrape(await scrapeText(metricsPort));
+      /** Waits until the admitter has drained `n` admissions of the concert. */
+      const drained = (n: number) =>
+        eventually(async () => {
+          const now = await scrape();
+          return sample(now, "stagedoor_queue_admissions_total", concert) >= n ? now : undefined;
+        }, `${n} admissions in the metrics`);
+
+      // Two admitted at once (QUEUE_MAX_ACTIVE=2), then three waiting.
+      const first = await admittedToken(server.url, uniqueUser("first"));
+      await admittedToken(server.url, uniqueUser("second"));
+      await drained(2);
+      for (const label of ["w1", "w2", "w3"]) {
+        expect((await issueToken(server.url, uniqueUser(label))).queuePosition).to.be.above(0);
+      }
+      // The gauges are read from the store at scrape time, cached for a second at most.
+      const waiting = (n: number) =>
+        eventually(async () => {
+          const next = await scrape();
+          return sample(next, "stagedoor_queue_waiting", concert) === n ? next : undefined;
+        }, `${n} waiting in the gauge`);
+      let now = await waiting(3);
+      expect(sample(now, "stagedoor_queue_admitted", concert)).to.equal(2);
+
+      // The first leaves: the first waiter is admitted in its place.
+      await clientFor("connect", server.url, first).queue.leaveQueue({});
+      now = await drained(3);
+      expect(sample(now, "stagedoor_queue_admissions_total", concert)).to.equal(3);
+      expect(sample(now, "stagedoor_queue_admitted_out_of_order_total", concert)).to.equal(0);
+      expect(
+        now.has(`stagedoor_queue_admitted_out_of_order_total{concert="${concertId}"}`),
+      ).to.equal(true);
+      expect(sample(now, "stagedoor_queue_wait_seconds_count")).to.equal(3);
+      // The two admitted at once waited under a second; the third waited longer than nothing.
+      expect(sample(now, "stagedoor_queue_wait_seconds_bucket", { le: "1" })).to.be.at.least(2);
+      expect(sample(now, "stagedoor_queue_wait_seconds_sum")).to.be.above(0);
+      const gauges = await waiting(2);
+      expect(sample(gauges, "stagedoor_queue_admitted", concert)).to.equal(2);
+      expect(gauges.has("nodejs_eventloop_lag_p99_seconds")).to.equal(true);
+
+      const ops = createClient(
+        AdminService,
+        transportFor("connect", server.url, [bearer(OPERATOR_KEY)]),
+      );
+      const stats = await eventually(async () => {
+        const read = must((await ops.getSaleStats({ concertId })).stats);
+        return read.admissionsPerMinute > 0 ? read : undefined;
+      }, "an admission rate");
+      expect(stats).to.deep.include({ waitingCount: 2, admittedCount: 2 });
+      // One admission since the admitter first saw the line, within the last minute.
+      expect(stats.admissionsPerMinute).to.be.at.most(60);
+    });
+  });
+}
 
 describe("metrics off by default", () => {
   it("starts no metrics listener without METRICS_PORT", async () => {

@@ -1,8 +1,22 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { QueueEvents } from "../shared/queue-events.js";
 import type { SaleEvents } from "../shared/sale-events.js";
 
 /** How long calls take, in seconds: a fast read to a slow payment under load. */
 const CALL_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** How long users waited in line before admission, in seconds: a free slot to a long rush. */
+const WAIT_SECONDS_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
+
+/** How long one read of the lines' counts serves scrapes (several scrapers, one read). */
+const LINE_COUNTS_CACHE_MS = 1_000;
+
+/** One open line's counts, read at scrape time. */
+export interface LineCountsSample {
+  readonly concertId: string;
+  readonly waiting: number;
+  readonly admitted: number;
+}
 
 /** A health probe read at scrape time: resolves when the dependency answers. */
 export type Probe = () => Promise<unknown>;
@@ -19,6 +33,8 @@ export interface MetricsSources {
   readonly database?: Probe;
   readonly redis?: Probe;
   readonly pool?: () => PoolCounts | undefined;
+  /** Every open line's counts (bounded by the concerts on sale). */
+  readonly lines?: () => Promise<readonly LineCountsSample[]>;
 }
 
 /**
@@ -34,6 +50,8 @@ export interface Metrics {
   observeCall(method: string, code: string, seconds: number): void;
   /** Counts holds by outcome, sales and refunds with their amounts. */
   readonly saleEvents: SaleEvents;
+  /** Counts admissions per concert, out-of-order ones, and observes their waits. */
+  readonly queueEvents: QueueEvents;
   /** Tells the metrics where to read health and pool figures at scrape time. */
   watch(sources: MetricsSources): void;
   /** The scrape body, in Prometheus text format. */
@@ -44,10 +62,12 @@ export interface Metrics {
 /**
  * Builds the metrics of one server: calls by method and code with a latency
  * histogram, process and event-loop metrics (prom-client's defaults, whose
- * event-loop lag comes from `monitorEventLoopDelay`), and database and Redis
- * health read when scraped.
+ * event-loop lag comes from `monitorEventLoopDelay`), database and Redis
+ * health read when scraped, and the waiting room's figures per concert (the
+ * `concert` label takes concert ids only, as many as have had an open line).
+ * `now` times the lines' cache only (tests pass a fake clock).
  */
-export function createMetrics(): Metrics {
+export function createMetrics(now: () => number = Date.now): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const calls = new Counter({
@@ -90,6 +110,24 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   for (const outcome of ["held", "repeated", "refused"]) holds.inc({ outcome }, 0);
+  const admissions = new Counter({
+    name: "stagedoor_queue_admissions_total",
+    help: "Users admitted from a concert's waiting line (rate() of it is the admission rate).",
+    labelNames: ["concert"] as const,
+    registers: [registry],
+  });
+  const outOfOrder = new Counter({
+    name: "stagedoor_queue_admitted_out_of_order_total",
+    help: "Admissions of a user after someone who joined the concert's line later (must stay 0).",
+    labelNames: ["concert"] as const,
+    registers: [registry],
+  });
+  const waits = new Histogram({
+    name: "stagedoor_queue_wait_seconds",
+    help: "How long admitted users waited in line, from joining to admission.",
+    buckets: WAIT_SECONDS_BUCKETS,
+    registers: [registry],
+  });
   let sources: MetricsSources = {};
   const up = async (probe: Probe | undefined): Promise<number> => {
     if (probe === undefined) return 1;
@@ -129,8 +167,54 @@ export function createMetrics(): Metrics {
       this.set({ state: "pending" }, counts.pending);
     },
   });
+  let linesRead: { at: number; lines: Promise<readonly LineCountsSample[]> } | undefined;
+  const readLines = (): Promise<readonly LineCountsSample[]> => {
+    const read = sources.lines;
+    if (read === undefined) return Promise.resolve([]);
+    const at = now();
+    if (linesRead === undefined || at - linesRead.at >= LINE_COUNTS_CACHE_MS) {
+      const lines = read();
+      linesRead = { at, lines };
+      // A failed read is not kept: the next scrape tries again.
+      lines.catch(() => {
+        if (linesRead?.lines === lines) linesRead = undefined;
+      });
+    }
+    return linesRead.lines;
+  };
+  const lineGauge = (name: string, help: string, pick: (line: LineCountsSample) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["concert"] as const,
+      registers: [registry],
+      async collect() {
+        const lines = await readLines().catch(() => undefined);
+        // The store is down (stagedoor_redis_up says so): no figures rather than stale ones.
+        this.reset();
+        for (const line of lines ?? []) this.set({ concert: line.concertId }, pick(line));
+      },
+    });
+  lineGauge(
+    "stagedoor_queue_waiting",
+    "Users waiting in a concert's line, read from the waiting room at scrape time.",
+    (line) => line.waiting,
+  );
+  lineGauge(
+    "stagedoor_queue_admitted",
+    "Users admitted to a concert's line whose admission has not ended, read at scrape time.",
+    (line) => line.admitted,
+  );
   return {
     registry,
+    queueEvents: {
+      admitted(concert, waitMs, late) {
+        admissions.inc({ concert });
+        if (late) outOfOrder.inc({ concert });
+        else outOfOrder.inc({ concert }, 0);
+        waits.observe(waitMs / 1000);
+      },
+    },
     saleEvents: {
       hold: (outcome) => holds.inc({ outcome }),
       sold(amount) {

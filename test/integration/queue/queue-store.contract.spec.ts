@@ -861,6 +861,75 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         expect(again.snapshot.position).to.equal(1);
       });
     });
+
+    describe("figures (lineCounts, drainAdmissions)", () => {
+      it("counts waiters and unexpired admissions per concert; an unknown line reads as zeros", async () => {
+        const store = await harness.open({ ...LIMITS, maxActive: 2 });
+        await joinAll(store, ["a", "b", "c", "d", "e"]);
+        await join(store, "x", "concert-2");
+        expect(await store.lineCounts([CONCERT, "concert-2", "nobody"], clock.ms())).to.deep.equal([
+          { waiting: 3, admitted: 2 },
+          { waiting: 0, admitted: 1 },
+          { waiting: 0, admitted: 0 },
+        ]);
+        // Admissions past their end count no more, before any promotion step.
+        clock.advance(LIMITS.admissionTtlMs);
+        const [after] = await store.lineCounts([CONCERT], clock.ms());
+        expect(after).to.deep.equal({ waiting: 3, admitted: 0 });
+      });
+
+      it("hands each admission over once, in admission order, with arrival, join time and the line's highest before", async () => {
+        const store = await harness.open({ ...LIMITS, maxActive: 2 });
+        const joinedAt = clock.ms();
+        const [a, b] = await joinAll(store, ["a", "b", "c", "d"]);
+        const first = await store.drainAdmissions(CONCERT);
+        expect(first).to.deep.equal({
+          total: 2,
+          admissions: [
+            { arrival: 1, joinedAt, admittedAt: joinedAt, highestBefore: 0 },
+            { arrival: 2, joinedAt, admittedAt: joinedAt, highestBefore: 1 },
+          ],
+        });
+        clock.advance(5_000);
+        // Admissions made inside complete and leave are recorded like the admitter's.
+        await store.complete(CONCERT, a as string, clock.ms());
+        clock.advance(1_000);
+        await store.leave(CONCERT, b as string, clock.ms());
+        // The line's highest admitted arrival carries over from the last drain.
+        expect(await store.drainAdmissions(CONCERT)).to.deep.equal({
+          total: 4,
+          admissions: [
+            { arrival: 3, joinedAt, admittedAt: joinedAt + 5_000, highestBefore: 2 },
+            { arrival: 4, joinedAt, admittedAt: joinedAt + 6_000, highestBefore: 3 },
+          ],
+        });
+        expect(await store.drainAdmissions(CONCERT)).to.deep.equal({ total: 4, admissions: [] });
+        expect(await store.drainAdmissions("nobody")).to.deep.equal({ total: 0, admissions: [] });
+      });
+
+      it("shares the admissions among racing drainers without losing or repeating one", async () => {
+        const limits = { ...LIMITS, maxActive: 1000 };
+        const store = await harness.open(limits);
+        const racers = await harness.racers(store, limits, 3);
+        const users = Array.from({ length: 60 }, (_, i) => `r-${i}`);
+        const drained: number[] = [];
+        await Promise.all(
+          users.map(async (user, i) => {
+            await join(racers[i % racers.length] as QueueStore, user);
+            const batch = await (racers[(i + 1) % racers.length] as QueueStore).drainAdmissions(
+              CONCERT,
+            );
+            drained.push(...batch.admissions.map((admission) => admission.arrival));
+          }),
+        );
+        const rest = await store.drainAdmissions(CONCERT);
+        drained.push(...rest.admissions.map((admission) => admission.arrival));
+        expect(rest.total).to.equal(60);
+        expect([...drained].sort((x, y) => x - y)).to.deep.equal(
+          Array.from({ length: 60 }, (_, i) => i + 1),
+        );
+      });
+    });
   });
 }
 

@@ -8,6 +8,7 @@ import {
   QueueService,
 } from "../../../server/src/modules/queue/queue.service.js";
 import type { QueueLimits, QueueStore } from "../../../server/src/modules/queue/queue-store.js";
+import type { QueueEvents } from "../../../server/src/shared/queue-events.js";
 import { FakeClock } from "../../support/fake-clock.js";
 
 export const CONCERT = "0b6c1f0e-5d1a-4c39-9a4e-2f7d3c8b9e01";
@@ -52,6 +53,7 @@ export function queueFixture(
     limits?: Partial<QueueLimits>;
     store?: (inner: MemoryQueueStore) => QueueStore;
     verifier?: UserVerifier;
+    events?: QueueEvents;
   } = {},
 ): QueueFixture {
   const limits: QueueLimits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -66,6 +68,7 @@ export function queueFixture(
     concerts,
     clock,
     limits,
+    options.events,
   );
   return {
     clock,

@@ -445,6 +445,8 @@ describe("QueueService", () => {
       lineDigest: () => Promise.reject(failure),
       touchMany: () => Promise.reject(failure),
       close: () => Promise.resolve(),
+      lineCounts: () => Promise.reject(failure),
+      drainAdmissions: () => Promise.reject(failure),
     };
 
     function expectUnavailable(error: unknown): void {

@@ -95,6 +95,8 @@ class CountingStore {
         return inner.versions(ids);
       },
       close: () => inner.close(),
+      lineCounts: (ids, now) => inner.lineCounts(ids, now),
+      drainAdmissions: (concertId) => inner.drainAdmissions(concertId),
     };
   }
 }

@@ -13,4 +13,9 @@ export {
   type SeatMapImport,
 } from "./catalog-admin.service.js";
 export { claimOwner } from "./claims.js";
-export { SALES_RATE_WINDOW_MS, type SaleStats, SaleStatsReader } from "./sale-stats.js";
+export {
+  SALES_RATE_WINDOW_MS,
+  type SaleStats,
+  SaleStatsReader,
+  type WaitingRoomFigures,
+} from "./sale-stats.js";

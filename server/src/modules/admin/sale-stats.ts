@@ -6,7 +6,19 @@ import { requireUuid } from "../../shared/validation.js";
 /** The window the sales rate is measured over. */
 export const SALES_RATE_WINDOW_MS = 5 * 60_000;
 
-/** How a concert's sale is going, as read from the database at `readAt`. */
+/**
+ * The waiting room's figures of a concert's line, as the stats need them
+ * (the queue module's QueueService provides them).
+ */
+export interface WaitingRoomFigures {
+  lineFigures(concertId: string): Promise<{
+    readonly waiting: number;
+    readonly admitted: number;
+    readonly admissionsPerMinute: number;
+  }>;
+}
+
+/** How a concert's sale is going, as read from the database and the waiting room at `readAt`. */
 export interface SaleStats {
   readonly totalSeats: number;
   readonly availableSeats: number;
@@ -21,6 +33,12 @@ export interface SaleStats {
   /** At that rate, how long the available seats last; null when the rate is 0 or none are left. */
   readonly timeToSellOutMs: number | null;
   readonly readAt: Date;
+  /** Users waiting in the concert's line. */
+  readonly waiting: number;
+  /** Users admitted to it now. */
+  readonly admitted: number;
+  /** Admissions per minute over the last minute. */
+  readonly admissionsPerMinute: number;
 }
 
 interface SeatCounts {
@@ -40,12 +58,14 @@ interface MoneyCounts {
 /**
  * A concert's sale figures. Two scans, each over one concert's rows: its
  * seats by state (a hold past its time counts as available, as everywhere),
- * and its payments by state and time.
+ * and its payments by state and time; and the line's figures from the
+ * waiting room.
  */
 export class SaleStatsReader {
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
+    private readonly waitingRoom: WaitingRoomFigures,
   ) {}
 
   async read(concertIdInput: string): Promise<SaleStats> {
@@ -80,6 +100,7 @@ export class SaleStatsReader {
         where r.concert_id = ?`,
       [new Date(now.getTime() - SALES_RATE_WINDOW_MS), concertId],
     );
+    const line = await this.waitingRoom.lineFigures(concertId);
     const counts = seats ?? { total: 0, available: 0, held: 0, sold: 0 };
     const soldInWindow = money?.sold_in_window ?? 0;
     const salesPerMinute = soldInWindow / (SALES_RATE_WINDOW_MS / 60_000);
@@ -97,6 +118,9 @@ export class SaleStatsReader {
       timeToSellOutMs:
         salesPerMinute > 0 && left > 0 ? Math.round((left / salesPerMinute) * 60_000) : null,
       readAt: now,
+      waiting: line.waiting,
+      admitted: line.admitted,
+      admissionsPerMinute: line.admissionsPerMinute,
     };
   }
 }

@@ -1,15 +1,21 @@
 /** The waiting room: stores, rules, and the watch-stream fan-out. */
+export { ADMISSION_RATE_WINDOW_MS, AdmissionMeter, outOfOrder } from "./admission-meter.js";
 export { MemoryQueueStore, type MemoryQueueStoreOptions } from "./memory-queue-store.js";
 export {
   type ConcertDirectory,
+  type LineFigures,
+  type OpenLine,
   QueueService,
   type QueueStatusView,
   type QueueTokenState,
   type Session,
 } from "./queue.service.js";
 export type {
+  Admission,
+  AdmissionBatch,
   IssueInput,
   IssueResult,
+  LineCounts,
   LineDigest,
   LookupWithSeat,
   QueueLimits,

@@ -13,16 +13,20 @@ import {
   type SavedToken,
   type StateSource,
 } from "./queue-state-file.js";
-import type {
-  IssueInput,
-  IssueResult,
-  LineDigest,
-  LookupWithSeat,
-  QueueLimits,
-  QueueSnapshot,
-  QueueStore,
-  SeatRef,
-  StoredTokenState,
+import {
+  ADMISSION_LOG,
+  type Admission,
+  type AdmissionBatch,
+  type IssueInput,
+  type IssueResult,
+  type LineCounts,
+  type LineDigest,
+  type LookupWithSeat,
+  type QueueLimits,
+  type QueueSnapshot,
+  type QueueStore,
+  type SeatRef,
+  type StoredTokenState,
 } from "./queue-store.js";
 import { WaitingLine } from "./waiting-line.js";
 
@@ -77,6 +81,12 @@ interface ConcertLine {
   logFirst: number;
   /** Departed seqs, possibly below the head (Redis: `q:<c>:ds`, trimmed in promote). */
   departed: Set<number>;
+  /** Admissions not drained yet (Redis: `q:al`); not kept in the file. */
+  admissionLog: Omit<Admission, "highestBefore">[];
+  /** Admissions drained or dropped from the log so far (Redis: `q:an`). */
+  admissionCount: number;
+  /** The highest arrival among the drained admissions (Redis: `q:ah`). */
+  highestAdmitted: number;
 }
 
 /**
@@ -399,6 +409,33 @@ export class MemoryQueueStore implements QueueStore {
     return concertIds.map((concertId) => this.lines.get(concertId)?.version ?? 0);
   }
 
+  /** What the Redis store reads with ZCARD and ZCOUNT. */
+  async lineCounts(concertIds: readonly string[], now: number): Promise<LineCounts[]> {
+    return concertIds.map((concertId) => {
+      const line = this.lines.get(concertId);
+      if (line === undefined) return { waiting: 0, admitted: 0 };
+      let admitted = 0;
+      for (const tokenId of line.admitted) {
+        if ((this.tokens.get(tokenId)?.admissionExpiresAt ?? 0) > now) admitted++;
+      }
+      return { waiting: line.waiting.size, admitted };
+    });
+  }
+
+  /** The script's `drain-admissions`: the order check's high-water mark is kept here. */
+  async drainAdmissions(concertId: string): Promise<AdmissionBatch> {
+    const line = this.lines.get(concertId);
+    if (line === undefined) return { total: 0, admissions: [] };
+    const admissions = line.admissionLog.map((logged) => {
+      const admission = { ...logged, highestBefore: line.highestAdmitted };
+      line.highestAdmitted = Math.max(line.highestAdmitted, logged.arrival);
+      return admission;
+    });
+    line.admissionLog = [];
+    line.admissionCount += admissions.length;
+    return { total: line.admissionCount, admissions };
+  }
+
   /** Writes the last changes (see {@link checkpoint}) and closes the file. */
   async close(): Promise<void> {
     await this.buckets.close();
@@ -459,6 +496,7 @@ export class MemoryQueueStore implements QueueStore {
         line.admitted.add(tokenId);
         line.expiries.push(token.admissionExpiresAt, tokenId);
         this.setDrop(token, now + admissionTtlMs + graceMs);
+        logAdmission(line, token, now);
         admitted++;
         free--;
       }
@@ -665,6 +703,9 @@ export class MemoryQueueStore implements QueueStore {
         log: [],
         logFirst: 1,
         departed: new Set(),
+        admissionLog: [],
+        admissionCount: 0,
+        highestAdmitted: 0,
       };
       this.file?.beforeConcert(concertId);
       this.lines.set(concertId, line);
@@ -726,6 +767,15 @@ export class MemoryQueueStore implements QueueStore {
 
 function savedConcert(line: ConcertLine): SavedConcert {
   return { id: line.id, version: line.version, averageMs: line.averageMs, open: line.open };
+}
+
+/** Records one admission for the drain; the prelude's `logAdmission`. */
+function logAdmission(line: ConcertLine, token: TokenRecord, now: number): void {
+  line.admissionLog.push({ arrival: token.seq, joinedAt: token.issuedAt, admittedAt: now });
+  if (line.admissionLog.length > ADMISSION_LOG) {
+    line.admissionLog.shift();
+    line.admissionCount++;
+  }
 }
 
 /** Whether a lastSeen heap entry still describes a waiter in this line. */

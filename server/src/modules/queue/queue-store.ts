@@ -236,4 +236,56 @@ export interface QueueStore {
 
   /** Releases the store's resources (and persists it, where it can). */
   close(): Promise<void>;
+
+  /**
+   * How many wait in, and are admitted to, each of these concerts' lines as
+   * of `now` (admissions past their end count no more, even before a
+   * promotion step expires them). Read-only; one call per concert, in
+   * parallel (each line lives in its own slot). For the operator's figures
+   * and the metrics, never on the token path.
+   */
+  lineCounts(concertIds: readonly string[], now: number): Promise<LineCounts[]>;
+
+  /**
+   * Takes the admissions a concert's line recorded since the last drain, in
+   * admission order (every promotion step records its admissions, including
+   * the steps run inside `issue`, `leave` and `complete`, at the cost of one
+   * list push each), with the line's total. Each admission is handed to
+   * exactly one caller, so counts summed over the server instances are
+   * exact. The log keeps the last {@link ADMISSION_LOG} undrained
+   * admissions; older ones are dropped (counted in `total` all the same).
+   */
+  drainAdmissions(concertId: string): Promise<AdmissionBatch>;
+}
+
+/** How many undrained admissions a line's log keeps (same in both stores). */
+export const ADMISSION_LOG = 10_000;
+
+/** How many waiters and admitted users a line has (see {@link QueueStore.lineCounts}). */
+export interface LineCounts {
+  readonly waiting: number;
+  readonly admitted: number;
+}
+
+/** One admission as its line recorded it (see {@link QueueStore.drainAdmissions}). */
+export interface Admission {
+  /** The token's arrival number: its place in the line's order. */
+  readonly arrival: number;
+  /** When the token joined the line (ms since the epoch). */
+  readonly joinedAt: number;
+  /** When it was admitted (the promotion step's now). */
+  readonly admittedAt: number;
+  /**
+   * The highest arrival number among this line's admissions drained before
+   * this one (0: none): an admission below it came after the admission of
+   * someone who joined later.
+   */
+  readonly highestBefore: number;
+}
+
+/** What {@link QueueStore.drainAdmissions} hands over. */
+export interface AdmissionBatch {
+  /** Every admission of the line drained (or dropped from its log) so far, these included. */
+  readonly total: number;
+  readonly admissions: readonly Admission[];
 }

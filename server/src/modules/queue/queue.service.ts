@@ -1,8 +1,10 @@
 import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
+import { IGNORED_QUEUE_EVENTS, type QueueEvents } from "../../shared/queue-events.js";
 import { requireUserId, requireUuid } from "../../shared/validation.js";
 import type { Principal, TokenCodec, UserVerifier } from "../identity/index.js";
 import type { CallLimit } from "../ratelimit/index.js";
+import { AdmissionMeter } from "./admission-meter.js";
 import type { QueueLimits, QueueSnapshot, QueueStore, SeatRef } from "./queue-store.js";
 import type { SeatGateEntry } from "./seat-gate.js";
 
@@ -37,6 +39,23 @@ export interface Session {
   readonly arrival: number;
 }
 
+/** A concert's line in figures, for the operator. */
+export interface LineFigures {
+  /** Users waiting in the line. */
+  readonly waiting: number;
+  /** Users admitted and not yet through (their admission has not ended). */
+  readonly admitted: number;
+  /** Admissions per minute over the last minute (see AdmissionMeter). */
+  readonly admissionsPerMinute: number;
+}
+
+/** One open line's counts, for the metrics. */
+export interface OpenLine {
+  readonly concertId: string;
+  readonly waiting: number;
+  readonly admitted: number;
+}
+
 /**
  * What the queue needs to know of the catalog: which concerts exist, so
  * nobody queues for a concert that doesn't, and whose sale has ended, so the
@@ -65,6 +84,8 @@ export class QueueService {
    * admission expires.
    */
   private readonly unfinished = new Map<string, { concertId: string; since: number }>();
+  /** What the admitter drains from the lines, as events and rates. */
+  private readonly admissions: AdmissionMeter;
 
   constructor(
     private readonly store: QueueStore,
@@ -73,7 +94,10 @@ export class QueueService {
     private readonly concerts: ConcertDirectory,
     private readonly clock: Clock,
     private readonly limits: QueueLimits,
-  ) {}
+    events: QueueEvents = IGNORED_QUEUE_EVENTS,
+  ) {
+    this.admissions = new AdmissionMeter(events);
+  }
 
   /**
    * Issues (or returns the live) token of a user for a concert. With
@@ -203,8 +227,46 @@ export class QueueService {
       } else {
         admitted += await this.store.promote(concertId, now);
       }
+      await this.meterAdmissions(concertId, now);
     }
     return admitted;
+  }
+
+  /**
+   * Drains a line's admissions (made by this step, or by issues, leaves and
+   * payments since the last one) into the meter: one script call per open
+   * line per admitter tick, off the token and hold paths.
+   */
+  private async meterAdmissions(concertId: string, now: number): Promise<void> {
+    this.admissions.record(concertId, await this.store.drainAdmissions(concertId), now);
+  }
+
+  /**
+   * A concert's line in figures: its counts read from the store now (two
+   * counts in one round trip's time), its admission rate from what the
+   * admitter has drained. A line nobody joined reads as zeros.
+   */
+  async lineFigures(concertIdInput: string): Promise<LineFigures> {
+    const concertId = requireUuid(concertIdInput, "concert_id");
+    const now = this.clock.now().getTime();
+    const [counts] = await this.guard(() => this.store.lineCounts([concertId], now));
+    return {
+      waiting: counts?.waiting ?? 0,
+      admitted: counts?.admitted ?? 0,
+      admissionsPerMinute: this.admissions.perMinute(concertId, now),
+    };
+  }
+
+  /** Every open line's counts (the metrics read them when scraped). */
+  async openLines(): Promise<OpenLine[]> {
+    const now = this.clock.now().getTime();
+    const concertIds = await this.store.concerts();
+    const counts = await this.store.lineCounts(concertIds, now);
+    return concertIds.map((concertId, i) => ({
+      concertId,
+      waiting: counts[i]?.waiting ?? 0,
+      admitted: counts[i]?.admitted ?? 0,
+    }));
   }
 
   /** Retries the admission ends that failed (see {@link unfinished}); throws while the store is down. */

@@ -16,6 +16,10 @@ import type { GateDate } from "./seat-gate.js";
 //   P{c}:q:dl        ZSET the last of those departures' arrival seqs, by departure count
 //   P{c}:q:ds        ZSET those departures' seqs still above the head, by seq (line-digest.lua)
 //   P{c}:q:reg       the line's registration lease (see below)
+//   P{c}:q:al        LIST admissions not drained yet, "<seq>:<joined>:<admitted>"
+//                    (the last ADMISSION_LOG kept; drain-admissions.lua empties it)
+//   P{c}:q:an        counter of admissions drained (or dropped from the log) so far
+//   P{c}:q:ah        the highest arrival seq among the drained admissions
 //   P{c}:g:<d>:s:<seat>  the seat gate (redis-seat-gate.ts): hash {v: seat row
 //                        version, s: state, u: held until (ms), o: owner}
 //   P{c}:g:<d>:v         hash {e: epoch (random, set when created), n: change counter}
@@ -53,6 +57,11 @@ export function registryKey(prefix: string): string {
 /** The line's set of admitted token ids, by admission expiry (read by the tests' samplers). */
 export function admittedKey(prefix: string, concertId: string): string {
   return `${lineBase(prefix, concertId)}q:a`;
+}
+
+/** The line's waiting set, by arrival seq (counted for the operator's figures). */
+export function waitingKey(prefix: string, concertId: string): string {
+  return `${lineBase(prefix, concertId)}q:w`;
 }
 
 /** The line's version counter, read by the watchers (one GET per concert). */

@@ -9,6 +9,8 @@ import {
   type LimitRefusal,
 } from "../ratelimit/index.js";
 import type {
+  Admission,
+  AdmissionBatch,
   IssueInput,
   IssueResult,
   LineDigest,
@@ -56,6 +58,7 @@ const RETIRE = lua("retire");
 const LINE_DIGEST = lua("line-digest");
 const TOUCH_MANY = lua("touch-many");
 const TAKE_LIMIT = lua("take-limit");
+const DRAIN_ADMISSIONS = lua("drain-admissions");
 
 const STATES = new Set<string>([
   "waiting",
@@ -121,6 +124,22 @@ function decodeDigest(reply: unknown): LineDigest {
     reset: Number(reset) === 1,
     departed: (seqs as unknown[]).map(Number),
   };
+}
+
+function decodeAdmission(entry: unknown): Admission {
+  const fields = String(entry).split(":").map(Number);
+  if (fields.length !== 4 || fields.some((n) => !Number.isFinite(n))) {
+    throw malformed(`admission ${String(entry)}`);
+  }
+  const [arrival, joinedAt, admittedAt, highestBefore] = fields as [number, number, number, number];
+  return { arrival, joinedAt, admittedAt, highestBefore };
+}
+
+function decodeAdmissions(reply: unknown): AdmissionBatch {
+  if (!Array.isArray(reply) || reply.length !== 2 || !Array.isArray(reply[1])) {
+    throw malformed("admissions");
+  }
+  return { total: Number(reply[0]), admissions: (reply[1] as unknown[]).map(decodeAdmission) };
 }
 
 function decodeSnapshotRequired(reply: unknown): QueueSnapshot {
@@ -354,6 +373,14 @@ export const queueScripts = {
       parser.push(concertId, String(now), ...tokenIds);
     },
     transformReply: (reply: unknown): number => Number(reply),
+  }),
+  queueDrainAdmissions: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: PRELUDE + DRAIN_ADMISSIONS,
+    parseCommand(parser: CommandParser, context: QueueScriptContext, concertId: string) {
+      pushContext(parser, context, concertId);
+    },
+    transformReply: decodeAdmissions,
   }),
   ...seatGateScripts,
 };

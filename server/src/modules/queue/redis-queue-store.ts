@@ -1,8 +1,10 @@
 import type { RedisClient } from "../../redis/redis-client.js";
 import { type CallLimit, type LimitRefusal, rateLimited } from "../ratelimit/index.js";
 import type {
+  AdmissionBatch,
   IssueInput,
   IssueResult,
+  LineCounts,
   LineDigest,
   LookupWithSeat,
   QueueLimits,
@@ -10,7 +12,7 @@ import type {
   QueueStore,
   SeatRef,
 } from "./queue-store.js";
-import { leaseKey, registryKey, versionKey } from "./redis-keys.js";
+import { admittedKey, leaseKey, registryKey, versionKey, waitingKey } from "./redis-keys.js";
 import type {
   IssueReply,
   LookupPeekReply,
@@ -88,6 +90,9 @@ export interface QueueRedis extends SeatGateRedis {
     userId: string,
     now: number,
   ): Promise<LimitRefusal | undefined>;
+  queueDrainAdmissions(context: QueueScriptContext, concertId: string): Promise<AdmissionBatch>;
+  zCard(key: string): Promise<number>;
+  zCount(key: string, min: string, max: string): Promise<number>;
   sMembers(key: string): Promise<string[]>;
   sAdd(key: string, member: string): Promise<number>;
   sRem(key: string, member: string): Promise<number>;
@@ -247,6 +252,24 @@ export class RedisQueueStore implements QueueStore {
       concertIds.map((c) => this.client.get(versionKey(this.context.prefix, c))),
     );
     return values.map((value) => (value === null ? 0 : Number(value)));
+  }
+
+  /** Two counts per concert (ZCARD, ZCOUNT in its slot), all sent side by side. */
+  lineCounts(concertIds: readonly string[], now: number): Promise<LineCounts[]> {
+    const { prefix } = this.context;
+    return Promise.all(
+      concertIds.map(async (concertId) => {
+        const [waiting, admitted] = await Promise.all([
+          this.client.zCard(waitingKey(prefix, concertId)),
+          this.client.zCount(admittedKey(prefix, concertId), `(${now}`, "+inf"),
+        ]);
+        return { waiting, admitted };
+      }),
+    );
+  }
+
+  drainAdmissions(concertId: string): Promise<AdmissionBatch> {
+    return this.client.queueDrainAdmissions(this.context, concertId);
   }
 
   async close(): Promise<void> {

@@ -79,5 +79,8 @@ export function toSaleStats(stats: SaleStats): MessageInitShape<typeof SaleStats
     estimatedTimeToSellOut:
       stats.timeToSellOutMs === null ? undefined : durationFromMs(stats.timeToSellOutMs),
     readTime: timestampFromDate(stats.readAt),
+    waitingCount: stats.waiting,
+    admittedCount: stats.admitted,
+    admissionsPerMinute: stats.admissionsPerMinute,
   };
 }

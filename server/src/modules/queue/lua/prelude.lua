@@ -46,10 +46,26 @@ local function leaveLine(tid)
   return true
 end
 
+-- Every admission is logged for the admitter to drain (drain-admissions.lua)
+-- as "<arrival seq>:<joined>:<admitted>": one RPUSH on the admission path.
+-- The last ADMISSION_LOG undrained ones are kept; older ones only count in
+-- the line's admission total (q:an).
+local ADMISSION_LOG = 10000
+local function logAdmission(r, seq, now)
+  local n = redis.call('RPUSH', qKey('al'), seq .. ':' .. r.iat .. ':' .. now)
+  if n > ADMISSION_LOG then
+    redis.call('LTRIM', qKey('al'), -ADMISSION_LOG, -1)
+    redis.call('INCRBY', qKey('an'), n - ADMISSION_LOG)
+  end
+end
+
 local function load(tid)
-  local v = redis.call('HMGET', sKey(tid), 'u', 'c', 'h', 'st', 'aexp')
+  local v = redis.call('HMGET', sKey(tid), 'u', 'c', 'h', 'st', 'aexp', 'iat')
   if not v[4] then return nil end
-  return { id = tid, u = v[1], c = v[2], h = v[3], st = v[4], aexp = tonumber(v[5]) or 0 }
+  return {
+    id = tid, u = v[1], c = v[2], h = v[3], st = v[4], aexp = tonumber(v[5]) or 0,
+    iat = tonumber(v[6]) or 0,
+  }
 end
 
 -- The record, its auth key and the user's mapping live and die together.
@@ -145,6 +161,7 @@ local function promote(now)
       redis.call('ZADD', aKey, aexp, tid)
       redis.call('HSET', sKey(tid), 'st', 'admitted', 'aexp', aexp)
       setTtl(r, TTL + GRACE)
+      logAdmission(r, popped[2], now)
       admitted = admitted + 1
       free = free - 1
     end
