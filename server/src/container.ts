@@ -1,9 +1,20 @@
-import type { Config } from "./config.js";
+import type { Config, EventsConfig } from "./config.js";
 import { createBackgroundJobs } from "./jobs/background-jobs.js";
 import type { IntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
-import { AdminService, CatalogAdminService, SaleStatsReader } from "./modules/admin/index.js";
+import {
+  AdminService,
+  CatalogAdminService,
+  EventAdminService,
+  SaleStatsReader,
+} from "./modules/admin/index.js";
 import { CatalogService } from "./modules/catalog/index.js";
+import {
+  type EventDestination,
+  NatsDestination,
+  OutboxRelay,
+  WebhookDestination,
+} from "./modules/events/index.js";
 import type { AdminKey, UserVerifier } from "./modules/identity/index.js";
 import { AdminKeyring, TokenCodec } from "./modules/identity/index.js";
 import { PaymentsService } from "./modules/payments/index.js";
@@ -31,6 +42,8 @@ export interface Settings {
   readonly http: HttpLimits;
   /** The operator API keys (hashes only); none disables the operator API. */
   readonly adminKeys: readonly AdminKey[];
+  /** Where the outbox relay publishes events, and its retry and retention settings. */
+  readonly events: EventsConfig;
 }
 
 /** Derives the rules' tunables from the configuration. */
@@ -72,6 +85,7 @@ export function settingsFromConfig(config: Config): Settings {
       http2IdleTimeoutMs: limits.http2IdleTimeoutSeconds * 1000,
     },
     adminKeys: config.adminKeys,
+    events: config.events,
   };
 }
 
@@ -106,6 +120,9 @@ export interface Services {
   readonly catalogAdmin: CatalogAdminService;
   readonly saleStats: SaleStatsReader;
   readonly adminKeys: AdminKeyring;
+  /** Publishes the outbox (the "outbox-relay" job runs it). */
+  readonly relay: OutboxRelay;
+  readonly eventAdmin: EventAdminService;
   readonly jobs: readonly IntervalJob[];
 }
 
@@ -143,7 +160,23 @@ export function buildServices(deps: ServiceDeps): Services {
   const catalogAdmin = new CatalogAdminService(db, catalog, clock);
   const saleStats = new SaleStatsReader(db, clock);
   const adminKeys = new AdminKeyring(settings.adminKeys);
-  const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
+  const relay = new OutboxRelay(
+    db,
+    eventDestinations(settings.events, clock),
+    clock,
+    settings.events,
+    logger,
+  );
+  const eventAdmin = new EventAdminService(db, clock, settings.events.retryMs);
+  const jobs = createBackgroundJobs({
+    queue,
+    reservations,
+    db,
+    clock,
+    logger,
+    relay,
+    relayIntervalMs: settings.events.relayIntervalMs,
+  });
   return {
     catalog,
     queue,
@@ -156,6 +189,35 @@ export function buildServices(deps: ServiceDeps): Services {
     catalogAdmin,
     saleStats,
     adminKeys,
+    relay,
+    eventAdmin,
     jobs,
   };
+}
+
+/** The configured destinations of events: NATS JetStream, then each webhook URL. */
+function eventDestinations(config: EventsConfig, clock: Clock): EventDestination[] {
+  const destinations: EventDestination[] = [];
+  if (config.natsUrl !== undefined) {
+    destinations.push(
+      new NatsDestination({
+        url: config.natsUrl,
+        stream: config.natsStream,
+        subjectPrefix: config.natsSubjectPrefix,
+        timeoutMs: config.webhookTimeoutMs,
+      }),
+    );
+  }
+  for (const url of config.webhookUrls) {
+    destinations.push(
+      new WebhookDestination({
+        url,
+        // Validated by the configuration: set whenever there are URLs.
+        secret: config.webhookSecret ?? "",
+        timeoutMs: config.webhookTimeoutMs,
+        clock,
+      }),
+    );
+  }
+  return destinations;
 }

@@ -1,4 +1,5 @@
 import type { Logger } from "../logger.js";
+import type { OutboxRelay } from "../modules/events/index.js";
 import { pruneRequestIds } from "../modules/idempotency/index.js";
 import type { QueueService } from "../modules/queue/index.js";
 import type { ReservationsService } from "../modules/reservations/index.js";
@@ -24,6 +25,9 @@ export interface BackgroundJobDeps {
   readonly db: Database;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Publishes the outbox; one relay at a time across instances (see OutboxRelay). */
+  readonly relay: OutboxRelay;
+  readonly relayIntervalMs: number;
 }
 
 /**
@@ -44,7 +48,10 @@ export interface BackgroundJobDeps {
  *   short batches until none is due (stopping early on shutdown);
  * - the statistics keeper analyses the tables a sale fills from empty as
  *   they grow, so cached plans never keep scanning them (see
- *   persistence/table-statistics.ts).
+ *   persistence/table-statistics.ts);
+ * - the outbox relay publishes committed events to NATS and webhooks, on
+ *   one instance at a time (a session advisory lock; the others' passes do
+ *   nothing), and gives up its lock and connections when stopped.
  */
 export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
   return [
@@ -80,7 +87,29 @@ export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
       },
       deps.logger,
     ),
+    closing(
+      createIntervalJob(
+        "outbox-relay",
+        deps.relayIntervalMs,
+        () => deps.relay.runOnce(),
+        deps.logger,
+      ),
+      () => deps.relay.close(),
+    ),
   ];
+}
+
+/** A job that, once stopped (its run in progress finished), releases what it holds. */
+function closing(job: IntervalJob, close: () => Promise<void>): IntervalJob {
+  return {
+    name: job.name,
+    start: () => job.start(),
+    async stop() {
+      await job.stop();
+      await close();
+    },
+    runOnce: () => job.runOnce(),
+  };
 }
 
 /**

@@ -50,6 +50,8 @@ export const ErrorReasons = [
   "RESERVATION_NOT_CONFIRMED",
   "CONCERT_DATE_EXISTS",
   "SEAT_MAP_EXISTS",
+  "EVENT_DELIVERY_NOT_FOUND",
+  "EVENT_NOT_DEAD_LETTERED",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */

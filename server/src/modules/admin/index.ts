@@ -12,4 +12,5 @@ export {
   type CatalogCaches,
   type SeatMapImport,
 } from "./catalog-admin.service.js";
+export { EventAdminService } from "./event-admin.service.js";
 export { SALES_RATE_WINDOW_MS, type SaleStats, SaleStatsReader } from "./sale-stats.js";

@@ -11,7 +11,8 @@ export type IdempotentOperation =
   | "create_concert"
   | "update_concert"
   | "create_performance"
-  | "import_seat_map";
+  | "import_seat_map"
+  | "redeliver_event";
 
 /**
  * A client's `request_id`, claimed by the first request that used it. The

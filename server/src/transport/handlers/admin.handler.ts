@@ -7,12 +7,15 @@ import type {
   CreditWalletRequest,
   GetSaleStatsRequest,
   ImportSeatMapRequest,
+  ListDeadLetteredEventsRequest,
+  RedeliverEventRequest,
   RefundTicketRequest,
   UpdateConcertRequest,
 } from "@stagedoor/sdk";
 import type {
   AdminService,
   CatalogAdminService,
+  EventAdminService,
   SaleStatsReader,
 } from "../../modules/admin/index.js";
 import { adminOf } from "../context.js";
@@ -24,6 +27,7 @@ import {
   toSaleStats,
 } from "../mappers/admin.mapper.js";
 import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
+import { toEventDelivery } from "../mappers/event.mapper.js";
 
 /** The operator API over Connect, gRPC and gRPC-Web. */
 export class AdminHandler implements ServiceImpl<typeof AdminApi> {
@@ -31,6 +35,7 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
     private readonly admin: AdminService,
     private readonly catalog: CatalogAdminService,
     private readonly stats: SaleStatsReader,
+    private readonly events: EventAdminService,
   ) {}
 
   async getSaleStats(req: GetSaleStatsRequest) {
@@ -96,5 +101,22 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
       requestId: req.requestId,
     });
     return toImportSeatMapResponse(result);
+  }
+
+  async listDeadLetteredEvents(req: ListDeadLetteredEventsRequest) {
+    const page = await this.events.listDeadLettered(req.pageSize, req.pageToken);
+    return {
+      deliveries: page.deliveries.map(toEventDelivery),
+      nextPageToken: page.nextPageToken,
+    };
+  }
+
+  async redeliverEvent(req: RedeliverEventRequest, ctx: HandlerContext) {
+    const delivery = await this.events.redeliver(adminOf(ctx.values), {
+      eventId: req.eventId,
+      destination: req.destination,
+      requestId: req.requestId,
+    });
+    return { delivery: toEventDelivery(delivery) };
   }
 }
