@@ -176,6 +176,8 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       settings,
     });
     cleanups.push(() => services.seatGate.close());
+    // After the jobs stop, before the pool closes: the relay's lock connection and NATS.
+    cleanups.push(() => services.relay.close());
 
     let draining = false;
     const probe = {

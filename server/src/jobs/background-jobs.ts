@@ -51,7 +51,8 @@ export interface BackgroundJobDeps {
  *   persistence/table-statistics.ts);
  * - the outbox relay publishes committed events to NATS and webhooks, on
  *   one instance at a time (a session advisory lock; the others' passes do
- *   nothing), and gives up its lock and connections when stopped.
+ *   nothing); whoever builds the services closes it after stopping the
+ *   jobs (bootstrap does), which gives up its lock and connections.
  */
 export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
   return [
@@ -87,29 +88,13 @@ export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
       },
       deps.logger,
     ),
-    closing(
-      createIntervalJob(
-        "outbox-relay",
-        deps.relayIntervalMs,
-        () => deps.relay.runOnce(),
-        deps.logger,
-      ),
-      () => deps.relay.close(),
+    createIntervalJob(
+      "outbox-relay",
+      deps.relayIntervalMs,
+      () => deps.relay.runOnce(),
+      deps.logger,
     ),
   ];
-}
-
-/** A job that, once stopped (its run in progress finished), releases what it holds. */
-function closing(job: IntervalJob, close: () => Promise<void>): IntervalJob {
-  return {
-    name: job.name,
-    start: () => job.start(),
-    async stop() {
-      await job.stop();
-      await close();
-    },
-    runOnce: () => job.runOnce(),
-  };
 }
 
 /**
