@@ -176,7 +176,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       settings,
     });
     cleanups.push(() => services.seatGate.close());
-    // After the jobs stop, before the pool closes: the relay's lock connection and NATS.
+    // After the jobs stop: the relay's connection to NATS.
     cleanups.push(() => services.relay.close());
 
     let draining = false;

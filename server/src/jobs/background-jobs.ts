@@ -51,8 +51,8 @@ export interface BackgroundJobDeps {
  *   persistence/table-statistics.ts);
  * - the outbox relay publishes committed events to NATS and webhooks, on
  *   one instance at a time (a session advisory lock; the others' passes do
- *   nothing); whoever builds the services closes it after stopping the
- *   jobs (bootstrap does), which gives up its lock and connections.
+ *   nothing: the lock is taken per pass); whoever builds the services
+ *   closes it after stopping the jobs (bootstrap does), closing NATS.
  */
 export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
   return [

@@ -154,10 +154,12 @@ const PRUNE = statement<{ id: string }>(
  * stops at its first failure, which is retried with exponential backoff and
  * jitter; destinations and lanes never wait for each other), then prune.
  *
- * The lock is a session advisory lock on a connection the relay keeps out of
- * the pool while it leads: it is held exactly as long as that connection
- * lives, so a relay that crashes (or loses its connection) hands over to the
- * next instance's pass, and two relays never publish at once. An event
+ * The lock is a session advisory lock, taken for each pass on a connection
+ * kept out of the pool until the pass ends: passes of different instances
+ * never overlap (a pass that finds the lock taken does nothing), and a relay
+ * that crashes mid-pass loses the lock with its connection, so the next pass
+ * of any instance carries on from the database's state. (The connection of
+ * a relay that hangs without dying keeps the lock until PostgreSQL notices.) An event
  * published but not yet marked when a relay dies is published again by the
  * next one: receivers deduplicate by event id (JetStream does it itself
  * within its duplicate window, from `Nats-Msg-Id`).
@@ -185,23 +187,26 @@ export class OutboxRelay {
     if (!(await this.lead())) {
       return { leader: false, stamped: 0, delivered: 0, failed: 0, deadLettered: 0, pruned: 0 };
     }
-    const stamped = await this.stampAll();
-    const totals = { delivered: 0, failed: 0, deadLettered: 0 };
-    await Promise.all(
-      this.destinations.map(async (destination) => {
-        const done = await this.deliverTo(destination);
-        totals.delivered += done.delivered;
-        totals.failed += done.failed;
-        totals.deadLettered += done.deadLettered;
-      }),
-    );
-    const pruned = await this.prune();
-    return { leader: true, stamped, ...totals, pruned };
+    try {
+      const stamped = await this.stampAll();
+      const totals = { delivered: 0, failed: 0, deadLettered: 0 };
+      await Promise.all(
+        this.destinations.map(async (destination) => {
+          const done = await this.deliverTo(destination);
+          totals.delivered += done.delivered;
+          totals.failed += done.failed;
+          totals.deadLettered += done.deadLettered;
+        }),
+      );
+      const pruned = await this.prune();
+      return { leader: true, stamped, ...totals, pruned };
+    } finally {
+      await this.unlock();
+    }
   }
 
-  /** Gives up the lock and closes the destinations (on shutdown). */
+  /** Closes the destinations (on shutdown, once the job has stopped). */
   async close(): Promise<void> {
-    await this.unlock();
     await Promise.all(this.destinations.map((destination) => destination.close()));
   }
 
@@ -333,20 +338,10 @@ export class OutboxRelay {
   }
 
   /**
-   * Takes the relay lock, or checks that this relay still has it (one round
-   * trip either way). The connection is taken out of the pool for as long as
-   * this relay leads.
+   * Takes the relay lock for one pass (one round trip), on a connection taken
+   * out of the pool until {@link unlock}; false when another relay has it.
    */
   private async lead(): Promise<boolean> {
-    if (this.lockConnection !== undefined) {
-      try {
-        await this.lockConnection.query("select 1");
-        return true;
-      } catch {
-        // The connection, and with it the lock, is gone: try to take it anew.
-        await this.unlock();
-      }
-    }
     const client = knexClient(this.db);
     const connection = (await client.acquireConnection()) as pg.ClientBase;
     try {
@@ -366,14 +361,12 @@ export class OutboxRelay {
     return false;
   }
 
-  /** Gives the lock and its connection back. */
+  /** Gives the lock and its connection back (a broken connection has lost the lock already). */
   private async unlock(): Promise<void> {
     const connection = this.lockConnection;
     if (connection === undefined) return;
     this.lockConnection = undefined;
-    await connection.query("select pg_advisory_unlock($1)", [RELAY_LOCK_KEY]).catch(() => {
-      // A broken connection has lost the lock already.
-    });
+    await connection.query("select pg_advisory_unlock($1)", [RELAY_LOCK_KEY]).catch(() => {});
     knexClient(this.db).releaseConnection(connection);
   }
 }
