@@ -148,7 +148,7 @@ const PRUNE = statement<{ id: string }>(
  * Publishes the outbox: at least once, to every destination, in commit order
  * per concert, one relay at a time across all instances.
  *
- * Each pass: take (or check) the relay lock, stamp newly committed events
+ * Each pass: take the relay lock, stamp newly committed events
  * with their concert's sequence numbers and open their deliveries, then, for
  * every destination at once, deliver each due concert lane in order (a lane
  * stops at its first failure, which is retried with exponential backoff and
@@ -158,10 +158,10 @@ const PRUNE = statement<{ id: string }>(
  * kept out of the pool until the pass ends: passes of different instances
  * never overlap (a pass that finds the lock taken does nothing), and a relay
  * that crashes mid-pass loses the lock with its connection, so the next pass
- * of any instance carries on from the database's state. (The connection of
- * a relay that hangs without dying keeps the lock until PostgreSQL notices.) An event
- * published but not yet marked when a relay dies is published again by the
- * next one: receivers deduplicate by event id (JetStream does it itself
+ * of any instance carries on from the database's state (the connection of a
+ * relay that hangs without dying keeps the lock until PostgreSQL notices).
+ * An event published but not yet marked when a relay dies is published
+ * again by the next one: receivers deduplicate by event id (JetStream does it itself
  * within its duplicate window, from `Nats-Msg-Id`).
  */
 export class OutboxRelay {
