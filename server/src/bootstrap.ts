@@ -169,6 +169,8 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       settings,
     });
     cleanups.push(() => services.seatGate.close());
+    // After the jobs stop: the relay's connection to NATS.
+    cleanups.push(() => services.relay.close());
 
     let draining = false;
     const probe = {

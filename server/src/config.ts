@@ -92,6 +92,32 @@ export interface Config {
   readonly trustedProxies: readonly TrustedProxy[];
   /** Operator API keys (`ADMIN_API_KEYS`); empty means the operator API is disabled. */
   readonly adminKeys: readonly AdminKeyConfig[];
+  /** Events out: where the outbox relay publishes (see README "Events"). */
+  readonly events: EventsConfig;
+}
+
+/** Where and how the outbox relay publishes events. */
+export interface EventsConfig {
+  /** `NATS_URL`: the NATS server with JetStream; unset, nothing goes to NATS. */
+  readonly natsUrl: string | undefined;
+  /** `NATS_STREAM`: the JetStream stream (created on first use when missing). */
+  readonly natsStream: string;
+  /** `NATS_SUBJECT_PREFIX`: subjects are `<prefix>.<concert id>.<event type>`. */
+  readonly natsSubjectPrefix: string;
+  /** `WEBHOOK_URLS`: every URL receives every event, each on its own schedule. */
+  readonly webhookUrls: readonly string[];
+  /** `WEBHOOK_SECRET`: the HMAC-SHA256 key of the signature header; never logged. */
+  readonly webhookSecret: string | undefined;
+  readonly webhookTimeoutMs: number;
+  /** How long a failing delivery (webhook or NATS) is retried before it is dead-lettered. */
+  readonly retryMs: number;
+  /** The first retry's delay; each later one doubles it, up to `retryMaxDelayMs`, with jitter. */
+  readonly retryBaseDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  /** How often the relay looks for new events and due retries. */
+  readonly relayIntervalMs: number;
+  /** How long delivered events are kept before they are pruned. */
+  readonly retentionMs: number;
 }
 
 /** A token bucket: at most `burst` calls at once, refilled by `refill` calls every `periodMs`. */
@@ -358,6 +384,42 @@ const schema = z.object({
   RATE_LIMIT_PAYMENT_PER_ADDRESS: rateLimit.prefault("1000,100/s"),
   TRUSTED_PROXIES: trustedProxies.prefault(""),
   ADMIN_API_KEYS: z.string().optional(),
+  NATS_URL: url(["nats:", "tls:"]).optional(),
+  NATS_STREAM: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1 to 64 letters, digits, _ or -")
+    .default("STAGEDOOR"),
+  NATS_SUBJECT_PREFIX: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_-]{1,32}(\.[A-Za-z0-9_-]{1,32}){0,3}$/,
+      "must be 1 to 4 dot-separated tokens of letters, digits, _ or -",
+    )
+    .default("stagedoor"),
+  WEBHOOK_URLS: z
+    .string()
+    .transform((value) =>
+      value
+        .split(",")
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ""),
+    )
+    .pipe(
+      z.array(
+        url(["https:", "http:"]).refine(
+          (value) => new URL(value).username === "" && new URL(value).password === "",
+          "must list http(s) URLs without user:password@, comma-separated",
+        ),
+      ),
+    )
+    .default([]),
+  WEBHOOK_SECRET: z.string().optional(),
+  WEBHOOK_TIMEOUT_SECONDS: bounded(1, 120, "seconds").default(10),
+  WEBHOOK_RETRY_HOURS: bounded(72, 8760, "hours").default(72),
+  EVENT_RETRY_BASE_MS: bounded(10, 600_000, "milliseconds").default(1000),
+  EVENT_RETRY_MAX_SECONDS: bounded(1, 86_400, "seconds").default(3600),
+  EVENT_RELAY_INTERVAL_MS: bounded(20, 60_000, "milliseconds").default(500),
+  EVENT_RETENTION_HOURS: bounded(1, 8760, "hours").default(168),
 });
 
 /**
@@ -484,6 +546,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
       "REDIS_URL and REDIS_CLUSTER_URLS must not both be set: REDIS_URL names one Redis primary, REDIS_CLUSTER_URLS the seed nodes of a Redis Cluster",
     );
   }
+  if (e.WEBHOOK_URLS.length > 0 && (e.WEBHOOK_SECRET ?? "").length < 32) {
+    throw new ConfigError("WEBHOOK_SECRET must be at least 32 characters when WEBHOOK_URLS is set");
+  }
+  if (new Set(e.WEBHOOK_URLS).size !== e.WEBHOOK_URLS.length) {
+    throw new ConfigError("WEBHOOK_URLS lists a URL twice");
+  }
   const workers = resolveWorkers(e.WORKERS, machine);
   if (workers > 1) requireSharedState(e.WORKERS, workers, e);
   if (workers > 1 && e.METRICS_PORT !== undefined) {
@@ -560,6 +628,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, machine: Machin
     }),
     trustedProxies: Object.freeze(e.TRUSTED_PROXIES),
     adminKeys: Object.freeze(adminKeys),
+    events: Object.freeze({
+      natsUrl: e.NATS_URL,
+      natsStream: e.NATS_STREAM,
+      natsSubjectPrefix: e.NATS_SUBJECT_PREFIX,
+      webhookUrls: Object.freeze(e.WEBHOOK_URLS),
+      webhookSecret: e.WEBHOOK_URLS.length > 0 ? e.WEBHOOK_SECRET : undefined,
+      webhookTimeoutMs: e.WEBHOOK_TIMEOUT_SECONDS * 1000,
+      retryMs: e.WEBHOOK_RETRY_HOURS * 3_600_000,
+      retryBaseDelayMs: e.EVENT_RETRY_BASE_MS,
+      retryMaxDelayMs: e.EVENT_RETRY_MAX_SECONDS * 1000,
+      relayIntervalMs: e.EVENT_RELAY_INTERVAL_MS,
+      retentionMs: e.EVENT_RETENTION_HOURS * 3_600_000,
+    }),
   });
 }
 

@@ -1,9 +1,20 @@
-import type { Config } from "./config.js";
+import type { Config, EventsConfig } from "./config.js";
 import { createBackgroundJobs } from "./jobs/background-jobs.js";
 import type { IntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
-import { AdminService, CatalogAdminService, SaleStatsReader } from "./modules/admin/index.js";
+import {
+  AdminService,
+  CatalogAdminService,
+  EventAdminService,
+  SaleStatsReader,
+} from "./modules/admin/index.js";
 import { CatalogService } from "./modules/catalog/index.js";
+import {
+  type EventDestination,
+  NatsDestination,
+  OutboxRelay,
+  WebhookDestination,
+} from "./modules/events/index.js";
 import type { AdminKey, UserVerifier } from "./modules/identity/index.js";
 import { AdminKeyring, TokenCodec } from "./modules/identity/index.js";
 import { PaymentsService } from "./modules/payments/index.js";
@@ -33,6 +44,8 @@ export interface Settings {
   readonly http: HttpLimits;
   /** The operator API keys (hashes only); none disables the operator API. */
   readonly adminKeys: readonly AdminKey[];
+  /** Where the outbox relay publishes events, and its retry and retention settings. */
+  readonly events: EventsConfig;
 }
 
 /** Derives the rules' tunables from the configuration. */
@@ -74,6 +87,7 @@ export function settingsFromConfig(config: Config): Settings {
       http2IdleTimeoutMs: limits.http2IdleTimeoutSeconds * 1000,
     },
     adminKeys: config.adminKeys,
+    events: config.events,
   };
 }
 
@@ -114,6 +128,9 @@ export interface Services {
   readonly adminKeys: AdminKeyring;
   readonly readSessions: ReadSessions;
   readonly tickets: TicketsService;
+  /** Publishes the outbox (the "outbox-relay" job runs it). */
+  readonly relay: OutboxRelay;
+  readonly eventAdmin: EventAdminService;
   readonly jobs: readonly IntervalJob[];
 }
 
@@ -154,7 +171,23 @@ export function buildServices(deps: ServiceDeps): Services {
   const adminKeys = new AdminKeyring(settings.adminKeys);
   const readSessions = new ReadSessions(db, deps.verifier, clock, deps.store);
   const tickets = new TicketsService(db, new EntryCodes(deps.ticketKey), clock);
-  const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
+  const relay = new OutboxRelay(
+    db,
+    eventDestinations(settings.events, clock),
+    clock,
+    settings.events,
+    logger,
+  );
+  const eventAdmin = new EventAdminService(db, clock, settings.events.retryMs);
+  const jobs = createBackgroundJobs({
+    queue,
+    reservations,
+    db,
+    clock,
+    logger,
+    relay,
+    relayIntervalMs: settings.events.relayIntervalMs,
+  });
   return {
     catalog,
     queue,
@@ -169,6 +202,35 @@ export function buildServices(deps: ServiceDeps): Services {
     adminKeys,
     readSessions,
     tickets,
+    relay,
+    eventAdmin,
     jobs,
   };
+}
+
+/** The configured destinations of events: NATS JetStream, then each webhook URL. */
+function eventDestinations(config: EventsConfig, clock: Clock): EventDestination[] {
+  const destinations: EventDestination[] = [];
+  if (config.natsUrl !== undefined) {
+    destinations.push(
+      new NatsDestination({
+        url: config.natsUrl,
+        stream: config.natsStream,
+        subjectPrefix: config.natsSubjectPrefix,
+        timeoutMs: config.webhookTimeoutMs,
+      }),
+    );
+  }
+  for (const url of config.webhookUrls) {
+    destinations.push(
+      new WebhookDestination({
+        url,
+        // Validated by the configuration: set whenever there are URLs.
+        secret: config.webhookSecret ?? "",
+        timeoutMs: config.webhookTimeoutMs,
+        clock,
+      }),
+    );
+  }
+  return destinations;
 }

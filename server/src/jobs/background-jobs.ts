@@ -1,4 +1,5 @@
 import type { Logger } from "../logger.js";
+import type { OutboxRelay } from "../modules/events/index.js";
 import { pruneRequestIds } from "../modules/idempotency/index.js";
 import type { QueueService } from "../modules/queue/index.js";
 import type { ReservationsService } from "../modules/reservations/index.js";
@@ -24,6 +25,9 @@ export interface BackgroundJobDeps {
   readonly db: Database;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Publishes the outbox; one relay at a time across instances (see OutboxRelay). */
+  readonly relay: OutboxRelay;
+  readonly relayIntervalMs: number;
 }
 
 /**
@@ -44,7 +48,11 @@ export interface BackgroundJobDeps {
  *   short batches until none is due (stopping early on shutdown);
  * - the statistics keeper analyses the tables a sale fills from empty as
  *   they grow, so cached plans never keep scanning them (see
- *   persistence/table-statistics.ts).
+ *   persistence/table-statistics.ts);
+ * - the outbox relay publishes committed events to NATS and webhooks, on
+ *   one instance at a time (a session advisory lock; the others' passes do
+ *   nothing: the lock is taken per pass); whoever builds the services
+ *   closes it after stopping the jobs (bootstrap does), closing NATS.
  */
 export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
   return [
@@ -78,6 +86,12 @@ export function createBackgroundJobs(deps: BackgroundJobDeps): IntervalJob[] {
         const analysed = await analyzeGrowingTables(deps.db);
         if (analysed.length > 0) deps.logger.debug({ tables: analysed }, "analysed grown tables");
       },
+      deps.logger,
+    ),
+    createIntervalJob(
+      "outbox-relay",
+      deps.relayIntervalMs,
+      () => deps.relay.runOnce(),
       deps.logger,
     ),
   ];

@@ -5,6 +5,7 @@ import pg from "pg";
 import { Migration20261126000000 } from "./migrations/Migration20261126000000.js";
 import { Migration20261207000000 } from "./migrations/Migration20261207000000.js";
 import { Migration20261207010000 } from "./migrations/Migration20261207010000.js";
+import { Migration20261207030000 } from "./migrations/Migration20261207030000.js";
 import { Migration20261207040000 } from "./migrations/Migration20261207040000.js";
 
 /** The ORM instance type the server uses. */
@@ -27,6 +28,7 @@ export const migrations = [
   { name: "Migration20261126000000", class: Migration20261126000000 },
   { name: "Migration20261207000000", class: Migration20261207000000 },
   { name: "Migration20261207010000", class: Migration20261207010000 },
+  { name: "Migration20261207030000", class: Migration20261207030000 },
   { name: "Migration20261207040000", class: Migration20261207040000 },
 ];
 

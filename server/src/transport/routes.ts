@@ -114,7 +114,13 @@ export function createRoutes(services: Services, probe: ServingProbe) {
     router.service(PaymentApi, new PaymentHandler(services.payments));
     router.service(
       AdminApi,
-      new AdminHandler(services.admin, services.catalogAdmin, services.saleStats, services.tickets),
+      new AdminHandler(
+        services.admin,
+        services.catalogAdmin,
+        services.saleStats,
+        services.tickets,
+        services.eventAdmin,
+      ),
     );
     router.service(TicketApi, new TicketHandler(services.readSessions, services.tickets));
     router.service(Health, new HealthHandler(probe, STAGEDOOR_SERVICES));

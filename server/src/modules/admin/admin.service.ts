@@ -82,7 +82,8 @@ export class AdminService {
    * with `ALREADY_REFUNDED`, so no refund is ever paid twice. Round trips:
    * one read of the reservation, the gate, then BEGIN, claim, lock
    * reservation, lock payment, lock seat, lock wallet, one write of all five
-   * rows, the audit record, COMMIT, then the gate.
+   * rows and the `ticket.refunded` outbox event, the audit record, COMMIT,
+   * then the gate.
    */
   async refundTicket(
     actor: AdminActor,

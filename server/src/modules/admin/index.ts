@@ -13,6 +13,7 @@ export {
   type SeatMapImport,
 } from "./catalog-admin.service.js";
 export { claimOwner } from "./claims.js";
+export { EventAdminService } from "./event-admin.service.js";
 export {
   SALES_RATE_WINDOW_MS,
   type SaleStats,

@@ -12,7 +12,8 @@ export type IdempotentOperation =
   | "update_concert"
   | "create_performance"
   | "import_seat_map"
-  | "verify_ticket";
+  | "verify_ticket"
+  | "redeliver_event";
 
 /**
  * A client's `request_id`, claimed by the first request that used it. The

@@ -1,6 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { statement, type TxConnection } from "../../persistence/sql.js";
 import type { Seat } from "../catalog/index.js";
+import { eventIdAndPayload, outboxAppendCte } from "../events/index.js";
 import type { Reservation } from "../reservations/index.js";
 import { assertEntryOf, type LedgerEntry, type Wallet } from "../wallet/index.js";
 import { Payment, type PaymentStatus } from "./payment.entity.js";
@@ -40,7 +41,9 @@ const LOCK_OF_RESERVATION = statement<PaymentRow>(
  * leave; the entry is inserted only if all four hit their row, from the
  * wallet's new balance and version, so one returned row means every write
  * happened and agrees. The entry's `refunded_payment_id` is unique: a
- * payment is paid back at most once, whatever the code does.
+ * payment is paid back at most once, whatever the code does. Its
+ * `ticket.refunded` event is appended by the same statement, under the same
+ * condition (no round trip of its own).
  */
 const WRITE_REFUND = statement<{ id: string }>(
   "payment_write_refund",
@@ -60,7 +63,11 @@ const WRITE_REFUND = statement<{ id: string }>(
      update payment set status = $15, refunded_at = $16
       where id = $14 and reservation_id = $12 and status = 'COMPLETED'
      returning id
-   )
+   ), ${outboxAppendCte(
+     "refunded_event",
+     `select $20::uuid, $21::uuid, 'ticket.refunded', $22::jsonb, $16
+        from credited, freed, cancelled, paid_back`,
+   )}
    insert into ledger_entry (id, user_id, kind, amount, balance_after, wallet_version, payment_id,
                              refunded_payment_id, created_at)
    select $17, credited.user_id, 'REFUND', $18, credited.balance, credited.version, null,
@@ -78,7 +85,9 @@ const WRITE_REFUND = statement<{ id: string }>(
  * wallet's new balance and version, so one returned row means all five
  * writes happened and agree. The ledger entry's foreign key to the payment is
  * deferred (checked at COMMIT); the others are checked at the end of this
- * statement, when every row it writes exists.
+ * statement, when every row it writes exists. Its `ticket.sold` event is
+ * appended by the same statement from the inserted payment (no round trip of
+ * its own).
  */
 const WRITE_SALE = statement<{ id: string }>(
   "payment_write_sale",
@@ -99,7 +108,10 @@ const WRITE_SALE = statement<{ id: string }>(
      select $17, debited.user_id, confirmed.id, $18, $19, $20
        from debited, sold, confirmed
      returning id
-   )
+   ), ${outboxAppendCte(
+     "sold_event",
+     "select $24::uuid, $25::uuid, 'ticket.sold', $26::jsonb, $20 from paid",
+   )}
    insert into ledger_entry (id, user_id, kind, amount, balance_after, wallet_version, payment_id, created_at)
    select $21, debited.user_id, 'PAYMENT', $22, debited.balance, debited.version, paid.id, $23
      from paid, debited
@@ -187,6 +199,7 @@ export class PaymentRepository {
       entry.id,
       entry.amount,
       entry.createdAt,
+      ...ticketEventParams(reservation, payment),
     ]);
     if (written === undefined) {
       throw new Error(`a row of payment ${payment.id} changed under its row lock`);
@@ -227,6 +240,7 @@ export class PaymentRepository {
       entry.id,
       entry.amount,
       entry.createdAt,
+      ...ticketEventParams(reservation, payment),
     ]);
     if (written === undefined) {
       throw new Error(`a row of the refund of payment ${payment.id} changed under its row lock`);
@@ -248,6 +262,20 @@ export class PaymentRepository {
     const row = await tx.one(LOCK_OF_RESERVATION, [reservationId]);
     return row === undefined ? null : paymentFromRow(row);
   }
+}
+
+/** The event id, concert id and payload of a `ticket.sold` or `ticket.refunded` event. */
+function ticketEventParams(reservation: Reservation, payment: Payment): [string, string, string] {
+  const [id, payload] = eventIdAndPayload({
+    reservation_id: reservation.id,
+    payment_id: payment.id,
+    user_id: payment.userId,
+    seat_id: reservation.seatId,
+    seat_number: reservation.seatNumber,
+    concert_date_id: reservation.concertDateId,
+    amount: String(payment.amount),
+  });
+  return [id, reservation.concertId, payload];
 }
 
 /** A payment entity from its row. */

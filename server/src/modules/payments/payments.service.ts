@@ -72,7 +72,7 @@ export class PaymentsService {
    * Pays for one of the caller's held reservations; a retry with the same
    * request id replays. Seven round trips: BEGIN, the request-id claim, lock
    * the reservation, lock the seat, lock the wallet, one write of all five
-   * rows, COMMIT; then, concurrently, ending the admission and recording the
+   * rows and the `ticket.sold` outbox event, COMMIT; then, concurrently, ending the admission and recording the
    * sale in the seat gate. A replay: BEGIN, claim, read the claim, read the
    * payment, read the reservation, COMMIT, and nothing after. The first
    * payment for a date in this process reads the date's facts too, on the

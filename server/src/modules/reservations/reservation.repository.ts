@@ -1,6 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { statement, type TxConnection } from "../../persistence/sql.js";
 import type { Seat } from "../catalog/index.js";
+import { eventIdAndPayload, outboxAppendCte } from "../events/index.js";
 import { Reservation, type ReservationStatus } from "./reservation.entity.js";
 
 /** A reservation row as the statements below select it. */
@@ -56,18 +57,31 @@ function holdEnded(alias: string, at: string): string {
 // still under its hold; both updates are compare-and-set on status and time,
 // so a hold paid, released or re-held meanwhile is never touched. Reservation
 // rows are updated (locked) before seat rows, as everywhere.
+// Each expired hold appends a `hold.expired` event in the same statement
+// (no round trip of its own), dated at the hold's end.
 const EXPIRE = statement<{ id: string }>(
   "reservation_expire",
   `with stale as (
      update reservation r set status = 'EXPIRED', ended_at = r.held_until
       where r.id = any($1::uuid[]) and ${holdEnded("r", "$2")}
-     returning r.id, r.seat_id
+     returning r.id, r.seat_id, r.user_id, r.concert_id, r.concert_date_id, r.seat_number,
+               r.held_until
    ), freed as (
      update seat s set status = 'AVAILABLE', held_until = null, reservation_id = null,
             version = s.version + 1
        from stale
       where s.id = stale.seat_id and s.reservation_id = stale.id and ${holdEnded("s", "$2")}
-   )
+   ), ${outboxAppendCte(
+     "expired_event",
+     `select gen_random_uuid(), stale.concert_id, 'hold.expired',
+             jsonb_build_object('reservation_id', stale.id, 'user_id', stale.user_id,
+               'seat_id', stale.seat_id, 'concert_date_id', stale.concert_date_id,
+               'seat_number', stale.seat_number,
+               'held_until', to_char(stale.held_until at time zone 'UTC',
+                                     'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+             stale.held_until
+        from stale`,
+   )}
    select id from stale`,
 );
 
@@ -82,26 +96,31 @@ const LOCK_ENDED = statement<{ id: string }>(
     for update skip locked`,
 );
 
-// Writes a new hold: the held seat (already locked) and its reservation.
+// Writes a new hold: the held seat (already locked), its reservation and its
+// `seat.held` event ($12, $13), in one statement.
 const INSERT_HOLD = statement<{ id: string }>(
   "reservation_insert_hold",
   `with held as (
      update seat set status = 'HELD', held_until = $9, reservation_id = $1, version = $11
       where id = $6
      returning id
-   )
+   ), ${outboxAppendCte("held_event", "select $12::uuid, $3, 'seat.held', $13::jsonb, $10 from held")}
    insert into reservation (id, user_id, concert_id, concert_date_id, date, seat_id, seat_number,
                             price, status, held_until, created_at)
    select $1, $2, $3, $4, $5::date, held.id, $7, $8, 'HELD', $9, $10 from held
    returning id`,
 );
 
-// Writes a released hold and, when the hold was still on the seat ($9), the freed seat.
+// Writes a released hold, its `seat.released` event ($10, $11) and, when the
+// hold was still on the seat ($9), the freed seat.
 const WRITE_RELEASE = statement<never>(
   "reservation_write_release",
   `with released as (
-     update reservation set status = $2, ended_at = $3 where id = $1 returning id
-   )
+     update reservation set status = $2, ended_at = $3 where id = $1 returning id, concert_id
+   ), ${outboxAppendCte(
+     "released_event",
+     "select $10::uuid, released.concert_id, 'seat.released', $11::jsonb, $3 from released",
+   )}
    update seat set status = $5, held_until = $6, reservation_id = $7, version = $8
     where id = $4 and $9::boolean and exists (select 1 from released)`,
 );
@@ -180,6 +199,16 @@ export class ReservationRepository {
       reservation.heldUntil,
       reservation.createdAt,
       seat.version,
+      ...eventIdAndPayload({
+        reservation_id: reservation.id,
+        user_id: reservation.userId,
+        seat_id: seat.id,
+        seat_number: seat.number,
+        concert_date_id: reservation.concertDateId,
+        date: reservation.date,
+        price: String(reservation.price),
+        held_until: reservation.heldUntil.toISOString(),
+      }),
     ]);
     if (inserted === undefined) throw new Error(`seat ${seat.id} vanished under its row lock`);
   }
@@ -204,6 +233,13 @@ export class ReservationRepository {
       seat.reservationId,
       seat.version,
       seatFreed,
+      ...eventIdAndPayload({
+        reservation_id: reservation.id,
+        user_id: reservation.userId,
+        seat_id: seat.id,
+        seat_number: reservation.seatNumber,
+        concert_date_id: reservation.concertDateId,
+      }),
     ]);
   }
 

@@ -68,7 +68,8 @@ export class ReservationsService {
    * a time still ahead, is refused at once with no transaction. Anything else
    * goes to the database, which alone decides a win: one transaction of six
    * round trips (BEGIN, request-id claim, the caller's own hold locked,
-   * the seat locked with SKIP LOCKED, one write, COMMIT), with every check that
+   * the seat locked with SKIP LOCKED, one write of the seat, the reservation
+   * and its `seat.held` outbox event, COMMIT), with every check that
    * needs no lock (admission, concert, sale window, one hold per user) made
    * before the seat's row lock is taken, so only a likely winner ever holds it.
    */
@@ -178,7 +179,8 @@ export class ReservationsService {
    * Gives up one of the caller's unexpired holds and frees the seat at once.
    * The gate forgets the seat first (so a crash after the commit can never
    * leave it refusing a free seat), then one transaction of six round trips
-   * (BEGIN, claim, reservation locked, seat locked, one write, COMMIT), then
+   * (BEGIN, claim, reservation locked, seat locked, one write with the
+   * `seat.released` outbox event, COMMIT), then
    * the gate learns the seat is free.
    */
   async release(

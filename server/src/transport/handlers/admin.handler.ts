@@ -7,6 +7,8 @@ import type {
   CreditWalletRequest,
   GetSaleStatsRequest,
   ImportSeatMapRequest,
+  ListDeadLetteredEventsRequest,
+  RedeliverEventRequest,
   RefundTicketRequest,
   UpdateConcertRequest,
   VerifyTicketRequest,
@@ -14,6 +16,7 @@ import type {
 import type {
   AdminService,
   CatalogAdminService,
+  EventAdminService,
   SaleStatsReader,
 } from "../../modules/admin/index.js";
 import type { TicketsService } from "../../modules/tickets/index.js";
@@ -27,6 +30,7 @@ import {
 } from "../mappers/admin.mapper.js";
 import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
 import { toTicket } from "../mappers/ticket.mapper.js";
+import { toEventDelivery } from "../mappers/event.mapper.js";
 
 /** The operator API over Connect, gRPC and gRPC-Web. */
 export class AdminHandler implements ServiceImpl<typeof AdminApi> {
@@ -35,6 +39,7 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
     private readonly catalog: CatalogAdminService,
     private readonly stats: SaleStatsReader,
     private readonly tickets: TicketsService,
+    private readonly events: EventAdminService,
   ) {}
 
   async getSaleStats(req: GetSaleStatsRequest) {
@@ -108,5 +113,22 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
       code: req.code,
     });
     return { ticket: toTicket(ticket), userId: ticket.userId, useTime: timestampFromDate(usedAt) };
+  }
+
+  async listDeadLetteredEvents(req: ListDeadLetteredEventsRequest) {
+    const page = await this.events.listDeadLettered(req.pageSize, req.pageToken);
+    return {
+      deliveries: page.deliveries.map(toEventDelivery),
+      nextPageToken: page.nextPageToken,
+    };
+  }
+
+  async redeliverEvent(req: RedeliverEventRequest, ctx: HandlerContext) {
+    const delivery = await this.events.redeliver(adminOf(ctx.values), {
+      eventId: req.eventId,
+      destination: req.destination,
+      requestId: req.requestId,
+    });
+    return { delivery: toEventDelivery(delivery) };
   }
 }

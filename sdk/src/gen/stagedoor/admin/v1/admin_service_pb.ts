@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stagedoor/admin/v1/admin_service.proto.
  */
 export const file_stagedoor_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiKQoTR2V0U2FsZVN0YXRzUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJIpsDCglTYWxlU3RhdHMSEwoLdG90YWxfc2VhdHMYASABKAUSFwoPYXZhaWxhYmxlX3NlYXRzGAIgASgFEhIKCmhlbGRfc2VhdHMYAyABKAUSEgoKc29sZF9zZWF0cxgEIAEoBRIPCgdyZXZlbnVlGAUgASgDEhgKEHJlZnVuZGVkX3RpY2tldHMYBiABKAUSFwoPcmVmdW5kZWRfYW1vdW50GAcgASgDEh4KFnNvbGRfbGFzdF9maXZlX21pbnV0ZXMYCCABKAUSGAoQc2FsZXNfcGVyX21pbnV0ZRgJIAEoARI9Chplc3RpbWF0ZWRfdGltZV90b19zZWxsX291dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCglyZWFkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXdhaXRpbmdfY291bnQYDCABKAUSFgoOYWRtaXR0ZWRfY291bnQYDSABKAUSHQoVYWRtaXNzaW9uc19wZXJfbWludXRlGA4gASgBIkQKFEdldFNhbGVTdGF0c1Jlc3BvbnNlEiwKBXN0YXRzGAEgASgLMh0uc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTdGF0cyI3ChNWZXJpZnlUaWNrZXRSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDAoEY29kZRgCIAEoCSKCAQoUVmVyaWZ5VGlja2V0UmVzcG9uc2USKwoGdGlja2V0GAEgASgLMhsuc3RhZ2Vkb29yLnRpY2tldC52MS5UaWNrZXQSDwoHdXNlcl9pZBgCIAEoCRIsCgh1c2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqYwoNU2VhdE1hcEZvcm1hdBIfChtTRUFUX01BUF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNTRUFUX01BUF9GT1JNQVRfQ1NWEAESGAoUU0VBVF9NQVBfRk9STUFUX0pTT04QAjLDBgoMQWRtaW5TZXJ2aWNlEmEKDFJlZnVuZFRpY2tldBInLnN0YWdlZG9vci5hZG1pbi52MS5SZWZ1bmRUaWNrZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlc3BvbnNlEmEKDENyZWRpdFdhbGxldBInLnN0YWdlZG9vci5hZG1pbi52MS5DcmVkaXRXYWxsZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlc3BvbnNlEmQKDUNyZWF0ZUNvbmNlcnQSKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlQ29uY2VydFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlQ29uY2VydFJlc3BvbnNlEmQKDVVwZGF0ZUNvbmNlcnQSKC5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlQ29uY2VydFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlQ29uY2VydFJlc3BvbnNlEnAKEUNyZWF0ZVBlcmZvcm1hbmNlEiwuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZVBlcmZvcm1hbmNlUmVxdWVzdBotLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEmQKDUltcG9ydFNlYXRNYXASKC5zdGFnZWRvb3IuYWRtaW4udjEuSW1wb3J0U2VhdE1hcFJlcXVlc3QaKS5zdGFnZWRvb3IuYWRtaW4udjEuSW1wb3J0U2VhdE1hcFJlc3BvbnNlEmYKDEdldFNhbGVTdGF0cxInLnN0YWdlZG9vci5hZG1pbi52MS5HZXRTYWxlU3RhdHNSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLkdldFNhbGVTdGF0c1Jlc3BvbnNlIgOQAgESYQoMVmVyaWZ5VGlja2V0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLlZlcmlmeVRpY2tldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuVmVyaWZ5VGlja2V0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_ticket_v1_ticket_service, file_stagedoor_wallet_v1_wallet_service]);
+  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiKQoTR2V0U2FsZVN0YXRzUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJIpsDCglTYWxlU3RhdHMSEwoLdG90YWxfc2VhdHMYASABKAUSFwoPYXZhaWxhYmxlX3NlYXRzGAIgASgFEhIKCmhlbGRfc2VhdHMYAyABKAUSEgoKc29sZF9zZWF0cxgEIAEoBRIPCgdyZXZlbnVlGAUgASgDEhgKEHJlZnVuZGVkX3RpY2tldHMYBiABKAUSFwoPcmVmdW5kZWRfYW1vdW50GAcgASgDEh4KFnNvbGRfbGFzdF9maXZlX21pbnV0ZXMYCCABKAUSGAoQc2FsZXNfcGVyX21pbnV0ZRgJIAEoARI9Chplc3RpbWF0ZWRfdGltZV90b19zZWxsX291dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCglyZWFkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXdhaXRpbmdfY291bnQYDCABKAUSFgoOYWRtaXR0ZWRfY291bnQYDSABKAUSHQoVYWRtaXNzaW9uc19wZXJfbWludXRlGA4gASgBIkQKFEdldFNhbGVTdGF0c1Jlc3BvbnNlEiwKBXN0YXRzGAEgASgLMh0uc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTdGF0cyI3ChNWZXJpZnlUaWNrZXRSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDAoEY29kZRgCIAEoCSKCAQoUVmVyaWZ5VGlja2V0UmVzcG9uc2USKwoGdGlja2V0GAEgASgLMhsuc3RhZ2Vkb29yLnRpY2tldC52MS5UaWNrZXQSDwoHdXNlcl9pZBgCIAEoCRIsCgh1c2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgodTGlzdERlYWRMZXR0ZXJlZEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiowIKDUV2ZW50RGVsaXZlcnkSEAoIZXZlbnRfaWQYASABKAkSEwoLZGVzdGluYXRpb24YAiABKAkSEgoKY29uY2VydF9pZBgDIAEoCRIMCgR0eXBlGAQgASgJEhAKCHNlcXVlbmNlGAUgASgDEhAKCGF0dGVtcHRzGAYgASgFEhIKCmxhc3RfZXJyb3IYByABKAkSLgoKb2NjdXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQZGVhZF9sZXR0ZXJfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcGF5bG9hZF9qc29uGAogASgJEhUKDWRlYWRfbGV0dGVyZWQYCyABKAgicAoeTGlzdERlYWRMZXR0ZXJlZEV2ZW50c1Jlc3BvbnNlEjUKCmRlbGl2ZXJpZXMYASADKAsyIS5zdGFnZWRvb3IuYWRtaW4udjEuRXZlbnREZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUgoVUmVkZWxpdmVyRXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEhMKC2Rlc3RpbmF0aW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiTQoWUmVkZWxpdmVyRXZlbnRSZXNwb25zZRIzCghkZWxpdmVyeRgBIAEoCzIhLnN0YWdlZG9vci5hZG1pbi52MS5FdmVudERlbGl2ZXJ5KmMKDVNlYXRNYXBGb3JtYXQSHwobU0VBVF9NQVBfRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTU0VBVF9NQVBfRk9STUFUX0NTVhABEhgKFFNFQVRfTUFQX0ZPUk1BVF9KU09OEAIyswgKDEFkbWluU2VydmljZRJhCgxSZWZ1bmRUaWNrZXQSJy5zdGFnZWRvb3IuYWRtaW4udjEuUmVmdW5kVGlja2V0UmVxdWVzdBooLnN0YWdlZG9vci5hZG1pbi52MS5SZWZ1bmRUaWNrZXRSZXNwb25zZRJhCgxDcmVkaXRXYWxsZXQSJy5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlZGl0V2FsbGV0UmVxdWVzdBooLnN0YWdlZG9vci5hZG1pbi52MS5DcmVkaXRXYWxsZXRSZXNwb25zZRJkCg1DcmVhdGVDb25jZXJ0Eiguc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZUNvbmNlcnRSZXF1ZXN0Gikuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZUNvbmNlcnRSZXNwb25zZRJkCg1VcGRhdGVDb25jZXJ0Eiguc3RhZ2Vkb29yLmFkbWluLnYxLlVwZGF0ZUNvbmNlcnRSZXF1ZXN0Gikuc3RhZ2Vkb29yLmFkbWluLnYxLlVwZGF0ZUNvbmNlcnRSZXNwb25zZRJwChFDcmVhdGVQZXJmb3JtYW5jZRIsLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVQZXJmb3JtYW5jZVJlcXVlc3QaLS5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlUGVyZm9ybWFuY2VSZXNwb25zZRJkCg1JbXBvcnRTZWF0TWFwEiguc3RhZ2Vkb29yLmFkbWluLnYxLkltcG9ydFNlYXRNYXBSZXF1ZXN0Gikuc3RhZ2Vkb29yLmFkbWluLnYxLkltcG9ydFNlYXRNYXBSZXNwb25zZRJmCgxHZXRTYWxlU3RhdHMSJy5zdGFnZWRvb3IuYWRtaW4udjEuR2V0U2FsZVN0YXRzUmVxdWVzdBooLnN0YWdlZG9vci5hZG1pbi52MS5HZXRTYWxlU3RhdHNSZXNwb25zZSIDkAIBEmEKDFZlcmlmeVRpY2tldBInLnN0YWdlZG9vci5hZG1pbi52MS5WZXJpZnlUaWNrZXRSZXF1ZXN0Giguc3RhZ2Vkb29yLmFkbWluLnYxLlZlcmlmeVRpY2tldFJlc3BvbnNlEoQBChZMaXN0RGVhZExldHRlcmVkRXZlbnRzEjEuc3RhZ2Vkb29yLmFkbWluLnYxLkxpc3REZWFkTGV0dGVyZWRFdmVudHNSZXF1ZXN0GjIuc3RhZ2Vkb29yLmFkbWluLnYxLkxpc3REZWFkTGV0dGVyZWRFdmVudHNSZXNwb25zZSIDkAIBEmcKDlJlZGVsaXZlckV2ZW50Eikuc3RhZ2Vkb29yLmFkbWluLnYxLlJlZGVsaXZlckV2ZW50UmVxdWVzdBoqLnN0YWdlZG9vci5hZG1pbi52MS5SZWRlbGl2ZXJFdmVudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_ticket_v1_ticket_service, file_stagedoor_wallet_v1_wallet_service]);
 
 /**
  * CreateConcertRequest describes a new concert.
@@ -717,6 +717,209 @@ export const VerifyTicketResponseSchema: GenMessage<VerifyTicketResponse> = /*@_
   messageDesc(file_stagedoor_admin_v1_admin_service, 17);
 
 /**
+ * ListDeadLetteredEventsRequest asks for one page of dead-lettered deliveries.
+ *
+ * @generated from message stagedoor.admin.v1.ListDeadLetteredEventsRequest
+ */
+export type ListDeadLetteredEventsRequest = Message<"stagedoor.admin.v1.ListDeadLetteredEventsRequest"> & {
+  /**
+   * How many deliveries to return; 20 when 0, at most 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.ListDeadLetteredEventsRequest.
+ * Use `create(ListDeadLetteredEventsRequestSchema)` to create a new message.
+ */
+export const ListDeadLetteredEventsRequestSchema: GenMessage<ListDeadLetteredEventsRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 18);
+
+/**
+ * EventDelivery is one event's delivery to one destination.
+ *
+ * @generated from message stagedoor.admin.v1.EventDelivery
+ */
+export type EventDelivery = Message<"stagedoor.admin.v1.EventDelivery"> & {
+  /**
+   * The stable event id (the same for every destination and every attempt).
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Where the event goes: `nats`, or `webhook:` followed by the URL.
+   *
+   * @generated from field: string destination = 2;
+   */
+  destination: string;
+
+  /**
+   * The concert the event belongs to.
+   *
+   * @generated from field: string concert_id = 3;
+   */
+  concertId: string;
+
+  /**
+   * The event's type, e.g. `ticket.sold`.
+   *
+   * @generated from field: string type = 4;
+   */
+  type: string;
+
+  /**
+   * The event's number within its concert (1, 2, 3... in commit order).
+   *
+   * @generated from field: int64 sequence = 5;
+   */
+  sequence: bigint;
+
+  /**
+   * How many attempts were made.
+   *
+   * @generated from field: int32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * Why the last attempt failed; empty when none failed.
+   *
+   * @generated from field: string last_error = 7;
+   */
+  lastError: string;
+
+  /**
+   * When the event happened.
+   *
+   * @generated from field: google.protobuf.Timestamp occur_time = 8;
+   */
+  occurTime?: Timestamp | undefined;
+
+  /**
+   * When the delivery was given up; unset unless it is dead-lettered.
+   *
+   * @generated from field: google.protobuf.Timestamp dead_letter_time = 9;
+   */
+  deadLetterTime?: Timestamp | undefined;
+
+  /**
+   * The event's payload as JSON text, as receivers get it in `data`.
+   *
+   * @generated from field: string payload_json = 10;
+   */
+  payloadJson: string;
+
+  /**
+   * Whether the delivery is dead-lettered (false once moved back to pending).
+   *
+   * @generated from field: bool dead_lettered = 11;
+   */
+  deadLettered: boolean;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.EventDelivery.
+ * Use `create(EventDeliverySchema)` to create a new message.
+ */
+export const EventDeliverySchema: GenMessage<EventDelivery> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 19);
+
+/**
+ * ListDeadLetteredEventsResponse is one page of dead-lettered deliveries.
+ *
+ * @generated from message stagedoor.admin.v1.ListDeadLetteredEventsResponse
+ */
+export type ListDeadLetteredEventsResponse = Message<"stagedoor.admin.v1.ListDeadLetteredEventsResponse"> & {
+  /**
+   * The deliveries, most recently given up first.
+   *
+   * @generated from field: repeated stagedoor.admin.v1.EventDelivery deliveries = 1;
+   */
+  deliveries: EventDelivery[];
+
+  /**
+   * The token of the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.ListDeadLetteredEventsResponse.
+ * Use `create(ListDeadLetteredEventsResponseSchema)` to create a new message.
+ */
+export const ListDeadLetteredEventsResponseSchema: GenMessage<ListDeadLetteredEventsResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 20);
+
+/**
+ * RedeliverEventRequest names a dead-lettered delivery to try again.
+ *
+ * @generated from message stagedoor.admin.v1.RedeliverEventRequest
+ */
+export type RedeliverEventRequest = Message<"stagedoor.admin.v1.RedeliverEventRequest"> & {
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The destination, as ListDeadLetteredEvents names it.
+   *
+   * @generated from field: string destination = 2;
+   */
+  destination: string;
+
+  /**
+   * Makes the call safe to retry: a repeated id returns the first result.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.RedeliverEventRequest.
+ * Use `create(RedeliverEventRequestSchema)` to create a new message.
+ */
+export const RedeliverEventRequestSchema: GenMessage<RedeliverEventRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 21);
+
+/**
+ * RedeliverEventResponse is the delivery, back to pending.
+ *
+ * @generated from message stagedoor.admin.v1.RedeliverEventResponse
+ */
+export type RedeliverEventResponse = Message<"stagedoor.admin.v1.RedeliverEventResponse"> & {
+  /**
+   * The delivery as the call left it.
+   *
+   * @generated from field: stagedoor.admin.v1.EventDelivery delivery = 1;
+   */
+  delivery?: EventDelivery | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.RedeliverEventResponse.
+ * Use `create(RedeliverEventResponseSchema)` to create a new message.
+ */
+export const RedeliverEventResponseSchema: GenMessage<RedeliverEventResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 22);
+
+/**
  * SeatMapFormat is how the text of a seat map is written.
  *
  * @generated from enum stagedoor.admin.v1.SeatMapFormat
@@ -879,6 +1082,32 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof VerifyTicketRequestSchema;
     output: typeof VerifyTicketResponseSchema;
+  },
+  /**
+   * ListDeadLetteredEvents lists the event deliveries that failed for longer
+   * than the retry window (WEBHOOK_RETRY_HOURS) and were given up, most
+   * recently given up first, one page at a time.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.ListDeadLetteredEvents
+   */
+  listDeadLetteredEvents: {
+    methodKind: "unary";
+    input: typeof ListDeadLetteredEventsRequestSchema;
+    output: typeof ListDeadLetteredEventsResponseSchema;
+  },
+  /**
+   * RedeliverEvent moves one dead-lettered delivery back to pending: the
+   * relay tries it again at once, with a fresh retry window. Later events of
+   * the same concert not yet delivered to that destination wait for it.
+   * Retrying with the same `request_id` returns the first result; the change
+   * is audited.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.RedeliverEvent
+   */
+  redeliverEvent: {
+    methodKind: "unary";
+    input: typeof RedeliverEventRequestSchema;
+    output: typeof RedeliverEventResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_stagedoor_admin_v1_admin_service, 0);
