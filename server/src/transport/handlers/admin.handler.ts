@@ -29,8 +29,8 @@ import {
   toSaleStats,
 } from "../mappers/admin.mapper.js";
 import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
-import { toTicket } from "../mappers/ticket.mapper.js";
 import { toEventDelivery } from "../mappers/event.mapper.js";
+import { toTicket } from "../mappers/ticket.mapper.js";
 
 /** The operator API over Connect, gRPC and gRPC-Web. */
 export class AdminHandler implements ServiceImpl<typeof AdminApi> {
