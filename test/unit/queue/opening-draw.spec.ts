@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { expect } from "chai";
 import { drawOrder, newDrawSeed } from "../../../server/src/modules/queue/opening-draw.js";
 
-const SEED = "00".repeat(31) + "01";
+const SEED = `${"00".repeat(31)}01`;
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `tok-${String(i).padStart(4, "0")}`);
 
 describe("the opening draw's shuffle", () => {
