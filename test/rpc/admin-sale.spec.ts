@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, createClient } from "@connectrpc/connect";
 import {
@@ -9,17 +9,19 @@ import {
   type WatchQueueStatusResponse,
 } from "@stagedoor/sdk";
 import { expect } from "chai";
-import pg from "pg";
+import type pg from "pg";
 import { drawOrder } from "../../server/src/modules/queue/index.js";
 import { bearer, clientFor, PROTOCOLS, transportFor } from "../support/clients.js";
 import type { TestServer } from "../support/test-server.js";
 import {
+  auditActions as auditTrail,
   expectRpcError,
   ms,
   must,
   newRequestId,
+  type OperatorServer,
   pollUntil,
-  startRpcServer,
+  startOperatorServer,
   uniqueUser,
 } from "./rpc-kit.js";
 
@@ -35,24 +37,15 @@ describe("rpc: AdminService sale settings (scheduled opening, pause and resume)"
   let server: TestServer;
   let db: pg.Pool;
 
-  before(async () => {
-    server = await startRpcServer({
-      env: { ADMIN_API_KEYS: `ops:${createHash("sha256").update(KEY).digest("hex")}` },
-    });
-    db = new pg.Pool({ connectionString: server.databaseUrl, max: 2 });
-  });
-  after(async () => {
-    await db?.end();
-    await server?.stop();
-  });
+  let operator: OperatorServer;
 
-  async function auditActions(concertId: string): Promise<string[]> {
-    const { rows } = await db.query<{ action: string }>(
-      "select action from admin_audit where target = $1 order by created_at, id",
-      [`concert/${concertId}`],
-    );
-    return rows.map((row) => row.action);
-  }
+  before(async () => {
+    operator = await startOperatorServer(KEY);
+    ({ server, db } = operator);
+  });
+  after(() => operator?.stop());
+
+  const auditActions = (concertId: string) => auditTrail(db, `concert/${concertId}`);
 
   for (const protocol of PROTOCOLS) {
     describe(`over ${protocol}`, () => {

@@ -301,29 +301,22 @@ export class QueueService {
         ? snapshot.state
         : "completed";
     if (state === "waiting") return this.waitingStatus(snapshot.concertId, snapshot);
-    if (state === "lobby") {
-      // Nobody's place is known before the draw, and nobody idles out of the
-      // lobby: the place is kept until an idle window after the opening.
-      const opensAt = snapshot.opensAt > 0 ? snapshot.opensAt : this.clock.now().getTime();
-      return {
-        concertId: snapshot.concertId,
-        state,
-        position: 0,
-        waitingCount: snapshot.waitingCount,
-        estimatedWaitMs: 0,
-        expireTime: new Date(opensAt + this.limits.idleMs),
-        opensAt: snapshot.opensAt > 0 ? new Date(snapshot.opensAt) : null,
-        admissionPaused: snapshot.paused,
-      };
-    }
+    // No place in line: admitted or done, or in the lobby, where nobody's
+    // place is known before the draw and nobody idles out (the place is kept
+    // until an idle window after the opening).
+    const lobby = state === "lobby";
+    const opensAt = lobby && snapshot.opensAt > 0 ? new Date(snapshot.opensAt) : null;
+    const expireTime = lobby
+      ? new Date((opensAt?.getTime() ?? this.clock.now().getTime()) + this.limits.idleMs)
+      : new Date(snapshot.admissionExpiresAt);
     return {
       concertId: snapshot.concertId,
       state,
       position: 0,
       waitingCount: snapshot.waitingCount,
       estimatedWaitMs: 0,
-      expireTime: new Date(snapshot.admissionExpiresAt),
-      opensAt: null,
+      expireTime,
+      opensAt,
       admissionPaused: snapshot.paused,
     };
   }
