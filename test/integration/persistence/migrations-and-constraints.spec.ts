@@ -16,6 +16,8 @@ const TABLES = [
   "seat",
   "server_secret",
   "wallet",
+  "sale_settings",
+  "opening_draw",
 ];
 
 /** A fresh database and what a test opened on it; `close` releases all of it. */
