@@ -1,11 +1,12 @@
 import type { Config, EventsConfig } from "./config.js";
 import { createBackgroundJobs } from "./jobs/background-jobs.js";
-import type { IntervalJob } from "./jobs/interval-job.js";
+import { createIntervalJob, type IntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
 import {
   AdminService,
   CatalogAdminService,
   EventAdminService,
+  SaleSettingsService,
   SaleStatsReader,
 } from "./modules/admin/index.js";
 import { CatalogService } from "./modules/catalog/index.js";
@@ -132,6 +133,7 @@ export interface Services {
   readonly relay: OutboxRelay;
   readonly eventAdmin: EventAdminService;
   readonly jobs: readonly IntervalJob[];
+  readonly saleSettings: SaleSettingsService;
 }
 
 /**
@@ -179,15 +181,20 @@ export function buildServices(deps: ServiceDeps): Services {
     logger,
   );
   const eventAdmin = new EventAdminService(db, clock, settings.events.retryMs);
-  const jobs = createBackgroundJobs({
-    queue,
-    reservations,
-    db,
-    clock,
-    logger,
-    relay,
-    relayIntervalMs: settings.events.relayIntervalMs,
-  });
+  const saleSettings = new SaleSettingsService(db, deps.store, clock);
+  const jobs = [
+    ...createBackgroundJobs({
+      queue,
+      reservations,
+      db,
+      clock,
+      logger,
+      relay,
+      relayIntervalMs: settings.events.relayIntervalMs,
+    }),
+    // Persists each opening draw the store made (any instance; one record per concert).
+    createIntervalJob("opening-draw-recorder", 2_000, () => saleSettings.recordDraws(), logger),
+  ];
   return {
     catalog,
     queue,
@@ -205,6 +212,7 @@ export function buildServices(deps: ServiceDeps): Services {
     relay,
     eventAdmin,
     jobs,
+    saleSettings,
   };
 }
 

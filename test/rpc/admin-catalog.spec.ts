@@ -1,12 +1,21 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, createClient } from "@connectrpc/connect";
 import { AdminService, SeatMapFormat, SeatState } from "@stagedoor/sdk";
 import { expect } from "chai";
-import pg from "pg";
+import type pg from "pg";
 import { bearer, clientFor, PROTOCOLS, transportFor } from "../support/clients.js";
 import type { TestServer } from "../support/test-server.js";
-import { expectRpcError, ms, must, newRequestId, startRpcServer, uniqueUser } from "./rpc-kit.js";
+import {
+  auditActions as auditTrail,
+  expectRpcError,
+  ms,
+  must,
+  newRequestId,
+  type OperatorServer,
+  startOperatorServer,
+  uniqueUser,
+} from "./rpc-kit.js";
 
 const KEY = randomBytes(24).toString("base64url");
 const DAY_MS = 86_400_000;
@@ -27,24 +36,15 @@ describe("rpc: AdminService catalog (concerts, performances, seat maps)", () => 
   let server: TestServer;
   let db: pg.Pool;
 
-  before(async () => {
-    server = await startRpcServer({
-      env: { ADMIN_API_KEYS: `ops:${createHash("sha256").update(KEY).digest("hex")}` },
-    });
-    db = new pg.Pool({ connectionString: server.databaseUrl, max: 2 });
-  });
-  after(async () => {
-    await db?.end();
-    await server?.stop();
-  });
+  let operator: OperatorServer;
 
-  async function auditActions(target: string): Promise<string[]> {
-    const { rows } = await db.query<{ action: string }>(
-      "select action from admin_audit where target = $1 order by created_at, id",
-      [target],
-    );
-    return rows.map((row) => row.action);
-  }
+  before(async () => {
+    operator = await startOperatorServer(KEY);
+    ({ server, db } = operator);
+  });
+  after(() => operator?.stop());
+
+  const auditActions = (target: string) => auditTrail(db, target);
 
   async function seatCount(dateId: string): Promise<number> {
     const { rows } = await db.query<{ n: number }>(

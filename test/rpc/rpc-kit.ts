@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -11,6 +11,7 @@ import {
   type StagedoorClient,
 } from "@stagedoor/sdk";
 import { expect } from "chai";
+import pg from "pg";
 import {
   startTestServer,
   type TestServer,
@@ -162,4 +163,36 @@ export async function seatsOfDate(
  */
 export function startRpcServer(options: TestServerOptions = {}): Promise<TestServer> {
   return startTestServer({ ...options, env: { SHUTDOWN_TIMEOUT_MS: "250", ...options.env } });
+}
+
+/** A test server with one operator API key (named `ops`) and a pool on its database. */
+export interface OperatorServer {
+  readonly server: TestServer;
+  readonly db: pg.Pool;
+  stop(): Promise<void>;
+}
+
+/** Starts an {@link OperatorServer} for the operator API's specs. */
+export async function startOperatorServer(key: string): Promise<OperatorServer> {
+  const server = await startRpcServer({
+    env: { ADMIN_API_KEYS: `ops:${createHash("sha256").update(key).digest("hex")}` },
+  });
+  const db = new pg.Pool({ connectionString: server.databaseUrl, max: 2 });
+  return {
+    server,
+    db,
+    async stop() {
+      await db.end();
+      await server.stop();
+    },
+  };
+}
+
+/** The actions the audit trail recorded for a target (`kind/id`), oldest first. */
+export async function auditActions(db: pg.Pool, target: string): Promise<string[]> {
+  const { rows } = await db.query<{ action: string }>(
+    "select action from admin_audit where target = $1 order by created_at, id",
+    [target],
+  );
+  return rows.map((row) => row.action);
 }

@@ -6,6 +6,7 @@ import { Migration20261126000000 } from "./migrations/Migration20261126000000.js
 import { Migration20261207000000 } from "./migrations/Migration20261207000000.js";
 import { Migration20261207010000 } from "./migrations/Migration20261207010000.js";
 import { Migration20261207030000 } from "./migrations/Migration20261207030000.js";
+import { Migration20261207031500 } from "./migrations/Migration20261207031500.js";
 import { Migration20261207040000 } from "./migrations/Migration20261207040000.js";
 
 /** The ORM instance type the server uses. */
@@ -29,6 +30,7 @@ export const migrations = [
   { name: "Migration20261207000000", class: Migration20261207000000 },
   { name: "Migration20261207010000", class: Migration20261207010000 },
   { name: "Migration20261207030000", class: Migration20261207030000 },
+  { name: "Migration20261207031500", class: Migration20261207031500 },
   { name: "Migration20261207040000", class: Migration20261207040000 },
 ];
 

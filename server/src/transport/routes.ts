@@ -120,6 +120,7 @@ export function createRoutes(services: Services, probe: ServingProbe) {
         services.saleStats,
         services.tickets,
         services.eventAdmin,
+        services.saleSettings,
       ),
     );
     router.service(TicketApi, new TicketHandler(services.readSessions, services.tickets));

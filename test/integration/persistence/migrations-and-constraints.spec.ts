@@ -21,6 +21,8 @@ const TABLES = [
   "server_secret",
   "ticket_use",
   "wallet",
+  "sale_settings",
+  "opening_draw",
 ];
 
 /** A fresh database and what a test opened on it; `close` releases all of it. */

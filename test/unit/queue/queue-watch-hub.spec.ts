@@ -67,6 +67,8 @@ class CountingStore {
         inner.lookupWithSeat(concertId, hash, now, touch, seat),
       takeLimit: (scope, limit, userId, now) => inner.takeLimit(scope, limit, userId, now),
       retire: (concertId, now) => inner.retire(concertId, now),
+      configure: (concertId, settings) => inner.configure(concertId, settings),
+      openingDraw: (concertId) => inner.openingDraw(concertId),
       seats: inner.seats,
       snapshots: (concertId, ids, now, touch) => {
         this.snapshots++;

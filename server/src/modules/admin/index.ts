@@ -15,6 +15,14 @@ export {
 export { claimOwner } from "./claims.js";
 export { EventAdminService } from "./event-admin.service.js";
 export {
+  type DrawState,
+  type OpeningDrawPage,
+  SALE_SETTINGS_FIELDS,
+  type SaleSettings,
+  SaleSettingsService,
+  type SaleSettingsUpdate,
+} from "./sale-settings.service.js";
+export {
   SALES_RATE_WINDOW_MS,
   type SaleStats,
   SaleStatsReader,

@@ -13,7 +13,10 @@ export type IdempotentOperation =
   | "create_performance"
   | "import_seat_map"
   | "verify_ticket"
-  | "redeliver_event";
+  | "redeliver_event"
+  | "update_sale_settings"
+  | "pause_admission"
+  | "resume_admission";
 
 /**
  * A client's `request_id`, claimed by the first request that used it. The

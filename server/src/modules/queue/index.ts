@@ -1,6 +1,7 @@
 /** The waiting room: stores, rules, and the watch-stream fan-out. */
 export { ADMISSION_RATE_WINDOW_MS, AdmissionMeter, outOfOrder } from "./admission-meter.js";
 export { MemoryQueueStore, type MemoryQueueStoreOptions } from "./memory-queue-store.js";
+export { drawOrder, newDrawSeed } from "./opening-draw.js";
 export {
   type ConcertDirectory,
   type LineFigures,
@@ -17,7 +18,9 @@ export type {
   IssueResult,
   LineCounts,
   LineDigest,
+  LineSettings,
   LookupWithSeat,
+  OpeningDrawRecord,
   QueueLimits,
   QueueSnapshot,
   QueueStore,

@@ -6,6 +6,7 @@ import {
 } from "../ratelimit/index.js";
 import { MemorySeatGate } from "./memory-seat-gate.js";
 import { MinHeap } from "./min-heap.js";
+import { drawOrder, newDrawSeed } from "./opening-draw.js";
 import {
   QueueStateFile,
   type SavedConcert,
@@ -21,7 +22,9 @@ import {
   type IssueResult,
   type LineCounts,
   type LineDigest,
+  type LineSettings,
   type LookupWithSeat,
+  type OpeningDrawRecord,
   type QueueLimits,
   type QueueSnapshot,
   type QueueStore,
@@ -53,6 +56,8 @@ const HEAP_SLACK = 1024;
 
 interface TokenRecord extends SavedToken {
   state: StoredTokenState;
+  /** Given at the opening draw to a token issued into the lobby (0 until then). */
+  seq: number;
   admissionExpiresAt: number;
   lastSeenAt: number;
   authenticates: boolean;
@@ -87,7 +92,22 @@ interface ConcertLine {
   admissionCount: number;
   /** The highest arrival among the drained admissions (Redis: `q:ah`). */
   highestAdmitted: number;
+  /** The concert's sale settings (Redis: `q:<c>:cfg`). */
+  settings: LineSettings;
+  /** Token ids waiting for the opening draw (Redis: `q:<c>:lobby`). */
+  readonly lobby: Set<string>;
+  /** The opening draw, once made (Redis: `q:<c>:draw` and `q:<c>:dorder`). */
+  draw: OpeningDrawRecord | undefined;
 }
+
+/** No scheduled opening, not paused, the store's limits. */
+const DEFAULT_SETTINGS: LineSettings = {
+  opensAt: 0,
+  paused: false,
+  maxActive: 0,
+  admissionTtlMs: 0,
+  holdMs: 0,
+};
 
 /**
  * The in-process queue store for the embedded default (no Redis). Every
@@ -155,11 +175,13 @@ export class MemoryQueueStore implements QueueStore {
     const { concertId, userId, tokenId, tokenHash, now } = input;
     if (input.limit !== undefined) await this.takeLimit(concertId, input.limit, userId, now);
     this.sweep(now);
+    const existing = this.lines.get(concertId);
+    if (existing !== undefined) this.drawIfDue(existing, now);
     const oldId = this.users.get(concertId)?.get(userId);
     const old = oldId === undefined ? undefined : this.token(oldId, now);
     if (old !== undefined) {
       this.refresh(old, now);
-      if (old.state === "waiting" || old.state === "admitted") {
+      if (old.state === "waiting" || old.state === "admitted" || old.state === "lobby") {
         this.touch(old, now);
         this.promoteLine(concertId, now);
         this.flushDirty();
@@ -179,25 +201,30 @@ export class MemoryQueueStore implements QueueStore {
       line.open = true;
     }
     this.file?.beforeToken(tokenId);
+    const inLobby = lobbyOpen(line, now);
     const token: TokenRecord = {
       tokenId,
       userId,
       concertId,
       tokenHash,
-      state: "waiting",
+      state: inLobby ? "lobby" : "waiting",
       issuedAt: now,
       admissionExpiresAt: 0,
       lastSeenAt: now,
       authenticates: true,
       dropAt: Number.POSITIVE_INFINITY,
-      seq: line.nextSeq++,
+      seq: inLobby ? 0 : line.nextSeq++,
     };
     this.tokens.set(tokenId, token);
     this.hashes.set(tokenHash, tokenId);
     this.file?.beforeUser(concertId, userId);
     this.usersOf(concertId).set(userId, tokenId);
-    line.waiting.push(tokenId);
-    this.pushLastSeen(line, token);
+    if (inLobby) {
+      line.lobby.add(tokenId);
+    } else {
+      line.waiting.push(tokenId);
+      this.pushLastSeen(line, token);
+    }
     this.promoteLine(concertId, now);
     this.flushDirty();
     return { created: true, snapshot: this.snapshot(token) };
@@ -280,6 +307,7 @@ export class MemoryQueueStore implements QueueStore {
         departures: 0,
         reset: true,
         departed: [],
+        paused: false,
       };
     }
     const head = this.head(line);
@@ -298,6 +326,7 @@ export class MemoryQueueStore implements QueueStore {
       departures: n,
       reset: !covered,
       departed,
+      paused: line.settings.paused,
     };
   }
 
@@ -330,8 +359,10 @@ export class MemoryQueueStore implements QueueStore {
     if (token.state === "waiting") {
       this.leaveLine(line, token);
       this.dirty.add(line);
+    } else if (token.state === "lobby") {
+      line.lobby.delete(tokenId);
     } else if (token.state === "admitted" && line.admitted.delete(tokenId)) {
-      this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
+      this.fold(line, now - (token.admissionExpiresAt - this.ttlOf(line)));
     }
     this.changing(token).state = "left";
     this.unauthenticate(token);
@@ -356,7 +387,7 @@ export class MemoryQueueStore implements QueueStore {
     }
     const line = this.lineFor(token.concertId);
     if (line.admitted.delete(tokenId)) {
-      this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
+      this.fold(line, now - (token.admissionExpiresAt - this.ttlOf(line)));
     }
     this.changing(token).state = "completed";
     this.promoteLine(token.concertId, now);
@@ -379,6 +410,11 @@ export class MemoryQueueStore implements QueueStore {
     this.sweep(now);
     const line = this.lines.get(concertId);
     if (line === undefined || !line.open) return true;
+    for (const tokenId of line.lobby) {
+      const token = this.tokens.get(tokenId);
+      if (token !== undefined) this.evict(token, now);
+    }
+    line.lobby.clear();
     for (let evicted = 0; evicted < BATCH; evicted++) {
       const tokenId = line.waiting.popFront();
       if (tokenId === undefined) break;
@@ -452,11 +488,55 @@ export class MemoryQueueStore implements QueueStore {
     await this.file?.checkpoint();
   }
 
+  /** The scripts' `configure`: refuses to move the opening once the lobby is drawn. */
+  async configure(concertId: string, settings: LineSettings): Promise<boolean> {
+    const line = this.lineFor(concertId);
+    if (line.draw !== undefined && settings.opensAt !== line.settings.opensAt) return false;
+    line.settings = { ...settings };
+    return true;
+  }
+
+  async openingDraw(concertId: string): Promise<OpeningDrawRecord | null> {
+    return this.lines.get(concertId)?.draw ?? null;
+  }
+
+  /**
+   * The opening draw, if it is due (the prelude's `drawIfDue`): the lobby,
+   * shuffled from a fresh seed (opening-draw.ts), joins the line in that
+   * order, ahead of everyone who arrives later. One synchronous step, so it
+   * happens exactly once.
+   */
+  private drawIfDue(line: ConcertLine, now: number): void {
+    if (!drawDue(line, now)) return;
+    const seed = newDrawSeed();
+    const order = drawOrder(seed, [...line.lobby]);
+    for (const tokenId of order) {
+      const token = this.tokens.get(tokenId);
+      if (token === undefined) continue;
+      this.changing(token).state = "waiting";
+      token.seq = line.nextSeq++;
+      token.lastSeenAt = now;
+      line.waiting.push(tokenId);
+      this.pushLastSeen(line, token);
+    }
+    line.lobby.clear();
+    line.draw = { drawnAt: now, seed, tokenIds: order };
+    this.dirty.add(line);
+  }
+
+  /** How long an admission lasts in this line. */
+  private ttlOf(line: ConcertLine): number {
+    return line.settings.admissionTtlMs || this.limits.admissionTtlMs;
+  }
+
   /** One promotion step; the script's `promote`. */
   private promoteLine(concertId: string, now: number): number {
     const line = this.lines.get(concertId);
     if (line === undefined) return 0;
-    const { admissionTtlMs, graceMs, idleMs, maxActive } = this.limits;
+    this.drawIfDue(line, now);
+    const { graceMs, idleMs } = this.limits;
+    const admissionTtlMs = this.ttlOf(line);
+    const maxActive = line.settings.maxActive || this.limits.maxActive;
 
     while ((line.expiries.peekKey() ?? Number.POSITIVE_INFINITY) <= now) {
       const tokenId = line.expiries.pop();
@@ -479,7 +559,8 @@ export class MemoryQueueStore implements QueueStore {
 
     let admitted = 0;
     let skipped = 0;
-    let free = maxActive - line.admitted.size;
+    // Paused: nobody new is admitted; waiters keep their place.
+    let free = line.settings.paused ? 0 : maxActive - line.admitted.size;
     while (free > 0 && skipped < BATCH) {
       const tokenId = line.waiting.popFront();
       if (tokenId === undefined) break;
@@ -543,7 +624,7 @@ export class MemoryQueueStore implements QueueStore {
     ) {
       const line = this.lineFor(token.concertId);
       if (token.state === "admitted" && line.admitted.delete(token.tokenId)) {
-        this.fold(line, this.limits.admissionTtlMs);
+        this.fold(line, this.ttlOf(line));
       }
       this.changing(token).state = "expired";
     }
@@ -610,6 +691,9 @@ export class MemoryQueueStore implements QueueStore {
       admissionExpiresAt: token.admissionExpiresAt,
       averageAdmissionMs: line.averageMs ?? this.limits.admissionTtlMs,
       arrival: waiting ? token.seq : 0,
+      opensAt: lobbyPending(line) ? line.settings.opensAt : 0,
+      paused: line.settings.paused,
+      holdMs: line.settings.holdMs,
     };
   }
 
@@ -706,6 +790,9 @@ export class MemoryQueueStore implements QueueStore {
         admissionLog: [],
         admissionCount: 0,
         highestAdmitted: 0,
+        settings: DEFAULT_SETTINGS,
+        lobby: new Set(),
+        draw: undefined,
       };
       this.file?.beforeConcert(concertId);
       this.lines.set(concertId, line);
@@ -740,6 +827,9 @@ export class MemoryQueueStore implements QueueStore {
       if (Number.isFinite(token.dropAt)) this.drops.push(token.dropAt, token.tokenId);
       if (token.state === "waiting") {
         waiting.push(token);
+      } else if (token.state === "lobby") {
+        // The settings come back from PostgreSQL at startup (mirrorAll).
+        this.lineFor(token.concertId).lobby.add(token.tokenId);
       } else if (token.state === "admitted") {
         const line = this.lineFor(token.concertId);
         line.admitted.add(token.tokenId);
@@ -783,4 +873,24 @@ function isCurrentWaiter(line: ConcertLine, token: TokenRecord, lastSeenAt: numb
   return (
     token.state === "waiting" && token.lastSeenAt === lastSeenAt && line.waiting.has(token.tokenId)
   );
+}
+
+/** Whether an opening is scheduled and its lobby not drawn yet. */
+function lobbyPending(line: ConcertLine): boolean {
+  return line.settings.opensAt > 0 && line.draw === undefined;
+}
+
+/** Whether a token issued now goes to the lobby. */
+function lobbyOpen(line: ConcertLine, now: number): boolean {
+  return lobbyPending(line) && now < line.settings.opensAt;
+}
+
+/**
+ * Whether the lobby is to be drawn now: the opening has come, or it was
+ * cleared while fans waited in the lobby.
+ */
+function drawDue(line: ConcertLine, now: number): boolean {
+  if (line.draw !== undefined) return false;
+  if (line.settings.opensAt > 0) return now >= line.settings.opensAt;
+  return line.lobby.size > 0;
 }

@@ -20,6 +20,10 @@ import type { GateDate } from "./seat-gate.js";
 //                    (the last ADMISSION_LOG kept; drain-admissions.lua empties it)
 //   P{c}:q:an        counter of admissions drained (or dropped from the log) so far
 //   P{c}:q:ah        the highest arrival seq among the drained admissions
+//   P{c}:q:cfg       hash {open, paused, max, ttl, hold, drawn}: the sale settings (configure.lua)
+//   P{c}:q:lobby     ZSET token ids waiting for the opening draw, all scored 0 (so in byte order)
+//   P{c}:q:draw      hash {at, seed, size}: the opening draw's record, written once
+//   P{c}:q:dorder    LIST the lobby's token ids in drawn order
 //   P{c}:g:<d>:s:<seat>  the seat gate (redis-seat-gate.ts): hash {v: seat row
 //                        version, s: state, u: held until (ms), o: owner}
 //   P{c}:g:<d>:v         hash {e: epoch (random, set when created), n: change counter}

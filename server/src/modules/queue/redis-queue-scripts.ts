@@ -14,7 +14,9 @@ import type {
   IssueInput,
   IssueResult,
   LineDigest,
+  LineSettings,
   LookupWithSeat,
+  OpeningDrawRecord,
   QueueLimits,
   QueueSnapshot,
   SeatRef,
@@ -59,8 +61,11 @@ const LINE_DIGEST = lua("line-digest");
 const TOUCH_MANY = lua("touch-many");
 const TAKE_LIMIT = lua("take-limit");
 const DRAIN_ADMISSIONS = lua("drain-admissions");
+const CONFIGURE = lua("configure");
+const OPENING_DRAW = lua("opening-draw");
 
 const STATES = new Set<string>([
+  "lobby",
   "waiting",
   "admitted",
   "completed",
@@ -93,8 +98,22 @@ function malformed(what: string): Error {
 
 function decodeSnapshot(reply: unknown): QueueSnapshot | null {
   if (reply === null) return null;
-  if (!Array.isArray(reply) || reply.length !== 10) throw malformed("snapshot");
-  const [tokenId, userId, concertId, state, position, waiting, seen, expires, average, seq] = reply;
+  if (!Array.isArray(reply) || reply.length !== 13) throw malformed("snapshot");
+  const [
+    tokenId,
+    userId,
+    concertId,
+    state,
+    position,
+    waiting,
+    seen,
+    expires,
+    average,
+    seq,
+    opensAt,
+    paused,
+    holdMs,
+  ] = reply;
   if (typeof state !== "string" || !STATES.has(state)) throw malformed(`state ${String(state)}`);
   return {
     tokenId: String(tokenId),
@@ -107,14 +126,17 @@ function decodeSnapshot(reply: unknown): QueueSnapshot | null {
     admissionExpiresAt: Number(expires),
     averageAdmissionMs: Number(average),
     arrival: Number(seq),
+    opensAt: Number(opensAt),
+    paused: Number(paused) === 1,
+    holdMs: Number(holdMs),
   };
 }
 
 function decodeDigest(reply: unknown): LineDigest {
-  if (!Array.isArray(reply) || reply.length !== 7 || !Array.isArray(reply[6])) {
+  if (!Array.isArray(reply) || reply.length !== 8 || !Array.isArray(reply[6])) {
     throw malformed("line digest");
   }
-  const [version, head, waiting, average, departures, reset, seqs] = reply as unknown[];
+  const [version, head, waiting, average, departures, reset, seqs, paused] = reply as unknown[];
   return {
     version: Number(version),
     head: Number(head),
@@ -123,6 +145,7 @@ function decodeDigest(reply: unknown): LineDigest {
     departures: Number(departures),
     reset: Number(reset) === 1,
     departed: (seqs as unknown[]).map(Number),
+    paused: Number(paused) === 1,
   };
 }
 
@@ -178,7 +201,12 @@ export const queueScripts = {
   queueIssue: defineScript({
     NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + CALL_LIMIT_LUA + ISSUE,
-    parseCommand(parser: CommandParser, context: QueueScriptContext, input: IssueInput) {
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      input: IssueInput,
+      drawSeed: string,
+    ) {
       pushContext(parser, context, input.concertId);
       parser.push(
         input.concertId,
@@ -187,6 +215,7 @@ export const queueScripts = {
         input.tokenHash,
         String(input.now),
         String(REGISTRATION_LEASE_MS),
+        drawSeed,
         ...callLimitArgs(input.limit),
       );
     },
@@ -307,9 +336,10 @@ export const queueScripts = {
       context: QueueScriptContext,
       concertId: string,
       now: number,
+      drawSeed: string,
     ) {
       pushContext(parser, context, concertId);
-      parser.push(concertId, String(now));
+      parser.push(concertId, String(now), drawSeed);
     },
     transformReply: (reply: unknown): number => Number(reply),
   }),
@@ -381,6 +411,46 @@ export const queueScripts = {
       pushContext(parser, context, concertId);
     },
     transformReply: decodeAdmissions,
+  }),
+  queueConfigure: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: PRELUDE + CONFIGURE,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      settings: LineSettings,
+    ) {
+      pushContext(parser, context, concertId);
+      parser.push(
+        concertId,
+        String(settings.opensAt),
+        settings.paused ? "1" : "0",
+        String(settings.maxActive),
+        String(settings.admissionTtlMs),
+        String(settings.holdMs),
+      );
+    },
+    transformReply: (reply: unknown): boolean => Number(reply) === 1,
+  }),
+  queueOpeningDraw: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: PRELUDE + OPENING_DRAW,
+    parseCommand(parser: CommandParser, context: QueueScriptContext, concertId: string) {
+      pushContext(parser, context, concertId);
+      parser.push(concertId);
+    },
+    transformReply(reply: unknown): OpeningDrawRecord | null {
+      if (reply === null) return null;
+      if (!Array.isArray(reply) || reply.length !== 3 || !Array.isArray(reply[2])) {
+        throw malformed("opening draw");
+      }
+      return {
+        drawnAt: Number(reply[0]),
+        seed: String(reply[1]),
+        tokenIds: (reply[2] as unknown[]).map(String),
+      };
+    },
   }),
   ...seatGateScripts,
 };

@@ -1,12 +1,15 @@
 import type { RedisClient } from "../../redis/redis-client.js";
 import { type CallLimit, type LimitRefusal, rateLimited } from "../ratelimit/index.js";
+import { newDrawSeed } from "./opening-draw.js";
 import type {
   AdmissionBatch,
   IssueInput,
   IssueResult,
   LineCounts,
   LineDigest,
+  LineSettings,
   LookupWithSeat,
+  OpeningDrawRecord,
   QueueLimits,
   QueueSnapshot,
   QueueStore,
@@ -33,7 +36,7 @@ export type QueueRedisClient = RedisClient<typeof queueScripts>;
  * key and never needs a cross-slot command.
  */
 export interface QueueRedis extends SeatGateRedis {
-  queueIssue(context: QueueScriptContext, input: IssueInput): Promise<IssueReply>;
+  queueIssue(context: QueueScriptContext, input: IssueInput, drawSeed: string): Promise<IssueReply>;
   queueLookup(
     context: QueueScriptContext,
     concertId: string,
@@ -70,7 +73,21 @@ export interface QueueRedis extends SeatGateRedis {
     tokenId: string,
     now: number,
   ): Promise<boolean>;
-  queuePromote(context: QueueScriptContext, concertId: string, now: number): Promise<number>;
+  queuePromote(
+    context: QueueScriptContext,
+    concertId: string,
+    now: number,
+    drawSeed: string,
+  ): Promise<number>;
+  queueConfigure(
+    context: QueueScriptContext,
+    concertId: string,
+    settings: LineSettings,
+  ): Promise<boolean>;
+  queueOpeningDraw(
+    context: QueueScriptContext,
+    concertId: string,
+  ): Promise<OpeningDrawRecord | null>;
   queueRetire(context: QueueScriptContext, concertId: string, now: number): Promise<boolean>;
   queueLineDigest(
     context: QueueScriptContext,
@@ -125,7 +142,9 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async issue(input: IssueInput): Promise<IssueResult> {
-    const reply = await this.client.queueIssue(this.context, input);
+    // A fresh seed rides along (64 bytes, no round trip more) in case the
+    // opening draw is due: the first script at or after the opening draws.
+    const reply = await this.client.queueIssue(this.context, input, newDrawSeed());
     if (reply.refused !== undefined) {
       throw rateLimited((input.limit as CallLimit).action, reply.refused);
     }
@@ -223,7 +242,15 @@ export class RedisQueueStore implements QueueStore {
   }
 
   promote(concertId: string, now: number): Promise<number> {
-    return this.client.queuePromote(this.context, concertId, now);
+    return this.client.queuePromote(this.context, concertId, now, newDrawSeed());
+  }
+
+  configure(concertId: string, settings: LineSettings): Promise<boolean> {
+    return this.client.queueConfigure(this.context, concertId, settings);
+  }
+
+  openingDraw(concertId: string): Promise<OpeningDrawRecord | null> {
+    return this.client.queueOpeningDraw(this.context, concertId);
   }
 
   /**

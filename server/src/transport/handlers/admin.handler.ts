@@ -5,18 +5,24 @@ import type {
   CreateConcertRequest,
   CreatePerformanceRequest,
   CreditWalletRequest,
+  GetOpeningDrawRequest,
+  GetSaleSettingsRequest,
   GetSaleStatsRequest,
   ImportSeatMapRequest,
   ListDeadLetteredEventsRequest,
+  PauseAdmissionRequest,
   RedeliverEventRequest,
   RefundTicketRequest,
+  ResumeAdmissionRequest,
   UpdateConcertRequest,
+  UpdateSaleSettingsRequest,
   VerifyTicketRequest,
 } from "@stagedoor/sdk";
 import type {
   AdminService,
   CatalogAdminService,
   EventAdminService,
+  SaleSettingsService,
   SaleStatsReader,
 } from "../../modules/admin/index.js";
 import type { TicketsService } from "../../modules/tickets/index.js";
@@ -30,6 +36,13 @@ import {
 } from "../mappers/admin.mapper.js";
 import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
 import { toEventDelivery } from "../mappers/event.mapper.js";
+import {
+  durationMs,
+  timestampOrNull,
+  toDrawState,
+  toOpeningDraw,
+  toSaleSettings,
+} from "../mappers/sale-settings.mapper.js";
 import { toTicket } from "../mappers/ticket.mapper.js";
 
 /** The operator API over Connect, gRPC and gRPC-Web. */
@@ -40,6 +53,7 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
     private readonly stats: SaleStatsReader,
     private readonly tickets: TicketsService,
     private readonly events: EventAdminService,
+    private readonly sale: SaleSettingsService,
   ) {}
 
   async getSaleStats(req: GetSaleStatsRequest) {
@@ -130,5 +144,50 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
       requestId: req.requestId,
     });
     return { delivery: toEventDelivery(delivery) };
+  }
+
+  async updateSaleSettings(req: UpdateSaleSettingsRequest, ctx: HandlerContext) {
+    const settings = await this.sale.update(adminOf(ctx.values), {
+      concertId: req.concertId,
+      requestId: req.requestId,
+      fields: req.updateMask?.paths ?? [],
+      opensAt: timestampOrNull(req.settings?.opensAt),
+      maxAdmitted: req.settings?.maxAdmitted ?? 0,
+      admissionMs: durationMs(req.settings?.admissionDuration),
+      holdMs: durationMs(req.settings?.holdDuration),
+    });
+    return { settings: toSaleSettings(settings) };
+  }
+
+  async pauseAdmission(req: PauseAdmissionRequest, ctx: HandlerContext) {
+    const settings = await this.sale.pause(adminOf(ctx.values), {
+      concertId: req.concertId,
+      requestId: req.requestId,
+      reason: req.reason,
+    });
+    return { settings: toSaleSettings(settings) };
+  }
+
+  async resumeAdmission(req: ResumeAdmissionRequest, ctx: HandlerContext) {
+    const settings = await this.sale.resume(adminOf(ctx.values), {
+      concertId: req.concertId,
+      requestId: req.requestId,
+    });
+    return { settings: toSaleSettings(settings) };
+  }
+
+  async getSaleSettings(req: GetSaleSettingsRequest) {
+    const { settings, drawState } = await this.sale.get(req.concertId);
+    return { settings: toSaleSettings(settings), drawState: toDrawState(drawState) };
+  }
+
+  async getOpeningDraw(req: GetOpeningDrawRequest) {
+    return toOpeningDraw(
+      await this.sale.openingDraw({
+        concertId: req.concertId,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      }),
+    );
   }
 }
