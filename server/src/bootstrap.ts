@@ -176,6 +176,12 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
       settings,
     });
     cleanups.push(() => services.seatGate.close());
+    // The queue store enforces each concert's sale settings: copy them in,
+    // in case it lost them (a new Redis, or the in-process store's restart).
+    const refused = await services.saleSettings.mirrorAll();
+    if (refused.length > 0) {
+      logger.warn({ concerts: refused }, "opening already drawn; the store kept its opening time");
+    }
 
     let draining = false;
     const probe = {

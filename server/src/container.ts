@@ -1,8 +1,13 @@
 import type { Config } from "./config.js";
 import { createBackgroundJobs } from "./jobs/background-jobs.js";
-import type { IntervalJob } from "./jobs/interval-job.js";
+import { createIntervalJob, type IntervalJob } from "./jobs/interval-job.js";
 import type { Logger } from "./logger.js";
-import { AdminService, CatalogAdminService, SaleStatsReader } from "./modules/admin/index.js";
+import {
+  AdminService,
+  CatalogAdminService,
+  SaleSettingsService,
+  SaleStatsReader,
+} from "./modules/admin/index.js";
 import { CatalogService } from "./modules/catalog/index.js";
 import type { AdminKey, UserVerifier } from "./modules/identity/index.js";
 import { AdminKeyring, TokenCodec } from "./modules/identity/index.js";
@@ -107,6 +112,7 @@ export interface Services {
   readonly saleStats: SaleStatsReader;
   readonly adminKeys: AdminKeyring;
   readonly jobs: readonly IntervalJob[];
+  readonly saleSettings: SaleSettingsService;
 }
 
 /**
@@ -143,7 +149,12 @@ export function buildServices(deps: ServiceDeps): Services {
   const catalogAdmin = new CatalogAdminService(db, catalog, clock);
   const saleStats = new SaleStatsReader(db, clock);
   const adminKeys = new AdminKeyring(settings.adminKeys);
-  const jobs = createBackgroundJobs({ queue, reservations, db, clock, logger });
+  const saleSettings = new SaleSettingsService(db, deps.store, clock);
+  const jobs = [
+    ...createBackgroundJobs({ queue, reservations, db, clock, logger }),
+    // Persists each opening draw the store made (any instance; one record per concert).
+    createIntervalJob("opening-draw-recorder", 2_000, () => saleSettings.recordDraws(), logger),
+  ];
   return {
     catalog,
     queue,
@@ -157,5 +168,6 @@ export function buildServices(deps: ServiceDeps): Services {
     saleStats,
     adminKeys,
     jobs,
+    saleSettings,
   };
 }

@@ -5,6 +5,7 @@ import pg from "pg";
 import { Migration20261126000000 } from "./migrations/Migration20261126000000.js";
 import { Migration20261207000000 } from "./migrations/Migration20261207000000.js";
 import { Migration20261207010000 } from "./migrations/Migration20261207010000.js";
+import { Migration20261207031500 } from "./migrations/Migration20261207031500.js";
 
 /** The ORM instance type the server uses. */
 export type Orm = MikroORM;
@@ -26,6 +27,7 @@ export const migrations = [
   { name: "Migration20261126000000", class: Migration20261126000000 },
   { name: "Migration20261207000000", class: Migration20261207000000 },
   { name: "Migration20261207010000", class: Migration20261207010000 },
+  { name: "Migration20261207031500", class: Migration20261207031500 },
 ];
 
 /**

@@ -50,6 +50,8 @@ export const ErrorReasons = [
   "RESERVATION_NOT_CONFIRMED",
   "CONCERT_DATE_EXISTS",
   "SEAT_MAP_EXISTS",
+  "SALE_ALREADY_OPENED",
+  "OPENING_DRAW_NOT_FOUND",
 ] as const;
 
 /** A stable reason of a {@link DomainError}. */

@@ -93,7 +93,12 @@ export function createRoutes(services: Services, probe: ServingProbe) {
     router.service(PaymentApi, new PaymentHandler(services.payments));
     router.service(
       AdminApi,
-      new AdminHandler(services.admin, services.catalogAdmin, services.saleStats),
+      new AdminHandler(
+        services.admin,
+        services.catalogAdmin,
+        services.saleStats,
+        services.saleSettings,
+      ),
     );
     router.service(Health, new HealthHandler(probe, STAGEDOOR_SERVICES));
   };

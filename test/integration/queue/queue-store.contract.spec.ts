@@ -5,9 +5,11 @@ import path from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { expect } from "chai";
 import { MemoryQueueStore } from "../../../server/src/modules/queue/memory-queue-store.js";
+import { drawOrder } from "../../../server/src/modules/queue/opening-draw.js";
 import type {
   IssueResult,
   LineDigest,
+  LineSettings,
   QueueLimits,
   QueueSnapshot,
   QueueStore,
@@ -802,6 +804,191 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         const reopened = await harness.restart(store, LIMITS);
         expect(await reopened.concerts()).to.deep.equal(["concert-other"]);
         expect(await reopened.versions([CONCERT])).to.deep.equal(versions);
+      });
+    });
+
+    describe("scheduled opening, lobby and the brake", () => {
+      const OPEN: LineSettings = {
+        opensAt: 0,
+        paused: false,
+        maxActive: 0,
+        admissionTtlMs: 0,
+        holdMs: 0,
+      };
+
+      it("keeps early arrivals in a lobby, then draws them ahead of late arrivals", async () => {
+        const store = await harness.open({ ...LIMITS, maxActive: 2 });
+        const opensAt = clock.ms() + 60_000;
+        expect(await store.configure(CONCERT, { ...OPEN, opensAt })).to.equal(true);
+        const lobby = await joinAll(store, ["a", "b", "c", "d", "e", "f"]);
+        for (const tokenId of lobby) {
+          expect(await state(store, tokenId)).to.deep.include({
+            state: "lobby",
+            position: 0,
+            arrival: 0,
+            opensAt,
+          });
+        }
+        // Coming back before the opening returns the same lobby token.
+        expect((await join(store, "c")).created).to.equal(false);
+        // Leaving the lobby takes the fan out of the draw.
+        await store.leave(CONCERT, lobby[5] as string, clock.ms());
+        clock.advance(59_999);
+        expect(await store.promote(CONCERT, clock.ms())).to.equal(0);
+        expect(await store.openingDraw(CONCERT)).to.equal(null);
+
+        clock.advance(1);
+        // The opening has come: the first call (here an issue) draws.
+        const late = await joinAll(store, ["late-1", "late-2"]);
+        const draw = must(await store.openingDraw(CONCERT));
+        expect(draw.seed).to.match(/^[0-9a-f]{64}$/);
+        expect(draw.drawnAt).to.equal(clock.ms());
+        const stayed = lobby.slice(0, 5);
+        expect([...draw.tokenIds].sort()).to.deep.equal([...stayed].sort());
+        // Anyone can derive the order again from the seed and the lobby.
+        expect(draw.tokenIds).to.deep.equal(drawOrder(draw.seed, stayed));
+        const order = [...draw.tokenIds, ...late];
+        const snaps = await store.snapshots(CONCERT, order, clock.ms(), false);
+        expect(order.map((id) => snaps.get(id)?.state)).to.deep.equal([
+          "admitted",
+          "admitted",
+          "waiting",
+          "waiting",
+          "waiting",
+          "waiting",
+          "waiting",
+        ]);
+        expect(order.map((id) => snaps.get(id)?.position)).to.deep.equal([0, 0, 1, 2, 3, 4, 5]);
+        for (const snap of snaps.values()) expect(snap?.opensAt).to.equal(0);
+        // The draw happens once: later calls change nothing.
+        await store.promote(CONCERT, clock.ms() + 1);
+        expect(await store.openingDraw(CONCERT)).to.deep.equal(draw);
+      });
+
+      it("draws exactly once when many instances race at the opening", async () => {
+        const limits = { ...LIMITS, maxActive: 3, idleMs: 3_600_000 };
+        const store = await harness.open(limits);
+        const racers = await harness.racers(store, limits, 5);
+        const opensAt = clock.ms() + 1_000;
+        expect(await store.configure(CONCERT, { ...OPEN, opensAt })).to.equal(true);
+        const early = await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            join(racers[i % racers.length] as QueueStore, `early-${i}`),
+          ),
+        );
+        expect(early.every((r) => r.snapshot.state === "lobby")).to.equal(true);
+        clock.advance(1_000);
+        // Every instance's admitter and new arrivals at once.
+        const lateIds: string[] = [];
+        await Promise.all([
+          ...racers.map((racer) => racer.promote(CONCERT, clock.ms())),
+          ...racers.map(async (racer, r) => {
+            for (let i = 0; i < 4; i++) {
+              lateIds.push((await join(racer, `late-${r}-${i}`)).snapshot.tokenId);
+              await nextTurn();
+            }
+          }),
+          ...racers.map((racer) => racer.promote(CONCERT, clock.ms())),
+        ]);
+        const draws = await Promise.all(racers.map((racer) => racer.openingDraw(CONCERT)));
+        const draw = must(draws[0]);
+        for (const other of draws) expect(other).to.deep.equal(draw);
+        const lobbyIds = early.map((r) => r.snapshot.tokenId);
+        expect(draw.tokenIds).to.have.length(40);
+        expect(draw.tokenIds).to.deep.equal(drawOrder(draw.seed, lobbyIds));
+        // Everyone from the lobby stands ahead of every late arrival.
+        const all = [...draw.tokenIds, ...lateIds];
+        const snaps = await store.snapshots(CONCERT, all, clock.ms(), false);
+        const rank = (id: string) => {
+          const snap = must(snaps.get(id));
+          return snap.state === "admitted" ? 0 : snap.position;
+        };
+        const drawnRanks = draw.tokenIds.map(rank);
+        expect(drawnRanks.slice(0, 3)).to.deep.equal([0, 0, 0]);
+        expect(drawnRanks.slice(3)).to.deep.equal(drawnRanks.slice(3).map((_, i) => i + 1));
+        const lateRanks = lateIds.map(rank).sort((x, y) => x - y);
+        expect(lateRanks).to.deep.equal(lateIds.map((_, i) => 38 + i));
+      });
+
+      it("refuses to move the opening once drawn, and takes other changes", async () => {
+        const store = await harness.open(LIMITS);
+        const opensAt = clock.ms() + 1_000;
+        expect(await store.configure(CONCERT, { ...OPEN, opensAt })).to.equal(true);
+        expect(await store.configure(CONCERT, { ...OPEN, opensAt: opensAt + 5 })).to.equal(true);
+        clock.advance(1_005);
+        await store.promote(CONCERT, clock.ms());
+        const draw = must(await store.openingDraw(CONCERT));
+        expect(draw.tokenIds).to.deep.equal([]);
+        expect(await store.configure(CONCERT, { ...OPEN, opensAt: opensAt + 9_000 })).to.equal(
+          false,
+        );
+        expect(await store.configure(CONCERT, { ...OPEN })).to.equal(false);
+        expect(
+          await store.configure(CONCERT, { ...OPEN, opensAt: opensAt + 5, maxActive: 4 }),
+        ).to.equal(true);
+        expect(await store.openingDraw(CONCERT)).to.deep.equal(draw);
+      });
+
+      it("draws a lobby at once when its opening is cleared", async () => {
+        const store = await harness.open({ ...LIMITS, maxActive: 5 });
+        await store.configure(CONCERT, { ...OPEN, opensAt: clock.ms() + 3_600_000 });
+        const lobby = await joinAll(store, ["a", "b", "c"]);
+        await store.configure(CONCERT, { ...OPEN });
+        await store.promote(CONCERT, clock.ms());
+        const draw = must(await store.openingDraw(CONCERT));
+        expect(draw.tokenIds).to.deep.equal(drawOrder(draw.seed, lobby));
+        const snaps = await store.snapshots(CONCERT, lobby, clock.ms(), false);
+        expect([...snaps.values()].map((s) => s?.state)).to.deep.equal([
+          "admitted",
+          "admitted",
+          "admitted",
+        ]);
+      });
+
+      it("admits nobody while paused, keeps everyone's place, and resumes in order", async () => {
+        const store = await harness.open({ ...LIMITS, maxActive: 2, idleMs: 3_600_000 });
+        const [a] = await joinAll(store, ["a"]);
+        expect(await store.configure(CONCERT, { ...OPEN, paused: true })).to.equal(true);
+        const waiting = await joinAll(store, ["b", "c", "d"]);
+        // A free slot, and still nobody is admitted; tokens are still issued.
+        expect(await store.promote(CONCERT, clock.ms())).to.equal(0);
+        expect(await positions(store, waiting)).to.deep.equal([1, 2, 3]);
+        const paused = must(await state(store, waiting[0] as string));
+        expect(paused.paused).to.equal(true);
+        expect((await store.lineDigest(CONCERT, -1)).paused).to.equal(true);
+        // The admitted fan keeps the admission and can finish.
+        expect((await state(store, a as string))?.state).to.equal("admitted");
+        await store.complete(CONCERT, a as string, clock.ms());
+        expect(await store.promote(CONCERT, clock.ms())).to.equal(0);
+
+        expect(await store.configure(CONCERT, { ...OPEN })).to.equal(true);
+        expect(await store.promote(CONCERT, clock.ms())).to.equal(2);
+        expect(await positions(store, waiting)).to.deep.equal([0, 0, 1]);
+        expect((await state(store, waiting[2] as string))?.paused).to.equal(false);
+      });
+
+      it("enforces a concert's own admission limit and length, and passes its hold length on", async () => {
+        const store = await harness.open({ ...LIMITS, maxActive: 1 });
+        await store.configure(CONCERT, {
+          ...OPEN,
+          maxActive: 3,
+          admissionTtlMs: 20_000,
+          holdMs: 45_000,
+        });
+        const tokens = await joinAll(store, ["a", "b", "c", "d"]);
+        const snaps = await store.snapshots(CONCERT, tokens, clock.ms(), false);
+        expect(tokens.map((id) => snaps.get(id)?.state)).to.deep.equal([
+          "admitted",
+          "admitted",
+          "admitted",
+          "waiting",
+        ]);
+        expect(snaps.get(tokens[0] as string)?.admissionExpiresAt).to.equal(clock.ms() + 20_000);
+        expect(snaps.get(tokens[0] as string)?.holdMs).to.equal(45_000);
+        // Another concert keeps the store's limits.
+        const other = await join(store, "x", "concert-other");
+        expect(other.snapshot.admissionExpiresAt).to.equal(clock.ms() + LIMITS.admissionTtlMs);
+        expect(other.snapshot.holdMs).to.equal(0);
       });
     });
 

@@ -85,6 +85,8 @@ describe("QueueService", () => {
         waitingCount: 0,
         estimatedWaitMs: 0,
         expireTime: new Date(f.clock.ms() + f.limits.admissionTtlMs),
+        opensAt: null,
+        admissionPaused: false,
       });
     });
 
@@ -443,6 +445,8 @@ describe("QueueService", () => {
       versions: () => Promise.reject(failure),
       lineDigest: () => Promise.reject(failure),
       touchMany: () => Promise.reject(failure),
+      configure: () => Promise.reject(failure),
+      openingDraw: () => Promise.reject(failure),
       close: () => Promise.resolve(),
     };
 

@@ -66,6 +66,8 @@ class CountingStore {
       lookupWithSeat: (concertId, hash, now, touch, seat) =>
         inner.lookupWithSeat(concertId, hash, now, touch, seat),
       retire: (concertId, now) => inner.retire(concertId, now),
+      configure: (concertId, settings) => inner.configure(concertId, settings),
+      openingDraw: (concertId) => inner.openingDraw(concertId),
       seats: inner.seats,
       snapshots: (concertId, ids, now, touch) => {
         this.snapshots++;

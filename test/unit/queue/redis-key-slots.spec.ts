@@ -40,13 +40,18 @@ const calls: [string, (parser: CommandParser) => void][] = [
   [
     "queueIssue",
     (p) =>
-      queueScripts.queueIssue.parseCommand(p, CONTEXT, {
-        concertId: CONCERT,
-        userId: "u",
-        tokenId: "t",
-        tokenHash: "h",
-        now: 1,
-      }),
+      queueScripts.queueIssue.parseCommand(
+        p,
+        CONTEXT,
+        {
+          concertId: CONCERT,
+          userId: "u",
+          tokenId: "t",
+          tokenHash: "h",
+          now: 1,
+        },
+        "seed",
+      ),
   ],
   ["queueLookup", (p) => queueScripts.queueLookup.parseCommand(p, CONTEXT, CONCERT, "h", 1, true)],
   [
@@ -63,7 +68,19 @@ const calls: [string, (parser: CommandParser) => void][] = [
   ],
   ["queueLeave", (p) => queueScripts.queueLeave.parseCommand(p, CONTEXT, CONCERT, "t", 1)],
   ["queueComplete", (p) => queueScripts.queueComplete.parseCommand(p, CONTEXT, CONCERT, "t", 1)],
-  ["queuePromote", (p) => queueScripts.queuePromote.parseCommand(p, CONTEXT, CONCERT, 1)],
+  ["queuePromote", (p) => queueScripts.queuePromote.parseCommand(p, CONTEXT, CONCERT, 1, "seed")],
+  [
+    "queueConfigure",
+    (p) =>
+      queueScripts.queueConfigure.parseCommand(p, CONTEXT, CONCERT, {
+        opensAt: 0,
+        paused: false,
+        maxActive: 0,
+        admissionTtlMs: 0,
+        holdMs: 0,
+      }),
+  ],
+  ["queueOpeningDraw", (p) => queueScripts.queueOpeningDraw.parseCommand(p, CONTEXT, CONCERT)],
   ["queueRetire", (p) => queueScripts.queueRetire.parseCommand(p, CONTEXT, CONCERT, 1)],
   [
     "seatGateRecord",

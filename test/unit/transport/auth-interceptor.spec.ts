@@ -51,6 +51,8 @@ function sessionFor(token: string, seat: SeatRef | undefined): Session {
       waitingCount: 0,
       estimatedWaitMs: 0,
       expireTime: new Date(Date.UTC(2030, 0, 1, 12, 5)),
+      opensAt: null,
+      admissionPaused: false,
     },
     arrival: 0,
     ...(seat && { seat: { seatVersion: 4, state: "held", heldUntil: 1, owner: "someone" } }),

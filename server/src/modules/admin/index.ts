@@ -12,4 +12,12 @@ export {
   type CatalogCaches,
   type SeatMapImport,
 } from "./catalog-admin.service.js";
+export {
+  type DrawState,
+  type OpeningDrawPage,
+  SALE_SETTINGS_FIELDS,
+  type SaleSettings,
+  SaleSettingsService,
+  type SaleSettingsUpdate,
+} from "./sale-settings.service.js";
 export { SALES_RATE_WINDOW_MS, type SaleStats, SaleStatsReader } from "./sale-stats.js";

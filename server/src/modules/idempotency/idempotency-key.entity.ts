@@ -11,7 +11,10 @@ export type IdempotentOperation =
   | "create_concert"
   | "update_concert"
   | "create_performance"
-  | "import_seat_map";
+  | "import_seat_map"
+  | "update_sale_settings"
+  | "pause_admission"
+  | "resume_admission";
 
 /**
  * A client's `request_id`, claimed by the first request that used it. The

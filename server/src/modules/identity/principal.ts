@@ -1,7 +1,7 @@
 import { DomainError } from "../../shared/domain-error.js";
 
 /** Where a principal's queue token stands. */
-export type PrincipalState = "waiting" | "admitted" | "completed";
+export type PrincipalState = "lobby" | "waiting" | "admitted" | "completed";
 
 /**
  * The authenticated caller: the user a queue token belongs to, and what that
@@ -14,6 +14,8 @@ export interface Principal {
   readonly state: PrincipalState;
   /** The absolute end of the admission; null while waiting. */
   readonly admissionExpiresAt: Date | null;
+  /** The concert's seat hold length (ms) from its sale settings; 0 or absent: the server's. */
+  readonly holdMs?: number;
 }
 
 /**

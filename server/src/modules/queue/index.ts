@@ -1,5 +1,6 @@
 /** The waiting room: stores, rules, and the watch-stream fan-out. */
 export { MemoryQueueStore, type MemoryQueueStoreOptions } from "./memory-queue-store.js";
+export { drawOrder, newDrawSeed } from "./opening-draw.js";
 export {
   type ConcertDirectory,
   QueueService,
@@ -11,7 +12,9 @@ export type {
   IssueInput,
   IssueResult,
   LineDigest,
+  LineSettings,
   LookupWithSeat,
+  OpeningDrawRecord,
   QueueLimits,
   QueueSnapshot,
   QueueStore,

@@ -1,5 +1,6 @@
 import { MemorySeatGate } from "./memory-seat-gate.js";
 import { MinHeap } from "./min-heap.js";
+import { drawOrder, newDrawSeed } from "./opening-draw.js";
 import {
   QueueStateFile,
   type SavedConcert,
@@ -11,7 +12,9 @@ import type {
   IssueInput,
   IssueResult,
   LineDigest,
+  LineSettings,
   LookupWithSeat,
+  OpeningDrawRecord,
   QueueLimits,
   QueueSnapshot,
   QueueStore,
@@ -43,6 +46,8 @@ const HEAP_SLACK = 1024;
 
 interface TokenRecord extends SavedToken {
   state: StoredTokenState;
+  /** Given at the opening draw to a token issued into the lobby (0 until then). */
+  seq: number;
   admissionExpiresAt: number;
   lastSeenAt: number;
   authenticates: boolean;
@@ -71,7 +76,22 @@ interface ConcertLine {
   logFirst: number;
   /** Departed seqs, possibly below the head (Redis: `q:<c>:ds`, trimmed in promote). */
   departed: Set<number>;
+  /** The concert's sale settings (Redis: `q:<c>:cfg`). */
+  settings: LineSettings;
+  /** Token ids waiting for the opening draw (Redis: `q:<c>:lobby`). */
+  readonly lobby: Set<string>;
+  /** The opening draw, once made (Redis: `q:<c>:draw` and `q:<c>:dorder`). */
+  draw: OpeningDrawRecord | undefined;
 }
+
+/** No scheduled opening, not paused, the store's limits. */
+const DEFAULT_SETTINGS: LineSettings = {
+  opensAt: 0,
+  paused: false,
+  maxActive: 0,
+  admissionTtlMs: 0,
+  holdMs: 0,
+};
 
 /**
  * The in-process queue store for the embedded default (no Redis). Every
@@ -136,11 +156,13 @@ export class MemoryQueueStore implements QueueStore {
   async issue(input: IssueInput): Promise<IssueResult> {
     const { concertId, userId, tokenId, tokenHash, now } = input;
     this.sweep(now);
+    const existing = this.lines.get(concertId);
+    if (existing !== undefined) this.drawIfDue(existing, now);
     const oldId = this.users.get(concertId)?.get(userId);
     const old = oldId === undefined ? undefined : this.token(oldId, now);
     if (old !== undefined) {
       this.refresh(old, now);
-      if (old.state === "waiting" || old.state === "admitted") {
+      if (old.state === "waiting" || old.state === "admitted" || old.state === "lobby") {
         this.touch(old, now);
         this.promoteLine(concertId, now);
         this.flushDirty();
@@ -160,25 +182,30 @@ export class MemoryQueueStore implements QueueStore {
       line.open = true;
     }
     this.file?.beforeToken(tokenId);
+    const inLobby = lobbyOpen(line, now);
     const token: TokenRecord = {
       tokenId,
       userId,
       concertId,
       tokenHash,
-      state: "waiting",
+      state: inLobby ? "lobby" : "waiting",
       issuedAt: now,
       admissionExpiresAt: 0,
       lastSeenAt: now,
       authenticates: true,
       dropAt: Number.POSITIVE_INFINITY,
-      seq: line.nextSeq++,
+      seq: inLobby ? 0 : line.nextSeq++,
     };
     this.tokens.set(tokenId, token);
     this.hashes.set(tokenHash, tokenId);
     this.file?.beforeUser(concertId, userId);
     this.usersOf(concertId).set(userId, tokenId);
-    line.waiting.push(tokenId);
-    this.pushLastSeen(line, token);
+    if (inLobby) {
+      line.lobby.add(tokenId);
+    } else {
+      line.waiting.push(tokenId);
+      this.pushLastSeen(line, token);
+    }
     this.promoteLine(concertId, now);
     this.flushDirty();
     return { created: true, snapshot: this.snapshot(token) };
@@ -251,6 +278,7 @@ export class MemoryQueueStore implements QueueStore {
         departures: 0,
         reset: true,
         departed: [],
+        paused: false,
       };
     }
     const head = this.head(line);
@@ -269,6 +297,7 @@ export class MemoryQueueStore implements QueueStore {
       departures: n,
       reset: !covered,
       departed,
+      paused: line.settings.paused,
     };
   }
 
@@ -301,8 +330,10 @@ export class MemoryQueueStore implements QueueStore {
     if (token.state === "waiting") {
       this.leaveLine(line, token);
       this.dirty.add(line);
+    } else if (token.state === "lobby") {
+      line.lobby.delete(tokenId);
     } else if (token.state === "admitted" && line.admitted.delete(tokenId)) {
-      this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
+      this.fold(line, now - (token.admissionExpiresAt - this.ttlOf(line)));
     }
     this.changing(token).state = "left";
     this.unauthenticate(token);
@@ -327,7 +358,7 @@ export class MemoryQueueStore implements QueueStore {
     }
     const line = this.lineFor(token.concertId);
     if (line.admitted.delete(tokenId)) {
-      this.fold(line, now - (token.admissionExpiresAt - this.limits.admissionTtlMs));
+      this.fold(line, now - (token.admissionExpiresAt - this.ttlOf(line)));
     }
     this.changing(token).state = "completed";
     this.promoteLine(token.concertId, now);
@@ -350,6 +381,11 @@ export class MemoryQueueStore implements QueueStore {
     this.sweep(now);
     const line = this.lines.get(concertId);
     if (line === undefined || !line.open) return true;
+    for (const tokenId of line.lobby) {
+      const token = this.tokens.get(tokenId);
+      if (token !== undefined) this.evict(token, now);
+    }
+    line.lobby.clear();
     for (let evicted = 0; evicted < BATCH; evicted++) {
       const tokenId = line.waiting.popFront();
       if (tokenId === undefined) break;
@@ -395,11 +431,55 @@ export class MemoryQueueStore implements QueueStore {
     await this.file?.checkpoint();
   }
 
+  /** The scripts' `configure`: refuses to move the opening once the lobby is drawn. */
+  async configure(concertId: string, settings: LineSettings): Promise<boolean> {
+    const line = this.lineFor(concertId);
+    if (line.draw !== undefined && settings.opensAt !== line.settings.opensAt) return false;
+    line.settings = { ...settings };
+    return true;
+  }
+
+  async openingDraw(concertId: string): Promise<OpeningDrawRecord | null> {
+    return this.lines.get(concertId)?.draw ?? null;
+  }
+
+  /**
+   * The opening draw, if it is due (the prelude's `drawIfDue`): the lobby,
+   * shuffled from a fresh seed (opening-draw.ts), joins the line in that
+   * order, ahead of everyone who arrives later. One synchronous step, so it
+   * happens exactly once.
+   */
+  private drawIfDue(line: ConcertLine, now: number): void {
+    if (!drawDue(line, now)) return;
+    const seed = newDrawSeed();
+    const order = drawOrder(seed, [...line.lobby]);
+    for (const tokenId of order) {
+      const token = this.tokens.get(tokenId);
+      if (token === undefined) continue;
+      this.changing(token).state = "waiting";
+      token.seq = line.nextSeq++;
+      token.lastSeenAt = now;
+      line.waiting.push(tokenId);
+      this.pushLastSeen(line, token);
+    }
+    line.lobby.clear();
+    line.draw = { drawnAt: now, seed, tokenIds: order };
+    this.dirty.add(line);
+  }
+
+  /** How long an admission lasts in this line. */
+  private ttlOf(line: ConcertLine): number {
+    return line.settings.admissionTtlMs || this.limits.admissionTtlMs;
+  }
+
   /** One promotion step; the script's `promote`. */
   private promoteLine(concertId: string, now: number): number {
     const line = this.lines.get(concertId);
     if (line === undefined) return 0;
-    const { admissionTtlMs, graceMs, idleMs, maxActive } = this.limits;
+    this.drawIfDue(line, now);
+    const { graceMs, idleMs } = this.limits;
+    const admissionTtlMs = this.ttlOf(line);
+    const maxActive = line.settings.maxActive || this.limits.maxActive;
 
     while ((line.expiries.peekKey() ?? Number.POSITIVE_INFINITY) <= now) {
       const tokenId = line.expiries.pop();
@@ -422,7 +502,8 @@ export class MemoryQueueStore implements QueueStore {
 
     let admitted = 0;
     let skipped = 0;
-    let free = maxActive - line.admitted.size;
+    // Paused: nobody new is admitted; waiters keep their place.
+    let free = line.settings.paused ? 0 : maxActive - line.admitted.size;
     while (free > 0 && skipped < BATCH) {
       const tokenId = line.waiting.popFront();
       if (tokenId === undefined) break;
@@ -485,7 +566,7 @@ export class MemoryQueueStore implements QueueStore {
     ) {
       const line = this.lineFor(token.concertId);
       if (token.state === "admitted" && line.admitted.delete(token.tokenId)) {
-        this.fold(line, this.limits.admissionTtlMs);
+        this.fold(line, this.ttlOf(line));
       }
       this.changing(token).state = "expired";
     }
@@ -552,6 +633,9 @@ export class MemoryQueueStore implements QueueStore {
       admissionExpiresAt: token.admissionExpiresAt,
       averageAdmissionMs: line.averageMs ?? this.limits.admissionTtlMs,
       arrival: waiting ? token.seq : 0,
+      opensAt: lobbyPending(line) ? line.settings.opensAt : 0,
+      paused: line.settings.paused,
+      holdMs: line.settings.holdMs,
     };
   }
 
@@ -645,6 +729,9 @@ export class MemoryQueueStore implements QueueStore {
         log: [],
         logFirst: 1,
         departed: new Set(),
+        settings: DEFAULT_SETTINGS,
+        lobby: new Set(),
+        draw: undefined,
       };
       this.file?.beforeConcert(concertId);
       this.lines.set(concertId, line);
@@ -713,4 +800,24 @@ function isCurrentWaiter(line: ConcertLine, token: TokenRecord, lastSeenAt: numb
   return (
     token.state === "waiting" && token.lastSeenAt === lastSeenAt && line.waiting.has(token.tokenId)
   );
+}
+
+/** Whether an opening is scheduled and its lobby not drawn yet. */
+function lobbyPending(line: ConcertLine): boolean {
+  return line.settings.opensAt > 0 && line.draw === undefined;
+}
+
+/** Whether a token issued now goes to the lobby. */
+function lobbyOpen(line: ConcertLine, now: number): boolean {
+  return lobbyPending(line) && now < line.settings.opensAt;
+}
+
+/**
+ * Whether the lobby is to be drawn now: the opening has come, or it was
+ * cleared while fans waited in the lobby.
+ */
+function drawDue(line: ConcertLine, now: number): boolean {
+  if (line.draw !== undefined) return false;
+  if (line.settings.opensAt > 0) return now >= line.settings.opensAt;
+  return line.lobby.size > 0;
 }

@@ -6,6 +6,7 @@ import type { SeatGate, SeatGateEntry } from "./seat-gate.js";
  * longer works until their record is dropped.
  */
 export type StoredTokenState =
+  | "lobby"
   | "waiting"
   | "admitted"
   | "completed"
@@ -35,6 +36,12 @@ export interface QueueSnapshot {
    * waiters by ascending arrival); 0 when not waiting.
    */
   readonly arrival: number;
+  /** The concert's scheduled opening while its lobby is not drawn (ms); 0 otherwise. */
+  readonly opensAt: number;
+  /** Whether admission to the concert is paused. */
+  readonly paused: boolean;
+  /** The concert's seat hold length (ms); 0 means the server's default. */
+  readonly holdMs: number;
 }
 
 /**
@@ -60,6 +67,8 @@ export interface LineDigest {
   readonly reset: boolean;
   /** Arrival numbers of waiters that left from behind the head (not in order). */
   readonly departed: readonly number[];
+  /** Whether admission to the concert is paused. */
+  readonly paused: boolean;
 }
 
 /** The limits every store enforces, fixed at construction. */
@@ -214,4 +223,43 @@ export interface QueueStore {
 
   /** Releases the store's resources (and persists it, where it can). */
   close(): Promise<void>;
+
+  /**
+   * Sets what the store enforces of one concert's sale settings (see
+   * {@link LineSettings}). Refuses (returns false, changing nothing) to change
+   * `opensAt` once the concert's lobby has been drawn; returns true otherwise.
+   */
+  configure(concertId: string, settings: LineSettings): Promise<boolean>;
+
+  /** The record of the concert's opening draw, or null while none happened. */
+  openingDraw(concertId: string): Promise<OpeningDrawRecord | null>;
+}
+
+/**
+ * What the store enforces of a concert's sale settings. Before `opensAt`
+ * (and until its lobby is drawn) issued tokens wait in a lobby; the first
+ * store call at or after it (an issue or a promotion, from any instance)
+ * draws the lobby into the line in a random order (see opening-draw.ts),
+ * exactly once. Paused: nobody is admitted. Zero limits: the store's own.
+ */
+export interface LineSettings {
+  /** The scheduled opening (ms since the epoch); 0 for none. */
+  readonly opensAt: number;
+  readonly paused: boolean;
+  /** The most admitted at once; 0 for the store's limit. */
+  readonly maxActive: number;
+  /** How long an admission lasts (ms); 0 for the store's limit. */
+  readonly admissionTtlMs: number;
+  /** How long a seat hold lasts (ms), passed on in snapshots; 0 for the server's default. */
+  readonly holdMs: number;
+}
+
+/** The store's record of a concert's opening draw. */
+export interface OpeningDrawRecord {
+  /** When it was drawn (ms since the epoch). */
+  readonly drawnAt: number;
+  /** The random seed, 64 lowercase hex digits. */
+  readonly seed: string;
+  /** The lobby's token ids in drawn order. */
+  readonly tokenIds: readonly string[];
 }

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "../../logger.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
@@ -56,6 +57,8 @@ class Watcher {
   near: boolean;
   /** Set once the stream is told it was admitted or failed: nothing more to do for it. */
   finished = false;
+  /** Whether the reader was last shown admission as paused. */
+  paused = false;
   private wake: (() => void) | undefined;
 
   constructor(
@@ -157,6 +160,8 @@ class LineWatch {
   head = 0;
   waitingCount = 0;
   averageAdmissionMs = 0;
+  /** Whether admission is paused, as of the last digest. */
+  paused = false;
   /** The departure count of the last digest; -1 before the first. */
   departures = -1;
   /** Departed arrival numbers above the head, ascending. */
@@ -217,6 +222,7 @@ class LineWatch {
     this.version = digest.version;
     this.waitingCount = digest.waitingCount;
     this.averageAdmissionMs = digest.averageAdmissionMs;
+    this.paused = digest.paused;
     this.departures = digest.departures;
     this.generation++;
   }
@@ -399,6 +405,11 @@ export class QueueWatchHub {
    */
   async *watch(session: Session, signal: AbortSignal): AsyncGenerator<WatchEvent> {
     if (this.stopping) throw shuttingDown();
+    if (session.status.state === "lobby") {
+      const drawn = yield* this.watchLobby(session, signal);
+      if (drawn === undefined) return;
+      session = drawn;
+    }
     if (session.status.state !== "waiting") {
       yield { kind: "status", status: session.status };
       if (session.status.state === "admitted") {
@@ -420,6 +431,7 @@ export class QueueWatchHub {
       this.clock.now().getTime(),
       status.position <= this.options.frontSize,
     );
+    watcher.paused = status.admissionPaused;
     this.add(watcher);
     try {
       yield { kind: "status", status };
@@ -439,6 +451,44 @@ export class QueueWatchHub {
     } finally {
       this.remove(watcher);
     }
+  }
+
+  /**
+   * Streams a lobby session until the opening draw places it in the line:
+   * its status (with the opening, for a countdown) first, then it reads the
+   * token again once the opening has come (every `frontEveryMs` after it)
+   * and, before that, every `heartbeatMs` (so a moved opening shows), with a
+   * heartbeat when nothing changed. Returns the session once it is no
+   * longer in the lobby, or undefined when the stream is over.
+   */
+  private async *watchLobby(
+    session: Session,
+    signal: AbortSignal,
+  ): AsyncGenerator<WatchEvent, Session | undefined> {
+    let status = session.status;
+    yield { kind: "status", status };
+    while (!signal.aborted && !this.stopping) {
+      const now = this.clock.now().getTime();
+      const opensAt = status.opensAt?.getTime() ?? now;
+      const waitMs =
+        opensAt > now
+          ? Math.min(opensAt - now, this.options.heartbeatMs)
+          : this.options.frontEveryMs;
+      await delay(waitMs, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) return undefined;
+      if (this.stopping) throw shuttingDown();
+      const fresh = await this.queue.refresh(session.principal, false);
+      // A token gone from the store: session() throws why.
+      if (fresh === null) return this.queue.session(null);
+      if (fresh.status.state !== "lobby") return fresh;
+      const changed =
+        fresh.status.opensAt?.getTime() !== status.opensAt?.getTime() ||
+        fresh.status.admissionPaused !== status.admissionPaused;
+      status = fresh.status;
+      yield changed ? { kind: "status", status } : { kind: "heartbeat", at: new Date(now) };
+    }
+    if (this.stopping) throw shuttingDown();
+    return undefined;
   }
 
   /** One pass of the ticker; exposed for tests that drive time themselves. */
@@ -495,13 +545,17 @@ export class QueueWatchHub {
     const position = line.position(watcher.arrival);
     // A waiter's position never grows (newcomers join behind): a higher one
     // only means this process's digest is older than what the stream showed.
-    if (position >= watcher.lastPosition) return;
-    watcher.lastPosition = position;
+    // A pause or resume is shown even when the position stays.
+    const moved = position < watcher.lastPosition;
+    if (!moved && watcher.paused === line.paused) return;
+    if (moved) watcher.lastPosition = position;
+    watcher.paused = line.paused;
     const status = this.queue.waitingStatus(watcher.concertId, {
-      position,
+      position: watcher.lastPosition,
       waitingCount: line.waitingCount,
       averageAdmissionMs: line.averageAdmissionMs,
       lastSeenAt: watcher.lastSeenAt,
+      paused: line.paused,
     });
     this.send(watcher, { kind: "status", status }, now);
   }

@@ -6,7 +6,7 @@ import type { QueueLimits, QueueSnapshot, QueueStore, SeatRef } from "./queue-st
 import type { SeatGateEntry } from "./seat-gate.js";
 
 /** Where a queue token stands, as callers see it. */
-export type QueueTokenState = "waiting" | "admitted" | "completed";
+export type QueueTokenState = "lobby" | "waiting" | "admitted" | "completed";
 
 /** A user's live place in a concert's line. */
 export interface QueueStatusView {
@@ -18,6 +18,10 @@ export interface QueueStatusView {
   readonly estimatedWaitMs: number;
   /** Waiting: when the place is lost unless refreshed. Admitted/completed: the admission's end. */
   readonly expireTime: Date;
+  /** The scheduled opening while the lobby is not drawn; null otherwise. */
+  readonly opensAt: Date | null;
+  /** Whether an operator paused admission to the concert. */
+  readonly admissionPaused: boolean;
 }
 
 /** An authenticated caller together with their live status. */
@@ -249,6 +253,7 @@ export class QueueService {
       state: snapshot.state,
       admissionExpiresAt:
         snapshot.admissionExpiresAt > 0 ? new Date(snapshot.admissionExpiresAt) : null,
+      holdMs: snapshot.holdMs,
     };
     return { principal, status: this.view(snapshot), arrival: snapshot.arrival };
   }
@@ -265,6 +270,7 @@ export class QueueService {
       waitingCount: number;
       averageAdmissionMs: number;
       lastSeenAt: number;
+      paused: boolean;
     },
   ): QueueStatusView {
     // Slots free at maxActive per average admission, so the wait grows with
@@ -279,6 +285,8 @@ export class QueueService {
       waitingCount: line.waitingCount,
       estimatedWaitMs,
       expireTime: new Date(line.lastSeenAt + this.limits.idleMs),
+      opensAt: null,
+      admissionPaused: line.paused,
     };
   }
 
@@ -289,12 +297,25 @@ export class QueueService {
 
   private view(snapshot: QueueSnapshot): QueueStatusView {
     const state: QueueTokenState =
-      snapshot.state === "waiting"
-        ? "waiting"
-        : snapshot.state === "admitted"
-          ? "admitted"
-          : "completed";
+      snapshot.state === "waiting" || snapshot.state === "lobby" || snapshot.state === "admitted"
+        ? snapshot.state
+        : "completed";
     if (state === "waiting") return this.waitingStatus(snapshot.concertId, snapshot);
+    if (state === "lobby") {
+      // Nobody's place is known before the draw, and nobody idles out of the
+      // lobby: the place is kept until an idle window after the opening.
+      const opensAt = snapshot.opensAt > 0 ? snapshot.opensAt : this.clock.now().getTime();
+      return {
+        concertId: snapshot.concertId,
+        state,
+        position: 0,
+        waitingCount: snapshot.waitingCount,
+        estimatedWaitMs: 0,
+        expireTime: new Date(opensAt + this.limits.idleMs),
+        opensAt: snapshot.opensAt > 0 ? new Date(snapshot.opensAt) : null,
+        admissionPaused: snapshot.paused,
+      };
+    }
     return {
       concertId: snapshot.concertId,
       state,
@@ -302,6 +323,8 @@ export class QueueService {
       waitingCount: snapshot.waitingCount,
       estimatedWaitMs: 0,
       expireTime: new Date(snapshot.admissionExpiresAt),
+      opensAt: null,
+      admissionPaused: snapshot.paused,
     };
   }
 

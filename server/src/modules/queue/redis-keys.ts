@@ -16,6 +16,10 @@ import type { GateDate } from "./seat-gate.js";
 //   P{c}:q:dl        ZSET the last of those departures' arrival seqs, by departure count
 //   P{c}:q:ds        ZSET those departures' seqs still above the head, by seq (line-digest.lua)
 //   P{c}:q:reg       the line's registration lease (see below)
+//   P{c}:q:cfg       hash {open, paused, max, ttl, hold, drawn}: the sale settings (configure.lua)
+//   P{c}:q:lobby     ZSET token ids waiting for the opening draw, all scored 0 (so in byte order)
+//   P{c}:q:draw      hash {at, seed, size}: the opening draw's record, written once
+//   P{c}:q:dorder    LIST the lobby's token ids in drawn order
 //   P{c}:g:<d>:s:<seat>  the seat gate (redis-seat-gate.ts): hash {v: seat row
 //                        version, s: state, u: held until (ms), o: owner}
 //   P{c}:g:<d>:v         hash {e: epoch (random, set when created), n: change counter}

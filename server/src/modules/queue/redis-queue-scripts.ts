@@ -5,7 +5,9 @@ import type {
   IssueInput,
   IssueResult,
   LineDigest,
+  LineSettings,
   LookupWithSeat,
+  OpeningDrawRecord,
   QueueLimits,
   QueueSnapshot,
   SeatRef,
@@ -48,8 +50,11 @@ const PROMOTE = lua("promote");
 const RETIRE = lua("retire");
 const LINE_DIGEST = lua("line-digest");
 const TOUCH_MANY = lua("touch-many");
+const CONFIGURE = lua("configure");
+const OPENING_DRAW = lua("opening-draw");
 
 const STATES = new Set<string>([
+  "lobby",
   "waiting",
   "admitted",
   "completed",
@@ -82,8 +87,22 @@ function malformed(what: string): Error {
 
 function decodeSnapshot(reply: unknown): QueueSnapshot | null {
   if (reply === null) return null;
-  if (!Array.isArray(reply) || reply.length !== 10) throw malformed("snapshot");
-  const [tokenId, userId, concertId, state, position, waiting, seen, expires, average, seq] = reply;
+  if (!Array.isArray(reply) || reply.length !== 13) throw malformed("snapshot");
+  const [
+    tokenId,
+    userId,
+    concertId,
+    state,
+    position,
+    waiting,
+    seen,
+    expires,
+    average,
+    seq,
+    opensAt,
+    paused,
+    holdMs,
+  ] = reply;
   if (typeof state !== "string" || !STATES.has(state)) throw malformed(`state ${String(state)}`);
   return {
     tokenId: String(tokenId),
@@ -96,14 +115,17 @@ function decodeSnapshot(reply: unknown): QueueSnapshot | null {
     admissionExpiresAt: Number(expires),
     averageAdmissionMs: Number(average),
     arrival: Number(seq),
+    opensAt: Number(opensAt),
+    paused: Number(paused) === 1,
+    holdMs: Number(holdMs),
   };
 }
 
 function decodeDigest(reply: unknown): LineDigest {
-  if (!Array.isArray(reply) || reply.length !== 7 || !Array.isArray(reply[6])) {
+  if (!Array.isArray(reply) || reply.length !== 8 || !Array.isArray(reply[6])) {
     throw malformed("line digest");
   }
-  const [version, head, waiting, average, departures, reset, seqs] = reply as unknown[];
+  const [version, head, waiting, average, departures, reset, seqs, paused] = reply as unknown[];
   return {
     version: Number(version),
     head: Number(head),
@@ -112,6 +134,7 @@ function decodeDigest(reply: unknown): LineDigest {
     departures: Number(departures),
     reset: Number(reset) === 1,
     departed: (seqs as unknown[]).map(Number),
+    paused: Number(paused) === 1,
   };
 }
 
@@ -137,7 +160,12 @@ export const queueScripts = {
   queueIssue: defineScript({
     NUMBER_OF_KEYS: 1,
     SCRIPT: PRELUDE + ISSUE,
-    parseCommand(parser: CommandParser, context: QueueScriptContext, input: IssueInput) {
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      input: IssueInput,
+      drawSeed: string,
+    ) {
       pushContext(parser, context, input.concertId);
       parser.push(
         input.concertId,
@@ -146,6 +174,7 @@ export const queueScripts = {
         input.tokenHash,
         String(input.now),
         String(REGISTRATION_LEASE_MS),
+        drawSeed,
       );
     },
     transformReply(reply: unknown): IssueReply {
@@ -254,9 +283,10 @@ export const queueScripts = {
       context: QueueScriptContext,
       concertId: string,
       now: number,
+      drawSeed: string,
     ) {
       pushContext(parser, context, concertId);
-      parser.push(concertId, String(now));
+      parser.push(concertId, String(now), drawSeed);
     },
     transformReply: (reply: unknown): number => Number(reply),
   }),
@@ -302,6 +332,46 @@ export const queueScripts = {
       parser.push(concertId, String(now), ...tokenIds);
     },
     transformReply: (reply: unknown): number => Number(reply),
+  }),
+  queueConfigure: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: PRELUDE + CONFIGURE,
+    parseCommand(
+      parser: CommandParser,
+      context: QueueScriptContext,
+      concertId: string,
+      settings: LineSettings,
+    ) {
+      pushContext(parser, context, concertId);
+      parser.push(
+        concertId,
+        String(settings.opensAt),
+        settings.paused ? "1" : "0",
+        String(settings.maxActive),
+        String(settings.admissionTtlMs),
+        String(settings.holdMs),
+      );
+    },
+    transformReply: (reply: unknown): boolean => Number(reply) === 1,
+  }),
+  queueOpeningDraw: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: PRELUDE + OPENING_DRAW,
+    parseCommand(parser: CommandParser, context: QueueScriptContext, concertId: string) {
+      pushContext(parser, context, concertId);
+      parser.push(concertId);
+    },
+    transformReply(reply: unknown): OpeningDrawRecord | null {
+      if (reply === null) return null;
+      if (!Array.isArray(reply) || reply.length !== 3 || !Array.isArray(reply[2])) {
+        throw malformed("opening draw");
+      }
+      return {
+        drawnAt: Number(reply[0]),
+        seed: String(reply[1]),
+        tokenIds: (reply[2] as unknown[]).map(String),
+      };
+    },
   }),
   ...seatGateScripts,
 };

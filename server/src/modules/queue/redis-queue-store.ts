@@ -1,9 +1,12 @@
 import type { RedisClient } from "../../redis/redis-client.js";
+import { newDrawSeed } from "./opening-draw.js";
 import type {
   IssueInput,
   IssueResult,
   LineDigest,
+  LineSettings,
   LookupWithSeat,
+  OpeningDrawRecord,
   QueueLimits,
   QueueSnapshot,
   QueueStore,
@@ -24,7 +27,7 @@ export type QueueRedisClient = RedisClient<typeof queueScripts>;
  * key and never needs a cross-slot command.
  */
 export interface QueueRedis extends SeatGateRedis {
-  queueIssue(context: QueueScriptContext, input: IssueInput): Promise<IssueReply>;
+  queueIssue(context: QueueScriptContext, input: IssueInput, drawSeed: string): Promise<IssueReply>;
   queueLookup(
     context: QueueScriptContext,
     concertId: string,
@@ -59,7 +62,21 @@ export interface QueueRedis extends SeatGateRedis {
     tokenId: string,
     now: number,
   ): Promise<boolean>;
-  queuePromote(context: QueueScriptContext, concertId: string, now: number): Promise<number>;
+  queuePromote(
+    context: QueueScriptContext,
+    concertId: string,
+    now: number,
+    drawSeed: string,
+  ): Promise<number>;
+  queueConfigure(
+    context: QueueScriptContext,
+    concertId: string,
+    settings: LineSettings,
+  ): Promise<boolean>;
+  queueOpeningDraw(
+    context: QueueScriptContext,
+    concertId: string,
+  ): Promise<OpeningDrawRecord | null>;
   queueRetire(context: QueueScriptContext, concertId: string, now: number): Promise<boolean>;
   queueLineDigest(
     context: QueueScriptContext,
@@ -104,7 +121,13 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async issue(input: IssueInput): Promise<IssueResult> {
-    const { created, snapshot, opened } = await this.client.queueIssue(this.context, input);
+    // A fresh seed rides along (64 bytes, no round trip more) in case the
+    // opening draw is due: the first script at or after the opening draws.
+    const { created, snapshot, opened } = await this.client.queueIssue(
+      this.context,
+      input,
+      newDrawSeed(),
+    );
     // Once per registration lease: the registry lives in another slot.
     if (opened) await this.client.sAdd(registryKey(this.context.prefix), input.concertId);
     return { created, snapshot };
@@ -173,7 +196,15 @@ export class RedisQueueStore implements QueueStore {
   }
 
   promote(concertId: string, now: number): Promise<number> {
-    return this.client.queuePromote(this.context, concertId, now);
+    return this.client.queuePromote(this.context, concertId, now, newDrawSeed());
+  }
+
+  configure(concertId: string, settings: LineSettings): Promise<boolean> {
+    return this.client.queueConfigure(this.context, concertId, settings);
+  }
+
+  openingDraw(concertId: string): Promise<OpeningDrawRecord | null> {
+    return this.client.queueOpeningDraw(this.context, concertId);
   }
 
   /**

@@ -133,7 +133,9 @@ export class ReservationsService {
           throw seatUnavailable(seatId);
         }
         const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
-        const heldUntil = new Date(Math.min(now.getTime() + this.holdTtlMs, admissionEnd));
+        // The concert's own hold length (its sale settings, read with the token) or the server's.
+        const holdTtlMs = principal.holdMs || this.holdTtlMs;
+        const heldUntil = new Date(Math.min(now.getTime() + holdTtlMs, admissionEnd));
         locked.seat.hold(reservationId, heldUntil, now);
         const created = new Reservation(
           reservationId,

@@ -5,14 +5,20 @@ import type {
   CreateConcertRequest,
   CreatePerformanceRequest,
   CreditWalletRequest,
+  GetOpeningDrawRequest,
+  GetSaleSettingsRequest,
   GetSaleStatsRequest,
   ImportSeatMapRequest,
+  PauseAdmissionRequest,
   RefundTicketRequest,
+  ResumeAdmissionRequest,
   UpdateConcertRequest,
+  UpdateSaleSettingsRequest,
 } from "@stagedoor/sdk";
 import type {
   AdminService,
   CatalogAdminService,
+  SaleSettingsService,
   SaleStatsReader,
 } from "../../modules/admin/index.js";
 import { adminOf } from "../context.js";
@@ -24,6 +30,13 @@ import {
   toSaleStats,
 } from "../mappers/admin.mapper.js";
 import { toConcert, toConcertDate } from "../mappers/catalog.mapper.js";
+import {
+  durationMs,
+  timestampOrNull,
+  toDrawState,
+  toOpeningDraw,
+  toSaleSettings,
+} from "../mappers/sale-settings.mapper.js";
 
 /** The operator API over Connect, gRPC and gRPC-Web. */
 export class AdminHandler implements ServiceImpl<typeof AdminApi> {
@@ -31,6 +44,7 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
     private readonly admin: AdminService,
     private readonly catalog: CatalogAdminService,
     private readonly stats: SaleStatsReader,
+    private readonly sale: SaleSettingsService,
   ) {}
 
   async getSaleStats(req: GetSaleStatsRequest) {
@@ -96,5 +110,50 @@ export class AdminHandler implements ServiceImpl<typeof AdminApi> {
       requestId: req.requestId,
     });
     return toImportSeatMapResponse(result);
+  }
+
+  async updateSaleSettings(req: UpdateSaleSettingsRequest, ctx: HandlerContext) {
+    const settings = await this.sale.update(adminOf(ctx.values), {
+      concertId: req.concertId,
+      requestId: req.requestId,
+      fields: req.updateMask?.paths ?? [],
+      opensAt: timestampOrNull(req.settings?.opensAt),
+      maxAdmitted: req.settings?.maxAdmitted ?? 0,
+      admissionMs: durationMs(req.settings?.admissionDuration),
+      holdMs: durationMs(req.settings?.holdDuration),
+    });
+    return { settings: toSaleSettings(settings) };
+  }
+
+  async pauseAdmission(req: PauseAdmissionRequest, ctx: HandlerContext) {
+    const settings = await this.sale.pause(adminOf(ctx.values), {
+      concertId: req.concertId,
+      requestId: req.requestId,
+      reason: req.reason,
+    });
+    return { settings: toSaleSettings(settings) };
+  }
+
+  async resumeAdmission(req: ResumeAdmissionRequest, ctx: HandlerContext) {
+    const settings = await this.sale.resume(adminOf(ctx.values), {
+      concertId: req.concertId,
+      requestId: req.requestId,
+    });
+    return { settings: toSaleSettings(settings) };
+  }
+
+  async getSaleSettings(req: GetSaleSettingsRequest) {
+    const { settings, drawState } = await this.sale.get(req.concertId);
+    return { settings: toSaleSettings(settings), drawState: toDrawState(drawState) };
+  }
+
+  async getOpeningDraw(req: GetOpeningDrawRequest) {
+    return toOpeningDraw(
+      await this.sale.openingDraw({
+        concertId: req.concertId,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      }),
+    );
   }
 }

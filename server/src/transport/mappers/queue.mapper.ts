@@ -4,6 +4,7 @@ import { type QueueStatusSchema, QueueTokenState } from "@stagedoor/sdk";
 import type { QueueTokenState as DomainState, QueueStatusView } from "../../modules/queue/index.js";
 
 const STATES: Record<DomainState, QueueTokenState> = {
+  lobby: QueueTokenState.LOBBY,
   waiting: QueueTokenState.WAITING,
   admitted: QueueTokenState.ADMITTED,
   completed: QueueTokenState.COMPLETED,
@@ -18,5 +19,7 @@ export function toQueueStatus(view: QueueStatusView): MessageInitShape<typeof Qu
     waitingCount: BigInt(view.waitingCount),
     estimatedWait: durationFromMs(view.estimatedWaitMs),
     expireTime: timestampFromDate(view.expireTime),
+    opensAt: view.opensAt === null ? undefined : timestampFromDate(view.opensAt),
+    admissionPaused: view.admissionPaused,
   };
 }

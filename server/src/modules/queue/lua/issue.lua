@@ -1,17 +1,21 @@
 -- issue: the user's live token, or a new one at the back of the line.
--- ARGV[6..10] = concert, user, new token id, new token hash, now.
+-- ARGV[6..10] = concert, user, new token id, new token hash, now;
+-- ARGV[11] = the registration lease (ms); ARGV[12] = a fresh seed for the
+-- opening draw, used only if the draw is due now. Before the opening, a new
+-- token waits in the lobby (q:lobby) instead of the line.
 -- Returns { created, snapshot, opened }: opened is 1 when the line's
 -- registration lease (q:reg) was renewed, so the caller (re)adds the concert
 -- to the admitter's registry, which lives in another slot (see
 -- redis-queue-scripts.ts).
 local c, u, tid, hash, now = ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+drawIfDue(now, ARGV[12])
 local uk = uKey(u)
 local oldId = redis.call('GET', uk)
 local old = nil
 if oldId then old = load(oldId) end
 if old then
   refresh(old, now)
-  if old.st == 'waiting' or old.st == 'admitted' then
+  if old.st == 'waiting' or old.st == 'admitted' or old.st == 'lobby' then
     touch(old, now)
     promote(now)
     flushDirty()
@@ -30,12 +34,18 @@ if old and old.st ~= 'left' and old.st ~= 'revoked' then
   redis.call('DEL', tKey(old.h))
   redis.call('PEXPIRE', sKey(oldId), GRACE)
 end
-local seq = redis.call('INCR', qKey('seq'))
-redis.call('HSET', sKey(tid), 'u', u, 'c', c, 'h', hash, 'st', 'waiting', 'iat', now, 'aexp', 0)
+local state = 'waiting'
+if lobbyOpen(now) then state = 'lobby' end
+redis.call('HSET', sKey(tid), 'u', u, 'c', c, 'h', hash, 'st', state, 'iat', now, 'aexp', 0)
 redis.call('SET', tKey(hash), tid)
 redis.call('SET', uk, tid)
-redis.call('ZADD', qKey('w'), seq, tid)
-redis.call('ZADD', qKey('seen'), now, tid)
+if state == 'lobby' then
+  redis.call('ZADD', qKey('lobby'), 0, tid)
+else
+  local seq = redis.call('INCR', qKey('seq'))
+  redis.call('ZADD', qKey('w'), seq, tid)
+  redis.call('ZADD', qKey('seen'), now, tid)
+end
 local opened = 0
 if redis.call('SET', qKey('reg'), '1', 'NX', 'PX', ARGV[11]) then opened = 1 end
 promote(now)

@@ -11,6 +11,8 @@ if r.st == 'waiting' then
   leaveLine(tid)
   redis.call('ZREM', qKey('seen'), tid)
   markDirty()
+elseif r.st == 'lobby' then
+  redis.call('ZREM', qKey('lobby'), tid)
 elseif r.st == 'admitted' then
   if redis.call('ZREM', qKey('a'), tid) == 1 then fold(now - (r.aexp - TTL)) end
 end

@@ -4,8 +4,9 @@
 -- arrival seq (the next seq to be given when nobody waits). ARGV[6..7] =
 -- concert, the departure count the caller has seen (-1: none). Returns the
 -- version, head, waiting count, average admission, the departure count now,
--- and either (reset 0) the seqs that departed since, or (reset 1) every
--- departed seq above the head, when the log no longer covers the caller.
+-- either (reset 0) the seqs that departed since, or (reset 1) every
+-- departed seq above the head, when the log no longer covers the caller, and
+-- whether admission is paused (1 or 0).
 local c, after = ARGV[6], tonumber(ARGV[7])
 local wKey = qKey('w')
 local head = tonumber(redis.call('ZRANGE', wKey, 0, 0, 'WITHSCORES')[2])
@@ -22,4 +23,6 @@ end
 if reset == 1 then seqs = redis.call('ZRANGEBYSCORE', qKey('ds'), '(' .. head, '+inf') end
 local version = tonumber(redis.call('GET', qKey('ver'))) or 0
 local avg = tonumber(redis.call('GET', qKey('avg'))) or TTL
-return { version, head, redis.call('ZCARD', wKey), avg, n, reset, seqs }
+local paused = 0
+if PAUSED then paused = 1 end
+return { version, head, redis.call('ZCARD', wKey), avg, n, reset, seqs, paused }

@@ -15,6 +15,17 @@ local GRACE = tonumber(ARGV[5])
 -- Bounds the eviction work one call does, so one script never stalls Redis.
 local BATCH = 1000
 
+-- The concert's sale settings (configure.lua writes them; see LineSettings
+-- in queue-store.ts): an opening time, the brake, and limits that replace
+-- the server's when set. One HMGET inside the script, no round trip more.
+local CFG = redis.call('HMGET', B .. 'q:cfg', 'open', 'paused', 'max', 'ttl', 'hold', 'drawn')
+local OPENS_AT = tonumber(CFG[1]) or 0
+local PAUSED = CFG[2] == '1'
+if (tonumber(CFG[3]) or 0) > 0 then MAX_ACTIVE = tonumber(CFG[3]) end
+if (tonumber(CFG[4]) or 0) > 0 then TTL = tonumber(CFG[4]) end
+local HOLD = tonumber(CFG[5]) or 0
+local DRAWN = CFG[6] == '1'
+
 local function sKey(tid) return B .. 's:' .. tid end
 local function tKey(hash) return B .. 't:' .. hash end
 local function uKey(u) return B .. 'u:' .. u end
@@ -125,7 +136,9 @@ local function promote(now)
   -- Waiters beyond the eviction batch may still be idle when they reach the
   -- front: they are evicted instead of admitted, within a bounded budget.
   local admitted, skipped = 0, 0
+  -- Paused: nobody new is admitted; waiters keep their place.
   local free = MAX_ACTIVE - redis.call('ZCARD', aKey)
+  if PAUSED then free = 0 end
   while free > 0 and skipped < BATCH do
     local popped = redis.call('ZPOPMIN', wKey)
     if #popped == 0 then break end
@@ -158,6 +171,49 @@ local function promote(now)
   return admitted
 end
 
+-- The opening draw (the rule of opening-draw.ts, which MemoryQueueStore
+-- uses): the lobby's token ids in byte order (a ZSET of equal scores sorts
+-- them so), shuffled by Fisher-Yates with j = the k-th number of the
+-- SHA-1(seed:k) stream modulo i, rejecting numbers that would bias it. The
+-- lobby then joins the line in that order, ahead of everyone after it, and
+-- the seed and order are kept (q:draw, q:dorder) for audit. Due once the
+-- opening has come, or when the opening was cleared while fans waited.
+local function lobbyPending() return OPENS_AT > 0 and not DRAWN end
+local function lobbyOpen(now) return lobbyPending() and now < OPENS_AT end
+local function drawIfDue(now, seed)
+  if DRAWN or not seed or seed == '' then return end
+  if OPENS_AT > 0 then
+    if now < OPENS_AT then return end
+  elseif redis.call('ZCARD', qKey('lobby')) == 0 then
+    return
+  end
+  local ids = redis.call('ZRANGE', qKey('lobby'), 0, -1)
+  local TWO_52 = 4503599627370496
+  local counter = 0
+  for i = #ids, 2, -1 do
+    local limit = math.floor(TWO_52 / i) * i
+    local r
+    repeat
+      r = tonumber(string.sub(redis.sha1hex(seed .. ':' .. counter), 1, 13), 16)
+      counter = counter + 1
+    until r < limit
+    local j = math.fmod(r, i) + 1
+    ids[i], ids[j] = ids[j], ids[i]
+  end
+  for _, tid in ipairs(ids) do
+    local seq = redis.call('INCR', qKey('seq'))
+    redis.call('ZADD', qKey('w'), seq, tid)
+    redis.call('ZADD', qKey('seen'), now, tid)
+    redis.call('HSET', sKey(tid), 'st', 'waiting')
+    redis.call('RPUSH', qKey('dorder'), tid)
+  end
+  redis.call('DEL', qKey('lobby'))
+  redis.call('HSET', qKey('draw'), 'at', now, 'seed', seed, 'size', #ids)
+  redis.call('HSET', qKey('cfg'), 'drawn', '1')
+  DRAWN = true
+  markDirty()
+end
+
 local function snapshot(r)
   local wKey = qKey('w')
   local position, seen, seq = 0, 0, 0
@@ -167,5 +223,10 @@ local function snapshot(r)
     seq = tonumber(redis.call('ZSCORE', wKey, r.id)) or 0
   end
   local avg = tonumber(redis.call('GET', qKey('avg'))) or TTL
-  return { r.id, r.u, r.c, r.st, position, redis.call('ZCARD', wKey), seen, r.aexp, avg, seq }
+  local opensAt = 0
+  if lobbyPending() then opensAt = OPENS_AT end
+  local paused = 0
+  if PAUSED then paused = 1 end
+  return { r.id, r.u, r.c, r.st, position, redis.call('ZCARD', wKey), seen, r.aexp, avg, seq,
+    opensAt, paused, HOLD }
 end

@@ -7,6 +7,14 @@
 -- Returns 1 once nobody waits (the concert may leave the registry), 0 while
 -- waiters remain.
 local wKey = qKey('w')
+for _, tid in ipairs(redis.call('ZRANGE', qKey('lobby'), 0, BATCH - 1)) do
+  redis.call('ZREM', qKey('lobby'), tid)
+  local r = load(tid)
+  if r then
+    redis.call('HSET', sKey(tid), 'st', 'evicted')
+    setTtl(r, GRACE)
+  end
+end
 local popped = redis.call('ZPOPMIN', wKey, BATCH)
 for i = 1, #popped, 2 do
   local tid = popped[i]
@@ -19,6 +27,6 @@ for i = 1, #popped, 2 do
   end
 end
 flushDirty()
-if redis.call('ZCARD', wKey) > 0 then return 0 end
+if redis.call('ZCARD', wKey) > 0 or redis.call('ZCARD', qKey('lobby')) > 0 then return 0 end
 redis.call('DEL', qKey('seen'), qKey('reg'), qKey('dl'), qKey('ds'))
 return 1

@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Concert, ConcertDate } from "../../catalog/v1/catalog_service_pb.js";
 import { file_stagedoor_catalog_v1_catalog_service } from "../../catalog/v1/catalog_service_pb.js";
 import type { Payment } from "../../payment/v1/payment_service_pb.js";
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stagedoor/admin/v1/admin_service.proto.
  */
 export const file_stagedoor_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiKQoTR2V0U2FsZVN0YXRzUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJIs0CCglTYWxlU3RhdHMSEwoLdG90YWxfc2VhdHMYASABKAUSFwoPYXZhaWxhYmxlX3NlYXRzGAIgASgFEhIKCmhlbGRfc2VhdHMYAyABKAUSEgoKc29sZF9zZWF0cxgEIAEoBRIPCgdyZXZlbnVlGAUgASgDEhgKEHJlZnVuZGVkX3RpY2tldHMYBiABKAUSFwoPcmVmdW5kZWRfYW1vdW50GAcgASgDEh4KFnNvbGRfbGFzdF9maXZlX21pbnV0ZXMYCCABKAUSGAoQc2FsZXNfcGVyX21pbnV0ZRgJIAEoARI9Chplc3RpbWF0ZWRfdGltZV90b19zZWxsX291dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCglyZWFkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKFEdldFNhbGVTdGF0c1Jlc3BvbnNlEiwKBXN0YXRzGAEgASgLMh0uc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTdGF0cypjCg1TZWF0TWFwRm9ybWF0Eh8KG1NFQVRfTUFQX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhcKE1NFQVRfTUFQX0ZPUk1BVF9DU1YQARIYChRTRUFUX01BUF9GT1JNQVRfSlNPThACMuAFCgxBZG1pblNlcnZpY2USYQoMUmVmdW5kVGlja2V0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuUmVmdW5kVGlja2V0UmVzcG9uc2USYQoMQ3JlZGl0V2FsbGV0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlZGl0V2FsbGV0UmVzcG9uc2USZAoNQ3JlYXRlQ29uY2VydBIoLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVDb25jZXJ0UmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVDb25jZXJ0UmVzcG9uc2USZAoNVXBkYXRlQ29uY2VydBIoLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVDb25jZXJ0UmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVDb25jZXJ0UmVzcG9uc2UScAoRQ3JlYXRlUGVyZm9ybWFuY2USLC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0Gi0uc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZVBlcmZvcm1hbmNlUmVzcG9uc2USZAoNSW1wb3J0U2VhdE1hcBIoLnN0YWdlZG9vci5hZG1pbi52MS5JbXBvcnRTZWF0TWFwUmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5JbXBvcnRTZWF0TWFwUmVzcG9uc2USZgoMR2V0U2FsZVN0YXRzEicuc3RhZ2Vkb29yLmFkbWluLnYxLkdldFNhbGVTdGF0c1JlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuR2V0U2FsZVN0YXRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_wallet_v1_wallet_service]);
+  fileDesc("CiZzdGFnZWRvb3IvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxISc3RhZ2Vkb29yLmFkbWluLnYxIlsKFENyZWF0ZUNvbmNlcnRSZXF1ZXN0Eg0KBXRpdGxlGAEgASgJEg0KBXZlbnVlGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIkcKFUNyZWF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCJvChRVcGRhdGVDb25jZXJ0UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXZlbnVlGAMgASgJEhEKCXRpbWVfem9uZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkcKFVVwZGF0ZUNvbmNlcnRSZXNwb25zZRIuCgdjb25jZXJ0GAEgASgLMh0uc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydCKoAQoYQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQc2FsZXNfY2xvc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgEIAEoCSJTChlDcmVhdGVQZXJmb3JtYW5jZVJlc3BvbnNlEjYKC3BlcmZvcm1hbmNlGAEgASgLMiEuc3RhZ2Vkb29yLmNhdGFsb2cudjEuQ29uY2VydERhdGUimwEKFEltcG9ydFNlYXRNYXBSZXF1ZXN0EhcKD2NvbmNlcnRfZGF0ZV9pZBgBIAEoCRIxCgZmb3JtYXQYAiABKA4yIS5zdGFnZWRvb3IuYWRtaW4udjEuU2VhdE1hcEZvcm1hdBIMCgR0ZXh0GAMgASgJEhUKDXZhbGlkYXRlX29ubHkYBCABKAgSEgoKcmVxdWVzdF9pZBgFIAEoCSJCCg5TZWF0TWFwUHJvYmxlbRIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJInIKFUltcG9ydFNlYXRNYXBSZXNwb25zZRI0Cghwcm9ibGVtcxgBIAMoCzIiLnN0YWdlZG9vci5hZG1pbi52MS5TZWF0TWFwUHJvYmxlbRISCgpzZWF0X2NvdW50GAIgASgFEg8KB2FwcGxpZWQYAyABKAgiTwoTUmVmdW5kVGlja2V0UmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBG5vdGUYAyABKAki4AEKFFJlZnVuZFRpY2tldFJlc3BvbnNlEjoKC3Jlc2VydmF0aW9uGAEgASgLMiUuc3RhZ2Vkb29yLnJlc2VydmF0aW9uLnYxLlJlc2VydmF0aW9uEi4KB3BheW1lbnQYAiABKAsyHS5zdGFnZWRvb3IucGF5bWVudC52MS5QYXltZW50EisKBndhbGxldBgDIAEoCzIbLnN0YWdlZG9vci53YWxsZXQudjEuV2FsbGV0Ei8KBWVudHJ5GAQgASgLMiAuc3RhZ2Vkb29yLndhbGxldC52MS5MZWRnZXJFbnRyeSJYChNDcmVkaXRXYWxsZXRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChRDcmVkaXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5zdGFnZWRvb3Iud2FsbGV0LnYxLldhbGxldBIvCgVlbnRyeRgCIAEoCzIgLnN0YWdlZG9vci53YWxsZXQudjEuTGVkZ2VyRW50cnkiKQoTR2V0U2FsZVN0YXRzUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJIs0CCglTYWxlU3RhdHMSEwoLdG90YWxfc2VhdHMYASABKAUSFwoPYXZhaWxhYmxlX3NlYXRzGAIgASgFEhIKCmhlbGRfc2VhdHMYAyABKAUSEgoKc29sZF9zZWF0cxgEIAEoBRIPCgdyZXZlbnVlGAUgASgDEhgKEHJlZnVuZGVkX3RpY2tldHMYBiABKAUSFwoPcmVmdW5kZWRfYW1vdW50GAcgASgDEh4KFnNvbGRfbGFzdF9maXZlX21pbnV0ZXMYCCABKAUSGAoQc2FsZXNfcGVyX21pbnV0ZRgJIAEoARI9Chplc3RpbWF0ZWRfdGltZV90b19zZWxsX291dBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCglyZWFkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKFEdldFNhbGVTdGF0c1Jlc3BvbnNlEiwKBXN0YXRzGAEgASgLMh0uc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTdGF0cyLLAQoMU2FsZVNldHRpbmdzEiwKCG9wZW5zX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxtYXhfYWRtaXR0ZWQYAiABKAUSNQoSYWRtaXNzaW9uX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjAKDWhvbGRfZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGcGF1c2VkGAUgASgIIqgBChlVcGRhdGVTYWxlU2V0dGluZ3NSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEgoKY29uY2VydF9pZBgCIAEoCRIyCghzZXR0aW5ncxgDIAEoCzIgLnN0YWdlZG9vci5hZG1pbi52MS5TYWxlU2V0dGluZ3MSLwoLdXBkYXRlX21hc2sYBCABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlAKGlVwZGF0ZVNhbGVTZXR0aW5nc1Jlc3BvbnNlEjIKCHNldHRpbmdzGAEgASgLMiAuc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTZXR0aW5ncyJPChVQYXVzZUFkbWlzc2lvblJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRISCgpjb25jZXJ0X2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJMChZQYXVzZUFkbWlzc2lvblJlc3BvbnNlEjIKCHNldHRpbmdzGAEgASgLMiAuc3RhZ2Vkb29yLmFkbWluLnYxLlNhbGVTZXR0aW5ncyJAChZSZXN1bWVBZG1pc3Npb25SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEgoKY29uY2VydF9pZBgCIAEoCSJNChdSZXN1bWVBZG1pc3Npb25SZXNwb25zZRIyCghzZXR0aW5ncxgBIAEoCzIgLnN0YWdlZG9vci5hZG1pbi52MS5TYWxlU2V0dGluZ3MiLAoWR2V0U2FsZVNldHRpbmdzUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJIocBChdHZXRTYWxlU2V0dGluZ3NSZXNwb25zZRIyCghzZXR0aW5ncxgBIAEoCzIgLnN0YWdlZG9vci5hZG1pbi52MS5TYWxlU2V0dGluZ3MSOAoKZHJhd19zdGF0ZRgCIAEoDjIkLnN0YWdlZG9vci5hZG1pbi52MS5PcGVuaW5nRHJhd1N0YXRlIlIKFUdldE9wZW5pbmdEcmF3UmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIpABChZHZXRPcGVuaW5nRHJhd1Jlc3BvbnNlEiwKCGRyYXduX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRzZWVkGAIgASgJEhIKCmxvYmJ5X3NpemUYAyABKAMSDQoFb3JkZXIYBCADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAUgASgJKmMKDVNlYXRNYXBGb3JtYXQSHwobU0VBVF9NQVBfRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTU0VBVF9NQVBfRk9STUFUX0NTVhABEhgKFFNFQVRfTUFQX0ZPUk1BVF9KU09OEAIqkQEKEE9wZW5pbmdEcmF3U3RhdGUSIgoeT1BFTklOR19EUkFXX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXT1BFTklOR19EUkFXX1NUQVRFX05PTkUQARIeChpPUEVOSU5HX0RSQVdfU1RBVEVfUEVORElORxACEhwKGE9QRU5JTkdfRFJBV19TVEFURV9EUkFXThADMokKCgxBZG1pblNlcnZpY2USYQoMUmVmdW5kVGlja2V0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLlJlZnVuZFRpY2tldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuUmVmdW5kVGlja2V0UmVzcG9uc2USYQoMQ3JlZGl0V2FsbGV0Eicuc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWRpdFdhbGxldFJlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlZGl0V2FsbGV0UmVzcG9uc2USZAoNQ3JlYXRlQ29uY2VydBIoLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVDb25jZXJ0UmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5DcmVhdGVDb25jZXJ0UmVzcG9uc2USZAoNVXBkYXRlQ29uY2VydBIoLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVDb25jZXJ0UmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVDb25jZXJ0UmVzcG9uc2UScAoRQ3JlYXRlUGVyZm9ybWFuY2USLC5zdGFnZWRvb3IuYWRtaW4udjEuQ3JlYXRlUGVyZm9ybWFuY2VSZXF1ZXN0Gi0uc3RhZ2Vkb29yLmFkbWluLnYxLkNyZWF0ZVBlcmZvcm1hbmNlUmVzcG9uc2USZAoNSW1wb3J0U2VhdE1hcBIoLnN0YWdlZG9vci5hZG1pbi52MS5JbXBvcnRTZWF0TWFwUmVxdWVzdBopLnN0YWdlZG9vci5hZG1pbi52MS5JbXBvcnRTZWF0TWFwUmVzcG9uc2USZgoMR2V0U2FsZVN0YXRzEicuc3RhZ2Vkb29yLmFkbWluLnYxLkdldFNhbGVTdGF0c1JlcXVlc3QaKC5zdGFnZWRvb3IuYWRtaW4udjEuR2V0U2FsZVN0YXRzUmVzcG9uc2UiA5ACARJzChJVcGRhdGVTYWxlU2V0dGluZ3MSLS5zdGFnZWRvb3IuYWRtaW4udjEuVXBkYXRlU2FsZVNldHRpbmdzUmVxdWVzdBouLnN0YWdlZG9vci5hZG1pbi52MS5VcGRhdGVTYWxlU2V0dGluZ3NSZXNwb25zZRJnCg5QYXVzZUFkbWlzc2lvbhIpLnN0YWdlZG9vci5hZG1pbi52MS5QYXVzZUFkbWlzc2lvblJlcXVlc3QaKi5zdGFnZWRvb3IuYWRtaW4udjEuUGF1c2VBZG1pc3Npb25SZXNwb25zZRJqCg9SZXN1bWVBZG1pc3Npb24SKi5zdGFnZWRvb3IuYWRtaW4udjEuUmVzdW1lQWRtaXNzaW9uUmVxdWVzdBorLnN0YWdlZG9vci5hZG1pbi52MS5SZXN1bWVBZG1pc3Npb25SZXNwb25zZRJvCg9HZXRTYWxlU2V0dGluZ3MSKi5zdGFnZWRvb3IuYWRtaW4udjEuR2V0U2FsZVNldHRpbmdzUmVxdWVzdBorLnN0YWdlZG9vci5hZG1pbi52MS5HZXRTYWxlU2V0dGluZ3NSZXNwb25zZSIDkAIBEmwKDkdldE9wZW5pbmdEcmF3Eikuc3RhZ2Vkb29yLmFkbWluLnYxLkdldE9wZW5pbmdEcmF3UmVxdWVzdBoqLnN0YWdlZG9vci5hZG1pbi52MS5HZXRPcGVuaW5nRHJhd1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_stagedoor_catalog_v1_catalog_service, file_stagedoor_payment_v1_payment_service, file_stagedoor_reservation_v1_reservation_service, file_stagedoor_wallet_v1_wallet_service]);
 
 /**
  * CreateConcertRequest describes a new concert.
@@ -628,6 +628,364 @@ export const GetSaleStatsResponseSchema: GenMessage<GetSaleStatsResponse> = /*@_
   messageDesc(file_stagedoor_admin_v1_admin_service, 15);
 
 /**
+ * SaleSettings are the operator's settings of one concert's sale.
+ *
+ * @generated from message stagedoor.admin.v1.SaleSettings
+ */
+export type SaleSettings = Message<"stagedoor.admin.v1.SaleSettings"> & {
+  /**
+   * When the sale opens. Fans who arrive before it wait in a lobby and are
+   * placed in one random order at that moment; unset means no scheduled
+   * opening (fans join the line in arrival order).
+   *
+   * @generated from field: google.protobuf.Timestamp opens_at = 1;
+   */
+  opensAt?: Timestamp | undefined;
+
+  /**
+   * The most fans admitted at once (1 to 1000000); 0 means the server's
+   * default (QUEUE_MAX_ACTIVE).
+   *
+   * @generated from field: int32 max_admitted = 2;
+   */
+  maxAdmitted: number;
+
+  /**
+   * How long an admission lasts (10 seconds to 24 hours, whole seconds);
+   * unset or zero means the server's default (TOKEN_TTL_SECONDS).
+   *
+   * @generated from field: google.protobuf.Duration admission_duration = 3;
+   */
+  admissionDuration?: Duration | undefined;
+
+  /**
+   * How long a seat hold lasts (5 seconds to 1 hour, whole seconds); unset
+   * or zero means the server's default (HOLD_TTL_SECONDS).
+   *
+   * @generated from field: google.protobuf.Duration hold_duration = 4;
+   */
+  holdDuration?: Duration | undefined;
+
+  /**
+   * Whether admission is paused (output only; see PauseAdmission).
+   *
+   * @generated from field: bool paused = 5;
+   */
+  paused: boolean;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.SaleSettings.
+ * Use `create(SaleSettingsSchema)` to create a new message.
+ */
+export const SaleSettingsSchema: GenMessage<SaleSettings> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 16);
+
+/**
+ * UpdateSaleSettingsRequest changes a concert's sale settings.
+ *
+ * @generated from message stagedoor.admin.v1.UpdateSaleSettingsRequest
+ */
+export type UpdateSaleSettingsRequest = Message<"stagedoor.admin.v1.UpdateSaleSettingsRequest"> & {
+  /**
+   * An operator-chosen id of this logical operation (1 to 128 characters).
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The concert.
+   *
+   * @generated from field: string concert_id = 2;
+   */
+  concertId: string;
+
+  /**
+   * The new values of the fields named in `update_mask`.
+   *
+   * @generated from field: stagedoor.admin.v1.SaleSettings settings = 3;
+   */
+  settings?: SaleSettings | undefined;
+
+  /**
+   * The fields to change: `opens_at`, `max_admitted`, `admission_duration`
+   * and `hold_duration`; at least one.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 4;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.UpdateSaleSettingsRequest.
+ * Use `create(UpdateSaleSettingsRequestSchema)` to create a new message.
+ */
+export const UpdateSaleSettingsRequestSchema: GenMessage<UpdateSaleSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 17);
+
+/**
+ * UpdateSaleSettingsResponse carries the settings as changed.
+ *
+ * @generated from message stagedoor.admin.v1.UpdateSaleSettingsResponse
+ */
+export type UpdateSaleSettingsResponse = Message<"stagedoor.admin.v1.UpdateSaleSettingsResponse"> & {
+  /**
+   * The settings.
+   *
+   * @generated from field: stagedoor.admin.v1.SaleSettings settings = 1;
+   */
+  settings?: SaleSettings | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.UpdateSaleSettingsResponse.
+ * Use `create(UpdateSaleSettingsResponseSchema)` to create a new message.
+ */
+export const UpdateSaleSettingsResponseSchema: GenMessage<UpdateSaleSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 18);
+
+/**
+ * PauseAdmissionRequest pauses admission to a concert.
+ *
+ * @generated from message stagedoor.admin.v1.PauseAdmissionRequest
+ */
+export type PauseAdmissionRequest = Message<"stagedoor.admin.v1.PauseAdmissionRequest"> & {
+  /**
+   * An operator-chosen id of this logical operation (1 to 128 characters).
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The concert.
+   *
+   * @generated from field: string concert_id = 2;
+   */
+  concertId: string;
+
+  /**
+   * Why admission is paused, kept in the audit trail (at most 500
+   * characters; may be empty).
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.PauseAdmissionRequest.
+ * Use `create(PauseAdmissionRequestSchema)` to create a new message.
+ */
+export const PauseAdmissionRequestSchema: GenMessage<PauseAdmissionRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 19);
+
+/**
+ * PauseAdmissionResponse carries the settings, now paused.
+ *
+ * @generated from message stagedoor.admin.v1.PauseAdmissionResponse
+ */
+export type PauseAdmissionResponse = Message<"stagedoor.admin.v1.PauseAdmissionResponse"> & {
+  /**
+   * The settings.
+   *
+   * @generated from field: stagedoor.admin.v1.SaleSettings settings = 1;
+   */
+  settings?: SaleSettings | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.PauseAdmissionResponse.
+ * Use `create(PauseAdmissionResponseSchema)` to create a new message.
+ */
+export const PauseAdmissionResponseSchema: GenMessage<PauseAdmissionResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 20);
+
+/**
+ * ResumeAdmissionRequest lets admission to a concert continue.
+ *
+ * @generated from message stagedoor.admin.v1.ResumeAdmissionRequest
+ */
+export type ResumeAdmissionRequest = Message<"stagedoor.admin.v1.ResumeAdmissionRequest"> & {
+  /**
+   * An operator-chosen id of this logical operation (1 to 128 characters).
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The concert.
+   *
+   * @generated from field: string concert_id = 2;
+   */
+  concertId: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.ResumeAdmissionRequest.
+ * Use `create(ResumeAdmissionRequestSchema)` to create a new message.
+ */
+export const ResumeAdmissionRequestSchema: GenMessage<ResumeAdmissionRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 21);
+
+/**
+ * ResumeAdmissionResponse carries the settings, no longer paused.
+ *
+ * @generated from message stagedoor.admin.v1.ResumeAdmissionResponse
+ */
+export type ResumeAdmissionResponse = Message<"stagedoor.admin.v1.ResumeAdmissionResponse"> & {
+  /**
+   * The settings.
+   *
+   * @generated from field: stagedoor.admin.v1.SaleSettings settings = 1;
+   */
+  settings?: SaleSettings | undefined;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.ResumeAdmissionResponse.
+ * Use `create(ResumeAdmissionResponseSchema)` to create a new message.
+ */
+export const ResumeAdmissionResponseSchema: GenMessage<ResumeAdmissionResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 22);
+
+/**
+ * GetSaleSettingsRequest asks for a concert's sale settings.
+ *
+ * @generated from message stagedoor.admin.v1.GetSaleSettingsRequest
+ */
+export type GetSaleSettingsRequest = Message<"stagedoor.admin.v1.GetSaleSettingsRequest"> & {
+  /**
+   * The concert.
+   *
+   * @generated from field: string concert_id = 1;
+   */
+  concertId: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.GetSaleSettingsRequest.
+ * Use `create(GetSaleSettingsRequestSchema)` to create a new message.
+ */
+export const GetSaleSettingsRequestSchema: GenMessage<GetSaleSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 23);
+
+/**
+ * GetSaleSettingsResponse carries a concert's sale settings.
+ *
+ * @generated from message stagedoor.admin.v1.GetSaleSettingsResponse
+ */
+export type GetSaleSettingsResponse = Message<"stagedoor.admin.v1.GetSaleSettingsResponse"> & {
+  /**
+   * The settings (defaults shown as zero).
+   *
+   * @generated from field: stagedoor.admin.v1.SaleSettings settings = 1;
+   */
+  settings?: SaleSettings | undefined;
+
+  /**
+   * Whether the opening's lobby has been drawn.
+   *
+   * @generated from field: stagedoor.admin.v1.OpeningDrawState draw_state = 2;
+   */
+  drawState: OpeningDrawState;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.GetSaleSettingsResponse.
+ * Use `create(GetSaleSettingsResponseSchema)` to create a new message.
+ */
+export const GetSaleSettingsResponseSchema: GenMessage<GetSaleSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 24);
+
+/**
+ * GetOpeningDrawRequest asks for the record of a concert's opening draw.
+ *
+ * @generated from message stagedoor.admin.v1.GetOpeningDrawRequest
+ */
+export type GetOpeningDrawRequest = Message<"stagedoor.admin.v1.GetOpeningDrawRequest"> & {
+  /**
+   * The concert.
+   *
+   * @generated from field: string concert_id = 1;
+   */
+  concertId: string;
+
+  /**
+   * The most token ids to return (1 to 1000; 0 means 1000).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * A token from a previous answer's `next_page_token`, or empty for the start.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.GetOpeningDrawRequest.
+ * Use `create(GetOpeningDrawRequestSchema)` to create a new message.
+ */
+export const GetOpeningDrawRequestSchema: GenMessage<GetOpeningDrawRequest> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 25);
+
+/**
+ * GetOpeningDrawResponse carries the record of an opening draw.
+ *
+ * @generated from message stagedoor.admin.v1.GetOpeningDrawResponse
+ */
+export type GetOpeningDrawResponse = Message<"stagedoor.admin.v1.GetOpeningDrawResponse"> & {
+  /**
+   * When the lobby was drawn.
+   *
+   * @generated from field: google.protobuf.Timestamp drawn_at = 1;
+   */
+  drawnAt?: Timestamp | undefined;
+
+  /**
+   * The draw's random seed (32 bytes, as 64 lowercase hex digits).
+   *
+   * @generated from field: string seed = 2;
+   */
+  seed: string;
+
+  /**
+   * How many fans were in the lobby.
+   *
+   * @generated from field: int64 lobby_size = 3;
+   */
+  lobbySize: bigint;
+
+  /**
+   * A page of the lobby's queue token ids (not the tokens themselves), in
+   * drawn order.
+   *
+   * @generated from field: repeated string order = 4;
+   */
+  order: string[];
+
+  /**
+   * The token for the next page, or empty on the last page.
+   *
+   * @generated from field: string next_page_token = 5;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message stagedoor.admin.v1.GetOpeningDrawResponse.
+ * Use `create(GetOpeningDrawResponseSchema)` to create a new message.
+ */
+export const GetOpeningDrawResponseSchema: GenMessage<GetOpeningDrawResponse> = /*@__PURE__*/
+  messageDesc(file_stagedoor_admin_v1_admin_service, 26);
+
+/**
  * SeatMapFormat is how the text of a seat map is written.
  *
  * @generated from enum stagedoor.admin.v1.SeatMapFormat
@@ -662,6 +1020,47 @@ export enum SeatMapFormat {
  */
 export const SeatMapFormatSchema: GenEnum<SeatMapFormat> = /*@__PURE__*/
   enumDesc(file_stagedoor_admin_v1_admin_service, 0);
+
+/**
+ * OpeningDrawState says whether a concert's lobby has been drawn.
+ *
+ * @generated from enum stagedoor.admin.v1.OpeningDrawState
+ */
+export enum OpeningDrawState {
+  /**
+   * The state is unknown; servers never send it.
+   *
+   * @generated from enum value: OPENING_DRAW_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No opening is scheduled and no draw has happened.
+   *
+   * @generated from enum value: OPENING_DRAW_STATE_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * An opening is scheduled and its lobby has not been drawn yet.
+   *
+   * @generated from enum value: OPENING_DRAW_STATE_PENDING = 2;
+   */
+  PENDING = 2,
+
+  /**
+   * The lobby has been drawn; `opens_at` can no longer change.
+   *
+   * @generated from enum value: OPENING_DRAW_STATE_DRAWN = 3;
+   */
+  DRAWN = 3,
+}
+
+/**
+ * Describes the enum stagedoor.admin.v1.OpeningDrawState.
+ */
+export const OpeningDrawStateSchema: GenEnum<OpeningDrawState> = /*@__PURE__*/
+  enumDesc(file_stagedoor_admin_v1_admin_service, 1);
 
 /**
  * AdminService is the operator API of the box office: concerts,
@@ -773,6 +1172,69 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetSaleStatsRequestSchema;
     output: typeof GetSaleStatsResponseSchema;
+  },
+  /**
+   * UpdateSaleSettings changes the fields of a concert's sale settings named
+   * in `update_mask` (`opens_at`, `max_admitted`, `admission_duration`,
+   * `hold_duration`). A zero or unset value restores the server's default.
+   * An `opens_at` in the future opens a lobby; one now or in the past opens
+   * the sale at once. Once the lobby has been drawn, `opens_at` can no longer
+   * change (`SALE_ALREADY_OPENED`). Retrying with the same `request_id`
+   * returns the settings without changing them again.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.UpdateSaleSettings
+   */
+  updateSaleSettings: {
+    methodKind: "unary";
+    input: typeof UpdateSaleSettingsRequestSchema;
+    output: typeof UpdateSaleSettingsResponseSchema;
+  },
+  /**
+   * PauseAdmission is the emergency brake: nobody new is admitted to the
+   * concert until ResumeAdmission. Tokens are still issued, waiters keep
+   * their place, and admitted users keep their admission and may finish.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.PauseAdmission
+   */
+  pauseAdmission: {
+    methodKind: "unary";
+    input: typeof PauseAdmissionRequestSchema;
+    output: typeof PauseAdmissionResponseSchema;
+  },
+  /**
+   * ResumeAdmission lets admission continue, in the same order, after
+   * PauseAdmission.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.ResumeAdmission
+   */
+  resumeAdmission: {
+    methodKind: "unary";
+    input: typeof ResumeAdmissionRequestSchema;
+    output: typeof ResumeAdmissionResponseSchema;
+  },
+  /**
+   * GetSaleSettings reads a concert's sale settings and the state of its
+   * opening draw.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.GetSaleSettings
+   */
+  getSaleSettings: {
+    methodKind: "unary";
+    input: typeof GetSaleSettingsRequestSchema;
+    output: typeof GetSaleSettingsResponseSchema;
+  },
+  /**
+   * GetOpeningDraw reads the record of a concert's opening draw for audit:
+   * the seed, the size of the lobby and the drawn order, from which anyone
+   * can derive the order again (see the README). Fails with
+   * `OPENING_DRAW_NOT_FOUND` while no draw has happened.
+   *
+   * @generated from rpc stagedoor.admin.v1.AdminService.GetOpeningDraw
+   */
+  getOpeningDraw: {
+    methodKind: "unary";
+    input: typeof GetOpeningDrawRequestSchema;
+    output: typeof GetOpeningDrawResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_stagedoor_admin_v1_admin_service, 0);
