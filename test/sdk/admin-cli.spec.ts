@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { QueueTokenState } from "@stagedoor/sdk";
 import { expect } from "chai";
 import pg from "pg";
 import {
@@ -14,6 +15,7 @@ import {
   pollUntil,
   seatsOfDate,
   startRpcServer,
+  uniqueUser,
 } from "../rpc/rpc-kit.js";
 import { clientFor } from "../support/clients.js";
 import type { TestServer } from "../support/test-server.js";
@@ -155,6 +157,9 @@ describe("sdk: the stagedoor-admin command line against a running server", funct
     for (const command of [
       "concerts create",
       "concerts list",
+      "sale open",
+      "sale pause",
+      "sale resume",
       "performances create",
       "seatmap import",
       "stats",
@@ -304,6 +309,75 @@ describe("sdk: the stagedoor-admin command line against a running server", funct
       line: 1,
       field: "grade",
     });
+  });
+
+  it("pauses and resumes admission, and opens the sale now or at a time", async () => {
+    const created = await cliJson([
+      "concerts",
+      "create",
+      "--title",
+      "CLI Sale",
+      "--venue",
+      "Gocheok Dome",
+      "--time-zone",
+      "Asia/Seoul",
+    ]);
+    const concertId = (created.concert as { id: string }).id;
+    const status = await cli(["sale", "status", "--concert", concertId]);
+    expect(status.code, status.transcript).to.equal(0);
+    expect(status.stdout).to.include("no scheduled opening");
+    expect(status.stdout).to.include("admission running");
+
+    const paused = await cliJson([
+      "sale",
+      "pause",
+      "--concert",
+      concertId,
+      "--reason",
+      "payment provider down",
+    ]);
+    expect((paused.settings as { paused: boolean }).paused).to.equal(true);
+    // A fan who comes now waits: nobody new is admitted while paused.
+    const fans = clientFor("connect", server.url);
+    const { token, status: first } = await fans.queue.issueQueueToken({
+      concertId,
+      userId: uniqueUser("cli-paused"),
+    });
+    expect(first?.state).to.equal(QueueTokenState.WAITING);
+    const resumed = await cli(["sale", "resume", "--concert", concertId]);
+    expect(resumed.code, resumed.transcript).to.equal(0);
+    expect(resumed.stdout).to.include("admission running");
+    const fan = clientFor("connect", server.url, token);
+    await pollUntil(
+      async () => (await fan.queue.getQueueStatus({})).status?.state === QueueTokenState.ADMITTED,
+      15_000,
+      "the waiting fan admitted after the resume",
+    );
+
+    const at = new Date(Date.now() + 3 * DAY_MS);
+    at.setUTCMilliseconds(0);
+    const scheduled = await cliJson([
+      "sale",
+      "open",
+      "--concert",
+      concertId,
+      "--at",
+      at.toISOString(),
+    ]);
+    expect((scheduled.settings as { opensAt: string }).opensAt).to.equal(
+      at.toISOString().replace(".000Z", "Z"),
+    );
+    const pending = await cliJson(["sale", "status", "--concert", concertId]);
+    expect(pending.drawState).to.equal("OPENING_DRAW_STATE_PENDING");
+    const before = Date.now();
+    const now = await cliJson(["sale", "open", "--concert", concertId]);
+    const opensAt = Date.parse((now.settings as { opensAt: string }).opensAt);
+    expect(opensAt).to.be.within(before - 60_000, Date.now());
+    const badTime = await cli(["sale", "open", "--concert", concertId, "--at", "tomorrow"]);
+    expect(badTime.code, badTime.transcript).to.equal(2);
+    const unknown = await cli(["sale", "pause", "--concert", randomUUID()]);
+    expect(unknown.code, unknown.transcript).to.equal(1);
+    expect(unknown.stderr).to.include("CONCERT_NOT_FOUND");
   });
 
   it("shows a sale's figures once and keeps reading them with --watch until Ctrl-C", async () => {

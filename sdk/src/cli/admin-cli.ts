@@ -26,8 +26,12 @@ import {
   CreateConcertResponseSchema,
   CreatePerformanceResponseSchema,
   CreditWalletResponseSchema,
+  GetSaleSettingsResponseSchema,
   ImportSeatMapResponseSchema,
+  OpeningDrawState,
   RefundTicketResponseSchema,
+  type SaleSettings,
+  SaleSettingsSchema,
   type SaleStats,
   SaleStatsSchema,
 } from "../gen/stagedoor/admin/v1/admin_service_pb.js";
@@ -166,6 +170,50 @@ function statsText(concertId: string, stats: SaleStats): string {
     `  revenue  ${stats.revenue} (refunded: ${stats.refundedTickets} tickets, ${stats.refundedAmount})`,
     `  rate     ${stats.soldLastFiveMinutes} sold in the last 5 minutes (${stats.salesPerMinute.toFixed(1)}/min), ${eta}`,
   ].join("\n");
+}
+
+/** A sale's settings in one line. */
+function saleText(concertId: string, settings: SaleSettings | undefined): string {
+  const opensAt = settings?.opensAt
+    ? `opens at ${timestampDate(settings.opensAt).toISOString()}`
+    : "no scheduled opening";
+  const admitted = settings?.maxAdmitted
+    ? `at most ${settings.maxAdmitted} admitted`
+    : "default admission limit";
+  return `sale of concert ${concertId}: ${opensAt}, ${admitted}, admission ${settings?.paused ? "PAUSED" : "running"}`;
+}
+
+/** `sale open`, `sale pause` and `sale resume`: one call each, printing the settings after it. */
+function saleCommand(
+  action: "open" | "pause" | "resume",
+  usage: string,
+  summary: string,
+  options: Record<string, OptionSpec>,
+  /** Reads the flags once, and returns the call that each attempt makes with the same request id. */
+  prepare: (
+    admin: StagedoorAdminClient,
+    concertId: string,
+    run: Run,
+  ) => (requestId: string) => Promise<{ settings?: SaleSettings }>,
+): Command {
+  return {
+    name: `sale ${action}`,
+    usage: `--concert ID ${usage}[--request-id ID]`,
+    summary,
+    options: { concert: { type: "string" }, ...options, ...REQUEST_ID_OPTION },
+    async run(run) {
+      const concertId = required(run.values, "concert");
+      const admin = run.admin();
+      const { settings } = await callIdempotently(prepare(admin, concertId, run), {
+        requestId: run.requestId,
+      });
+      run.print(`${saleText(concertId, settings)}\nrequest id: ${run.requestId}`, {
+        requestId: run.requestId,
+        settings: settings ? json(SaleSettingsSchema, settings) : null,
+      });
+      return EXIT.ok;
+    },
+  };
 }
 
 const COMMANDS: readonly Command[] = [
@@ -324,6 +372,58 @@ const COMMANDS: readonly Command[] = [
         ...(json(ImportSeatMapResponseSchema, response) as object),
       });
       return response.problems.length > 0 ? EXIT.badSeatMap : EXIT.ok;
+    },
+  },
+  saleCommand(
+    "open",
+    "[--at TIME] ",
+    "Opens the sale now, or schedules it --at a time (fans who come earlier wait in a lobby and are drawn in random order then).",
+    { at: { type: "string" } },
+    (admin, concertId, run) => {
+      const at = optional(run.values, "at");
+      // Now, read once: a retry sends the same time with the same request id.
+      const opensAt = timestampFromDate(at === "" ? new Date() : parseTime(at, "at"));
+      return (requestId) =>
+        admin.updateSaleSettings({
+          concertId,
+          settings: { opensAt },
+          updateMask: { paths: ["opens_at"] },
+          requestId,
+        });
+    },
+  ),
+  saleCommand(
+    "pause",
+    "[--reason TEXT] ",
+    "Pauses admission (the emergency brake): nobody new is admitted, the line keeps its order.",
+    { reason: { type: "string" } },
+    (admin, concertId, run) => {
+      const reason = optional(run.values, "reason");
+      return (requestId) => admin.pauseAdmission({ concertId, reason, requestId });
+    },
+  ),
+  saleCommand(
+    "resume",
+    "",
+    "Resumes admission after a pause, in the same order.",
+    {},
+    (admin, concertId) => (requestId) => admin.resumeAdmission({ concertId, requestId }),
+  ),
+  {
+    name: "sale status",
+    usage: "--concert ID",
+    summary:
+      "Shows a concert's sale settings: its opening, admission limit, and whether it is paused.",
+    options: { concert: { type: "string" } },
+    async run(run) {
+      const concertId = required(run.values, "concert");
+      const response = await run.admin().getSaleSettings({ concertId });
+      const draw = OpeningDrawState[response.drawState] ?? "UNSPECIFIED";
+      run.print(
+        `${saleText(concertId, response.settings)}; opening draw ${draw}`,
+        json(GetSaleSettingsResponseSchema, response),
+      );
+      return EXIT.ok;
     },
   },
   {
