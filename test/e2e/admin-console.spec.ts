@@ -2,10 +2,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { SeatState } from "@stagedoor/sdk";
+import { QueueTokenState, SeatState } from "@stagedoor/sdk";
 import { expect } from "chai";
 import { type BrowserContext, chromium } from "playwright-core";
-import { must, newRequestId, uniqueUser } from "../rpc/rpc-kit.js";
+import { must, newRequestId, pollUntil, uniqueUser } from "../rpc/rpc-kit.js";
 import { clientFor } from "../support/clients.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { BoxOfficeDriver, CSP_RECORDER } from "./box-office-driver.js";
@@ -125,7 +125,7 @@ if (CHROMIUM === undefined) {
       expect(await readFile(path.join(webDir, admin), "utf8")).to.include("operator console");
     });
 
-    it("creates a concert and a performance, shows a bad seat map's rows, imports a good one, follows the figures and refunds a ticket, with no console error", async () => {
+    it("creates a concert and a performance, shows a bad seat map's rows, imports a good one, pauses, resumes and opens the sale, follows the figures and refunds a ticket, with no console error", async () => {
       const ops = (await openConsole("admin-flow")).strict();
       const { page } = ops;
       await signIn(ops, KEY);
@@ -202,15 +202,35 @@ if (CHROMIUM === undefined) {
         [performanceId, day, 12],
       ]);
 
-      // Live figures, read again every few seconds: a fan buys seat 1 meanwhile.
-      await ops.waitForText("stat-total", "12");
-      await ops.waitForText("stat-sold", "0");
+      // The emergency brake: a fan who comes while admission is paused waits,
+      // and is admitted once it resumes.
+      await ops.waitForText("sale-state", "No scheduled opening. Admission running.");
+      await page.getByLabel("Why pause (kept in the audit trail)").fill("payment provider down");
+      await page.getByRole("button", { name: "Pause admission" }).click();
+      await ops.waitForText("sale-state", "No scheduled opening. Admission paused.");
       const { token, status } = await fans.queue.issueQueueToken({
         concertId,
         userId: uniqueUser("console-fan"),
       });
-      expect(status?.state).to.not.equal(undefined);
+      expect(status?.state, "waiting while paused").to.equal(QueueTokenState.WAITING);
+      await ops.screenshot("03-paused");
+      await page.getByRole("button", { name: "Resume admission" }).click();
+      await ops.waitForText("sale-state", "No scheduled opening. Admission running.");
       const fan = clientFor("connect", server.url, token);
+      await pollUntil(
+        async () => (await fan.queue.getQueueStatus({})).status?.state === QueueTokenState.ADMITTED,
+        15_000,
+        "the waiting fan admitted after the resume",
+      );
+      await page.getByRole("button", { name: "Open the sale now" }).click();
+      await ops.waitForText("console-done", "The sale is open.");
+      expect(await page.getByTestId("sale-state").textContent()).to.match(
+        /^Opens at .+\. Admission running\.$/,
+      );
+
+      // Live figures, read again every few seconds: the fan buys seat 1 meanwhile.
+      await ops.waitForText("stat-total", "12");
+      await ops.waitForText("stat-sold", "0");
       const { seats } = await fans.catalog.listSeats({ concertDateId: performanceId });
       const seat = must(seats.find((s) => s.number === 1));
       await fan.wallet.rechargeWallet({ amount: 200_000n, requestId: newRequestId() });
@@ -226,7 +246,7 @@ if (CHROMIUM === undefined) {
       });
       await ops.waitForText("stat-sold", "1", 15_000);
       await ops.waitForText("stat-revenue", "₩150,000");
-      await ops.screenshot("03-figures");
+      await ops.screenshot("04-figures");
 
       await page.getByLabel("Reservation id").fill(reservationId);
       await page.getByLabel("Reason (kept in the audit trail)").fill("double booking by phone");
@@ -241,7 +261,7 @@ if (CHROMIUM === undefined) {
       );
       await ops.waitForText("stat-refunds", "1 (₩150,000)", 15_000);
       await ops.waitForText("stat-sold", "0");
-      await ops.screenshot("04-refunded");
+      await ops.screenshot("05-refunded");
       await ops.expectNoProblems();
     });
 

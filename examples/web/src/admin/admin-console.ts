@@ -6,6 +6,7 @@ import {
   createAdminClient,
   errorReason,
   fieldViolations,
+  type SaleSettings,
   type SaleStats,
   type SeatMapFormat,
   type StagedoorAdminClient,
@@ -189,6 +190,7 @@ export class AdminConsole {
       this.concertPanel(),
       this.performancePanel(),
       this.seatMapPanel(),
+      this.salePanel(),
       this.statsPanel(),
       this.refundPanel(),
       h(
@@ -238,6 +240,8 @@ export class AdminConsole {
     this.concertSelect.value = concertId;
     this.concertIdText.textContent = concertId;
     this.restartStats();
+    replaceChildren(this.saleState);
+    if (concertId !== "") void this.readSale(concertId).catch((error: unknown) => this.fail(error));
   }
 
   private readonly concertIdText = h("code", { "data-testid": "concert-id" });
@@ -467,6 +471,97 @@ export class AdminConsole {
     this.checked = undefined;
     replaceChildren(this.seatMapReport);
     this.succeed(`Imported ${result.seatCount} seats: the performance is on sale to fans.`);
+  }
+
+  // ---- the sale: opening, pause and resume
+
+  private readonly saleState = h("p", { "data-testid": "sale-state" });
+
+  private async readSale(concertId: string): Promise<void> {
+    const { settings } = await this.admin.getSaleSettings({ concertId });
+    if (concertId === this.concertId) this.renderSale(settings);
+  }
+
+  private renderSale(settings: SaleSettings | undefined): void {
+    const opening = settings?.opensAt
+      ? `Opens at ${timestampDate(settings.opensAt).toLocaleString("en-GB")}`
+      : "No scheduled opening";
+    this.saleState.dataset.paused = String(settings?.paused ?? false);
+    this.saleState.textContent = `${opening}. Admission ${settings?.paused ? "paused" : "running"}.`;
+  }
+
+  /** Runs one sale action and shows the settings it left. */
+  private saleAction(
+    button: HTMLButtonElement,
+    done: string,
+    call: (concertId: string, requestId: string) => Promise<{ settings?: SaleSettings }>,
+  ): void {
+    const concertId = this.concertId;
+    void this.act(button, async () => {
+      const { settings } = await call(concertId, newRequestId());
+      if (concertId === this.concertId) this.renderSale(settings);
+      this.succeed(done);
+    });
+  }
+
+  private salePanel(): HTMLElement {
+    const opensAt = h("input", { type: "datetime-local", name: "opensAt" });
+    const openNow = h("button", { type: "button" }, "Open the sale now");
+    const schedule = h("button", { type: "button", class: "secondary" }, "Schedule the opening");
+    const reason = h("input", { name: "pauseReason", maxlength: 500 });
+    const pause = h("button", { type: "button" }, "Pause admission");
+    const resume = h("button", { type: "button", class: "secondary" }, "Resume admission");
+    const open = (at: Date, button: HTMLButtonElement, done: string) =>
+      this.saleAction(button, done, (concertId, requestId) =>
+        this.admin.updateSaleSettings({
+          concertId,
+          settings: { opensAt: timestampFromDate(at) },
+          updateMask: { paths: ["opens_at"] },
+          requestId,
+        }),
+      );
+    openNow.addEventListener("click", () => open(new Date(), openNow, "The sale is open."));
+    schedule.addEventListener("click", () => {
+      if (opensAt.value === "") {
+        this.alert.textContent = "Choose when the sale opens first.";
+        return;
+      }
+      open(new Date(opensAt.value), schedule, "The opening is scheduled.");
+    });
+    pause.addEventListener("click", () =>
+      this.saleAction(pause, "Admission is paused.", (concertId, requestId) =>
+        this.admin.pauseAdmission({ concertId, reason: reason.value.trim(), requestId }),
+      ),
+    );
+    resume.addEventListener("click", () =>
+      this.saleAction(resume, "Admission resumed.", (concertId, requestId) =>
+        this.admin.resumeAdmission({ concertId, requestId }),
+      ),
+    );
+    return h(
+      "section",
+      { class: "panel", "data-panel": "sale" },
+      h("h2", {}, "Sale"),
+      this.saleState,
+      h("div", { class: "row" }, openNow),
+      h(
+        "div",
+        { class: "fields" },
+        h("label", {}, "Opens at (your browser's local time)", opensAt),
+        h("div", { class: "row" }, schedule),
+      ),
+      h(
+        "div",
+        { class: "fields" },
+        h("label", {}, "Why pause (kept in the audit trail)", reason),
+        h("div", { class: "row" }, pause, resume),
+      ),
+      h(
+        "p",
+        { class: "hint" },
+        "Fans who come before the opening wait in a lobby and are drawn in random order then. A pause admits nobody new; the line keeps its order.",
+      ),
+    );
   }
 
   // ---- live figures
