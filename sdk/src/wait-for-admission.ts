@@ -22,6 +22,14 @@ export interface QueueUpdate {
   readonly estimatedWaitMs: number;
   /** Whether the update came from the live stream or from polling. */
   readonly source: "stream" | "poll";
+  /**
+   * When the sale opens, while the fan waits in the lobby (state LOBBY: no
+   * place yet; everyone in the lobby is placed in a random order at that
+   * moment); undefined otherwise. Show a countdown to it.
+   */
+  readonly opensAt: Date | undefined;
+  /** Whether an operator paused admission (the fan keeps their place). */
+  readonly admissionPaused: boolean;
   /** The status as the server sent it. */
   readonly status: QueueStatus;
 }
@@ -98,6 +106,8 @@ function toUpdate(status: QueueStatus, source: "stream" | "poll"): QueueUpdate {
     waitingCount: Number(status.waitingCount),
     estimatedWaitMs: wait ? Number(wait.seconds) * 1000 + Math.round(wait.nanos / 1_000_000) : 0,
     source,
+    opensAt: status.opensAt ? timestampDate(status.opensAt) : undefined,
+    admissionPaused: status.admissionPaused,
     status,
   };
 }

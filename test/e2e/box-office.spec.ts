@@ -455,6 +455,46 @@ if (CHROMIUM === undefined) {
       await fan.expectNoProblems();
     });
 
+    it("counts down in the lobby before the opening, says when admission is paused, then lets the fan in", async () => {
+      const sale = oneAtATime.services.saleSettings;
+      const ops = { name: "e2e" };
+      const concertId = oneAtATime.concertId;
+      // Room for this test's fan whatever earlier tests left admitted.
+      await sale.update(ops, {
+        concertId,
+        requestId: newRequestId(),
+        fields: ["opens_at", "max_admitted"],
+        opensAt: new Date(Date.now() + 5_000),
+        maxAdmitted: 3,
+        admissionMs: 0,
+        holdMs: 0,
+      });
+
+      const fan = await openPage(oneAtATime, "g-lobby", MOBILE);
+      await fan.open("en");
+      await fan.join(uniqueUser("fan-g"));
+      await fan.expectScreen("queue");
+      await fan.page.getByTestId("queue-lobby").waitFor({ state: "visible" });
+      expect(await fan.page.getByTestId("queue-opens-in").textContent()).to.match(
+        /^Sale opens in /,
+      );
+      expect(await fan.page.getByTestId("queue-paused").isVisible()).to.equal(false);
+      await fan.expectNoHorizontalScroll("lobby");
+      await fan.screenshot("01-lobby");
+
+      // The brake goes on before the opening: the fan is drawn into the line but not let in.
+      await sale.pause(ops, { concertId, requestId: newRequestId(), reason: "e2e" });
+      await fan.page.getByTestId("queue-paused").waitFor({ state: "visible", timeout: 15_000 });
+      await fan.waitForText("queue-position", fan.text("queuePosition", { position: "1" }));
+      expect(await fan.page.getByTestId("queue-lobby").isVisible()).to.equal(false);
+      await fan.screenshot("02-paused");
+
+      await sale.resume(ops, { concertId, requestId: newRequestId() });
+      await fan.expectScreen("admitted", 10_000);
+      await fan.expectNoProblems();
+      await clientFor("connect", oneAtATime.url, await fan.token()).queue.leaveQueue({});
+    });
+
     it("fits a 375 px wide screen on every step, in both languages", async () => {
       const fan = await openPage(main, "e-mobile", MOBILE);
       await fan.open("en");

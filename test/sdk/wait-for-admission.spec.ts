@@ -338,4 +338,42 @@ describe("SDK waitForAdmission and watchAdmission", () => {
     const error = await expectConnectError(waitForAdmission(client), Code.FailedPrecondition);
     expect(errorReason(error)).to.equal("TOKEN_NOT_ADMITTED");
   });
+
+  it("reports the lobby with its opening, then admits the fan once the lobby is drawn", async () => {
+    // A concert of its own: its scheduled opening leaves the others alone.
+    const ops = { name: "sdk" };
+    const concert = await server.services.catalogAdmin.createConcert(ops, {
+      title: "SDK opening",
+      venue: "Hall",
+      timeZone: "UTC",
+      requestId: newRequestId(),
+    });
+    const opensAt = Date.now() + 1_500;
+    await server.services.saleSettings.update(ops, {
+      concertId: concert.id,
+      requestId: newRequestId(),
+      fields: ["opens_at"],
+      opensAt: new Date(opensAt),
+      maxAdmitted: 0,
+      admissionMs: 0,
+      holdMs: 0,
+    });
+    const { token, status } = await sdkClient(server.url).queue.issueQueueToken({
+      concertId: concert.id,
+      userId: `sdk-lobby-${newRequestId()}`,
+    });
+    expect(status?.state).to.equal(QueueTokenState.LOBBY);
+    const updates: QueueUpdate[] = [];
+    const client = sdkClient(server.url, { token });
+    await withDeadline(
+      waitForAdmission(client, { onUpdate: (update) => updates.push(update) }),
+      ADMISSION_MS,
+      "the admission after the opening",
+    );
+    const first = must(updates[0], "first update");
+    expect(first.status.state).to.equal(QueueTokenState.LOBBY);
+    expect(first.opensAt?.getTime()).to.equal(opensAt);
+    expect(first.admissionPaused).to.equal(false);
+    await client.queue.leaveQueue({});
+  });
 });

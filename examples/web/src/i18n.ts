@@ -46,6 +46,10 @@ const en = {
   queueWaiting: "People waiting: {count}",
   queueWait: "Estimated wait: {wait}",
   queueChecking: "Checking your place…",
+  queueLobby:
+    "The sale hasn't opened yet. Everyone who is here before it opens gets a random place in line at the same moment, so there's no need to hurry.",
+  queueOpensIn: "Sale opens in {time}",
+  queuePaused: "Admission is paused for a moment. You keep your place.",
   queueKeepOpen: "Keep this page open. You'll be let in automatically when it's your turn.",
   waitUnderMinute: "less than a minute",
   waitMinutes: "about {minutes} min",
@@ -168,6 +172,10 @@ const ko: Record<MessageKey, string> = {
   queueWaiting: "대기 인원: {count}명",
   queueWait: "예상 대기 시간: {wait}",
   queueChecking: "순번을 확인하는 중…",
+  queueLobby:
+    "아직 판매가 시작되지 않았어요. 오픈 전에 들어온 모든 분은 오픈 순간 무작위로 순번을 받으니 서두르지 않으셔도 돼요.",
+  queueOpensIn: "판매 시작까지 {time}",
+  queuePaused: "입장이 잠시 멈췄어요. 순번은 그대로 유지돼요.",
   queueKeepOpen: "이 페이지를 열어 두세요. 차례가 되면 자동으로 입장해요.",
   waitUnderMinute: "1분 미만",
   waitMinutes: "약 {minutes}분",

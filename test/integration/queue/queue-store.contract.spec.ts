@@ -865,6 +865,20 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         expect(await store.openingDraw(CONCERT)).to.deep.equal(draw);
       });
 
+      it("keeps the lobby across a restart (settings mirrored again at startup)", async () => {
+        const store = await harness.open(LIMITS);
+        const opensAt = clock.ms() + 5_000;
+        await store.configure(CONCERT, { ...OPEN, opensAt });
+        const lobby = await joinAll(store, ["a", "b", "c"]);
+        const reopened = await harness.restart(store, LIMITS);
+        expect(await reopened.configure(CONCERT, { ...OPEN, opensAt })).to.equal(true);
+        expect((await state(reopened, lobby[1] as string))?.state).to.equal("lobby");
+        clock.advance(5_000);
+        await reopened.promote(CONCERT, clock.ms());
+        const draw = must(await reopened.openingDraw(CONCERT));
+        expect(draw.tokenIds).to.deep.equal(drawOrder(draw.seed, lobby));
+      });
+
       it("draws exactly once when many instances race at the opening", async () => {
         const limits = { ...LIMITS, maxActive: 3, idleMs: 3_600_000 };
         const store = await harness.open(limits);

@@ -1,5 +1,6 @@
-import { durationMs } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { type QueueStatus, QueueTokenState, ReservationState } from "@stagedoor/sdk";
+import { type CountdownView, createCountdown } from "../countdown.js";
 import { h, replaceChildren } from "../dom.js";
 import { formatCount, formatWait } from "../format.js";
 import { watchQueue } from "../queue-watch.js";
@@ -31,6 +32,16 @@ export function renderQueueScreen(ctx: ScreenContext): Screen {
     position,
     details,
   );
+  // Before the opening: a countdown instead of a place (nobody has one yet).
+  const lobby = h("div", { class: "queue-lobby", "data-testid": "queue-lobby", hidden: "" });
+  let countdown: CountdownView | undefined;
+  let countdownTo = 0;
+  ctx.signal.addEventListener("abort", () => countdown?.dispose());
+  const paused = h(
+    "p",
+    { class: "queue-paused", role: "status", "data-testid": "queue-paused", hidden: "" },
+    ctx.t("queuePaused"),
+  );
   positionNumber.textContent = "…";
   details.textContent = ctx.t("queueChecking");
   const connection = h("p", {
@@ -40,8 +51,31 @@ export function renderQueueScreen(ctx: ScreenContext): Screen {
   });
   const leave = h("button", { type: "button", class: "secondary" }, ctx.t("leaveQueue"));
 
+  const showLobby = (status: QueueStatus) => {
+    const opensAt = status.opensAt ? timestampMs(status.opensAt) : 0;
+    live.hidden = true;
+    lobby.hidden = false;
+    if (opensAt === countdownTo) return;
+    countdown?.dispose();
+    countdownTo = opensAt;
+    countdown = createCountdown({
+      endsAt: opensAt,
+      text: (time) => ctx.t("queueOpensIn", { time }),
+      testId: "queue-opens-in",
+    });
+    replaceChildren(lobby, h("p", {}, ctx.t("queueLobby")), countdown.element);
+  };
+
   const show = (status: QueueStatus) => {
+    paused.hidden = !status.admissionPaused;
+    if (status.state === QueueTokenState.LOBBY) {
+      showLobby(status);
+      return;
+    }
     if (status.state !== QueueTokenState.WAITING) return;
+    lobby.hidden = true;
+    live.hidden = false;
+    countdown?.dispose();
     positionNumber.textContent = ctx.t("queuePosition", {
       position: formatCount(status.position, ctx.lang),
     });
@@ -91,7 +125,9 @@ export function renderQueueScreen(ctx: ScreenContext): Screen {
   const root = screenSection(
     "queue",
     heading,
+    lobby,
     live,
+    paused,
     connection,
     h("p", { class: "muted" }, ctx.t("queueKeepOpen")),
     h("div", { class: "actions" }, leave),

@@ -766,6 +766,9 @@ export class MemoryQueueStore implements QueueStore {
       if (Number.isFinite(token.dropAt)) this.drops.push(token.dropAt, token.tokenId);
       if (token.state === "waiting") {
         waiting.push(token);
+      } else if (token.state === "lobby") {
+        // The settings come back from PostgreSQL at startup (mirrorAll).
+        this.lineFor(token.concertId).lobby.add(token.tokenId);
       } else if (token.state === "admitted") {
         const line = this.lineFor(token.concertId);
         line.admitted.add(token.tokenId);

@@ -76,6 +76,7 @@ const DEFAULT_SLICE_RECORDS = 1000;
 const FORMAT = "stagedoor-memory-queue";
 
 const STATES = [
+  "lobby",
   "waiting",
   "admitted",
   "completed",
