@@ -7,6 +7,7 @@ import { expect } from "chai";
 import { type BrowserContext, chromium } from "playwright-core";
 import { must, newRequestId, pollUntil, uniqueUser } from "../rpc/rpc-kit.js";
 import { clientFor } from "../support/clients.js";
+import { BAD_CSV, csvSeats } from "../support/seat-maps.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { BoxOfficeDriver, CSP_RECORDER } from "./box-office-driver.js";
 import { buildWeb, CHROMIUM, CHROMIUM_ARGS } from "./browser.js";
@@ -14,15 +15,6 @@ import { buildWeb, CHROMIUM, CHROMIUM_ARGS } from "./browser.js";
 const KEY = randomBytes(24).toString("base64url");
 const DAY_MS = 86_400_000;
 const SUITE = "the operator console (/admin) in a real browser";
-
-/** A seat map of `count` seats in CSV: VIP (150,000) then R (90,000). */
-function csvSeats(count: number): string {
-  const lines = ["section,row,number,grade,price"];
-  for (let n = 1; n <= count; n++) {
-    lines.push(`Floor,A,${n},${n <= count / 2 ? "VIP" : "R"},${n <= count / 2 ? 150_000 : 90_000}`);
-  }
-  return lines.join("\n");
-}
 
 /** A file for the page's file input. */
 function seatMapFile(name: string, text: string) {
@@ -159,17 +151,7 @@ if (CHROMIUM === undefined) {
 
       // A bad file: every bad row listed with its line, and nothing to import.
       const fileInput = page.getByTestId("seatmap-file");
-      await fileInput.setInputFiles(
-        seatMapFile(
-          "hall.csv",
-          [
-            "section,row,number,grade,price",
-            "Floor,A,1,VIP,150000",
-            "Floor,A,1,VIP,150000",
-            "Floor,A,3,R,-5",
-          ].join("\n"),
-        ),
-      );
+      await fileInput.setInputFiles(seatMapFile("hall.csv", BAD_CSV));
       await page.getByRole("button", { name: "Check file" }).click();
       await page.locator('[data-testid="seatmap-summary"][data-problems="2"]').waitFor();
       const rows = page.locator('[data-testid="seatmap-problems"] tbody tr');

@@ -18,6 +18,7 @@ import {
   uniqueUser,
 } from "../rpc/rpc-kit.js";
 import { clientFor } from "../support/clients.js";
+import { BAD_CSV, csvSeats } from "../support/seat-maps.js";
 import type { TestServer } from "../support/test-server.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -69,15 +70,6 @@ function finished(child: ChildProcess, args: readonly string[]): Promise<CliRun>
   });
 }
 
-/** A seat map of `count` seats in CSV, VIP then R. */
-function csvSeats(count: number): string {
-  const lines = ["section,row,number,grade,price"];
-  for (let n = 1; n <= count; n++) {
-    lines.push(`Floor,A,${n},${n <= count / 2 ? "VIP" : "R"},${n <= count / 2 ? 150_000 : 90_000}`);
-  }
-  return lines.join("\n");
-}
-
 /** A start time `days` from now at 05:00 UTC (14:00 in Seoul, the same date), as the operator types it. */
 function startsIn(days: number): string {
   const day = new Date(Date.now() + days * DAY_MS);
@@ -97,8 +89,9 @@ async function closedPort(): Promise<number> {
 }
 
 describe("sdk: the stagedoor-admin command line against a running server", function () {
-  // Each run starts a Node process with the TypeScript loader.
-  this.timeout(90_000);
+  // Each run starts a Node process with the TypeScript loader (seconds on a busy machine),
+  // and one test makes up to fifteen runs.
+  this.timeout(180_000);
 
   let server: TestServer;
   let db: pg.Pool;
@@ -237,15 +230,7 @@ describe("sdk: the stagedoor-admin command line against a running server", funct
     expect(local.stderr).to.include("--starts-at must be an ISO 8601 time with its offset");
 
     const bad = path.join(files, "bad.csv");
-    await writeFile(
-      bad,
-      [
-        "section,row,number,grade,price",
-        "Floor,A,1,VIP,150000",
-        "Floor,A,1,VIP,150000",
-        "Floor,A,3,R,-5",
-      ].join("\n"),
-    );
+    await writeFile(bad, BAD_CSV);
     const dryBad = await cli([
       "seatmap",
       "import",
