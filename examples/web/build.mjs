@@ -2,7 +2,9 @@
 // one minified ES module bundle (the app, the SDK's TypeScript sources and the
 // generated code) and the stylesheet, both named by a hash of their content
 // (app-<hash>.js, styles-<hash>.css) and precompressed next to themselves
-// (.br, .gz), the page that loads them, and the icon. The server serves that
+// (.br, .gz), the page that loads them, and the icon. The operator console
+// is a second page built the same way (admin.html, admin-<hash>.js and
+// admin-<hash>.css), a bundle of its own so the fans' stays as small. The server serves that
 // folder at `/`: the hashed files with a year of immutable caching, the page
 // with no-cache, so a new build reaches every fan on their next load.
 //
@@ -49,7 +51,10 @@ await rm(outdir, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
 
 const result = await build({
-  entryPoints: { app: path.join(here, "src", "main.ts") },
+  entryPoints: {
+    app: path.join(here, "src", "main.ts"),
+    admin: path.join(here, "src", "admin", "main.ts"),
+  },
   outdir,
   // esbuild's content hash: a new build with any change gets a new name.
   entryNames: "[name]-[hash]",
@@ -78,8 +83,9 @@ if (nodeImports.length > 0) {
   );
 }
 
-const [appPath, app] = Object.entries(result.metafile.outputs).find(([, output]) =>
-  output.entryPoint?.endsWith("main.ts"),
+const [appPath, app] = Object.entries(result.metafile.outputs).find(
+  ([, output]) =>
+    output.entryPoint?.endsWith("src/main.ts") && !output.entryPoint.includes("admin"),
 );
 const appJs = path.basename(appPath);
 
@@ -96,11 +102,27 @@ if (!linked.includes(appJs) || !linked.includes(stylesCss)) {
 }
 await writeFile(path.join(outdir, "index.html"), linked);
 await copyFile(path.join(here, "favicon.svg"), path.join(outdir, "favicon.svg"));
-await Promise.all([
-  precompress(path.join(outdir, appJs)),
-  precompress(path.join(outdir, stylesCss)),
-]);
+
+// The operator console's page, served at /admin.
+const [adminPath] = Object.entries(result.metafile.outputs).find(([, output]) =>
+  output.entryPoint?.endsWith("admin/main.ts"),
+);
+const adminJs = path.basename(adminPath);
+const adminCssText = await readFile(path.join(here, "admin.css"));
+const adminCss = `admin-${createHash("sha256").update(adminCssText).digest("hex").slice(0, 8).toUpperCase()}.css`;
+await writeFile(path.join(outdir, adminCss), adminCssText);
+const adminPage = (await readFile(path.join(here, "admin.html"), "utf8"))
+  .replace('href="./admin.css"', `href="./${adminCss}"`)
+  .replace('src="./admin.js"', `src="./${adminJs}"`);
+if (!adminPage.includes(adminJs) || !adminPage.includes(adminCss)) {
+  throw new Error("admin.html must load ./admin.js and ./admin.css");
+}
+await writeFile(path.join(outdir, "admin.html"), adminPage);
+
+await Promise.all(
+  [appJs, stylesCss, adminJs, adminCss].map((file) => precompress(path.join(outdir, file))),
+);
 
 console.log(
-  `built the web box office into ${outdir} (${appJs} ${Math.round(app.bytes / 1024)} KiB)`,
+  `built the web box office into ${outdir} (${appJs} ${Math.round(app.bytes / 1024)} KiB, ${adminJs} for /admin)`,
 );

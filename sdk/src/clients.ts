@@ -102,8 +102,12 @@ function withToken(transport: Transport, token: TokenSource): Transport {
   };
 }
 
-/** The transport the options describe, with the token attached one way or the other. */
-function resolveTransport(options: StagedoorClientOptions): Transport {
+/**
+ * The transport the options describe, with the token attached one way or the
+ * other. Internal to the SDK (the admin client shares it), not exported from
+ * the package.
+ */
+export function resolveTransport(options: StagedoorClientOptions): Transport {
   const { transport, token, baseUrl } = options;
   const extra = options.interceptors ?? [];
   if (isTransport(transport)) {

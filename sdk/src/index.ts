@@ -18,6 +18,12 @@
  */
 
 export {
+  createAdminClient,
+  type StagedoorAdminClient,
+  type StagedoorAdminClientOptions,
+  seatMapFormatOf,
+} from "./admin.js";
+export {
   callIdempotently,
   type IdempotentCallOptions,
   type MutationOptions,

@@ -1,10 +1,6 @@
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import {
   LedgerEntryKind,
   QueueTokenState,
@@ -21,29 +17,9 @@ import { must, newRequestId, pollUntil, uniqueUser } from "../rpc/rpc-kit.js";
 import { clientFor } from "../support/clients.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { BoxOfficeDriver, CSP_RECORDER } from "./box-office-driver.js";
+import { buildWeb, CHROMIUM, CHROMIUM_ARGS } from "./browser.js";
 import { type LoginSite, startLoginSite } from "./login-site.js";
 
-const run = promisify(execFile);
-const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
-const BUILD_SCRIPT = path.join(repoRoot, "examples", "web", "build.mjs");
-/**
- * Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it), or
- * CHROMIUM_PATH. playwright-core never downloads a browser of its own.
- */
-const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find(
-  (candidate): candidate is string =>
-    candidate !== undefined && candidate !== "" && existsSync(candidate),
-);
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const MOBILE = { width: 375, height: 740 };
 /** The secret the hmac server and the stand-in operator site share. */
 const HMAC_SECRET = "e2e-hmac-secret-0123456789abcdef0123456789";
@@ -99,7 +75,7 @@ if (CHROMIUM === undefined) {
     before(async () => {
       webDir = await mkdtemp(path.join(os.tmpdir(), "stagedoor-e2e-web-"));
       // The real build script, into a folder of this run's own.
-      await run(process.execPath, [BUILD_SCRIPT, "--outdir", webDir], { cwd: repoRoot });
+      await buildWeb(webDir);
       screenshots =
         process.env.E2E_SCREENSHOTS_DIR ||
         path.join(os.tmpdir(), `stagedoor-e2e-screenshots-${Date.now()}`);

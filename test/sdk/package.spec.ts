@@ -295,6 +295,16 @@ describe("SDK package (npm pack, installed into a fresh project)", () => {
     expect(out).to.deep.include({ concerts: 1, token: true, admitted: true });
   });
 
+  it("installs the stagedoor-admin bin, which runs from the tarball against a server", async () => {
+    const bin = path.join(project, "node_modules", ".bin", "stagedoor-admin");
+    const help = await run(bin, ["--help"], project);
+    expect(help).to.include("usage: stagedoor-admin COMMAND");
+    const listed = JSON.parse(
+      await run(bin, ["concerts", "list", "--json"], project, { STAGEDOOR_URL: server.url }),
+    ) as { concerts: { id: string }[] };
+    expect(listed.concerts).to.have.length(1);
+  });
+
   it("type-checks TypeScript consumers (NodeNext as ESM and CommonJS, and Bundler)", async () => {
     const tsc = path.join(project, "node_modules", "typescript", "bin", "tsc");
     const strict = {

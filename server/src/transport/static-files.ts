@@ -37,6 +37,15 @@ const ENCODINGS = [
   { name: "gzip", suffix: ".gz" },
 ] as const;
 
+/**
+ * The pages served at a path of their own: the fans' box office at `/`, the
+ * operator console at `/admin`. Each gets the content security policy.
+ */
+const PAGES: ReadonlyMap<string, string> = new Map([
+  ["/", "/index.html"],
+  ["/admin", "/admin.html"],
+]);
+
 /** Where the page's settings go: the build leaves this tag in index.html for the server to fill. */
 const SETTINGS_TAG = '<meta name="stagedoor-settings" content="{}">';
 
@@ -55,7 +64,8 @@ export interface WebPageSettings {
 
 /**
  * Serves the built web box office from one folder: `/` is its index.html
- * (with the page's settings filled in), other GET/HEAD paths are files inside
+ * (with the page's settings filled in), `/admin` the operator console's
+ * admin.html, other GET/HEAD paths are files inside
  * the folder (never outside it, never dotfiles, never directory listings).
  * A file the build precompressed goes out brotli- or gzip-encoded when the
  * browser accepts it; content-hashed files are cached for a year, the rest
@@ -74,7 +84,7 @@ export function createStaticFiles(root: string, logger: Logger, settings: WebPag
     } catch {
       return false;
     }
-    if (pathname === "/") pathname = "/index.html";
+    pathname = PAGES.get(pathname) ?? pathname;
     const file = path.resolve(base, `.${pathname}`);
     if (
       !file.startsWith(`${base}${path.sep}`) ||
@@ -91,7 +101,7 @@ export function createStaticFiles(root: string, logger: Logger, settings: WebPag
       "referrer-policy": "no-referrer",
     };
 
-    if (file === path.join(base, "index.html")) {
+    if ([...PAGES.values()].some((page) => file === path.join(base, page))) {
       let page: string;
       try {
         page = (await readFile(file, "utf8")).replace(SETTINGS_TAG, settingsTag);
