@@ -37,7 +37,8 @@ export class WebhookReceiver {
     readonly url: string,
   ) {}
 
-  static async start(clock: FakeClock): Promise<WebhookReceiver> {
+  /** `clock` checks the signatures' times: a test's fake clock, or `{ ms: Date.now }`. */
+  static async start(clock: Pick<FakeClock, "ms">): Promise<WebhookReceiver> {
     let self: WebhookReceiver | undefined;
     const server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
