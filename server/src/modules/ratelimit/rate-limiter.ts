@@ -54,7 +54,7 @@ export interface LimitRefusal {
 export const CALL_LIMIT_LUA = readFileSync(new URL("./lua/bucket.lua", import.meta.url), "utf8");
 
 /** ARGV for lua/bucket.lua's takeCallLimit: 8 strings, empty where nothing applies. */
-export function callLimitArgs(limit: CallLimit | undefined): string[] {
+export function callLimitArgs(limit: CallLimit | undefined): readonly string[] {
   if (limit === undefined) return NO_LIMIT_ARGS;
   return [
     limit.action,
@@ -64,7 +64,7 @@ export function callLimitArgs(limit: CallLimit | undefined): string[] {
   ];
 }
 
-const NO_LIMIT_ARGS = ["", "", "", "", "", "", "", ""];
+const NO_LIMIT_ARGS: readonly string[] = Object.freeze(["", "", "", "", "", "", "", ""]);
 
 function ruleArgs(rule: BucketRule | undefined): string[] {
   return rule === undefined
