@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
+import { randomHex } from "../../shared/random-hex.js";
 
 /**
  * The opening draw's shuffle, the one rule both queue stores follow (the
@@ -37,9 +38,13 @@ export function drawOrder(seed: string, tokenIds: readonly string[]): string[] {
   return order;
 }
 
-/** A fresh draw seed: 32 crypto-random bytes as 64 lowercase hex digits. */
+/**
+ * A fresh draw seed: 32 crypto-random bytes as 64 lowercase hex digits. One
+ * rides along with every issue and promotion step, so it comes from the
+ * batched pool (see `randomHex`), not one CSPRNG call each.
+ */
 export function newDrawSeed(): string {
-  return randomBytes(32).toString("hex");
+  return randomHex(32);
 }
 
 const TWO_52 = 2 ** 52;
