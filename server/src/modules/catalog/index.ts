@@ -12,7 +12,13 @@ export type { Availability, AvailabilityBlock } from "./date-listing.js";
 export type { SeatFacts } from "./date-seats.js";
 export { seedDemoCatalog } from "./demo-catalog.js";
 export { Seat, SeatSchema, type SeatState, type SeatStatus, seatStateAt } from "./seat.entity.js";
-export { type LockedSeat, SeatRepository } from "./seat.repository.js";
+export {
+  type LockedSeat,
+  SEAT_COLUMNS,
+  type SeatLockRow,
+  SeatRepository,
+  seatFromRow,
+} from "./seat.repository.js";
 export {
   MAX_SEATS,
   type ParsedSeatMap,

@@ -4,8 +4,8 @@ import type { SeatStateRow } from "./date-listing.js";
 import type { SeatFactsRow } from "./date-seats.js";
 import { Seat, type SeatStatus } from "./seat.entity.js";
 
-/** A seat row as the lock statements return it. */
-interface SeatLockRow {
+/** A seat row as the lock statements return it ({@link SEAT_COLUMNS}). */
+export interface SeatLockRow {
   readonly id: string;
   readonly concert_date_id: string;
   readonly number: number;
@@ -23,7 +23,8 @@ export interface LockedSeat {
   readonly holder: string | null;
 }
 
-const SEAT_COLUMNS = `id, concert_date_id, number, grade, price::text as price, status,
+/** The columns of a {@link SeatLockRow}. */
+export const SEAT_COLUMNS = `id, concert_date_id, number, grade, price::text as price, status,
   (extract(epoch from held_until) * 1000)::float8 as held_until_ms, reservation_id, version`;
 
 const LOCK_SEAT = statement<SeatLockRow>(
@@ -39,7 +40,7 @@ const LOCK_SEAT_SKIP_LOCKED = statement<SeatLockRow & { holder: string | null }>
 );
 
 /** A seat entity from its locked row. */
-function seatFromRow(row: SeatLockRow): Seat {
+export function seatFromRow(row: SeatLockRow): Seat {
   const seat = new Seat(row.id, row.concert_date_id, row.number, row.grade, BigInt(row.price));
   seat.status = row.status;
   seat.heldUntil = row.held_until_ms === null ? null : new Date(row.held_until_ms);

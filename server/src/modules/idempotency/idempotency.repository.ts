@@ -27,14 +27,56 @@ export function requestHash(request: IdempotentRequest): string {
   return createHash("sha256").update(canonical).digest("base64url");
 }
 
-/** Claims a request id; returns a row only when this transaction made the claim. */
-const CLAIM = statement<{ claimed: number }>(
-  "idempotency_claim",
-  `insert into idempotency_key (user_id, request_id, operation, request_hash, result_id, created_at)
+/** The INSERT of a claim; its parameters are $1–$6, in the order of {@link claimValues}. */
+const CLAIM_INSERT = `insert into idempotency_key (user_id, request_id, operation, request_hash, result_id, created_at)
    values ($1, $2, $3, $4, $5, $6)
    on conflict (user_id, request_id) do nothing
-   returning 1 as claimed`,
-);
+   returning 1 as claimed`;
+
+/** Claims a request id; returns a row only when this transaction made the claim. */
+const CLAIM = statement<{ claimed: number }>("idempotency_claim", CLAIM_INSERT);
+
+/**
+ * The first part of a statement that claims a request id and takes the
+ * request's row locks in the same round trip: a CTE named `claim`, whose
+ * parameters are $1–$6 ({@link claimValues}); the statement's own parameters
+ * start at $7. Each lock of such a statement is a `materialized` CTE whose
+ * WHERE includes {@link CLAIMED}, so it is evaluated after the claim (the
+ * claim stays the first lock a transaction takes) and locks nothing on a
+ * replay, and the statement selects `claimed` ({@link CLAIMED_COLUMN}).
+ */
+export const CLAIM_CTE = `claim as (${CLAIM_INSERT})`;
+
+/** True once the claim CTE of {@link CLAIM_CTE} made the claim (false on a replay). */
+export const CLAIMED = "(select count(*) from claim) = 1";
+
+/** The column that says whether the claim was made, 1 or 0. */
+export const CLAIMED_COLUMN = "(select count(*) from claim)::int as claimed";
+
+/**
+ * What a statement that claims and locks ({@link CLAIM_CTE}) came to: the
+ * claim is new and `locked` is what its locks returned, or a replay.
+ */
+export type ClaimAndLock<T> =
+  | { readonly kind: "claimed"; readonly locked: T }
+  | { readonly kind: "replay"; readonly resultId: string };
+
+/** What a statement starting with {@link CLAIM_CTE} returns besides its own columns. */
+export interface ClaimedRow {
+  readonly claimed: number;
+}
+
+/** The parameters $1–$6 of a claim. */
+export function claimValues(request: IdempotentRequest, resultId: string, now: Date): unknown[] {
+  return [
+    request.userId,
+    request.requestId,
+    request.operation,
+    requestHash(request),
+    resultId,
+    now,
+  ];
+}
 
 /** The claim another request made first. */
 const FIND_CLAIM = statement<{ result_id: string; request_hash: string }>(
@@ -59,16 +101,21 @@ export async function claimRequestId(
   resultId: string,
   now: Date,
 ): Promise<IdempotencyClaim> {
-  const hash = requestHash(request);
-  const inserted = await tx.one(CLAIM, [
-    request.userId,
-    request.requestId,
-    request.operation,
-    hash,
-    resultId,
-    now,
-  ]);
-  if (inserted !== undefined) return { kind: "claimed" };
+  const inserted = await tx.one(CLAIM, claimValues(request, resultId, now));
+  return settleClaim(tx, request, inserted !== undefined);
+}
+
+/**
+ * What a claim came to, once its INSERT ran (alone, or as the {@link
+ * CLAIM_CTE} of a statement that also locks): claimed, or a replay of the
+ * first request's result, read by a new statement (one more round trip).
+ */
+export async function settleClaim(
+  tx: TxConnection,
+  request: IdempotentRequest,
+  claimed: boolean,
+): Promise<IdempotencyClaim> {
+  if (claimed) return { kind: "claimed" };
 
   // A new statement takes a new snapshot, so it sees the claim that the
   // INSERT above waited for. (This is why the two cannot be one statement.)
@@ -85,7 +132,7 @@ export async function claimRequestId(
       },
     );
   }
-  if (existing.request_hash !== hash) {
+  if (existing.request_hash !== requestHash(request)) {
     throw new DomainError(
       "invalid_argument",
       "REQUEST_ID_REUSED",

@@ -1,9 +1,31 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { statement, type TxConnection } from "../../persistence/sql.js";
-import type { Seat } from "../catalog/index.js";
+import { SEAT_COLUMNS, type Seat, type SeatLockRow, seatFromRow } from "../catalog/index.js";
 import { eventIdAndPayload, outboxAppendCte } from "../events/index.js";
-import type { Reservation } from "../reservations/index.js";
-import { assertEntryOf, type LedgerEntry, type Wallet } from "../wallet/index.js";
+import {
+  CLAIM_CTE,
+  CLAIMED,
+  CLAIMED_COLUMN,
+  type ClaimAndLock,
+  type ClaimedRow,
+  claimValues,
+  type IdempotentRequest,
+  settleClaim,
+} from "../idempotency/index.js";
+import {
+  RESERVATION_COLUMNS,
+  type Reservation,
+  type ReservationRow,
+  reservationFromRow,
+} from "../reservations/index.js";
+import {
+  assertEntryOf,
+  type LedgerEntry,
+  WALLET_COLUMNS,
+  type Wallet,
+  type WalletRow,
+  walletFromRow,
+} from "../wallet/index.js";
 import { Payment, type PaymentStatus } from "./payment.entity.js";
 
 /** A payment row as {@link FIND} selects it. */
@@ -31,6 +53,48 @@ const LOCK_OF_RESERVATION = statement<PaymentRow>(
   "payment_lock_of_reservation",
   `select ${PAYMENT_COLUMNS} from payment where reservation_id = $1 for update`,
 );
+
+/**
+ * Claims a payment's request id and locks what the payment changes, in one
+ * round trip and in the one lock order (claim, reservation, seat, wallet):
+ * the caller's reservation ($8, only if it is theirs, $7), then, only if it
+ * is still HELD, its seat and the caller's wallet. On a replay nothing is
+ * locked. Each locked row comes back as JSON (the three share column names);
+ * the money columns are text inside it, so they stay exact.
+ */
+const CLAIM_AND_LOCK = statement<
+  ClaimedRow & {
+    reservation: ReservationRow | null;
+    seat: SeatLockRow | null;
+    wallet: WalletRow | null;
+  }
+>(
+  "payment_claim_and_lock",
+  `with ${CLAIM_CTE}, held as materialized (
+     select ${RESERVATION_COLUMNS} from reservation
+      where id = $8 and user_id = $7 and ${CLAIMED}
+      for update
+   ), sold as materialized (
+     select ${SEAT_COLUMNS} from seat
+      where id = (select seat_id from held where status = 'HELD')
+      for update
+   ), payer as materialized (
+     select ${WALLET_COLUMNS} from wallet
+      where user_id = $7 and exists (select 1 from held where status = 'HELD')
+      for update
+   )
+   select ${CLAIMED_COLUMN},
+          (select to_json(held) from held) as reservation,
+          (select to_json(sold) from sold) as seat,
+          (select to_json(payer) from payer) as wallet`,
+);
+
+/** The rows a payment locked: its reservation (null if it is not the caller's), and, when that is HELD, its seat and the caller's wallet (null when they have none). */
+export interface PaymentLocks {
+  readonly reservation: Reservation | null;
+  readonly seat: Seat | null;
+  readonly wallet: Wallet | null;
+}
 
 /**
  * Writes a refund in one statement, the mirror of {@link WRITE_SALE}: the
@@ -160,6 +224,36 @@ export class PaymentRepository {
   /** Reads a payment without locking it. */
   findPayment(paymentId: string): Promise<Payment | null> {
     return this.em.findOne(Payment, { id: paymentId });
+  }
+
+  /**
+   * Claims a payment's request id and, when the claim is new, locks the
+   * caller's reservation and, if it is held, its seat and the caller's
+   * wallet: one round trip for what {@link claimRequestId} and three lock
+   * statements would take four (see {@link CLAIM_AND_LOCK}).
+   */
+  static async claimAndLock(
+    tx: TxConnection,
+    request: IdempotentRequest,
+    paymentId: string,
+    now: Date,
+    reservationId: string,
+  ): Promise<ClaimAndLock<PaymentLocks>> {
+    const row = await tx.one(CLAIM_AND_LOCK, [
+      ...claimValues(request, paymentId, now),
+      request.userId,
+      reservationId,
+    ]);
+    const claim = await settleClaim(tx, request, row?.claimed === 1);
+    if (claim.kind === "replay") return claim;
+    return {
+      kind: "claimed",
+      locked: {
+        reservation: row?.reservation ? reservationFromRow(row.reservation) : null,
+        seat: row?.seat ? seatFromRow(row.seat) : null,
+        wallet: row?.wallet ? walletFromRow(request.userId, row.wallet) : null,
+      },
+    };
   }
 
   /** Writes a whole sale in one statement (see {@link WRITE_SALE}); nothing is locked here. */

@@ -6,8 +6,7 @@ import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.js";
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
-import { type CatalogService, type Seat, SeatRepository } from "../catalog/index.js";
-import { claimRequestId } from "../idempotency/index.js";
+import type { CatalogService, Seat } from "../catalog/index.js";
 import { assertAdmitted, type Principal, type Reader } from "../identity/index.js";
 import type { SeatGateWriter } from "../queue/index.js";
 import {
@@ -15,7 +14,7 @@ import {
   ReservationRepository,
   type ReservationView,
 } from "../reservations/index.js";
-import { LedgerEntry, WalletRepository } from "../wallet/index.js";
+import { LedgerEntry } from "../wallet/index.js";
 import { Payment } from "./payment.entity.js";
 import { PaymentRepository } from "./payment.repository.js";
 
@@ -70,11 +69,12 @@ export class PaymentsService {
 
   /**
    * Pays for one of the caller's held reservations; a retry with the same
-   * request id replays. Seven round trips: BEGIN, the request-id claim, lock
-   * the reservation, lock the seat, lock the wallet, one write of all five
-   * rows and the `ticket.sold` outbox event, COMMIT; then, concurrently, ending the admission and recording the
-   * sale in the seat gate. A replay: BEGIN, claim, read the claim, read the
-   * payment, read the reservation, COMMIT, and nothing after. The first
+   * request id replays. Four round trips: BEGIN, the request-id claim with
+   * the locks of the reservation, the seat and the wallet (one statement),
+   * one write of all five rows and the `ticket.sold` outbox event, COMMIT;
+   * then, concurrently, ending the admission and recording the sale in the
+   * seat gate. A replay: BEGIN, claim, read the claim, read the payment, read
+   * the reservation, COMMIT, and nothing after. The first
    * payment for a date in this process reads the date's facts too, on the
    * same connection (one more round trip).
    */
@@ -117,11 +117,18 @@ export class PaymentsService {
     const { principal, reservationId, amount, requestId, now, paymentId } = attempt;
     return transaction(this.db, async (em): Promise<Outcome> => {
       const tx = await TxConnection.of(em);
-      const claim = await claimRequestId(
+      const request = {
+        userId: principal.userId,
+        requestId,
+        operation: "pay",
+        params: [reservationId, amount],
+      } as const;
+      const claim = await PaymentRepository.claimAndLock(
         tx,
-        { userId: principal.userId, requestId, operation: "pay", params: [reservationId, amount] },
+        request,
         paymentId,
         now,
+        reservationId,
       );
       if (claim.kind === "replay") {
         const payment = await PaymentRepository.find(tx, claim.resultId);
@@ -131,7 +138,7 @@ export class PaymentsService {
         return { payment, reservation, sold: null };
       }
 
-      const reservation = await ReservationRepository.lockReservation(tx, reservationId);
+      const { reservation, seat, wallet } = claim.locked;
       if (!reservation || reservation.userId !== principal.userId) {
         throw reservationNotFound(reservationId);
       }
@@ -154,9 +161,7 @@ export class PaymentsService {
           },
         );
       }
-      const seat = await SeatRepository.lockSeat(tx, reservation.seatId);
       if (!seat) throw new Error(`seat ${reservation.seatId} of a reservation is missing`);
-      const wallet = await WalletRepository.lockWallet(tx, principal.userId);
       if (!wallet) {
         throw new DomainError(
           "failed_precondition",

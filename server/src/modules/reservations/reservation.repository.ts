@@ -1,11 +1,27 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { statement, type TxConnection } from "../../persistence/sql.js";
-import type { Seat } from "../catalog/index.js";
+import {
+  type LockedSeat,
+  SEAT_COLUMNS,
+  type Seat,
+  type SeatLockRow,
+  seatFromRow,
+} from "../catalog/index.js";
 import { eventIdAndPayload, outboxAppendCte } from "../events/index.js";
+import {
+  CLAIM_CTE,
+  CLAIMED,
+  CLAIMED_COLUMN,
+  type ClaimAndLock,
+  type ClaimedRow,
+  claimValues,
+  type IdempotentRequest,
+  settleClaim,
+} from "../idempotency/index.js";
 import { Reservation, type ReservationStatus } from "./reservation.entity.js";
 
-/** A reservation row as the statements below select it. */
-interface ReservationRow {
+/** A reservation row as the statements below select it ({@link RESERVATION_COLUMNS}). */
+export interface ReservationRow {
   readonly id: string;
   readonly user_id: string;
   readonly concert_id: string;
@@ -23,7 +39,8 @@ interface ReservationRow {
 
 const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8 as ${column}_ms`;
 
-const RESERVATION_COLUMNS = `id, user_id, concert_id, concert_date_id, to_char(date, 'YYYY-MM-DD') as date,
+/** The columns of a {@link ReservationRow}. */
+export const RESERVATION_COLUMNS = `id, user_id, concert_id, concert_date_id, to_char(date, 'YYYY-MM-DD') as date,
   seat_id, seat_number, price::text as price, status, ${ms("held_until")}, ${ms("created_at")},
   ${ms("confirmed_at")}, ${ms("ended_at")}`;
 
@@ -42,6 +59,47 @@ const LOCK_HELD_BY = statement<ReservationRow>(
   "reservation_lock_held_by",
   `select ${RESERVATION_COLUMNS} from reservation where user_id = $1 and status = 'HELD' for update`,
 );
+
+/**
+ * Claims a hold's request id and takes the hold's locks, in one round trip
+ * and in the one lock order (claim, reservation, seat): the caller's HELD
+ * reservation ($7), expired or not, then, only if there is none, the wanted
+ * seat ($8) with `FOR UPDATE SKIP LOCKED` and the user whose reservation is
+ * on it. So a fan who already holds a seat never takes a seat's row lock,
+ * and on a replay nothing is locked. The rows come back as JSON (they share
+ * column names).
+ */
+const CLAIM_AND_LOCK_FOR_HOLD = statement<
+  ClaimedRow & {
+    own: ReservationRow | null;
+    seat: (SeatLockRow & { holder: string | null }) | null;
+  }
+>(
+  "reservation_claim_and_lock_for_hold",
+  `with ${CLAIM_CTE}, own as materialized (
+     select ${RESERVATION_COLUMNS} from reservation
+      where user_id = $7 and status = 'HELD' and ${CLAIMED}
+      for update
+   ), wanted as materialized (
+     select ${SEAT_COLUMNS},
+            (select user_id from reservation r where r.id = seat.reservation_id) as holder
+       from seat
+      where id = $8 and ${CLAIMED} and (select count(*) from own) = 0
+      for update of seat skip locked
+   )
+   select ${CLAIMED_COLUMN},
+          (select to_json(own) from own) as own,
+          (select to_json(wanted) from wanted) as seat`,
+);
+
+/**
+ * What a hold's claim-and-lock statement locked: the caller's HELD
+ * reservation, if any; otherwise the wanted seat, null when another
+ * transaction holds its row lock (or it does not exist).
+ */
+export type HoldLocks =
+  | { readonly own: Reservation; readonly seat: null }
+  | { readonly own: null; readonly seat: LockedSeat | null };
 
 /**
  * The one SQL statement of "a hold has ended by time": the row (a reservation
@@ -126,7 +184,7 @@ const WRITE_RELEASE = statement<never>(
 );
 
 /** A reservation entity from its row. */
-function reservationFromRow(row: ReservationRow): Reservation {
+export function reservationFromRow(row: ReservationRow): Reservation {
   const reservation = new Reservation(
     row.id,
     row.user_id,
@@ -168,6 +226,33 @@ export class ReservationRepository {
   ): Promise<Reservation | null> {
     const row = await tx.one(LOCK, [reservationId]);
     return row === undefined ? null : reservationFromRow(row);
+  }
+
+  /**
+   * Claims a hold's request id and, when the claim is new, locks the caller's
+   * HELD reservation or, if they have none, the wanted seat (`SKIP LOCKED`):
+   * one round trip for what {@link claimRequestId}, {@link lockHeldBy} and
+   * {@link SeatRepository.lockSeatSkipLocked} would take three (see
+   * {@link CLAIM_AND_LOCK_FOR_HOLD}).
+   */
+  static async claimAndLockForHold(
+    tx: TxConnection,
+    request: IdempotentRequest,
+    reservationId: string,
+    now: Date,
+    seatId: string,
+  ): Promise<ClaimAndLock<HoldLocks>> {
+    const row = await tx.one(CLAIM_AND_LOCK_FOR_HOLD, [
+      ...claimValues(request, reservationId, now),
+      request.userId,
+      seatId,
+    ]);
+    const claim = await settleClaim(tx, request, row?.claimed === 1);
+    if (claim.kind === "replay") return claim;
+    if (row?.own)
+      return { kind: "claimed", locked: { own: reservationFromRow(row.own), seat: null } };
+    const seat = row?.seat ? { seat: seatFromRow(row.seat), holder: row.seat.holder } : null;
+    return { kind: "claimed", locked: { own: null, seat } };
   }
 
   /** Locks the user's HELD reservation (expired or not) with `FOR UPDATE`, if there is one. */

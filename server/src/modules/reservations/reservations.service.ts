@@ -66,12 +66,14 @@ export class ReservationsService {
    * read it (the transport does, in the same round trip); otherwise the gate
    * is read here. A seat the gate knows is sold, or held by someone else until
    * a time still ahead, is refused at once with no transaction. Anything else
-   * goes to the database, which alone decides a win: one transaction of six
-   * round trips (BEGIN, request-id claim, the caller's own hold locked,
-   * the seat locked with SKIP LOCKED, one write of the seat, the reservation
-   * and its `seat.held` outbox event, COMMIT), with every check that
-   * needs no lock (admission, concert, sale window, one hold per user) made
-   * before the seat's row lock is taken, so only a likely winner ever holds it.
+   * goes to the database, which alone decides a win: one transaction of four
+   * round trips (BEGIN; one statement that claims the request id, locks the
+   * caller's own hold and, only if there is none, the seat with SKIP LOCKED;
+   * one write of the seat, the reservation and its `seat.held` outbox event;
+   * COMMIT), with every check that needs no lock (admission, concert, sale
+   * window, one hold per user) made before the seat's row lock is taken, so
+   * only a likely winner ever holds it. An unswept expired hold of the caller
+   * costs two more (expire it, then lock the seat).
    */
   async hold(
     principal: Principal,
@@ -105,18 +107,39 @@ export class ReservationsService {
     const entry = peeked !== undefined ? peeked : await this.peek(gateDate, seat.id);
     if (gateRefuses(entry, principal.userId, now.getTime())) throw seatUnavailable(seatId);
     const reservationId = newId();
+    // The checks that need no row, made before any lock is taken; a refused
+    // caller still gets the replay of a hold they made earlier.
+    const refusal = refusalOf(() => {
+      assertAdmitted(principal, now, date.concertId);
+      this.catalog.assertOnSale(date, now);
+    });
     // What the locked seat row said when it was not free, for the gate.
     let observed: SeatChange | undefined;
     let outcome: { reservation: Reservation; seatVersion?: number };
     try {
       outcome = await transaction(this.db, async (em) => {
         const tx = await TxConnection.of(em);
-        const request = { requestId, operation: "hold", params: [seatId] } as const;
-        const first = await replayOf(tx, principal, request, reservationId, now);
-        if (first) return { reservation: first };
-        assertAdmitted(principal, now, date.concertId);
-        this.catalog.assertOnSale(date, now);
-        const own = await ReservationRepository.lockHeldBy(tx, principal.userId);
+        const request = {
+          userId: principal.userId,
+          requestId,
+          operation: "hold",
+          params: [seatId],
+        } as const;
+        if (refusal !== undefined) {
+          const first = await replayOf(tx, request, reservationId, now);
+          if (first) return { reservation: first };
+          throw refusal;
+        }
+        const claim = await ReservationRepository.claimAndLockForHold(
+          tx,
+          request,
+          reservationId,
+          now,
+          seatId,
+        );
+        if (claim.kind === "replay") return { reservation: await firstResult(tx, claim.resultId) };
+        const { own } = claim.locked;
+        let locked = claim.locked.seat;
         if (own !== null) {
           // Asking again for the seat one holds is answered with that hold
           // (idempotent by state: a retry after a lost answer, whatever its
@@ -125,8 +148,8 @@ export class ReservationsService {
           if (own.stateAt(now) === "HELD") throw holdLimitReached(own.id);
           // Expired by time but not swept yet: tidy it so the user may hold again.
           await ReservationRepository.expireHold(tx, own, now);
+          locked = await SeatRepository.lockSeatSkipLocked(tx, seatId);
         }
-        const locked = await SeatRepository.lockSeatSkipLocked(tx, seatId);
         // Someone else's attempt holds the row lock right now.
         if (locked === null) throw seatUnavailable(seatId);
         if (locked.seat.stateAt(now) !== "AVAILABLE") {
@@ -198,8 +221,13 @@ export class ReservationsService {
     const now = this.clock.now();
     const outcome = await transaction(this.db, async (em) => {
       const tx = await TxConnection.of(em);
-      const request = { requestId, operation: "release", params: [reservationId] } as const;
-      const first = await replayOf(tx, principal, request, reservationId, now);
+      const request = {
+        userId: principal.userId,
+        requestId,
+        operation: "release",
+        params: [reservationId],
+      } as const;
+      const first = await replayOf(tx, request, reservationId, now);
       if (first) return { reservation: first };
       const locked = await ReservationRepository.lockReservation(tx, reservationId);
       if (!locked || locked.userId !== principal.userId) throw notFound(reservationId);
@@ -287,16 +315,31 @@ export class ReservationsService {
  */
 async function replayOf(
   tx: TxConnection,
-  principal: Principal,
-  request: Omit<IdempotentRequest, "userId">,
+  request: IdempotentRequest,
   resultId: string,
   now: Date,
 ): Promise<Reservation | undefined> {
-  const claim = await claimRequestId(tx, { userId: principal.userId, ...request }, resultId, now);
+  const claim = await claimRequestId(tx, request, resultId, now);
   if (claim.kind === "claimed") return undefined;
-  const first = await ReservationRepository.find(tx, claim.resultId);
-  if (!first) throw notFound(claim.resultId);
+  return firstResult(tx, claim.resultId);
+}
+
+/** The reservation a replayed request's first run left. */
+async function firstResult(tx: TxConnection, reservationId: string): Promise<Reservation> {
+  const first = await ReservationRepository.find(tx, reservationId);
+  if (!first) throw notFound(reservationId);
   return first;
+}
+
+/** The domain error `check` throws, if any. */
+function refusalOf(check: () => void): DomainError | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (error) {
+    if (error instanceof DomainError) return error;
+    throw error;
+  }
 }
 
 /**

@@ -1,7 +1,13 @@
 /** Prepaid balances and their ledger. */
 export { LedgerEntry, type LedgerEntryKind, LedgerEntrySchema } from "./ledger-entry.entity.js";
 export { Wallet, WalletSchema } from "./wallet.entity.js";
-export { assertEntryOf, WalletRepository } from "./wallet.repository.js";
+export {
+  assertEntryOf,
+  WALLET_COLUMNS,
+  WalletRepository,
+  type WalletRow,
+  walletFromRow,
+} from "./wallet.repository.js";
 export {
   emptyWallet,
   type WalletLimits,

@@ -1,10 +1,20 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { statement, type TxConnection } from "../../persistence/sql.js";
+import {
+  CLAIM_CTE,
+  CLAIMED,
+  CLAIMED_COLUMN,
+  type ClaimAndLock,
+  type ClaimedRow,
+  claimValues,
+  type IdempotentRequest,
+  settleClaim,
+} from "../idempotency/index.js";
 import { LedgerEntry, type LedgerEntryKind } from "./ledger-entry.entity.js";
 import { Wallet } from "./wallet.entity.js";
 
-/** A wallet row as the lock statements select it. */
-interface WalletRow {
+/** A wallet row as the lock statements select it ({@link WALLET_COLUMNS}). */
+export interface WalletRow {
   readonly balance: string;
   readonly version: number;
   readonly created_at_ms: number;
@@ -24,9 +34,16 @@ interface LedgerRow {
   readonly created_at_ms: number;
 }
 
+/** A row whose columns may all be null (the unmatched side of an outer join). */
+type OrNull<T> = { readonly [K in keyof T]: T[K] | null };
+
 const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8 as ${column}_ms`;
 
-const WALLET_COLUMNS = `balance, version, ${ms("created_at")}, ${ms("updated_at")}`;
+/**
+ * The columns of a {@link WalletRow}. The balance is sent as text, so it stays
+ * exact even where a statement returns the row as JSON.
+ */
+export const WALLET_COLUMNS = `balance::text as balance, version, ${ms("created_at")}, ${ms("updated_at")}`;
 
 const LOCK = statement<WalletRow>(
   "wallet_lock",
@@ -64,6 +81,27 @@ const LOCK_OR_CREATE = statement<WalletRow>(
 );
 
 /**
+ * {@link LOCK_OR_CREATE} behind the claim of the recharge's request id, in
+ * one round trip (see {@link CLAIM_CTE}): the wallet is created and locked
+ * only when the claim is new, so a replay locks nothing. Its parameters after
+ * the claim's: $7 the user, $8 the time.
+ */
+const CLAIM_AND_LOCK_OR_CREATE = statement<ClaimedRow & OrNull<WalletRow>>(
+  "wallet_claim_and_lock_or_create",
+  `with ${CLAIM_CTE}, created as (
+     insert into wallet (user_id, balance, version, created_at, updated_at)
+     select $7, 0, 0, $8, $8 where ${CLAIMED}
+     on conflict (user_id) do nothing
+     returning ${WALLET_COLUMNS}
+   ), locked as materialized (
+     select ${WALLET_COLUMNS} from wallet where user_id = $7 and ${CLAIMED} for update
+   )
+   select ${CLAIMED_COLUMN}, wallet.*
+     from (values (1)) as one
+     left join (select * from created union all select * from locked) as wallet on true`,
+);
+
+/**
  * Writes a recharged (or operator-credited, by `$9`) wallet and its ledger entry. The UPDATE is guarded by
  * the version the wallet was locked at, and the entry is inserted only from
  * the row the UPDATE returned (its new balance and version), so one returned
@@ -90,7 +128,7 @@ const FIND_ENTRY = statement<LedgerRow>(
 );
 
 /** A wallet entity from its locked row. */
-function walletFromRow(userId: string, row: WalletRow): Wallet {
+export function walletFromRow(userId: string, row: WalletRow): Wallet {
   const wallet = new Wallet(userId, new Date(row.created_at_ms), new Date(row.updated_at_ms));
   wallet.balance = BigInt(row.balance);
   wallet.version = row.version;
@@ -138,6 +176,34 @@ export class WalletRepository {
     const row = (await tx.one(LOCK_OR_CREATE, [userId, now])) ?? (await tx.one(LOCK, [userId]));
     if (row === undefined) throw new Error(`wallet ${userId} vanished after its creation`);
     return walletFromRow(userId, row);
+  }
+
+  /**
+   * Claims a recharge's request id and, when the claim is new, creates the
+   * wallet if it is missing and locks it: one round trip, as {@link
+   * claimRequestId} followed by {@link lockOrCreateWallet} would take two.
+   * On a replay, nothing is locked.
+   */
+  static async claimAndLockOrCreate(
+    tx: TxConnection,
+    request: IdempotentRequest,
+    resultId: string,
+    now: Date,
+  ): Promise<ClaimAndLock<Wallet>> {
+    const userId = request.userId;
+    const row = await tx.one(CLAIM_AND_LOCK_OR_CREATE, [
+      ...claimValues(request, resultId, now),
+      userId,
+      now,
+    ]);
+    const claim = await settleClaim(tx, request, row?.claimed === 1);
+    if (claim.kind === "replay") return claim;
+    // No wallet row: another transaction created it after this statement
+    // began (see LOCK_OR_CREATE); a new statement sees and locks it.
+    const locked =
+      row !== undefined && row.balance !== null ? (row as WalletRow) : await tx.one(LOCK, [userId]);
+    if (locked === undefined) throw new Error(`wallet ${userId} vanished after its creation`);
+    return { kind: "claimed", locked: walletFromRow(userId, locked) };
   }
 
   /**

@@ -5,7 +5,6 @@ import { invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId } from "../../shared/validation.js";
-import { claimRequestId } from "../idempotency/index.js";
 import type { Principal, Reader } from "../identity/index.js";
 import { LedgerEntry } from "./ledger-entry.entity.js";
 import { WalletRepository } from "./wallet.repository.js";
@@ -50,10 +49,11 @@ export class WalletService {
 
   /**
    * Adds a positive amount to the caller's balance, creating the wallet on
-   * first use. Five round trips: BEGIN, the request-id claim, create-and-lock
-   * the wallet (one statement; two only when the same user's first recharges
-   * race), the write of the wallet and its ledger entry (one statement),
-   * COMMIT. A replay: BEGIN, claim, read the claim, read the entry, COMMIT.
+   * first use. Four round trips: BEGIN, the request-id claim with the
+   * wallet's create-and-lock (one statement; one more only when the same
+   * user's first recharges race), the write of the wallet and its ledger
+   * entry (one statement), COMMIT. A replay: BEGIN, claim, read the claim,
+   * read the entry, COMMIT.
    */
   async recharge(
     principal: Principal,
@@ -65,19 +65,20 @@ export class WalletService {
     const entryId = newId();
     const entry = await transaction(this.db, async (em) => {
       const tx = await TxConnection.of(em);
-      const claim = await claimRequestId(
-        tx,
-        { userId: principal.userId, requestId, operation: "recharge", params: [amount] },
-        entryId,
-        now,
-      );
+      const request = {
+        userId: principal.userId,
+        requestId,
+        operation: "recharge",
+        params: [amount],
+      } as const;
+      const claim = await WalletRepository.claimAndLockOrCreate(tx, request, entryId, now);
       if (claim.kind === "replay") {
         const first = await WalletRepository.findEntry(tx, claim.resultId);
         if (!first)
           throw new Error(`ledger entry ${claim.resultId} of a claimed request is missing`);
         return first;
       }
-      const wallet = await WalletRepository.lockOrCreateWallet(tx, principal.userId, now);
+      const wallet = claim.locked;
       const lockedVersion = wallet.version;
       wallet.credit(amount, this.limits.maxBalance, now);
       const created = new LedgerEntry(
