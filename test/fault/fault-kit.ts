@@ -316,8 +316,23 @@ export class RedisProcess {
     clearTimeout(timer);
   }
 
+  /**
+   * Freezes it (SIGSTOP): its connections stay open and it answers nothing,
+   * as a Redis stuck in a long script, or behind a link that drops packets
+   * without a reset, looks to its clients. `thaw` lets it go on.
+   */
+  freeze(): void {
+    this.child?.kill("SIGSTOP");
+  }
+
+  /** Lets a frozen Redis go on (SIGCONT). */
+  thaw(): void {
+    this.child?.kill("SIGCONT");
+  }
+
   /** Kills it and deletes its folder. */
   async remove(): Promise<void> {
+    this.thaw();
     await this.stop("SIGKILL");
     await rm(this.dir, { recursive: true, force: true });
   }

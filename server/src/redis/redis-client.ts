@@ -70,9 +70,10 @@ function buildClient<S extends RedisScripts>(
     // request. Replaying a backlog of them after an outage would apply stale
     // times in a burst, and holding them costs memory while users are already
     // retrying, so while disconnected commands fail at once (ClientOfflineError)
-    // and callers answer "unavailable". The library's default command timeout
-    // (5 s, commandOptions.timeout) still bounds a command waiting to be
-    // written on a live but congested socket, so we keep it.
+    // and callers answer "unavailable". A command waiting to be written on a
+    // live but congested socket is bounded by the queue store's shared
+    // deadline (shared-deadline.ts), which replaces the library's per-command
+    // timer (5 s, commandOptions.timeout) on the hot path.
     disableOfflineQueue: true,
     socket: {
       connectTimeout: options.connectTimeoutMs ?? 2000,

@@ -1,4 +1,5 @@
 import type { RedisClient } from "../../redis/redis-client.js";
+import { type DeadlineOptions, SharedCommandDeadline } from "../../redis/shared-deadline.js";
 import { type CallLimit, type LimitRefusal, rateLimited } from "../ratelimit/index.js";
 import { newDrawSeed } from "./opening-draw.js";
 import type {
@@ -36,6 +37,7 @@ export type QueueRedisClient = RedisClient<typeof queueScripts>;
  * key and never needs a cross-slot command.
  */
 export interface QueueRedis extends SeatGateRedis {
+  withCommandOptions(options: DeadlineOptions): QueueRedis;
   queueIssue(context: QueueScriptContext, input: IssueInput, drawSeed: string): Promise<IssueReply>;
   queueLookup(
     context: QueueScriptContext,
@@ -131,14 +133,19 @@ const SNAPSHOT_CHUNK = 1000;
  * The client is shared and owned by the caller: `close()` leaves it open.
  */
 export class RedisQueueStore implements QueueStore {
-  private readonly client: QueueRedis;
+  private readonly deadline: SharedCommandDeadline<QueueRedis>;
   private readonly context: QueueScriptContext;
   readonly seats: RedisSeatGate;
 
   constructor(client: QueueRedis, limits: QueueLimits, keyPrefix: string) {
-    this.client = client;
+    this.deadline = new SharedCommandDeadline(client);
     this.context = { prefix: keyPrefix, limits };
     this.seats = new RedisSeatGate(client, keyPrefix);
+  }
+
+  /** The client, with every command bounded in time (see {@link SharedCommandDeadline}). */
+  private get client(): QueueRedis {
+    return this.deadline.commands();
   }
 
   async issue(input: IssueInput): Promise<IssueResult> {

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { CommandParser } from "redis";
 import { defineScript } from "redis";
+import { SharedCommandDeadline, type WithCommandOptions } from "../../redis/shared-deadline.js";
 import { dateLogKey, dateVersionKey, seatEntryKey } from "./redis-keys.js";
 import {
   contiguous,
@@ -164,7 +165,7 @@ export const seatGateScripts = {
 };
 
 /** A Redis client with the gate's scripts (the queue's client has them). */
-export interface SeatGateRedis {
+export interface SeatGateRedis extends WithCommandOptions<SeatGateRedis> {
   seatGateRecord(
     context: SeatGateScriptContext,
     date: GateDate,
@@ -194,11 +195,16 @@ export class RedisSeatGate implements SeatGate {
   /** A fresh epoch for a date whose counter does not exist yet. */
   private readonly newEpoch = () => randomBytes(8).toString("hex");
 
-  constructor(
-    private readonly client: SeatGateRedis,
-    prefix: string,
-  ) {
+  private readonly deadline: SharedCommandDeadline<SeatGateRedis>;
+
+  constructor(client: SeatGateRedis, prefix: string) {
+    this.deadline = new SharedCommandDeadline(client);
     this.context = { prefix };
+  }
+
+  /** The client, with every command bounded in time (see {@link SharedCommandDeadline}). */
+  private get client(): SeatGateRedis {
+    return this.deadline.commands();
   }
 
   async peek(date: GateDate, seatId: string): Promise<SeatGateEntry | null> {
