@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
 import {
   claimRequestId,
@@ -56,16 +55,20 @@ describe("claim-and-lock statements on PostgreSQL", () => {
     } satisfies IdempotentRequest;
   }
 
-  async function untilAStatementWaitsForALock(): Promise<void> {
-    for (let attempt = 0; attempt < 1000; attempt++) {
-      const [row] = await h.sql<{ waiting: number }>(
-        `select count(*)::int as waiting from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`,
-      );
-      if (must(row).waiting > 0) return;
-      await sleep(5);
-    }
-    expect.fail("no statement ever waited for a lock");
+  /** A hold's claim-and-lock statement, for a new result id, now. */
+  function lockForHold(tx: TxConnection, request: IdempotentRequest, seatId: string) {
+    return ReservationRepository.claimAndLockForHold(
+      tx,
+      request,
+      randomUUID(),
+      h.clock.now(),
+      seatId,
+    );
+  }
+
+  /** A payment's claim-and-lock statement, for a new result id, now. */
+  function lockForPay(tx: TxConnection, request: IdempotentRequest, reservationId: string) {
+    return PaymentRepository.claimAndLock(tx, request, randomUUID(), h.clock.now(), reservationId);
   }
 
   /** A caller holding a seat of their own, with `funds` on their wallet. */
@@ -89,13 +92,7 @@ describe("claim-and-lock statements on PostgreSQL", () => {
       const caller = await h.admit(h.user("locker"));
       const seat = h.takeSeat();
       await inTransaction(async (tx) => {
-        const claim = await ReservationRepository.claimAndLockForHold(
-          tx,
-          holdRequest(caller, seat.id),
-          randomUUID(),
-          h.clock.now(),
-          seat.id,
-        );
+        const claim = await lockForHold(tx, holdRequest(caller, seat.id), seat.id);
         expect(claim.kind).to.equal("claimed");
         if (claim.kind !== "claimed") return;
         expect(claim.locked.own).to.equal(null);
@@ -109,13 +106,7 @@ describe("claim-and-lock statements on PostgreSQL", () => {
       const { caller, reservationId } = await holder();
       const wanted = h.takeSeat();
       await inTransaction(async (tx) => {
-        const claim = await ReservationRepository.claimAndLockForHold(
-          tx,
-          holdRequest(caller, wanted.id),
-          randomUUID(),
-          h.clock.now(),
-          wanted.id,
-        );
+        const claim = await lockForHold(tx, holdRequest(caller, wanted.id), wanted.id);
         expect(claim.kind).to.equal("claimed");
         if (claim.kind !== "claimed") return;
         expect(must(claim.locked.own).id).to.equal(reservationId);
@@ -133,13 +124,7 @@ describe("claim-and-lock statements on PostgreSQL", () => {
         await client.query("begin");
         await client.query("select 1 from seat where id = $1 for update", [seat.id]);
         await inTransaction(async (tx) => {
-          const claim = await ReservationRepository.claimAndLockForHold(
-            tx,
-            holdRequest(caller, seat.id),
-            randomUUID(),
-            h.clock.now(),
-            seat.id,
-          );
+          const claim = await lockForHold(tx, holdRequest(caller, seat.id), seat.id);
           expect(claim).to.deep.equal({ kind: "claimed", locked: { own: null, seat: null } });
         });
       } finally {
@@ -155,13 +140,7 @@ describe("claim-and-lock statements on PostgreSQL", () => {
       const firstId = randomUUID();
       await inTransaction((tx) => claimRequestId(tx, request, firstId, h.clock.now()));
       await inTransaction(async (tx) => {
-        const claim = await ReservationRepository.claimAndLockForHold(
-          tx,
-          request,
-          randomUUID(),
-          h.clock.now(),
-          wanted.id,
-        );
+        const claim = await lockForHold(tx, request, wanted.id);
         expect(claim).to.deep.equal({ kind: "replay", resultId: firstId });
         expect(await locked("seat", "id", wanted.id)).to.equal(false);
         const [own] = await h.sql<{ id: string }>(
@@ -191,17 +170,9 @@ describe("claim-and-lock statements on PostgreSQL", () => {
         await released;
       });
       await claimedOnce;
-      const second = inTransaction((tx) =>
-        ReservationRepository.claimAndLockForHold(
-          tx,
-          request,
-          randomUUID(),
-          h.clock.now(),
-          seat.id,
-        ),
-      );
+      const second = inTransaction((tx) => lockForHold(tx, request, seat.id));
       try {
-        await untilAStatementWaitsForALock();
+        await h.untilAStatementWaitsForALock();
         expect(await locked("seat", "id", seat.id)).to.equal(false);
       } finally {
         release();
@@ -229,13 +200,7 @@ describe("claim-and-lock statements on PostgreSQL", () => {
       );
       const seatId = must(row).seat_id;
       await inTransaction(async (tx) => {
-        const claim = await PaymentRepository.claimAndLock(
-          tx,
-          payRequest(caller, reservationId),
-          randomUUID(),
-          h.clock.now(),
-          reservationId,
-        );
+        const claim = await lockForPay(tx, payRequest(caller, reservationId), reservationId);
         expect(claim.kind).to.equal("claimed");
         if (claim.kind !== "claimed") return;
         expect(must(claim.locked.reservation).id).to.equal(reservationId);
@@ -252,11 +217,9 @@ describe("claim-and-lock statements on PostgreSQL", () => {
       const other = await h.admit(h.user("locker"));
       await h.services.wallet.recharge(other.principal, { amount: 1000n, requestId: randomUUID() });
       await inTransaction(async (tx) => {
-        const claim = await PaymentRepository.claimAndLock(
+        const claim = await lockForPay(
           tx,
           payRequest(other, owner.reservationId),
-          randomUUID(),
-          h.clock.now(),
           owner.reservationId,
         );
         expect(claim).to.deep.equal({
@@ -275,13 +238,7 @@ describe("claim-and-lock statements on PostgreSQL", () => {
         requestId: randomUUID(),
       });
       await inTransaction(async (tx) => {
-        const claim = await PaymentRepository.claimAndLock(
-          tx,
-          payRequest(caller, reservationId),
-          randomUUID(),
-          h.clock.now(),
-          reservationId,
-        );
+        const claim = await lockForPay(tx, payRequest(caller, reservationId), reservationId);
         expect(claim.kind).to.equal("claimed");
         if (claim.kind !== "claimed") return;
         expect(must(claim.locked.reservation).status).to.equal("RELEASED");
@@ -297,13 +254,7 @@ describe("claim-and-lock statements on PostgreSQL", () => {
       const firstId = randomUUID();
       await inTransaction((tx) => claimRequestId(tx, request, firstId, h.clock.now()));
       await inTransaction(async (tx) => {
-        const claim = await PaymentRepository.claimAndLock(
-          tx,
-          request,
-          randomUUID(),
-          h.clock.now(),
-          reservationId,
-        );
+        const claim = await lockForPay(tx, request, reservationId);
         expect(claim).to.deep.equal({ kind: "replay", resultId: firstId });
         expect(await locked("reservation", "id", reservationId)).to.equal(false);
         expect(await locked("wallet", "user_id", caller.principal.userId)).to.equal(false);

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
 import {
   claimRequestId,
@@ -47,18 +46,6 @@ describe("claimRequestId on PostgreSQL, across concurrent transactions", () => {
     });
   }
 
-  async function untilAStatementWaitsForALock(): Promise<void> {
-    for (let attempt = 0; attempt < 1000; attempt++) {
-      const [row] = await h.sql<{ waiting: number }>(
-        `select count(*)::int as waiting from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`,
-      );
-      if (must(row).waiting > 0) return;
-      await sleep(5);
-    }
-    expect.fail("no statement ever waited for a lock");
-  }
-
   async function storedResult(req: IdempotentRequest): Promise<string[]> {
     const rows = await h.sql<{ result_id: string }>(
       "select result_id from idempotency_key where user_id = $1 and request_id = $2",
@@ -77,7 +64,7 @@ describe("claimRequestId on PostgreSQL, across concurrent transactions", () => {
     });
     await claimed.promise;
     const second = claimIn(req, secondId);
-    await untilAStatementWaitsForALock();
+    await h.untilAStatementWaitsForALock();
     hold.open();
     expect(await first).to.deep.equal({ kind: "claimed" });
     expect(await second).to.deep.equal({ kind: "replay", resultId: firstId });
@@ -94,7 +81,7 @@ describe("claimRequestId on PostgreSQL, across concurrent transactions", () => {
     });
     await claimed.promise;
     const second = claimIn({ ...req, params: ["seat-2"] }, randomUUID());
-    await untilAStatementWaitsForALock();
+    await h.untilAStatementWaitsForALock();
     hold.open();
     expect(await first).to.deep.equal({ kind: "claimed" });
     const error = await expectDomainError(second, "invalid_argument", "REQUEST_ID_REUSED");
@@ -113,7 +100,7 @@ describe("claimRequestId on PostgreSQL, across concurrent transactions", () => {
     });
     await claimed.promise;
     const second = claimIn(req, secondId);
-    await untilAStatementWaitsForALock();
+    await h.untilAStatementWaitsForALock();
     hold.open();
     let failure: unknown;
     await first.catch((error: unknown) => {

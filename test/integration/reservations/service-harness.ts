@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
 import pg from "pg";
 import { loadConfig } from "../../../server/src/config.js";
@@ -227,6 +228,19 @@ export class ServiceHarness {
     const seat = this.seats[this.seatCursor];
     this.seatCursor += 1;
     return must(seat, "an unused demo seat");
+  }
+
+  /** Waits until a statement on this harness's database waits for another transaction's lock. */
+  async untilAStatementWaitsForALock(): Promise<void> {
+    for (let attempt = 0; attempt < 1000; attempt++) {
+      const [row] = await this.sql<{ waiting: number }>(
+        `select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`,
+      );
+      if (must(row).waiting > 0) return;
+      await sleep(5);
+    }
+    expect.fail("no statement ever waited for a lock");
   }
 
   /** Runs SQL on a plain pg connection, bypassing the ORM. */

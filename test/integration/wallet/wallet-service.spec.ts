@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
 import pg from "pg";
 import {
@@ -299,18 +298,6 @@ describe("WalletService on PostgreSQL", () => {
     expect(await ledgerOf(caller.principal.userId)).to.have.length(1);
     expect(must(await walletRow(caller.principal.userId)).balance).to.equal("300");
   });
-  /** Waits until a statement on this test's database waits for another transaction's lock. */
-  async function untilAStatementWaitsForALock(): Promise<void> {
-    for (let attempt = 0; attempt < 1000; attempt++) {
-      const [row] = await h.sql<{ waiting: number }>(
-        `select count(*)::int as waiting from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`,
-      );
-      if (must(row).waiting > 0) return;
-      await sleep(5);
-    }
-    expect.fail("no statement ever waited for a lock");
-  }
 
   // The first recharge creates and locks the wallet in one statement. When
   // another transaction inserts the same wallet while that statement runs,
@@ -331,7 +318,7 @@ describe("WalletService on PostgreSQL", () => {
           [userId, new Date(h.clock.ms() - 1_000)],
         );
         const recharging = recharge(caller, 700n, `create-race-${ending}`);
-        await untilAStatementWaitsForALock();
+        await h.untilAStatementWaitsForALock();
         await other.query(ending);
         const { wallet, entry } = await recharging;
 
@@ -373,7 +360,7 @@ describe("WalletService on PostgreSQL", () => {
         [userId],
       );
       const recharging = recharge(caller, 700n, "queued-2");
-      await untilAStatementWaitsForALock();
+      await h.untilAStatementWaitsForALock();
       await other.query("commit");
       const { wallet, entry } = await recharging;
       expect([wallet.balance, wallet.version]).to.deep.equal([6_000n, 3]);

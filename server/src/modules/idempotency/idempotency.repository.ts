@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { statement, type TxConnection } from "../../persistence/sql.js";
+import { type Statement, statement, type TxConnection } from "../../persistence/sql.js";
 import { DomainError } from "../../shared/domain-error.js";
 import type { IdempotentOperation } from "./idempotency-key.entity.js";
 
@@ -66,8 +66,29 @@ export interface ClaimedRow {
   readonly claimed: number;
 }
 
+/**
+ * Runs a statement that claims a request id and takes the request's row
+ * locks ({@link CLAIM_CTE}): one round trip, with `params` as its $7 onward.
+ * On a replay (one more round trip, see {@link settleClaim}), nothing was
+ * locked; otherwise `locked` reads what the locks returned from the row.
+ */
+export async function claimAndLock<Row extends ClaimedRow, T>(
+  tx: TxConnection,
+  statement: Statement<Row>,
+  request: IdempotentRequest,
+  resultId: string,
+  now: Date,
+  params: readonly unknown[],
+  locked: (row: Row | undefined) => T,
+): Promise<ClaimAndLock<T>> {
+  const row = await tx.one(statement, [...claimValues(request, resultId, now), ...params]);
+  const claim = await settleClaim(tx, request, row?.claimed === 1);
+  if (claim.kind === "replay") return claim;
+  return { kind: "claimed", locked: locked(row) };
+}
+
 /** The parameters $1–$6 of a claim. */
-export function claimValues(request: IdempotentRequest, resultId: string, now: Date): unknown[] {
+function claimValues(request: IdempotentRequest, resultId: string, now: Date): unknown[] {
   return [
     request.userId,
     request.requestId,
@@ -110,7 +131,7 @@ export async function claimRequestId(
  * CLAIM_CTE} of a statement that also locks): claimed, or a replay of the
  * first request's result, read by a new statement (one more round trip).
  */
-export async function settleClaim(
+async function settleClaim(
   tx: TxConnection,
   request: IdempotentRequest,
   claimed: boolean,

@@ -6,15 +6,14 @@ export {
   CLAIMED_COLUMN,
   type ClaimAndLock,
   type ClaimedRow,
+  claimAndLock,
   claimRequestId,
-  claimValues,
   type IdempotencyClaim,
   type IdempotentRequest,
   PRUNE_BATCH,
   type PruneOptions,
   pruneRequestIds,
   requestHash,
-  settleClaim,
 } from "./idempotency.repository.js";
 export {
   IdempotencyKey,

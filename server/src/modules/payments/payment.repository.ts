@@ -8,9 +8,8 @@ import {
   CLAIMED_COLUMN,
   type ClaimAndLock,
   type ClaimedRow,
-  claimValues,
+  claimAndLock,
   type IdempotentRequest,
-  settleClaim,
 } from "../idempotency/index.js";
 import {
   RESERVATION_COLUMNS,
@@ -239,21 +238,19 @@ export class PaymentRepository {
     now: Date,
     reservationId: string,
   ): Promise<ClaimAndLock<PaymentLocks>> {
-    const row = await tx.one(CLAIM_AND_LOCK, [
-      ...claimValues(request, paymentId, now),
-      request.userId,
-      reservationId,
-    ]);
-    const claim = await settleClaim(tx, request, row?.claimed === 1);
-    if (claim.kind === "replay") return claim;
-    return {
-      kind: "claimed",
-      locked: {
+    return claimAndLock(
+      tx,
+      CLAIM_AND_LOCK,
+      request,
+      paymentId,
+      now,
+      [request.userId, reservationId],
+      (row) => ({
         reservation: row?.reservation ? reservationFromRow(row.reservation) : null,
         seat: row?.seat ? seatFromRow(row.seat) : null,
         wallet: row?.wallet ? walletFromRow(request.userId, row.wallet) : null,
-      },
-    };
+      }),
+    );
   }
 
   /** Writes a whole sale in one statement (see {@link WRITE_SALE}); nothing is locked here. */

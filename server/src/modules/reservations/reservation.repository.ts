@@ -14,9 +14,8 @@ import {
   CLAIMED_COLUMN,
   type ClaimAndLock,
   type ClaimedRow,
-  claimValues,
+  claimAndLock,
   type IdempotentRequest,
-  settleClaim,
 } from "../idempotency/index.js";
 import { Reservation, type ReservationStatus } from "./reservation.entity.js";
 
@@ -242,17 +241,19 @@ export class ReservationRepository {
     now: Date,
     seatId: string,
   ): Promise<ClaimAndLock<HoldLocks>> {
-    const row = await tx.one(CLAIM_AND_LOCK_FOR_HOLD, [
-      ...claimValues(request, reservationId, now),
-      request.userId,
-      seatId,
-    ]);
-    const claim = await settleClaim(tx, request, row?.claimed === 1);
-    if (claim.kind === "replay") return claim;
-    if (row?.own)
-      return { kind: "claimed", locked: { own: reservationFromRow(row.own), seat: null } };
-    const seat = row?.seat ? { seat: seatFromRow(row.seat), holder: row.seat.holder } : null;
-    return { kind: "claimed", locked: { own: null, seat } };
+    return claimAndLock(
+      tx,
+      CLAIM_AND_LOCK_FOR_HOLD,
+      request,
+      reservationId,
+      now,
+      [request.userId, seatId],
+      (row): HoldLocks => {
+        if (row?.own) return { own: reservationFromRow(row.own), seat: null };
+        const seat = row?.seat ? { seat: seatFromRow(row.seat), holder: row.seat.holder } : null;
+        return { own: null, seat };
+      },
+    );
   }
 
   /** Locks the user's HELD reservation (expired or not) with `FOR UPDATE`, if there is one. */

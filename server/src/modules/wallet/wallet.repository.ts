@@ -6,9 +6,8 @@ import {
   CLAIMED_COLUMN,
   type ClaimAndLock,
   type ClaimedRow,
-  claimValues,
+  claimAndLock,
   type IdempotentRequest,
-  settleClaim,
 } from "../idempotency/index.js";
 import { LedgerEntry, type LedgerEntryKind } from "./ledger-entry.entity.js";
 import { Wallet } from "./wallet.entity.js";
@@ -191,17 +190,19 @@ export class WalletRepository {
     now: Date,
   ): Promise<ClaimAndLock<Wallet>> {
     const userId = request.userId;
-    const row = await tx.one(CLAIM_AND_LOCK_OR_CREATE, [
-      ...claimValues(request, resultId, now),
-      userId,
+    const claim = await claimAndLock(
+      tx,
+      CLAIM_AND_LOCK_OR_CREATE,
+      request,
+      resultId,
       now,
-    ]);
-    const claim = await settleClaim(tx, request, row?.claimed === 1);
+      [userId, now],
+      (row) => (row !== undefined && row.balance !== null ? (row as WalletRow) : undefined),
+    );
     if (claim.kind === "replay") return claim;
-    // No wallet row: another transaction created it after this statement
+    // No wallet row: another transaction created it after the statement
     // began (see LOCK_OR_CREATE); a new statement sees and locks it.
-    const locked =
-      row !== undefined && row.balance !== null ? (row as WalletRow) : await tx.one(LOCK, [userId]);
+    const locked = claim.locked ?? (await tx.one(LOCK, [userId]));
     if (locked === undefined) throw new Error(`wallet ${userId} vanished after its creation`);
     return { kind: "claimed", locked: walletFromRow(userId, locked) };
   }
