@@ -45,13 +45,13 @@ const CLAIM = statement<{ claimed: number }>("idempotency_claim", CLAIM_INSERT);
  * claim stays the first lock a transaction takes) and locks nothing on a
  * replay, and the statement selects `claimed` ({@link CLAIMED_COLUMN}).
  */
-export const CLAIM_CTE = `claim as (${CLAIM_INSERT})`;
+const CLAIM_CTE = `claim as (${CLAIM_INSERT})`;
 
 /** True once the claim CTE of {@link CLAIM_CTE} made the claim (false on a replay). */
 export const CLAIMED = "(select count(*) from claim) = 1";
 
 /** The column that says whether the claim was made, 1 or 0. */
-export const CLAIMED_COLUMN = "(select count(*) from claim)::int as claimed";
+const CLAIMED_COLUMN = "(select count(*) from claim)::int as claimed";
 
 /**
  * What a statement that claims and locks ({@link CLAIM_CTE}) came to: the
@@ -62,8 +62,23 @@ export type ClaimAndLock<T> =
   | { readonly kind: "replay"; readonly resultId: string };
 
 /** What a statement starting with {@link CLAIM_CTE} returns besides its own columns. */
-export interface ClaimedRow {
+interface ClaimedRow {
   readonly claimed: number;
+}
+
+/**
+ * Declares a statement that claims a request id and takes the request's row
+ * locks in one round trip: `with` {@link CLAIM_CTE}, then `locks` (the lock
+ * CTEs, each `materialized` and with {@link CLAIMED} in its WHERE), then
+ * `select claimed,` and `select` (the rest of the final SELECT: the locked
+ * rows' columns, and any FROM). Run it with {@link claimAndLock}.
+ */
+export function claimAndLockStatement<Row>(
+  name: string,
+  locks: string,
+  select: string,
+): Statement<ClaimedRow & Row> {
+  return statement(name, `with ${CLAIM_CTE}, ${locks}\n   select ${CLAIMED_COLUMN}, ${select}`);
 }
 
 /**

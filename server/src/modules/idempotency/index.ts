@@ -1,12 +1,10 @@
 /** Request-id claims that make every mutation safe to retry. */
 
 export {
-  CLAIM_CTE,
   CLAIMED,
-  CLAIMED_COLUMN,
   type ClaimAndLock,
-  type ClaimedRow,
   claimAndLock,
+  claimAndLockStatement,
   claimRequestId,
   type IdempotencyClaim,
   type IdempotentRequest,

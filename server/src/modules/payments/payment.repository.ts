@@ -3,12 +3,10 @@ import { statement, type TxConnection } from "../../persistence/sql.js";
 import { SEAT_COLUMNS, type Seat, type SeatLockRow, seatFromRow } from "../catalog/index.js";
 import { eventIdAndPayload, outboxAppendCte } from "../events/index.js";
 import {
-  CLAIM_CTE,
   CLAIMED,
-  CLAIMED_COLUMN,
   type ClaimAndLock,
-  type ClaimedRow,
   claimAndLock,
+  claimAndLockStatement,
   type IdempotentRequest,
 } from "../idempotency/index.js";
 import {
@@ -61,15 +59,13 @@ const LOCK_OF_RESERVATION = statement<PaymentRow>(
  * locked. Each locked row comes back as JSON (the three share column names);
  * the money columns are text inside it, so they stay exact.
  */
-const CLAIM_AND_LOCK = statement<
-  ClaimedRow & {
-    reservation: ReservationRow | null;
-    seat: SeatLockRow | null;
-    wallet: WalletRow | null;
-  }
->(
+const CLAIM_AND_LOCK = claimAndLockStatement<{
+  reservation: ReservationRow | null;
+  seat: SeatLockRow | null;
+  wallet: WalletRow | null;
+}>(
   "payment_claim_and_lock",
-  `with ${CLAIM_CTE}, held as materialized (
+  `held as materialized (
      select ${RESERVATION_COLUMNS} from reservation
       where id = $8 and user_id = $7 and ${CLAIMED}
       for update
@@ -81,9 +77,8 @@ const CLAIM_AND_LOCK = statement<
      select ${WALLET_COLUMNS} from wallet
       where user_id = $7 and exists (select 1 from held where status = 'HELD')
       for update
-   )
-   select ${CLAIMED_COLUMN},
-          (select to_json(held) from held) as reservation,
+   )`,
+  `(select to_json(held) from held) as reservation,
           (select to_json(sold) from sold) as seat,
           (select to_json(payer) from payer) as wallet`,
 );

@@ -9,12 +9,10 @@ import {
 } from "../catalog/index.js";
 import { eventIdAndPayload, outboxAppendCte } from "../events/index.js";
 import {
-  CLAIM_CTE,
   CLAIMED,
-  CLAIMED_COLUMN,
   type ClaimAndLock,
-  type ClaimedRow,
   claimAndLock,
+  claimAndLockStatement,
   type IdempotentRequest,
 } from "../idempotency/index.js";
 import { Reservation, type ReservationStatus } from "./reservation.entity.js";
@@ -68,14 +66,12 @@ const LOCK_HELD_BY = statement<ReservationRow>(
  * and on a replay nothing is locked. The rows come back as JSON (they share
  * column names).
  */
-const CLAIM_AND_LOCK_FOR_HOLD = statement<
-  ClaimedRow & {
-    own: ReservationRow | null;
-    seat: (SeatLockRow & { holder: string | null }) | null;
-  }
->(
+const CLAIM_AND_LOCK_FOR_HOLD = claimAndLockStatement<{
+  own: ReservationRow | null;
+  seat: (SeatLockRow & { holder: string | null }) | null;
+}>(
   "reservation_claim_and_lock_for_hold",
-  `with ${CLAIM_CTE}, own as materialized (
+  `own as materialized (
      select ${RESERVATION_COLUMNS} from reservation
       where user_id = $7 and status = 'HELD' and ${CLAIMED}
       for update
@@ -85,9 +81,8 @@ const CLAIM_AND_LOCK_FOR_HOLD = statement<
        from seat
       where id = $8 and ${CLAIMED} and (select count(*) from own) = 0
       for update of seat skip locked
-   )
-   select ${CLAIMED_COLUMN},
-          (select to_json(own) from own) as own,
+   )`,
+  `(select to_json(own) from own) as own,
           (select to_json(wanted) from wanted) as seat`,
 );
 

@@ -1,12 +1,10 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { statement, type TxConnection } from "../../persistence/sql.js";
 import {
-  CLAIM_CTE,
   CLAIMED,
-  CLAIMED_COLUMN,
   type ClaimAndLock,
-  type ClaimedRow,
   claimAndLock,
+  claimAndLockStatement,
   type IdempotentRequest,
 } from "../idempotency/index.js";
 import { LedgerEntry, type LedgerEntryKind } from "./ledger-entry.entity.js";
@@ -85,17 +83,17 @@ const LOCK_OR_CREATE = statement<WalletRow>(
  * only when the claim is new, so a replay locks nothing. Its parameters after
  * the claim's: $7 the user, $8 the time.
  */
-const CLAIM_AND_LOCK_OR_CREATE = statement<ClaimedRow & OrNull<WalletRow>>(
+const CLAIM_AND_LOCK_OR_CREATE = claimAndLockStatement<OrNull<WalletRow>>(
   "wallet_claim_and_lock_or_create",
-  `with ${CLAIM_CTE}, created as (
+  `created as (
      insert into wallet (user_id, balance, version, created_at, updated_at)
      select $7, 0, 0, $8, $8 where ${CLAIMED}
      on conflict (user_id) do nothing
      returning ${WALLET_COLUMNS}
    ), locked as materialized (
      select ${WALLET_COLUMNS} from wallet where user_id = $7 and ${CLAIMED} for update
-   )
-   select ${CLAIMED_COLUMN}, wallet.*
+   )`,
+  `wallet.*
      from (values (1)) as one
      left join (select * from created union all select * from locked) as wallet on true`,
 );
