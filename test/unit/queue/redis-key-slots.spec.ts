@@ -120,6 +120,10 @@ describe("Redis key slots (what lets the waiting room run on Redis Cluster)", ()
         sent.push(queries.map((q) => q.concertId));
         return queries.map((q) => ({ epoch: q.concertId, version: 0, changes: [] }));
       },
+      // The gate sends through a view with a shared deadline (shared-deadline.ts).
+      withCommandOptions() {
+        return client;
+      },
     } as unknown as SeatGateRedis;
     const gate = new RedisSeatGate(client, PREFIX);
     const answers = await gate.changesSince([
