@@ -6,7 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ERROR_DOMAIN, ErrorInfoSchema, RetryInfoSchema } from "@stagedoor/sdk";
-import { NO_USER_RATE_LIMITS } from "../support/rate-limits.js";
+import { NO_ADDRESS_RATE_LIMITS, NO_USER_RATE_LIMITS } from "../support/rate-limits.js";
 
 /**
  * What the fault tests share: the server as a child process (as `npm start`
@@ -110,8 +110,10 @@ export class ServerProcess {
           SERVE_WEB: "false",
           LOG_LEVEL: "info",
           SHUTDOWN_TIMEOUT_MS: "2000",
-          // Fans retry as fast as the fault allows: the per-user limits would refuse them.
+          // Fans retry as fast as the fault allows, all from one address: the
+          // per-user and per-address limits would refuse them.
           ...NO_USER_RATE_LIMITS,
+          ...NO_ADDRESS_RATE_LIMITS,
           ...env,
         },
         stdio: ["ignore", "pipe", "pipe"],
