@@ -294,18 +294,22 @@ function routerByKind(
   return router;
 }
 
-/** One method of a service implementation, bound to it, as Connect's `router.service` takes it. */
+/**
+ * One method of a service implementation, bound to it, as Connect's
+ * `router.service` takes it. Every method of a service we serve must be
+ * implemented: a missing one fails the server's start (Connect alone would
+ * answer its calls `unimplemented` at run time).
+ */
 function methodImplementation(
   service: DescService,
   implementation: object,
   method: DescMethod,
 ): (...args: never[]) => unknown {
   const fn = (implementation as Record<string, unknown>)[method.localName];
-  if (typeof fn === "function") return fn.bind(implementation);
-  const message = `${service.typeName}.${method.name} is not implemented`;
-  return () => {
-    throw new ConnectError(message, Code.Unimplemented);
-  };
+  if (typeof fn !== "function") {
+    throw new Error(`${service.typeName}.${method.name} has no implementation`);
+  }
+  return fn.bind(implementation);
 }
 
 // ---------------------------------------------------------------------------

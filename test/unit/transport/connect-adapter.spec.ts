@@ -49,6 +49,7 @@ describe("createConnectAdapter", () => {
             yield { status: ServingStatus.SERVING };
             await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
           },
+          list: () => ({ statuses: {} }),
         });
       },
     });
@@ -173,6 +174,22 @@ function int64Service() {
   if (!service) throw new Error("test.v1.AmountService did not build");
   return service;
 }
+
+describe("createConnectAdapter with a service implementation missing a method", () => {
+  it("refuses to build, naming the method, instead of answering its calls unimplemented", () => {
+    expect(() =>
+      createConnectAdapter({
+        logger: createLogger("silent"),
+        fallback: (_req, res) => res.end(),
+        routes: (router) => {
+          router.service(Health, {
+            check: () => ({ status: ServingStatus.SERVING }),
+          });
+        },
+      }),
+    ).to.throw("grpc.health.v1.Health.Watch has no implementation");
+  });
+});
 
 describe("int64 fields in JSON requests, for every int64 field of any request type", () => {
   const service = int64Service();
