@@ -1,3 +1,5 @@
+import { setMaxListeners } from "node:events";
+
 /** The command options a {@link SharedCommandDeadline} sets (part of node-redis's `CommandOptions`). */
 export interface DeadlineOptions {
   /** 0: no timer of the command's own. */
@@ -45,10 +47,12 @@ export class SharedCommandDeadline<C> {
     const now = this.now();
     if (this.view === undefined || now >= this.nextEpochAt) {
       this.nextEpochAt = now + EPOCH_MS;
-      this.view = this.client.withCommandOptions({
-        timeout: 0,
-        abortSignal: AbortSignal.timeout(EPOCH_MS + COMMAND_DEADLINE_MS),
-      });
+      const abortSignal = AbortSignal.timeout(EPOCH_MS + COMMAND_DEADLINE_MS);
+      // Every command waiting to be sent listens to the shared signal (node-redis
+      // removes its listener once the command is written), so a busy second has
+      // many listeners by design: without this, Node warns of a leak past 10.
+      setMaxListeners(0, abortSignal);
+      this.view = this.client.withCommandOptions({ timeout: 0, abortSignal });
     }
     return this.view;
   }

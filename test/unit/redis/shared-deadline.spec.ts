@@ -38,6 +38,24 @@ describe("SharedCommandDeadline", () => {
     expect(new Set(client.views.map((view) => view.options.abortSignal)).size).to.equal(3);
   });
 
+  it("lets any number of waiting commands listen to the shared signal without a leak warning", async () => {
+    const client = new RecordingClient();
+    const signal = new SharedCommandDeadline(client, () => 0).commands().options.abortSignal;
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on("warning", onWarning);
+    const listeners = Array.from({ length: 50 }, () => () => {});
+    try {
+      for (const listener of listeners) signal.addEventListener("abort", listener, { once: true });
+      // Node emits its warnings on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      for (const listener of listeners) signal.removeEventListener("abort", listener);
+      process.off("warning", onWarning);
+    }
+    expect(warnings.map((warning) => warning.name)).to.not.include("MaxListenersExceededWarning");
+  });
+
   it("makes no view before the first command", () => {
     const client = new RecordingClient();
     new SharedCommandDeadline(client, () => 0);
