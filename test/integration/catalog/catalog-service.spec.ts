@@ -46,6 +46,75 @@ describe("CatalogService on PostgreSQL", () => {
     return page.seats.map((seat) => seat.number);
   }
 
+  /** Runs `work`, returning the SQL statements the ORM sent meanwhile. */
+  async function capture(work: () => Promise<unknown>): Promise<string[]> {
+    const knex = h.orm.em.getConnection().getKnex();
+    const queries: string[] = [];
+    const onQuery = (event: { sql: string }) => queries.push(event.sql);
+    knex.on("query", onQuery);
+    try {
+      await work();
+    } finally {
+      knex.off("query", onQuery);
+    }
+    return queries;
+  }
+
+  describe("with many callers at once", () => {
+    /** `n` concurrent calls of `call`. */
+    const atOnce = <T>(call: () => Promise<T>, n = 25) =>
+      Promise.all(Array.from({ length: n }, call));
+
+    it("reads a fact not cached yet once, however many ask for it at the same time", async () => {
+      const extra = await h.createConcert([
+        { daysFromNow: 8, seats: 3 },
+        { daysFromNow: 9, seats: 3 },
+      ]);
+      const [first, second] = [must(extra.dates[0]), must(extra.dates[1])];
+      const { catalog } = h.services;
+
+      const byCalendar = await capture(() =>
+        atOnce(() => catalog.findDate(extra.concertId, first.date)),
+      );
+      expect(byCalendar).to.have.length(1);
+      const byId = await capture(() => atOnce(() => catalog.dateFacts(second.id)));
+      expect(byId).to.have.length(1);
+      const exists = await capture(() => atOnce(() => catalog.concertExists(extra.concertId)));
+      expect(exists).to.have.length(1);
+      const seatId = await h.seatId(second.id, 2);
+      const seats = await capture(() => atOnce(() => catalog.seatFacts(seatId)));
+      // One read of the seat's date, then one of that date's seats.
+      expect(seats).to.have.length(2);
+
+      // Once cached, nobody reads them again.
+      const again = await capture(() =>
+        atOnce(async () => {
+          await catalog.findDate(extra.concertId, first.date);
+          await catalog.dateFacts(second.id);
+          await catalog.concertExists(extra.concertId);
+        }),
+      );
+      expect(again).to.deep.equal([]);
+    });
+
+    it("re-reads an expired list of dates once for everyone who finds it expired", async () => {
+      const extra = await h.createConcert([{ daysFromNow: 8, seats: 3 }]);
+      const { catalog } = h.services;
+      const cold = await capture(() => atOnce(() => catalog.saleEnded(extra.concertId)));
+      expect(cold).to.have.length(1);
+      const fresh = await capture(() => atOnce(() => catalog.saleEnded(extra.concertId)));
+      expect(fresh).to.deep.equal([]);
+      h.clock.advance(1000);
+      const expired = await capture(() => atOnce(() => catalog.saleEnded(extra.concertId)));
+      expect(expired).to.have.length(1);
+      expect(await atOnce(() => catalog.saleEnded(extra.concertId), 3)).to.deep.equal([
+        false,
+        false,
+        false,
+      ]);
+    });
+  });
+
   describe("listBookableDates", () => {
     it("lists the demo concert's three upcoming dates in order, 50 bookable seats each", async () => {
       const dates = await h.services.catalog.listBookableDates(h.concertId);
@@ -365,20 +434,6 @@ describe("CatalogService on PostgreSQL", () => {
       // Date facts are cached after the first read; warm the cache so only the listing is counted.
       await h.services.catalog.findDate(extra.concertId, date.date);
     });
-
-    /** Runs `work`, returning the SQL statements the ORM sent meanwhile. */
-    async function capture(work: () => Promise<unknown>): Promise<string[]> {
-      const knex = h.orm.em.getConnection().getKnex();
-      const queries: string[] = [];
-      const onQuery = (event: { sql: string }) => queries.push(event.sql);
-      knex.on("query", onQuery);
-      try {
-        await work();
-      } finally {
-        knex.off("query", onQuery);
-      }
-      return queries;
-    }
 
     it("lists exactly the bookable seats, whole or page by page, with no query once the listing is built", async () => {
       let availability = await h.services.catalog.availability(dateId);

@@ -4,6 +4,7 @@ import type { TxConnection } from "../../persistence/sql.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
+import { SingleFlight } from "../../shared/single-flight.js";
 import { pageSize, requireCalendarDate, requireUuid } from "../../shared/validation.js";
 import type { SeatGate } from "../queue/index.js";
 import { Concert } from "./concert.entity.js";
@@ -50,6 +51,10 @@ function seatNotFound(seatId: string): DomainError {
  * them. Only positive answers are cached, so a concert or date created later
  * is found on its first use. A concert's list of dates is re-read at most
  * once a second, so a date added to a running sale appears within that time.
+ * A fact not cached yet, or an expired date list, is read once however many
+ * requests ask for it meanwhile: they share the one read in flight, so the
+ * opening second of a sale, when every cache is cold and thousands of fans
+ * ask at once, costs one query per fact, not one per request.
  *
  * Seat states come from {@link SeatListings}: built once per date and kept
  * fresh from the seat gate, so a listing costs no query however many fans ask.
@@ -73,6 +78,8 @@ export class CatalogService {
   private readonly dateSeats = new Map<string, Promise<DateSeats>>();
   private readonly seatDates = new Map<string, DateSeats>();
   private readonly listings: SeatListings;
+  /** The reads of facts not cached yet (or of an expired date list), one per key at a time. */
+  private readonly loads = new SingleFlight<string, unknown>();
 
   constructor(
     private readonly db: Database,
@@ -119,11 +126,8 @@ export class CatalogService {
   /** The concert the seed's REST routes use: the first one created (cached once found). */
   async defaultConcert(): Promise<Concert> {
     if (this.firstConcert !== undefined) return this.firstConcert;
-    const em = this.reads.fork();
-    const [concert] = await em.find(
-      Concert,
-      {},
-      { orderBy: { createdAt: "asc", id: "asc" }, limit: 1 },
+    const [concert] = await this.load("first-concert", () =>
+      this.reads.fork().find(Concert, {}, { orderBy: { createdAt: "asc", id: "asc" }, limit: 1 }),
     );
     if (!concert) {
       throw new DomainError("not_found", "CONCERT_NOT_FOUND", "no concert is on sale");
@@ -135,7 +139,10 @@ export class CatalogService {
   /** Whether a concert exists; positive answers are cached (concerts are never deleted). */
   async concertExists(concertId: string): Promise<boolean> {
     if (this.knownConcerts.has(concertId)) return true;
-    const found = (await this.reads.fork().count(Concert, { id: concertId })) > 0;
+    const found = await this.load(
+      `concert:${concertId}`,
+      async () => (await this.reads.fork().count(Concert, { id: concertId })) > 0,
+    );
     if (found) this.knownConcerts.add(concertId);
     return found;
   }
@@ -180,7 +187,9 @@ export class CatalogService {
     const key = `${concertId}/${calendarDate}`;
     const cached = this.datesByCalendar.get(key);
     if (cached) return cached;
-    const date = await this.reads.fork().findOne(ConcertDate, { concertId, date: calendarDate });
+    const date = await this.load(`calendar:${key}`, () =>
+      this.reads.fork().findOne(ConcertDate, { concertId, date: calendarDate }),
+    );
     if (!date) {
       throw new DomainError("not_found", "CONCERT_DATE_NOT_FOUND", "no concert on that date", {
         metadata: { date: calendarDate },
@@ -215,7 +224,9 @@ export class CatalogService {
     if (cached) return cached;
     const date =
       tx === undefined
-        ? await this.reads.fork().findOne(ConcertDate, { id: concertDateId })
+        ? await this.load(`date:${concertDateId}`, () =>
+            this.reads.fork().findOne(ConcertDate, { id: concertDateId }),
+          )
         : await ConcertDateRepository.find(tx, concertDateId);
     if (!date) {
       throw new DomainError("not_found", "CONCERT_DATE_NOT_FOUND", "no concert date has that id", {
@@ -230,7 +241,9 @@ export class CatalogService {
   async seatFacts(seatId: string): Promise<SeatFacts> {
     const known = this.cachedSeat(seatId);
     if (known) return known;
-    const dateId = await new SeatRepository(this.reads.fork()).dateOfSeat(seatId);
+    const dateId = await this.load(`seat:${seatId}`, () =>
+      new SeatRepository(this.reads.fork()).dateOfSeat(seatId),
+    );
     if (dateId === null) throw seatNotFound(seatId);
     const seats = await this.seatsOf(dateId);
     const index = seats.indexOfId(seatId);
@@ -355,11 +368,23 @@ export class CatalogService {
     const now = this.clock.now().getTime();
     const cached = this.concertDates.get(concertId);
     if (cached !== undefined && now - cached.at < DATE_LIST_TTL_MS) return cached.dates;
-    const dates = await this.reads
-      .fork()
-      .find(ConcertDate, { concertId }, { orderBy: { date: "asc" } });
-    for (const date of dates) this.dates.set(date.id, date);
-    this.concertDates.set(concertId, { at: now, dates });
-    return dates;
+    // Read once for everyone who finds the list missing or expired meanwhile.
+    return this.load(`dates:${concertId}`, async () => {
+      const dates = await this.reads
+        .fork()
+        .find(ConcertDate, { concertId }, { orderBy: { date: "asc" } });
+      for (const date of dates) this.dates.set(date.id, date);
+      this.concertDates.set(concertId, { at: now, dates });
+      return dates;
+    });
+  }
+
+  /**
+   * Reads a fact not cached yet through {@link loads}: every caller asking
+   * for the same key while the read runs shares it, so a cold cache at the
+   * opening of a sale costs one query per fact, not one per request.
+   */
+  private load<T>(key: string, read: () => Promise<T>): Promise<T> {
+    return this.loads.run(key, read) as Promise<T>;
   }
 }
