@@ -8,6 +8,14 @@ export interface CpuTimes {
   readonly db: number;
   /** Every Redis server of the machine. */
   readonly redis: number;
+  /**
+   * The whole machine, all cores (from /proc/stat): time busy, in the kernel
+   * too (softirq work for loopback sockets is charged to no process), and in
+   * all. Their differences over a phase give the share of the machine it
+   * kept busy: near 100% means the phase was bound by the CPU.
+   */
+  readonly machineBusy: number;
+  readonly machineTotal: number;
 }
 
 /** Microseconds per clock tick of /proc (USER_HZ is 100 on Linux). */
@@ -54,11 +62,12 @@ export class CpuMeter {
     let server = 0;
     let db = 0;
     let redis = 0;
+    const { busy: machineBusy, total: machineTotal } = readMachine();
     let entries: string[] = [];
     try {
       entries = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
     } catch {
-      return { server, db, redis };
+      return { server, db, redis, machineBusy, machineTotal };
     }
     for (const pid of entries) {
       const stat = readStat(pid);
@@ -67,6 +76,32 @@ export class CpuMeter {
       else if (stat.comm === "postgres") db += stat.cpuUs;
       else if (stat.comm.startsWith("redis-server")) redis += stat.cpuUs;
     }
-    return { server, db, redis };
+    return { server, db, redis, machineBusy, machineTotal };
   }
 }
+
+/**
+ * All cores' time so far, in µs: busy (user, nice, system, irq, softirq,
+ * steal) and in all (the same plus idle and iowait). Zeros off Linux.
+ */
+function readMachine(): { busy: number; total: number } {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+    // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+      .trim()
+      .split(/\s+/)
+      .slice(1, 9)
+      .map(Number);
+    const busy = [user, nice, system, irq, softirq, steal].reduce<number>(
+      (a, b) => a + (b ?? 0),
+      0,
+    );
+    const total = busy + (idle ?? 0) + (iowait ?? 0);
+    return Number.isFinite(total) ? { busy: busy * TICK_US, total: total * TICK_US } : NO_MACHINE;
+  } catch {
+    return NO_MACHINE;
+  }
+}
+
+const NO_MACHINE = { busy: 0, total: 0 } as const;

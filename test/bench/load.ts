@@ -46,7 +46,9 @@ export interface PhaseResult {
    * CPU per request (µs) of the server under test (with its workers), of
    * PostgreSQL and of Redis, when the pool knows the server's pid.
    */
-  readonly cpuUsPerRequest: CpuTimes | undefined;
+  readonly cpuUsPerRequest: Pick<CpuTimes, "server" | "db" | "redis"> | undefined;
+  /** The share of the whole machine (all cores) kept busy during the phase, 0–1; undefined off Linux. */
+  readonly machineBusy: number | undefined;
 }
 
 /**
@@ -179,6 +181,11 @@ export async function runPhase(
             redis: perRequest(machine.redis, machineAfter.redis),
           }
         : undefined,
+    machineBusy:
+      machine && machineAfter && machineAfter.machineTotal > machine.machineTotal
+        ? (machineAfter.machineBusy - machine.machineBusy) /
+          (machineAfter.machineTotal - machine.machineTotal)
+        : undefined,
   };
 }
 
@@ -239,7 +246,7 @@ export const PHASE_HEADER = [
 ] as const;
 
 /** The CPU columns that follow a phase row: server, PostgreSQL, Redis and load generator µs/req. */
-export const CPU_HEADER = ["server µs", "db µs", "redis µs", "load µs"] as const;
+export const CPU_HEADER = ["server µs", "db µs", "redis µs", "load µs", "busy"] as const;
 
 /** A phase's CPU per request as cells under {@link CPU_HEADER}. */
 export function cpuCells(result: PhaseResult): string[] {
@@ -249,6 +256,7 @@ export function cpuCells(result: PhaseResult): string[] {
     cpu ? fmt(cpu.db) : "-",
     cpu ? fmt(cpu.redis) : "-",
     fmt(result.loadCpuUsPerRequest),
+    result.machineBusy === undefined ? "-" : `${Math.round(result.machineBusy * 100)}%`,
   ];
 }
 

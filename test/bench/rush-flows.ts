@@ -65,6 +65,12 @@ export interface FlowResult {
   readonly warmUp?: WarmUp;
 }
 
+/** Hooks run just before and just after each measured phase, outside its clock. */
+export interface PhaseWatch {
+  before(): Promise<void>;
+  after(phase: string): Promise<void>;
+}
+
 /** What the warm-up did: every fan pays for a seat of the warm-up date. */
 export interface WarmUp {
   readonly fans: number;
@@ -261,6 +267,7 @@ export async function runFlow(
   catalog: BenchCatalog,
   shape: RushShape,
   log: (line: string) => void,
+  watch?: PhaseWatch,
 ): Promise<FlowResult> {
   const protocol =
     flow === "rest" ? restProtocol(pool.target, catalog) : connectProtocol(pool.target, catalog);
@@ -283,6 +290,13 @@ export async function runFlow(
   const seatsPerDate = catalog.dates[0]?.seats.length ?? 0;
   const seatCount = dateCount * seatsPerDate;
   const phases: PhaseResult[] = [];
+  /** Runs a measured phase, with the watch's hooks just outside its clock. */
+  const measured = async (name: string, phase: () => Promise<PhaseResult>) => {
+    await watch?.before();
+    const result = await phase();
+    await watch?.after(name);
+    return result;
+  };
   const done = (result: PhaseResult) => {
     phases.push(result);
     log(
@@ -293,57 +307,65 @@ export async function runFlow(
   };
 
   const tokens = done(
-    await runPhase("tokens", pool, shape.fans, shape.connections, async (i, call) => {
-      const fan = fanAt(i);
-      const reply = await call(protocol.issue(fan), protocol.admitted);
-      if (reply.status === 200) fan.token = String(jsonBody(reply).token ?? "");
-    }),
+    await measured("tokens", () =>
+      runPhase("tokens", pool, shape.fans, shape.connections, async (i, call) => {
+        const fan = fanAt(i);
+        const reply = await call(protocol.issue(fan), protocol.admitted);
+        if (reply.status === 200) fan.token = String(jsonBody(reply).token ?? "");
+      }),
+    ),
   );
 
   if (shape.listing) {
     done(
-      await runPhase("listing", pool, shape.fans, shape.connections, async (i, call) => {
-        const pick = Math.floor(fanRandom(shape.seed ^ 0x5eed, i)() * dateCount);
-        for (const request of protocol.listing(fanAt(i), pick)) await call(request, okIf200);
-      }),
+      await measured("listing", () =>
+        runPhase("listing", pool, shape.fans, shape.connections, async (i, call) => {
+          const pick = Math.floor(fanRandom(shape.seed ^ 0x5eed, i)() * dateCount);
+          for (const request of protocol.listing(fanAt(i), pick)) await call(request, okIf200);
+        }),
+      ),
     );
   }
 
   const holds = done(
-    await runPhase("holds", pool, shape.fans, shape.connections, async (i, call) => {
-      const fan = fanAt(i);
-      if (fan.token === "") return;
-      const random = fanRandom(shape.seed, i);
-      const tried = new Set<number>();
-      let misses = 0;
-      while (misses < shape.retries && tried.size < seatCount) {
-        let pick: number;
-        do pick = Math.floor(random() * seatCount);
-        while (tried.has(pick));
-        tried.add(pick);
-        const dateIndex = Math.floor(pick / seatsPerDate);
-        const number = (pick % seatsPerDate) + 1;
-        const reply = await call(
-          protocol.hold(fan, dateIndex, number, tried.size),
-          protocol.holdJudge,
-        );
-        if (reply.status === 200) {
-          fan.win = { dateIndex, number, ...protocol.readHold(reply) };
-          return;
+    await measured("holds", () =>
+      runPhase("holds", pool, shape.fans, shape.connections, async (i, call) => {
+        const fan = fanAt(i);
+        if (fan.token === "") return;
+        const random = fanRandom(shape.seed, i);
+        const tried = new Set<number>();
+        let misses = 0;
+        while (misses < shape.retries && tried.size < seatCount) {
+          let pick: number;
+          do pick = Math.floor(random() * seatCount);
+          while (tried.has(pick));
+          tried.add(pick);
+          const dateIndex = Math.floor(pick / seatsPerDate);
+          const number = (pick % seatsPerDate) + 1;
+          const reply = await call(
+            protocol.hold(fan, dateIndex, number, tried.size),
+            protocol.holdJudge,
+          );
+          if (reply.status === 200) {
+            fan.win = { dateIndex, number, ...protocol.readHold(reply) };
+            return;
+          }
+          misses++;
         }
-        misses++;
-      }
-    }),
+      }),
+    ),
   );
 
   const winners = fans.filter((fan) => fan.win !== undefined);
   const pay = done(
-    await runPhase("pay", pool, winners.length, shape.payers, async (k, call) => {
-      const fan = winners[k] as Fan;
-      const win = fan.win as Win;
-      if ((await call(protocol.recharge(fan, win))).status !== 200) return;
-      if ((await call(protocol.pay(fan, win))).status === 200) fan.paid = true;
-    }),
+    await measured("pay", () =>
+      runPhase("pay", pool, winners.length, shape.payers, async (k, call) => {
+        const fan = winners[k] as Fan;
+        const win = fan.win as Win;
+        if ((await call(protocol.recharge(fan, win))).status !== 200) return;
+        if ((await call(protocol.pay(fan, win))).status === 200) fan.paid = true;
+      }),
+    ),
   );
   const paid = fans.filter((fan) => fan.paid).length;
   return {

@@ -54,6 +54,7 @@ import {
 import { Cleanup, serverNodeArgs, startStagedoor } from "./processes.js";
 import { type Flow, type FlowResult, runFlow } from "./rush-flows.js";
 import { AdmissionSampler, type Check, checkInvariants, reportVerdict } from "./rush-invariants.js";
+import { formatStatements, type PhaseStatements, StatementWatch } from "./statements.js";
 
 const FANS = intKnob("RUSH_FANS", 2000);
 const CONNECTIONS = intKnob("RUSH_CONNECTIONS", 64);
@@ -89,6 +90,8 @@ interface Round {
   readonly payers: number;
   readonly result: FlowResult;
   readonly checks: readonly Check[];
+  /** Each phase's statements, or why they could not be read. */
+  readonly statements: PhaseStatements | string;
 }
 
 const progress = (line: string) => console.error(line);
@@ -119,6 +122,7 @@ async function runRound(flow: Flow, payers: number, cleanup: Cleanup): Promise<R
       warmUpSeats: WARM_UP,
     });
     const pool = new ConnectionPool(server.target, server.pid);
+    const watch = await StatementWatch.open(database.url);
     try {
       const sampler = new AdmissionSampler(redis, admittedKey(keyPrefix, catalog.concertId));
       sampler.start();
@@ -137,6 +141,7 @@ async function runRound(flow: Flow, payers: number, cleanup: Cleanup): Promise<R
             listing: LISTING,
           },
           progress,
+          typeof watch === "string" ? undefined : watch,
         );
       } finally {
         await sampler.stop();
@@ -150,10 +155,12 @@ async function runRound(flow: Flow, payers: number, cleanup: Cleanup): Promise<R
         maxActive: MAX_ACTIVE,
         sampler,
       });
-      const round = { flow, payers, result, checks };
+      const statements = typeof watch === "string" ? watch : watch.phases;
+      const round = { flow, payers, result, checks, statements };
       console.log(formatRound(round, (performance.now() - started) / 1000));
       return round;
     } finally {
+      if (typeof watch !== "string") await watch.close();
       pool.close();
       await server.stop();
     }
@@ -189,6 +196,11 @@ function formatRound(round: Round, seconds: number): string {
   ];
   const outcomes = outcomeLines(result.phases);
   if (outcomes.length > 0) lines.push("refusals and errors:", ...outcomes);
+  lines.push(
+    typeof round.statements === "string"
+      ? `statements: not measured (${round.statements})`
+      : `statements (pg_stat_statements, this round's database; exec µs is wall time in the executor):\n${formatStatements(round.statements)}`,
+  );
   lines.push("invariants:");
   for (const check of round.checks) {
     lines.push(`  ${check.ok ? "ok  " : "FAIL"} ${check.name}: ${check.detail}`);
@@ -322,7 +334,7 @@ async function main(): Promise<void> {
         `BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"} BENCH_POOL=${POOL ?? "(server default)"}`,
       `queue store: Redis at ${REDIS_URL}, QUEUE_MAX_ACTIVE=${MAX_ACTIVE} (= fans); ` +
         `database: ${process.env.TEST_DATABASE_URL ? "TEST_DATABASE_URL's server" : "embedded PostgreSQL"}`,
-      `a fan gives up after ${RETRIES} refused hold attempts; CPU columns are µs per request of the server (with its workers), PostgreSQL, Redis and the load generator`,
+      `a fan gives up after ${RETRIES} refused hold attempts; CPU columns are µs per request of the server (with its workers), PostgreSQL, Redis and the load generator, and "busy" the share of all the machine's cores kept busy (near 100%: bound by the CPU)`,
     ].join("\n"),
   );
   const rounds: Round[] = [];
