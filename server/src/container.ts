@@ -31,6 +31,7 @@ import { EntryCodes, ReadSessions, TicketsService } from "./modules/tickets/inde
 import type { WalletLimits } from "./modules/wallet/index.js";
 import { WalletService } from "./modules/wallet/index.js";
 import type { Database } from "./persistence/database.js";
+import { WriteBatcher, type WriteBatchSettings } from "./persistence/write-batcher.js";
 import type { Clock } from "./shared/clock.js";
 import type { QueueEvents } from "./shared/queue-events.js";
 import { IGNORED_SALE_EVENTS, type SaleEvents } from "./shared/sale-events.js";
@@ -47,6 +48,8 @@ export interface Settings {
   readonly adminKeys: readonly AdminKey[];
   /** Where the outbox relay publishes events, and its retry and retention settings. */
   readonly events: EventsConfig;
+  /** How recharges and payments share transactions (group commit). */
+  readonly writes: WriteBatchSettings;
 }
 
 /** Derives the rules' tunables from the configuration. */
@@ -89,6 +92,7 @@ export function settingsFromConfig(config: Config): Settings {
     },
     adminKeys: config.adminKeys,
     events: config.events,
+    writes: config.writeBatch,
   };
 }
 
@@ -165,8 +169,10 @@ export function buildServices(deps: ServiceDeps): Services {
     settings.holdTtlMs,
     events,
   );
-  const wallet = new WalletService(db, clock, settings.wallet);
-  const payments = new PaymentsService(db, catalog, queue, seatGate, clock, logger, events);
+  // Recharges and payments share transactions under load (group commit).
+  const writes = WriteBatcher.over(db, settings.writes);
+  const wallet = new WalletService(db, writes, clock, settings.wallet);
+  const payments = new PaymentsService(db, writes, catalog, queue, seatGate, clock, logger, events);
   const admin = new AdminService(db, seatGate, clock, settings.wallet.maxBalance, events);
   const catalogAdmin = new CatalogAdminService(db, catalog, clock);
   const saleStats = new SaleStatsReader(db, clock, queue);

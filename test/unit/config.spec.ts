@@ -271,6 +271,33 @@ describe("loadConfig", () => {
     });
   });
 
+  describe("group commit (DB_WRITE_LANES, DB_WRITE_BATCH)", () => {
+    it("shares transactions among up to 8 writes on up to 4 lanes, never more lanes than the pool", () => {
+      expect(load({}).writeBatch).to.deep.equal({ lanes: 4, maxBatch: 8 });
+      expect(load({ DB_POOL_MAX: "3" }).writeBatch).to.deep.equal({ lanes: 3, maxBatch: 8 });
+      expect(settingsFromConfig(load({})).writes).to.deep.equal({ lanes: 4, maxBatch: 8 });
+    });
+
+    it("takes explicit lanes and batch sizes, and DB_WRITE_BATCH=1 for no batching", () => {
+      expect(load({ DB_WRITE_LANES: "2", DB_WRITE_BATCH: "32" }).writeBatch).to.deep.equal({
+        lanes: 2,
+        maxBatch: 32,
+      });
+      expect(load({ DB_WRITE_BATCH: "1" }).writeBatch.maxBatch).to.equal(1);
+    });
+
+    it("refuses more lanes than pooled connections, and batches past 32 or below 1", () => {
+      const message = expectConfigError(
+        { DB_POOL_MAX: "5", DB_WRITE_LANES: "6" },
+        "DB_WRITE_LANES",
+      );
+      expect(message).to.contain("DB_POOL_MAX");
+      expectConfigError({ DB_WRITE_BATCH: "33" }, "DB_WRITE_BATCH");
+      expectConfigError({ DB_WRITE_BATCH: "0" }, "DB_WRITE_BATCH");
+      expectConfigError({ DB_WRITE_LANES: "0" }, "DB_WRITE_LANES");
+    });
+  });
+
   describe("WORKERS", () => {
     const shared = { DATABASE_URL, AUTH_MODE: "trust", REDIS_URL: "redis://cache.internal:6379/0" };
 

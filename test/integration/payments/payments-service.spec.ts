@@ -401,6 +401,7 @@ describe("PaymentsService on PostgreSQL", () => {
     );
     const payments = new PaymentsService(
       h.orm.em,
+      h.writeBatcher(),
       catalog,
       h.services.queue,
       h.services.seatGate,
@@ -445,6 +446,7 @@ describe("PaymentsService on PostgreSQL", () => {
     function paymentsWith(seats: SaleRecorder): PaymentsService {
       return new PaymentsService(
         h.orm.em,
+        h.writeBatcher(),
         h.services.catalog,
         h.services.queue,
         seats,

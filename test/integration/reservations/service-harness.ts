@@ -16,6 +16,7 @@ import type { Principal } from "../../../server/src/modules/identity/principal.j
 import { TrustUserVerifier } from "../../../server/src/modules/identity/user-verifier.js";
 import { MemoryQueueStore } from "../../../server/src/modules/queue/memory-queue-store.js";
 import { migrateUp, type Orm, openOrm } from "../../../server/src/persistence/orm.js";
+import { WriteBatcher } from "../../../server/src/persistence/write-batcher.js";
 import { DomainError, type ErrorKind } from "../../../server/src/shared/domain-error.js";
 import type { ErrorReason } from "../../../server/src/shared/error-reasons.js";
 import { FakeClock } from "../../support/fake-clock.js";
@@ -189,6 +190,11 @@ export class ServiceHarness {
       logger: options.logger ?? createLogger("silent"),
       settings,
     });
+  }
+
+  /** A write batcher as the container builds one, with the configuration's defaults. */
+  writeBatcher(env: Readonly<Record<string, string>> = {}): WriteBatcher {
+    return WriteBatcher.over(this.orm.em, settingsFor(this.database.url, env).writes);
   }
 
   /** A user id no other test of this process uses. */

@@ -1,6 +1,7 @@
 import type { Logger } from "../../logger.js";
-import { type Database, transaction } from "../../persistence/database.js";
+import type { Database } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
+import type { WriteBatcher } from "../../persistence/write-batcher.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError, invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
@@ -48,6 +49,8 @@ export type SaleRecorder = Pick<SeatGateWriter, "record">;
  * request id, then locks the reservation, the seat and the wallet in that
  * order (the order every transaction uses), checks everything, and writes the
  * payment, the ledger entry, the confirmed reservation and the sold seat.
+ * Under load that transaction carries other payments and recharges too, each
+ * under its own savepoint (group commit, see `WriteBatcher`).
  * Only after it commits does the admission end and the seat gate learn of
  * the sale: no network call happens while a row is locked.
  *
@@ -59,6 +62,7 @@ export type SaleRecorder = Pick<SeatGateWriter, "record">;
 export class PaymentsService {
   constructor(
     private readonly db: Database,
+    private readonly writes: WriteBatcher,
     private readonly catalog: CatalogService,
     private readonly admissions: AdmissionEnder,
     private readonly seats: SaleRecorder,
@@ -76,7 +80,9 @@ export class PaymentsService {
    * seat gate. A replay: BEGIN, claim, read the claim, read the payment, read
    * the reservation, COMMIT, and nothing after. The first
    * payment for a date in this process reads the date's facts too, on the
-   * same connection (one more round trip).
+   * same connection (one more round trip). Under load the transaction is
+   * shared with other payments and recharges (see `WriteBatcher`): BEGIN and
+   * COMMIT are then paid once per batch, and this payment adds a savepoint.
    */
   async pay(
     principal: Principal,
@@ -115,7 +121,7 @@ export class PaymentsService {
   /** The payment's transaction (see {@link pay}). */
   private transact(attempt: Attempt): Promise<Outcome> {
     const { principal, reservationId, amount, requestId, now, paymentId } = attempt;
-    return transaction(this.db, async (em): Promise<Outcome> => {
+    return this.writes.run(principal.userId, async (em): Promise<Outcome> => {
       const tx = await TxConnection.of(em);
       const request = {
         userId: principal.userId,

@@ -1,5 +1,6 @@
-import { type Database, transaction } from "../../persistence/database.js";
+import type { Database } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
+import type { WriteBatcher } from "../../persistence/write-batcher.js";
 import type { Clock } from "../../shared/clock.js";
 import { invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
@@ -43,6 +44,7 @@ export interface WalletLimits {
 export class WalletService {
   constructor(
     private readonly db: Database,
+    private readonly writes: WriteBatcher,
     private readonly clock: Clock,
     private readonly limits: WalletLimits,
   ) {}
@@ -53,7 +55,9 @@ export class WalletService {
    * wallet's create-and-lock (one statement; one more only when the same
    * user's first recharges race), the write of the wallet and its ledger
    * entry (one statement), COMMIT. A replay: BEGIN, claim, read the claim,
-   * read the entry, COMMIT.
+   * read the entry, COMMIT. Under load the transaction is shared with other
+   * recharges and payments (see `WriteBatcher`): BEGIN and COMMIT are then
+   * paid once per batch, and this recharge adds a savepoint (one round trip).
    */
   async recharge(
     principal: Principal,
@@ -63,7 +67,7 @@ export class WalletService {
     const requestId = requireRequestId(input.requestId);
     const now = this.clock.now();
     const entryId = newId();
-    const entry = await transaction(this.db, async (em) => {
+    const entry = await this.writes.run(principal.userId, async (em) => {
       const tx = await TxConnection.of(em);
       const request = {
         userId: principal.userId,

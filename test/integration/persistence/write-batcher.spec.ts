@@ -1,0 +1,308 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { expect } from "chai";
+import { createLogger } from "../../../server/src/logger.js";
+import { PaymentsService } from "../../../server/src/modules/payments/index.js";
+import { WalletService } from "../../../server/src/modules/wallet/index.js";
+import { statement, TxConnection } from "../../../server/src/persistence/sql.js";
+import type { WriteBatcher } from "../../../server/src/persistence/write-batcher.js";
+import {
+  expectDomainError,
+  expectLedgerMatchesBalances,
+  moneySnapshot,
+  must,
+  ServiceHarness,
+} from "../reservations/service-harness.js";
+
+/** The id of the transaction a statement runs in. */
+const TXID = statement<{ txid: string }>("test_batch_txid", "select txid_current()::text as txid");
+/** Writes one probe row. */
+const PROBE = statement<never>("test_batch_probe", "insert into batch_probe (label) values ($1)");
+/** Writes a probe row whose twin `x` may already exist: only the COMMIT checks. */
+const TWIN = statement<never>(
+  "test_batch_twin",
+  "insert into batch_probe (label, twin) values ($1, 'x')",
+);
+
+/** A promise and the function that settles it. */
+function gate(): { opened: Promise<void>; open(): void } {
+  let open = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", () => {
+  let h: ServiceHarness;
+
+  before(async () => {
+    h = await ServiceHarness.start();
+    await h.sql(`create table batch_probe (
+      label text primary key,
+      -- A write that breaks it is only caught at COMMIT.
+      twin text unique deferrable initially deferred
+    )`);
+  });
+  afterEach(async () => {
+    await h.sql("delete from batch_probe");
+    await expectLedgerMatchesBalances(h);
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  /** One lane: while `hold` keeps it busy, everything else waits and then goes in one batch. */
+  function oneLane(env: Record<string, string> = {}): WriteBatcher {
+    return h.writeBatcher({ DB_WRITE_LANES: "1", ...env });
+  }
+
+  /** A write that keeps its lane's transaction open until `release` is opened. */
+  function hold(writes: WriteBatcher, release: Promise<void>): Promise<string> {
+    return writes.run("hold", async (em) => {
+      const tx = await TxConnection.of(em);
+      await release;
+      return must(await tx.one(TXID, [])).txid;
+    });
+  }
+
+  /** A write that records its label, and returns the transaction it ran in. */
+  function probe(label: string, order?: string[]) {
+    return async (em: EntityManager): Promise<string> => {
+      const tx = await TxConnection.of(em);
+      order?.push(label);
+      await tx.all(PROBE, [label]);
+      return must(await tx.one(TXID, [])).txid;
+    };
+  }
+
+  async function labels(): Promise<string[]> {
+    const rows = await h.sql<{ label: string }>("select label from batch_probe order by label");
+    return rows.map((row) => row.label);
+  }
+
+  it("runs a write that finds a lane free at once, alone", async () => {
+    const writes = oneLane();
+    const txid = await writes.run("a", probe("a"));
+    expect(txid).to.match(/^\d+$/);
+    expect(writes.load).to.deep.equal({ waiting: 0, open: 0 });
+    expect(await labels()).to.deep.equal(["a"]);
+  });
+
+  it("carries the writes that waited for a lane in one transaction, in key order, each with its result", async () => {
+    const writes = oneLane();
+    const release = gate();
+    const held = hold(writes, release.opened);
+    const order: string[] = [];
+    const waiting = ["m", "z", "a", "q"].map((key) => writes.run(key, probe(key, order)));
+    const load = writes.load;
+    release.open();
+    expect(load).to.deep.equal({ waiting: 4, open: 1 });
+    const [heldTxid, ...txids] = await Promise.all([held, ...waiting]);
+    expect(new Set(txids).size).to.equal(1);
+    expect(txids[0]).to.not.equal(heldTxid);
+    expect(order).to.deep.equal(["a", "m", "q", "z"]);
+    expect(await labels()).to.deep.equal(["a", "m", "q", "z"]);
+  });
+
+  it("carries at most DB_WRITE_BATCH writes per transaction", async () => {
+    const writes = oneLane({ DB_WRITE_BATCH: "2" });
+    const release = gate();
+    const held = hold(writes, release.opened);
+    const waiting = ["a", "b", "c", "d", "e"].map((key) => writes.run(key, probe(key)));
+    release.open();
+    const txids = await Promise.all(waiting);
+    await held;
+    expect(txids[0]).to.equal(txids[1]);
+    expect(txids[2]).to.equal(txids[3]);
+    expect(new Set(txids).size).to.equal(3);
+  });
+
+  it("undoes a write that fails alone: it gets its own error, the others commit", async () => {
+    const writes = oneLane();
+    const release = gate();
+    const held = hold(writes, release.opened);
+    const refused = new Error("refused after writing");
+    const a = writes.run("a", probe("a"));
+    const b = writes.run("b", async (em) => {
+      await probe("b")(em);
+      throw refused;
+    });
+    // An SQL error leaves the transaction aborted until the savepoint is rolled back.
+    const c = writes.run("c", async (em) => {
+      await probe("c")(em);
+      await probe("a")(em); // duplicate key
+    });
+    const d = writes.run("d", probe("d"));
+    release.open();
+    await held;
+    const outcomes = await Promise.allSettled([a, b, c, d]);
+    expect(outcomes.map((o) => o.status)).to.deep.equal([
+      "fulfilled",
+      "rejected",
+      "rejected",
+      "fulfilled",
+    ]);
+    expect((outcomes[1] as PromiseRejectedResult).reason).to.equal(refused);
+    expect(String((outcomes[2] as PromiseRejectedResult).reason)).to.match(/duplicate key/);
+    const [ta, , , td] = outcomes.map((o) => (o.status === "fulfilled" ? o.value : undefined));
+    expect(ta).to.equal(td);
+    expect(await labels()).to.deep.equal(["a", "d"]);
+  });
+
+  it("runs every write again alone when the batch's COMMIT fails, so only the one at fault fails", async () => {
+    const writes = oneLane();
+    const release = gate();
+    const held = hold(writes, release.opened);
+    const twin = (label: string) => async (em: EntityManager) => {
+      const tx = await TxConnection.of(em);
+      await tx.all(TWIN, [label]);
+      return must(await tx.one(TXID, [])).txid;
+    };
+    await h.sql("insert into batch_probe (label, twin) values ('first', 'x')");
+    const a = writes.run("a", probe("a"));
+    // Breaks the deferred unique constraint: only the COMMIT finds out.
+    const b = writes.run("b", twin("b"));
+    const c = writes.run("c", probe("c"));
+    release.open();
+    await held;
+    const outcomes = await Promise.allSettled([a, b, c]);
+    expect(outcomes.map((o) => o.status)).to.deep.equal(["fulfilled", "rejected", "fulfilled"]);
+    const [ta, , tc] = outcomes.map((o) => (o.status === "fulfilled" ? o.value : undefined));
+    expect(ta).to.not.equal(tc);
+    expect(await labels()).to.deep.equal(["a", "c", "first"]);
+  });
+
+  it("passes every write straight through with DB_WRITE_BATCH=1", async () => {
+    const writes = oneLane({ DB_WRITE_BATCH: "1" });
+    const release = gate();
+    const held = hold(writes, release.opened);
+    // No lane to wait for: they run while the first is still open.
+    const both = Promise.all(["a", "b"].map((key) => writes.run(key, probe(key))));
+    const load = writes.load;
+    const txids = await both.finally(release.open);
+    await held;
+    expect(new Set(txids).size).to.equal(2);
+    expect(load).to.deep.equal({ waiting: 0, open: 0 });
+  });
+
+  describe("with recharges", () => {
+    it("keeps each recharge's own outcome in a shared transaction: refused, replayed, applied", async () => {
+      const writes = oneLane();
+      const wallet = new WalletService(h.orm.em, writes, h.clock, {
+        maxRecharge: 10_000n,
+        maxBalance: 15_000n,
+      });
+      const [rich, twice, plain] = await Promise.all([
+        h.admit(h.user("batch-rich")),
+        h.admit(h.user("batch-twice")),
+        h.admit(h.user("batch-plain")),
+      ]);
+      await wallet.recharge(rich.principal, { amount: 10_000n, requestId: "rich-1" });
+
+      const release = gate();
+      const held = hold(writes, release.opened);
+      const over = wallet.recharge(rich.principal, { amount: 9_000n, requestId: "rich-2" });
+      const first = wallet.recharge(twice.principal, { amount: 700n, requestId: "same" });
+      const again = wallet.recharge(twice.principal, { amount: 700n, requestId: "same" });
+      const ok = wallet.recharge(plain.principal, { amount: 300n, requestId: "plain-1" });
+      const load = writes.load;
+      release.open();
+      await held;
+      expect(load).to.deep.equal({ waiting: 4, open: 1 });
+
+      await expectDomainError(over, "resource_exhausted", "BALANCE_LIMIT_REACHED");
+      const [a, b, c] = await Promise.all([first, again, ok]);
+      expect(b.entry.id).to.equal(a.entry.id);
+      expect(a.wallet.balance).to.equal(700n);
+      expect(c.wallet.balance).to.equal(300n);
+      expect(await moneySnapshot(h, rich.principal.userId)).to.include({
+        wallets: "10000/1",
+        ledger: "1",
+        keys: "1",
+      });
+      expect(await moneySnapshot(h, twice.principal.userId)).to.include({
+        wallets: "700/1",
+        ledger: "1",
+        keys: "1",
+      });
+      // The refused request id was rolled back with its write: it can be used again.
+      const retried = await wallet.recharge(rich.principal, {
+        amount: 5_000n,
+        requestId: "rich-2",
+      });
+      expect(retried.wallet.balance).to.equal(15_000n);
+    });
+  });
+
+  describe("with payments", () => {
+    it("keeps each payment's own outcome in a shared transaction: too poor, paid, replayed, paid", async () => {
+      const writes = oneLane();
+      const payments = new PaymentsService(
+        h.orm.em,
+        writes,
+        h.services.catalog,
+        h.services.queue,
+        h.services.seatGate,
+        h.clock,
+        createLogger("silent"),
+      );
+      const holding = async (label: string, funds: bigint) => {
+        const caller = await h.admit(h.user(label));
+        const seat = h.takeSeat();
+        if (funds > 0n) {
+          await h.services.wallet.recharge(caller.principal, {
+            amount: funds,
+            requestId: `${label}-funds`,
+          });
+        }
+        const view = await h.services.reservations.hold(caller.principal, {
+          seatId: seat.id,
+          requestId: `${label}-hold`,
+        });
+        return { caller, seat, reservationId: view.reservation.id };
+      };
+      const poor = await holding("batch-poor", 1n);
+      const payer = await holding("batch-payer", 500_000n);
+      const other = await holding("batch-other", 500_000n);
+      const pay = (who: typeof poor, requestId: string) =>
+        payments.pay(who.caller.principal, {
+          reservationId: who.reservationId,
+          amount: who.seat.price,
+          requestId,
+        });
+
+      const release = gate();
+      const held = hold(writes, release.opened);
+      const refused = pay(poor, "poor-1");
+      const paid = pay(payer, "payer-1");
+      const replayed = pay(payer, "payer-1");
+      const alsoPaid = pay(other, "other-1");
+      const load = writes.load;
+      release.open();
+      await held;
+      expect(load).to.deep.equal({ waiting: 4, open: 1 });
+
+      await expectDomainError(refused, "failed_precondition", "INSUFFICIENT_BALANCE");
+      const [first, again, third] = await Promise.all([paid, replayed, alsoPaid]);
+      expect(again.payment.id).to.equal(first.payment.id);
+      expect([first.reservation.state, third.reservation.state]).to.deep.equal([
+        "CONFIRMED",
+        "CONFIRMED",
+      ]);
+      expect(await moneySnapshot(h, payer.caller.principal.userId)).to.include({
+        wallets: `${500_000n - payer.seat.price}/2`,
+        payments: "1",
+      });
+      expect(await moneySnapshot(h, poor.caller.principal.userId)).to.include({
+        wallets: "1/1",
+        payments: "0",
+      });
+      // The refused payment left its hold and its request id as they were: topped up, it goes through.
+      await h.services.wallet.recharge(poor.caller.principal, {
+        amount: poor.seat.price,
+        requestId: "poor-top-up",
+      });
+      expect((await pay(poor, "poor-1")).reservation.state).to.equal("CONFIRMED");
+    });
+  });
+});
