@@ -31,6 +31,7 @@ import { EntryCodes, ReadSessions, TicketsService } from "./modules/tickets/inde
 import type { WalletLimits } from "./modules/wallet/index.js";
 import { WalletService } from "./modules/wallet/index.js";
 import type { Database } from "./persistence/database.js";
+import { POOL_ACQUIRE_TIMEOUT_MS } from "./persistence/orm.js";
 import { WriteBatcher, type WriteBatchSettings } from "./persistence/write-batcher.js";
 import type { Clock } from "./shared/clock.js";
 import type { QueueEvents } from "./shared/queue-events.js";
@@ -92,7 +93,7 @@ export function settingsFromConfig(config: Config): Settings {
     },
     adminKeys: config.adminKeys,
     events: config.events,
-    writes: config.writeBatch,
+    writes: { ...config.writeBatch, maxWaitMs: POOL_ACQUIRE_TIMEOUT_MS },
   };
 }
 

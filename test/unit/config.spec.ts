@@ -275,7 +275,11 @@ describe("loadConfig", () => {
     it("shares transactions among up to 8 writes on up to 4 lanes, never more lanes than the pool", () => {
       expect(load({}).writeBatch).to.deep.equal({ lanes: 4, maxBatch: 8 });
       expect(load({ DB_POOL_MAX: "3" }).writeBatch).to.deep.equal({ lanes: 3, maxBatch: 8 });
-      expect(settingsFromConfig(load({})).writes).to.deep.equal({ lanes: 4, maxBatch: 8 });
+      expect(settingsFromConfig(load({})).writes).to.deep.equal({
+        lanes: 4,
+        maxBatch: 8,
+        maxWaitMs: 10_000,
+      });
     });
 
     it("takes explicit lanes and batch sizes, and DB_WRITE_BATCH=1 for no batching", () => {

@@ -35,6 +35,13 @@ export const migrations = [
 ];
 
 /**
+ * How long a request may wait for a pooled connection before it is refused
+ * as `SERVER_BUSY` (and, by the same rule, for a transaction to share: see
+ * write-batcher.ts).
+ */
+export const POOL_ACQUIRE_TIMEOUT_MS = 10_000;
+
+/**
  * Connects MikroORM to PostgreSQL. There is no global EntityManager: every
  * request and job must `orm.em.fork()`, which `allowGlobalContext: false`
  * enforces.
@@ -61,7 +68,7 @@ export async function openOrm(options: OrmOptions): Promise<Orm> {
       snapshot: false,
       silent: true,
     },
-    pool: { min: 0, max: options.poolMax, acquireTimeoutMillis: 10_000 },
+    pool: { min: 0, max: options.poolMax, acquireTimeoutMillis: POOL_ACQUIRE_TIMEOUT_MS },
     driverOptions: {
       connection: {
         application_name: options.applicationName ?? "stagedoor",

@@ -1,4 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { serverBusy } from "../shared/transient-errors.js";
 import { type Database, transaction } from "./database.js";
 import { statement, TxConnection } from "./sql.js";
 
@@ -11,6 +12,12 @@ export interface WriteBatchSettings {
   readonly lanes: number;
   /** The most writes one transaction carries; 1 turns batching off. At most {@link MAX_WRITE_BATCH}. */
   readonly maxBatch: number;
+  /**
+   * How long a write may wait for a lane; one that waited longer is refused
+   * as `SERVER_BUSY` without running, as a request that waits too long for a
+   * pooled connection is (POOL_ACQUIRE_TIMEOUT_MS).
+   */
+  readonly maxWaitMs: number;
 }
 
 /**
@@ -23,6 +30,8 @@ export const MAX_WRITE_BATCH = 32;
 /** One write waiting for, or riding in, a batch. */
 interface Unit {
   readonly key: string;
+  /** When it started waiting (the batcher's clock, ms). */
+  readonly since: number;
   readonly work: (em: EntityManager) => Promise<unknown>;
   resolve(value: unknown): void;
   reject(error: unknown): void;
@@ -82,6 +91,7 @@ export class WriteBatcher {
   constructor(
     private readonly runTransaction: TransactionRunner,
     private readonly settings: WriteBatchSettings,
+    private readonly now: () => number = performance.now.bind(performance),
   ) {
     if (!Number.isSafeInteger(settings.lanes) || settings.lanes < 1) {
       throw new RangeError("a write batcher needs at least one lane");
@@ -107,7 +117,13 @@ export class WriteBatcher {
   run<T>(key: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
     if (this.settings.maxBatch === 1) return this.runTransaction(work);
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ key, work, resolve: resolve as (value: unknown) => void, reject });
+      this.waiting.push({
+        key,
+        since: this.now(),
+        work,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       this.pump();
     });
   }
@@ -119,6 +135,7 @@ export class WriteBatcher {
 
   /** Starts a batch on every free lane while writes are waiting. */
   private pump(): void {
+    this.refuseStale();
     while (this.open < this.settings.lanes && this.waiting.length > 0) {
       const batch = this.waiting.splice(0, this.settings.maxBatch).sort(byKey);
       this.open += 1;
@@ -132,6 +149,19 @@ export class WriteBatcher {
       };
       void this.runBatch(batch, release).finally(release);
     }
+  }
+
+  /**
+   * Refuses, without running them, the writes that waited longer than
+   * `maxWaitMs` (the oldest are first in line): under a load the database
+   * cannot keep up with, they fail fast instead of running long after their
+   * callers gave up.
+   */
+  private refuseStale(): void {
+    const oldest = this.now() - this.settings.maxWaitMs;
+    let stale = 0;
+    while (stale < this.waiting.length && (this.waiting[stale]?.since ?? oldest) < oldest) stale++;
+    for (const unit of this.waiting.splice(0, stale)) unit.reject(serverBusy());
   }
 
   private async runBatch(batch: readonly Unit[], release: () => void): Promise<void> {

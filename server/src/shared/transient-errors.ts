@@ -42,6 +42,18 @@ const CONNECTION_LOST =
   /(?:^|\s-\s)(?:Connection terminated|Client has encountered a connection error|Client was closed and is not queryable)/;
 
 /**
+ * The answer to a request the server has no capacity for right now: it
+ * waited too long for a database connection (or for a transaction to share,
+ * see persistence/write-batcher.ts). Nothing of it was done; retry shortly.
+ */
+export function serverBusy(cause?: unknown): DomainError {
+  return new DomainError("unavailable", "SERVER_BUSY", "the server is busy; retry shortly", {
+    retryAfterMs: 500,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
  * Recognises database failures that are not bugs and tells the caller what to
  * do about them (retry), instead of reporting them as internal errors. Reads
  * the SQLSTATE (or socket error code) duck-typed, so this needs no ORM import.
@@ -65,12 +77,7 @@ export function transientDomainError(error: unknown): DomainError | undefined {
   }
   const busy =
     (typeof state === "string" && BUSY_SQL_STATES.has(state)) || name === "KnexTimeoutError";
-  if (busy) {
-    return new DomainError("unavailable", "SERVER_BUSY", "the server is busy; retry shortly", {
-      retryAfterMs: 500,
-      cause: error,
-    });
-  }
+  if (busy) return serverBusy(error);
   const down =
     (typeof state === "string" &&
       (DOWN_SQL_STATES.has(state) ||

@@ -3,8 +3,9 @@ import { expect } from "chai";
 import { createLogger } from "../../../server/src/logger.js";
 import { PaymentsService } from "../../../server/src/modules/payments/index.js";
 import { WalletService } from "../../../server/src/modules/wallet/index.js";
+import { transaction } from "../../../server/src/persistence/database.js";
 import { statement, TxConnection } from "../../../server/src/persistence/sql.js";
-import type { WriteBatcher } from "../../../server/src/persistence/write-batcher.js";
+import { WriteBatcher } from "../../../server/src/persistence/write-batcher.js";
 import {
   expectDomainError,
   expectLedgerMatchesBalances,
@@ -170,6 +171,26 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     const [ta, , tc] = outcomes.map((o) => (o.status === "fulfilled" ? o.value : undefined));
     expect(ta).to.not.equal(tc);
     expect(await labels()).to.deep.equal(["a", "c", "first"]);
+  });
+
+  it("refuses as SERVER_BUSY, without running them, the writes that waited for a lane too long", async () => {
+    let now = 0;
+    const writes = new WriteBatcher(
+      (work) => transaction(h.orm.em, work),
+      { lanes: 1, maxBatch: 8, maxWaitMs: 10_000 },
+      () => now,
+    );
+    const release = gate();
+    const held = hold(writes, release.opened);
+    const stale = writes.run("a", probe("a"));
+    now = 6_000;
+    const fresh = writes.run("b", probe("b"));
+    now = 10_001;
+    release.open();
+    await held;
+    await expectDomainError(stale, "unavailable", "SERVER_BUSY");
+    expect(await fresh).to.match(/^\d+$/);
+    expect(await labels()).to.deep.equal(["b"]);
   });
 
   it("passes every write straight through with DB_WRITE_BATCH=1", async () => {
