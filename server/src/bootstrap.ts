@@ -228,6 +228,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
         redis: pingStore,
         pool: () => poolCounts(orm),
         lines: () => services.queue.openLines(),
+        writes: () => services.writes.figures,
       });
       const metricsServer = await startMetricsServer({
         host: config.host,

@@ -127,6 +127,8 @@ export interface Services {
   readonly reservations: ReservationsService;
   readonly wallet: WalletService;
   readonly payments: PaymentsService;
+  /** The group commit recharges and payments share (its figures feed the metrics). */
+  readonly writes: WriteBatcher;
   readonly seatGate: SeatGateWriter;
   readonly admin: AdminService;
   readonly catalogAdmin: CatalogAdminService;
@@ -209,6 +211,7 @@ export function buildServices(deps: ServiceDeps): Services {
     reservations,
     wallet,
     payments,
+    writes,
     seatGate,
     admin,
     catalogAdmin,

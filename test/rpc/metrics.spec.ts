@@ -106,6 +106,10 @@ describe("Prometheus metrics on METRICS_PORT", () => {
     expect(delta(mid, "stagedoor_sales_total")).to.equal(1);
     expect(delta(mid, "stagedoor_sales_amount_total")).to.equal(hold.price);
     expect(delta(mid, "stagedoor_refunds_total")).to.equal(0);
+    // The recharge and the payment, one after the other: each ran alone, in a transaction of its own.
+    expect(delta(mid, "stagedoor_db_writes_total")).to.equal(2);
+    expect(delta(mid, "stagedoor_db_write_transactions_total")).to.equal(2);
+    expect(delta(mid, "stagedoor_db_writes_refused_total")).to.equal(0);
 
     const ops = createClient(
       AdminService,
@@ -144,6 +148,8 @@ describe("Prometheus metrics on METRICS_PORT", () => {
     expect(sample(scrape, "stagedoor_redis_up")).to.equal(1);
     expect(scrape.has('stagedoor_db_pool_connections{state="used"}')).to.equal(true);
     expect(scrape.has('stagedoor_db_pool_connections{state="pending"}')).to.equal(true);
+    expect(sample(scrape, "stagedoor_db_write_batching", { state: "open" })).to.equal(0);
+    expect(sample(scrape, "stagedoor_db_write_batching", { state: "waiting" })).to.equal(0);
     expect(scrape.has("nodejs_eventloop_lag_seconds")).to.equal(true);
     expect(scrape.has("process_resident_memory_bytes")).to.equal(true);
   });

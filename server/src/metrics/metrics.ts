@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { WriteBatchFigures } from "../persistence/write-batcher.js";
 import type { QueueEvents } from "../shared/queue-events.js";
 import type { SaleEvents } from "../shared/sale-events.js";
 
@@ -35,6 +36,8 @@ export interface MetricsSources {
   readonly pool?: () => PoolCounts | undefined;
   /** Every open line's counts (bounded by the concerts on sale). */
   readonly lines?: () => Promise<readonly LineCountsSample[]>;
+  /** Group commit of recharges and payments (persistence/write-batcher.ts). */
+  readonly writes?: () => WriteBatchFigures;
 }
 
 /**
@@ -167,6 +170,36 @@ export function createMetrics(now: () => number = Date.now): Metrics {
       this.set({ state: "pending" }, counts.pending);
     },
   });
+  new Gauge({
+    name: "stagedoor_db_write_batching",
+    help: "Group commit of recharges and payments: their transactions open now (open, at most DB_WRITE_LANES) and writes waiting for one (waiting).",
+    labelNames: ["state"] as const,
+    registers: [registry],
+    collect() {
+      const figures = sources.writes?.();
+      if (figures === undefined) return;
+      this.set({ state: "open" }, figures.open);
+      this.set({ state: "waiting" }, figures.waiting);
+    },
+  });
+  writeCounter(
+    registry,
+    "stagedoor_db_writes_total",
+    "Recharges and payments run, refused ones included.",
+    () => sources.writes?.().writes,
+  );
+  writeCounter(
+    registry,
+    "stagedoor_db_write_transactions_total",
+    "Transactions recharges and payments ran in; writes ÷ transactions is their mean batch.",
+    () => sources.writes?.().transactions,
+  );
+  writeCounter(
+    registry,
+    "stagedoor_db_writes_refused_total",
+    "Recharges and payments refused as SERVER_BUSY after waiting too long for a transaction.",
+    () => sources.writes?.().refused,
+  );
   let linesRead: { at: number; lines: Promise<readonly LineCountsSample[]> } | undefined;
   const readLines = (): Promise<readonly LineCountsSample[]> => {
     const read = sources.lines;
@@ -237,4 +270,28 @@ export function createMetrics(now: () => number = Date.now): Metrics {
     },
     render: () => registry.metrics(),
   };
+}
+
+/**
+ * A counter that follows a running total kept elsewhere (read at scrape
+ * time): each scrape adds what the total grew by since the last one.
+ */
+function writeCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | undefined,
+): void {
+  let counted = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const total = read();
+      if (total === undefined || total <= counted) return;
+      this.inc(total - counted);
+      counted = total;
+    },
+  });
 }

@@ -27,6 +27,20 @@ export interface WriteBatchSettings {
  */
 export const MAX_WRITE_BATCH = 32;
 
+/** What a {@link WriteBatcher} is doing now, and has done since it started. */
+export interface WriteBatchFigures {
+  /** Writes waiting for a lane now. */
+  readonly waiting: number;
+  /** Their transactions open now (lanes in use). */
+  readonly open: number;
+  /** Writes run so far (refused ones included). */
+  readonly writes: number;
+  /** Transactions they ran in so far: writes ÷ transactions is the mean batch. */
+  readonly transactions: number;
+  /** Writes refused as `SERVER_BUSY` after waiting longer than `maxWaitMs`. */
+  readonly refused: number;
+}
+
 /** One write waiting for, or riding in, a batch. */
 interface Unit {
   readonly key: string;
@@ -87,6 +101,9 @@ const ROLLBACK_TO_SAVEPOINT = statement<never>(
 export class WriteBatcher {
   private readonly waiting: Unit[] = [];
   private open = 0;
+  private writes = 0;
+  private transactions = 0;
+  private refused = 0;
 
   constructor(
     private readonly runTransaction: TransactionRunner,
@@ -115,7 +132,11 @@ export class WriteBatcher {
    * it within a batch (the user id). Resolves with its result once committed.
    */
   run<T>(key: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
-    if (this.settings.maxBatch === 1) return this.runTransaction(work);
+    this.writes += 1;
+    if (this.settings.maxBatch === 1) {
+      this.transactions += 1;
+      return this.runTransaction(work);
+    }
     return new Promise<T>((resolve, reject) => {
       this.waiting.push({
         key,
@@ -133,12 +154,19 @@ export class WriteBatcher {
     return { waiting: this.waiting.length, open: this.open };
   }
 
+  /** {@link load} and the counts since start, for the metrics. */
+  get figures(): WriteBatchFigures {
+    const { writes, transactions, refused } = this;
+    return { ...this.load, writes, transactions, refused };
+  }
+
   /** Starts a batch on every free lane while writes are waiting. */
   private pump(): void {
     this.refuseStale();
     while (this.open < this.settings.lanes && this.waiting.length > 0) {
       const batch = this.waiting.splice(0, this.settings.maxBatch).sort(byKey);
       this.open += 1;
+      this.transactions += 1;
       let released = false;
       // Frees the lane (once) before the batch's writes are told their outcome.
       const release = () => {
@@ -161,6 +189,7 @@ export class WriteBatcher {
     const oldest = this.now() - this.settings.maxWaitMs;
     let stale = 0;
     while (stale < this.waiting.length && (this.waiting[stale]?.since ?? oldest) < oldest) stale++;
+    this.refused += stale;
     for (const unit of this.waiting.splice(0, stale)) unit.reject(serverBusy());
   }
 
@@ -197,10 +226,10 @@ export class WriteBatcher {
       // write that had not failed on its own runs again alone, off the lane.
       // Its claim makes that a replay if the COMMIT landed after all.
       release();
+      const again = batch.filter((unit) => !failed.has(unit));
+      this.transactions += again.length;
       await Promise.all(
-        batch
-          .filter((unit) => !failed.has(unit))
-          .map(async (unit) => tell(unit, await settle(this.runTransaction(unit.work)))),
+        again.map(async (unit) => tell(unit, await settle(this.runTransaction(unit.work)))),
       );
       return;
     }

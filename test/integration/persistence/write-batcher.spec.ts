@@ -103,6 +103,14 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     expect(txids[0]).to.not.equal(heldTxid);
     expect(order).to.deep.equal(["a", "m", "q", "z"]);
     expect(await labels()).to.deep.equal(["a", "m", "q", "z"]);
+    // Five writes in two transactions, as the metrics report them.
+    expect(writes.figures).to.deep.equal({
+      waiting: 0,
+      open: 0,
+      writes: 5,
+      transactions: 2,
+      refused: 0,
+    });
   });
 
   it("carries at most DB_WRITE_BATCH writes per transaction", async () => {
@@ -191,6 +199,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     await expectDomainError(stale, "unavailable", "SERVER_BUSY");
     expect(await fresh).to.match(/^\d+$/);
     expect(await labels()).to.deep.equal(["b"]);
+    expect(writes.figures).to.include({ writes: 3, transactions: 2, refused: 1 });
   });
 
   it("passes every write straight through with DB_WRITE_BATCH=1", async () => {
