@@ -1,5 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type pg from "pg";
+import { type PipelinedStatement, preparedOn, StatementPipeline } from "./statement-pipeline.js";
 
 /**
  * One SQL statement of a hot path, sent as a named prepared statement: each
@@ -38,6 +39,12 @@ const declared = new Set<string>();
  * against a few microseconds here. Failures are converted by MikroORM's own
  * exception converter, so callers see the same exception classes (for example
  * `UniqueConstraintViolationException`) as from any other ORM call.
+ *
+ * Statements asked for in the same tick on the same connection (the writes
+ * of one group-commit batch run side by side, see `WriteBatcher`) are sent
+ * together, in the order they were asked for, in one round trip (see
+ * {@link StatementPipeline}); a statement asked for alone is sent alone, as
+ * `client.query` sends it.
  */
 export class TxConnection {
   private constructor(
@@ -58,12 +65,7 @@ export class TxConnection {
   /** Runs a statement and returns its rows. */
   async all<Row>(statement: Statement<Row>, values: readonly unknown[]): Promise<Row[]> {
     try {
-      const result = await this.connection.query<Row & pg.QueryResultRow>({
-        name: statement.name,
-        text: statement.text,
-        values: values as unknown[],
-      });
-      return result.rows;
+      return (await outbox(this.connection).send(statement, values)) as Row[];
     } catch (error) {
       throw this.em.getDriver().convertException(error as Error);
     }
@@ -74,4 +76,76 @@ export class TxConnection {
     const rows = await this.all(statement, values);
     return rows[0];
   }
+}
+
+/**
+ * The statements asked for on one connection and not yet sent. They go out
+ * together once the current tick's promise jobs have run (`process.nextTick`
+ * queued from a promise job runs after all of them), so writes that run side
+ * by side share the round trip; while a round trip is in flight, new ones
+ * wait for it and go out together after it. The connection is never asked
+ * two things at once.
+ */
+class Outbox {
+  private pending: PipelinedStatement[] = [];
+  private scheduled = false;
+  private busy = false;
+
+  constructor(private readonly client: pg.ClientBase) {}
+
+  send(statement: Statement<unknown>, values: readonly unknown[]): Promise<unknown[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ name: statement.name, text: statement.text, values, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.busy || this.pending.length === 0) return;
+    this.scheduled = true;
+    process.nextTick(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    const statements = this.pending;
+    this.pending = [];
+    this.busy = true;
+    void this.roundTrips(statements).finally(() => {
+      this.busy = false;
+      this.schedule();
+    });
+  }
+
+  /** Sends `statements`; settles once every one of them has its answer. */
+  private roundTrips(statements: readonly PipelinedStatement[]): Promise<void> {
+    if (statements.length > 1 && preparedOn(this.client, statements)) {
+      return new Promise((settled) => StatementPipeline.run(this.client, statements, settled));
+    }
+    // Alone, or not yet prepared on this connection: one round trip each, one
+    // after the other (`pg` parses each statement the first time).
+    return statements.reduce(
+      (previous, { name, text, values, resolve, reject }) =>
+        previous.then(() =>
+          this.client
+            .query({ name, text, values: values as unknown[] })
+            .then((result) => resolve(result.rows), reject),
+        ),
+      Promise.resolve(),
+    );
+  }
+}
+
+const outboxes = new WeakMap<pg.ClientBase, Outbox>();
+
+/** The {@link Outbox} of a pooled connection, made the first time a transaction uses it. */
+function outbox(client: pg.ClientBase): Outbox {
+  let found = outboxes.get(client);
+  if (found === undefined) {
+    found = new Outbox(client);
+    outboxes.set(client, found);
+  }
+  return found;
 }
