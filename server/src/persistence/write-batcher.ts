@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { DomainError } from "../shared/domain-error.js";
 import { serverBusy } from "../shared/transient-errors.js";
 import { type Database, transaction } from "./database.js";
-import { statement, TxConnection } from "./sql.js";
 
 /** Runs `work` in a transaction of its own: {@link transaction} on the server's database. */
 export type TransactionRunner = <T>(work: (em: EntityManager) => Promise<T>) => Promise<T>;
@@ -21,9 +21,8 @@ export interface WriteBatchSettings {
 }
 
 /**
- * The largest batch: every write of a batch runs under a savepoint of its own,
- * and PostgreSQL keeps up to 64 subtransactions per transaction in shared
- * memory before every other session's visibility checks slow down.
+ * The largest batch: its writes hold their row locks until the batch
+ * commits, and one round trip carries a statement of each of them.
  */
 export const MAX_WRITE_BATCH = 32;
 
@@ -52,51 +51,50 @@ interface Unit {
 }
 
 /**
- * A write's savepoint. Every write of a batch takes one before its first
- * statement (one round trip), so a write that fails is undone alone: its
- * claim, its locks and anything it wrote are rolled back to it, and the
- * others commit. The name is reused: a new savepoint hides the older ones of
- * the same name, and ROLLBACK TO undoes only back to the newest.
- */
-const SAVEPOINT = statement<never>("write_batch_savepoint", "savepoint write_batch_unit");
-const ROLLBACK_TO_SAVEPOINT = statement<never>(
-  "write_batch_rollback_to_savepoint",
-  "rollback to savepoint write_batch_unit",
-);
-
-/**
  * Group commit for the idempotent writes of the money path (recharges and
  * payments): writes that arrive while `lanes` transactions are already open
- * wait, and the next lane to free up runs up to `maxBatch` of them in one
- * MikroORM transaction (`em.begin`, each write's statements, `em.commit`).
- * The transaction's fixed costs, which are most of a short write's CPU
- * (knex's transaction set-up, BEGIN and COMMIT with its WAL flush, and
- * PostgreSQL's per-transaction work), are then paid once per batch instead of
- * once per write. A write that finds a lane free runs at once, alone: at low
+ * wait, and the next lane to free up runs up to `maxBatch` of them, at most
+ * one per key, in one MikroORM transaction (`em.begin`, the writes,
+ * `em.commit`). A write that finds a lane free runs at once, alone: at low
  * load nothing waits.
+ *
+ * The writes of a batch run side by side on the transaction's connection,
+ * and the statements they ask for in the same tick share one round trip (see
+ * `TxConnection`): a batch of recharges and payments costs BEGIN, one round
+ * trip for all their claims and locks, one for all their writes, and COMMIT,
+ * whatever its size. The transaction's fixed costs (knex's set-up, BEGIN and
+ * COMMIT with its WAL flush, PostgreSQL's per-transaction work) and the round
+ * trips, which are most of a short write's CPU, are then paid once per batch.
  *
  * What stays as it is, write by write:
  * - each write takes its own locks with `SELECT … FOR UPDATE` inside the
- *   batch's transaction and keeps them until the batch commits; nothing is
- *   shared between writes but the transaction;
- * - a write that throws (a refusal, a lock timeout, any SQL error) is rolled
- *   back to its savepoint and gets its own error at once; the others go on;
+ *   batch's transaction and keeps them until the batch commits; it reads only
+ *   its own rows, and no two writes of a batch share a key (a user), so none
+ *   sees another's changes before they commit;
+ * - a batch commits only if every write in it succeeded. Otherwise it is
+ *   rolled back whole: a write refused by a domain rule (a `DomainError`,
+ *   decided from the rows it had locked) gets its refusal, as it would have
+ *   alone; the writes that succeeded go back to the front of the line for the
+ *   next batch; a write that failed otherwise (an SQL error, which also stops
+ *   the statements sent after it in the same round trip) runs again alone and
+ *   gets that run's outcome;
  * - a write's result is handed out only after the batch's COMMIT succeeded.
- *   If the COMMIT fails, every write still waiting for it runs again alone in
- *   a transaction of its own. That is safe only for writes that claim a
- *   request id first (see `claimAndLock` in modules/idempotency): if the
- *   COMMIT did land after all, the write finds its claim and replays.
+ *   If the COMMIT fails, every write runs again alone in a transaction of its
+ *   own. That is safe only for writes that claim a request id first (see
+ *   `claimAndLock` in modules/idempotency): if the COMMIT did land after all,
+ *   the write finds its claim and replays.
  *
- * Lock order: a batch runs its writes in `key` order (the caller's user id),
- * so two batches take different users' rows in the same order, and within a
- * write the order is the write's own (claim, reservation, seat, wallet). A
- * cycle can then only come from a write that names another user's rows;
- * PostgreSQL breaks it (deadlock_timeout, then an error for one write), and
- * that write fails alone.
+ * Lock order: a batch starts its writes in `key` order (the caller's user
+ * id), so their first statements, the claims with the row locks, go out in
+ * that order and two batches take different users' rows in the same order;
+ * within a write the order is the write's own (claim, reservation, seat,
+ * wallet). A cycle can then only come from a write that names another user's
+ * rows; PostgreSQL breaks it (deadlock_timeout, then an error), and the
+ * writes of the failed batch run again as above.
  *
  * Writes must not leave changes in the unit of work (they write with their
- * own statements, see persistence/sql.ts): the batch's EntityManager is
- * cleared after a write fails, so nothing of it is flushed.
+ * own statements, see persistence/sql.ts); a batch that fails is rolled back
+ * whole, so nothing of it is flushed.
  */
 export class WriteBatcher {
   private readonly waiting: Unit[] = [];
@@ -164,11 +162,10 @@ export class WriteBatcher {
   private pump(): void {
     this.refuseStale();
     while (this.open < this.settings.lanes && this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, this.settings.maxBatch).sort(byKey);
+      const batch = this.take();
       this.open += 1;
       this.transactions += 1;
       let released = false;
-      // Frees the lane (once) before the batch's writes are told their outcome.
       const release = () => {
         if (released) return;
         released = true;
@@ -177,6 +174,28 @@ export class WriteBatcher {
       };
       void this.runBatch(batch, release).finally(release);
     }
+  }
+
+  /**
+   * Takes the next batch off the line: up to `maxBatch` writes, oldest
+   * first, at most one per key (a second write of the same user waits for
+   * the next batch, so it sees the first one's outcome, as a replay must),
+   * sorted by key.
+   */
+  private take(): Unit[] {
+    const batch: Unit[] = [];
+    const rest: Unit[] = [];
+    const keys = new Set<string>();
+    for (const unit of this.waiting) {
+      if (batch.length < this.settings.maxBatch && !keys.has(unit.key)) {
+        keys.add(unit.key);
+        batch.push(unit);
+      } else {
+        rest.push(unit);
+      }
+    }
+    this.waiting.splice(0, this.waiting.length, ...rest);
+    return batch.sort(byKey);
   }
 
   /**
@@ -201,42 +220,55 @@ export class WriteBatcher {
       tell(only, outcome);
       return;
     }
-    /** Writes that failed on their own, rolled back to their savepoint and told so. */
-    const failed = new Set<Unit>();
-    /** Results of the writes that succeeded, handed out once the batch commits. */
-    const results = new Map<Unit, unknown>();
+    /** Each write's outcome in the batch's transaction, once all of them ran. */
+    let outcomes: Outcome[] | null = null;
     try {
       await this.runTransaction(async (em) => {
-        const tx = await TxConnection.of(em);
-        for (const unit of batch) {
-          await tx.all(SAVEPOINT, []);
-          try {
-            results.set(unit, await unit.work(em));
-          } catch (error) {
-            // Undo this write alone; if even that fails, so does the batch (below).
-            await tx.all(ROLLBACK_TO_SAVEPOINT, []);
-            em.clear();
-            failed.add(unit);
-            unit.reject(error);
-          }
-        }
+        // Side by side: the statements each write asks for in the same tick
+        // go out in one round trip (see TxConnection), in key order.
+        outcomes = await Promise.all(batch.map((unit) => settle(unit.work(em))));
+        if (outcomes.some((outcome) => !outcome.ok)) throw UNDONE;
       });
-    } catch {
-      // The batch did not commit, or its COMMIT's outcome is unknown: every
-      // write that had not failed on its own runs again alone, off the lane.
-      // Its claim makes that a replay if the COMMIT landed after all.
+    } catch (error) {
       release();
-      const again = batch.filter((unit) => !failed.has(unit));
-      this.transactions += again.length;
-      await Promise.all(
-        again.map(async (unit) => tell(unit, await settle(this.runTransaction(unit.work)))),
-      );
+      if (error !== UNDONE || outcomes === null) {
+        // BEGIN or COMMIT failed (whether a COMMIT landed is unknown): each
+        // write again alone, where its claim replays a COMMIT that did land.
+        await this.alone(batch);
+        return;
+      }
+      const retry: Unit[] = [];
+      const again: Unit[] = [];
+      (outcomes as Outcome[]).forEach((outcome, i) => {
+        const unit = batch[i] as Unit;
+        if (outcome.ok) retry.push(unit);
+        else if (outcome.error instanceof DomainError) unit.reject(outcome.error);
+        else again.push(unit);
+      });
+      // The writes that succeeded were undone with the rest: back to the
+      // front of the line, for the next batch.
+      this.waiting.unshift(...retry);
+      this.pump();
+      await this.alone(again);
       return;
     }
     release();
-    for (const [unit, value] of results) unit.resolve(value);
+    for (const [i, outcome] of (outcomes as Outcome[] | null)?.entries() ?? []) {
+      tell(batch[i] as Unit, outcome);
+    }
+  }
+
+  /** Runs each write again in a transaction of its own; each gets that run's outcome. */
+  private async alone(units: readonly Unit[]): Promise<void> {
+    this.transactions += units.length;
+    await Promise.all(
+      units.map(async (unit) => tell(unit, await settle(this.runTransaction(unit.work)))),
+    );
   }
 }
+
+/** Thrown inside a batch's transaction to roll it back when one of its writes failed. */
+const UNDONE = new Error("a write of the batch failed: the batch is rolled back");
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 

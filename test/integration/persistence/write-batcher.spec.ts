@@ -6,6 +6,7 @@ import { WalletService } from "../../../server/src/modules/wallet/index.js";
 import { transaction } from "../../../server/src/persistence/database.js";
 import { statement, TxConnection } from "../../../server/src/persistence/sql.js";
 import { WriteBatcher } from "../../../server/src/persistence/write-batcher.js";
+import { DomainError } from "../../../server/src/shared/domain-error.js";
 import {
   expectDomainError,
   expectLedgerMatchesBalances,
@@ -23,6 +24,9 @@ const TWIN = statement<never>(
   "test_batch_twin",
   "insert into batch_probe (label, twin) values ($1, 'x')",
 );
+
+/** The harness's pool size (ServiceHarness opens its ORM with 10 connections). */
+const POOL_MAX = 10;
 
 /** A promise and the function that settles it. */
 function gate(): { opened: Promise<void>; open(): void } {
@@ -74,6 +78,26 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       await tx.all(PROBE, [label]);
       return must(await tx.one(TXID, [])).txid;
     };
+  }
+
+  /**
+   * Prepares the probe's statements on every connection of the pool (all of
+   * them at once, so each transaction has its own), so a batch parses nothing.
+   */
+  async function prepareOnEveryConnection(): Promise<void> {
+    const all = gate();
+    let ready = 0;
+    await Promise.all(
+      Array.from({ length: POOL_MAX }, (_, i) =>
+        transaction(h.orm.em, async (em) => {
+          await probe(`warm-${i}`)(em);
+          ready += 1;
+          if (ready === POOL_MAX) all.open();
+          await all.opened;
+        }),
+      ),
+    );
+    await h.sql("delete from batch_probe");
   }
 
   async function labels(): Promise<string[]> {
@@ -136,7 +160,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       await probe("b")(em);
       throw refused;
     });
-    // An SQL error leaves the transaction aborted until the savepoint is rolled back.
+    // An SQL error aborts the batch's transaction: the others run again.
     const c = writes.run("c", async (em) => {
       await probe("c")(em);
       await probe("a")(em); // duplicate key
@@ -156,6 +180,102 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     const [ta, , , td] = outcomes.map((o) => (o.status === "fulfilled" ? o.value : undefined));
     expect(ta).to.equal(td);
     expect(await labels()).to.deep.equal(["a", "d"]);
+  });
+
+  it("sends the statements of a batch's writes together: one round trip per step, not per write", async () => {
+    await prepareOnEveryConnection();
+    const writes = oneLane();
+    const release = gate();
+    const held = hold(writes, release.opened);
+    let sent = 0;
+    let spied = false;
+    const counted = (label: string) => async (em: EntityManager) => {
+      const trx = em.getTransactionContext<{ client: { acquireConnection(): Promise<unknown> } }>();
+      const client = (await trx?.client.acquireConnection()) as {
+        query(...args: unknown[]): unknown;
+      };
+      if (!spied) {
+        spied = true;
+        const query = client.query;
+        client.query = function (this: unknown, ...args: unknown[]) {
+          sent += 1;
+          return query.apply(this, args);
+        };
+      }
+      return probe(label)(em);
+    };
+    const batch = ["a", "b", "c", "d"].map((key) => writes.run(key, counted(key)));
+    release.open();
+    await held;
+    const txids = await Promise.all(batch);
+    expect(new Set(txids).size).to.equal(1);
+    // Four writes of two statements each: two round trips (then COMMIT), not eight.
+    expect(sent).to.equal(3);
+  });
+
+  it("rolls the batch back when a write is refused: the refusal stands, the others run again in the next batch", async () => {
+    const writes = oneLane();
+    const release = gate();
+    const held = hold(writes, release.opened);
+    const runs: string[] = [];
+    const counted = (label: string) => async (em: EntityManager) => {
+      runs.push(label);
+      return probe(label)(em);
+    };
+    const refusal = new DomainError("failed_precondition", "INSUFFICIENT_BALANCE", "too poor");
+    const a = writes.run("a", counted("a"));
+    const b = writes.run("b", async (em) => {
+      await counted("b")(em);
+      throw refusal;
+    });
+    const c = writes.run("c", counted("c"));
+    release.open();
+    await held;
+    const outcomes = await Promise.allSettled([a, b, c]);
+    expect(outcomes.map((o) => o.status)).to.deep.equal(["fulfilled", "rejected", "fulfilled"]);
+    expect((outcomes[1] as PromiseRejectedResult).reason).to.equal(refusal);
+    // The refused write ran once; the others once in the undone batch, once in the next.
+    expect(runs.sort()).to.deep.equal(["a", "a", "b", "c", "c"]);
+    const [ta, , tc] = outcomes.map((o) => (o.status === "fulfilled" ? o.value : undefined));
+    expect(ta).to.equal(tc);
+    expect(await labels()).to.deep.equal(["a", "c"]);
+  });
+
+  it("runs a write that failed otherwise again alone, and gives it that run's outcome", async () => {
+    const writes = oneLane();
+    const release = gate();
+    const held = hold(writes, release.opened);
+    let tries = 0;
+    const flaky = writes.run("b", async (em) => {
+      tries += 1;
+      const txid = await probe("b")(em);
+      if (tries === 1) throw new Error("lost the connection (once)");
+      return txid;
+    });
+    const [a, c] = ["a", "c"].map((key) => writes.run(key, probe(key)));
+    release.open();
+    await held;
+    const [ta, tb, tc] = await Promise.all([a, flaky, c]);
+    expect(tries).to.equal(2);
+    expect(ta).to.equal(tc);
+    expect(tb).to.not.equal(ta);
+    expect(await labels()).to.deep.equal(["a", "b", "c"]);
+  });
+
+  it("never puts two writes of one key in one batch: the second sees the first committed", async () => {
+    const writes = oneLane();
+    const release = gate();
+    const held = hold(writes, release.opened);
+    const order: string[] = [];
+    const first = writes.run("a", probe("a1", order));
+    const second = writes.run("a", probe("a2", order));
+    const other = writes.run("b", probe("b", order));
+    release.open();
+    await held;
+    const [t1, t2, tb] = await Promise.all([first, second, other]);
+    expect(t1).to.equal(tb);
+    expect(t2).to.not.equal(t1);
+    expect(order).to.deep.equal(["a1", "b", "a2"]);
   });
 
   it("runs every write again alone when the batch's COMMIT fails, so only the one at fault fails", async () => {

@@ -50,7 +50,7 @@ export type SaleRecorder = Pick<SeatGateWriter, "record">;
  * order (the order every transaction uses), checks everything, and writes the
  * payment, the ledger entry, the confirmed reservation and the sold seat.
  * Under load that transaction carries other payments and recharges too, each
- * under its own savepoint (group commit, see `WriteBatcher`).
+ * with its own locks and outcome (group commit, see `WriteBatcher`).
  * Only after it commits does the admission end and the seat gate learn of
  * the sale: no network call happens while a row is locked.
  *
@@ -82,7 +82,8 @@ export class PaymentsService {
    * payment for a date in this process reads the date's facts too, on the
    * same connection (one more round trip). Under load the transaction is
    * shared with other payments and recharges (see `WriteBatcher`): BEGIN and
-   * COMMIT are then paid once per batch, and this payment adds a savepoint.
+   * COMMIT are then paid once per batch, and the claim and the write each
+   * share a round trip with the other writes' statements of the same step.
    */
   async pay(
     principal: Principal,

@@ -57,7 +57,8 @@ export class WalletService {
    * entry (one statement), COMMIT. A replay: BEGIN, claim, read the claim,
    * read the entry, COMMIT. Under load the transaction is shared with other
    * recharges and payments (see `WriteBatcher`): BEGIN and COMMIT are then
-   * paid once per batch, and this recharge adds a savepoint (one round trip).
+   * paid once per batch, and the claim and the write each share a round trip
+   * with the other writes' statements of the same step.
    */
   async recharge(
     principal: Principal,
