@@ -272,12 +272,12 @@ describe("loadConfig", () => {
   });
 
   describe("group commit (DB_WRITE_LANES, DB_WRITE_BATCH)", () => {
-    it("shares transactions among up to 8 writes on up to 4 lanes, never more lanes than the pool", () => {
-      expect(load({}).writeBatch).to.deep.equal({ lanes: 4, maxBatch: 8 });
-      expect(load({ DB_POOL_MAX: "3" }).writeBatch).to.deep.equal({ lanes: 3, maxBatch: 8 });
+    it("shares transactions among up to 16 writes on up to 2 lanes, never more lanes than the pool", () => {
+      expect(load({}).writeBatch).to.deep.equal({ lanes: 2, maxBatch: 16 });
+      expect(load({ DB_POOL_MAX: "1" }).writeBatch).to.deep.equal({ lanes: 1, maxBatch: 16 });
       expect(settingsFromConfig(load({})).writes).to.deep.equal({
-        lanes: 4,
-        maxBatch: 8,
+        lanes: 2,
+        maxBatch: 16,
         maxWaitMs: 10_000,
       });
     });
