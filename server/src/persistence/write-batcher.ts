@@ -85,8 +85,10 @@ interface Unit {
  *   the write finds its claim and replays.
  *
  * Lock order: a batch starts its writes in `key` order (the caller's user
- * id), so their first statements, the claims with the row locks, go out in
- * that order and two batches take different users' rows in the same order;
+ * id). A recharge and a payment each await only their connection before
+ * asking for their claim, so the claims with the row locks go out in that
+ * order, in one round trip, and two batches take different users' rows in
+ * the same order;
  * within a write the order is the write's own (claim, reservation, seat,
  * wallet). A cycle can then only come from a write that names another user's
  * rows; PostgreSQL breaks it (deadlock_timeout, then an error), and the
@@ -166,6 +168,7 @@ export class WriteBatcher {
       this.open += 1;
       this.transactions += 1;
       let released = false;
+      // Frees the lane (once) before the batch's writes are told their outcome.
       const release = () => {
         if (released) return;
         released = true;
@@ -221,17 +224,19 @@ export class WriteBatcher {
       return;
     }
     /** Each write's outcome in the batch's transaction, once all of them ran. */
-    let outcomes: Outcome[] | null = null;
+    const ran: { outcomes?: Outcome[] } = {};
     try {
       await this.runTransaction(async (em) => {
         // Side by side: the statements each write asks for in the same tick
         // go out in one round trip (see TxConnection), in key order.
-        outcomes = await Promise.all(batch.map((unit) => settle(unit.work(em))));
+        const outcomes = await Promise.all(batch.map((unit) => settle(unit.work(em))));
+        ran.outcomes = outcomes;
         if (outcomes.some((outcome) => !outcome.ok)) throw UNDONE;
       });
     } catch (error) {
       release();
-      if (error !== UNDONE || outcomes === null) {
+      const { outcomes } = ran;
+      if (error !== UNDONE || outcomes === undefined) {
         // BEGIN or COMMIT failed (whether a COMMIT landed is unknown): each
         // write again alone, where its claim replays a COMMIT that did land.
         await this.alone(batch);
@@ -239,7 +244,7 @@ export class WriteBatcher {
       }
       const retry: Unit[] = [];
       const again: Unit[] = [];
-      (outcomes as Outcome[]).forEach((outcome, i) => {
+      outcomes.forEach((outcome, i) => {
         const unit = batch[i] as Unit;
         if (outcome.ok) retry.push(unit);
         else if (outcome.error instanceof DomainError) unit.reject(outcome.error);
@@ -253,9 +258,7 @@ export class WriteBatcher {
       return;
     }
     release();
-    for (const [i, outcome] of (outcomes as Outcome[] | null)?.entries() ?? []) {
-      tell(batch[i] as Unit, outcome);
-    }
+    for (const [i, outcome] of ran.outcomes?.entries() ?? []) tell(batch[i] as Unit, outcome);
   }
 
   /** Runs each write again in a transaction of its own; each gets that run's outcome. */
