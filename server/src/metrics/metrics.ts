@@ -200,6 +200,12 @@ export function createMetrics(now: () => number = Date.now): Metrics {
     "Recharges and payments refused as SERVER_BUSY after waiting too long for a transaction.",
     () => sources.writes?.().refused,
   );
+  writeCounter(
+    registry,
+    "stagedoor_db_write_batches_undone_total",
+    "Group-commit batches rolled back because one of their writes failed (a refusal or an error); their other writes ran again.",
+    () => sources.writes?.().undone,
+  );
   let linesRead: { at: number; lines: Promise<readonly LineCountsSample[]> } | undefined;
   const readLines = (): Promise<readonly LineCountsSample[]> => {
     const read = sources.lines;

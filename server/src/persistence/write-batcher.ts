@@ -38,6 +38,11 @@ export interface WriteBatchFigures {
   readonly transactions: number;
   /** Writes refused as `SERVER_BUSY` after waiting longer than `maxWaitMs`. */
   readonly refused: number;
+  /**
+   * Batches rolled back because one of their writes failed (their other
+   * writes ran again); many of them mean refusals are costing throughput.
+   */
+  readonly undone: number;
 }
 
 /** One write waiting for, or riding in, a batch. */
@@ -104,6 +109,7 @@ export class WriteBatcher {
   private writes = 0;
   private transactions = 0;
   private refused = 0;
+  private undone = 0;
 
   constructor(
     private readonly runTransaction: TransactionRunner,
@@ -156,8 +162,8 @@ export class WriteBatcher {
 
   /** {@link load} and the counts since start, for the metrics. */
   get figures(): WriteBatchFigures {
-    const { writes, transactions, refused } = this;
-    return { ...this.load, writes, transactions, refused };
+    const { writes, transactions, refused, undone } = this;
+    return { ...this.load, writes, transactions, refused, undone };
   }
 
   /** Starts a batch on every free lane while writes are waiting. */
@@ -242,6 +248,7 @@ export class WriteBatcher {
         await this.alone(batch);
         return;
       }
+      this.undone += 1;
       const retry: Unit[] = [];
       const again: Unit[] = [];
       outcomes.forEach((outcome, i) => {

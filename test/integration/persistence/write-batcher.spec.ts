@@ -134,6 +134,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       writes: 5,
       transactions: 2,
       refused: 0,
+      undone: 0,
     });
   });
 
@@ -239,6 +240,8 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     const [ta, , tc] = outcomes.map((o) => (o.status === "fulfilled" ? o.value : undefined));
     expect(ta).to.equal(tc);
     expect(await labels()).to.deep.equal(["a", "c"]);
+    // The held write's, the undone batch's and the next one's.
+    expect(writes.figures).to.include({ writes: 4, transactions: 3, undone: 1 });
   });
 
   it("runs a write that failed otherwise again alone, and gives it that run's outcome", async () => {
