@@ -122,19 +122,30 @@ class Outbox {
   /** Sends `statements`; settles once every one of them has its answer. */
   private roundTrips(statements: readonly PipelinedStatement[]): Promise<void> {
     if (statements.length > 1 && preparedOn(this.client, statements)) {
-      return new Promise((settled) => StatementPipeline.run(this.client, statements, settled));
+      return new Promise((settled) => {
+        try {
+          StatementPipeline.run(this.client, statements, settled);
+        } catch (error) {
+          for (const statement of statements) statement.reject(error);
+          settled();
+        }
+      });
     }
-    // Alone, or not yet prepared on this connection: one round trip each, one
-    // after the other (`pg` parses each statement the first time).
-    return statements.reduce(
-      (previous, { name, text, values, resolve, reject }) =>
-        previous.then(() =>
-          this.client
-            .query({ name, text, values: values as unknown[] })
-            .then((result) => resolve(result.rows), reject),
-        ),
-      Promise.resolve(),
-    );
+    return this.oneByOne(statements);
+  }
+
+  /**
+   * Alone, or not yet prepared on this connection: one round trip each, one
+   * after the other (`pg` parses each statement the first time).
+   */
+  private async oneByOne(statements: readonly PipelinedStatement[]): Promise<void> {
+    for (const { name, text, values, resolve, reject } of statements) {
+      try {
+        resolve((await this.client.query({ name, text, values: values as unknown[] })).rows);
+      } catch (error) {
+        reject(error);
+      }
+    }
   }
 }
 
