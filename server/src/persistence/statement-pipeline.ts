@@ -114,11 +114,19 @@ export class StatementPipeline {
   submit(connection: ProtocolConnection): Error | null {
     // Map every value first: one that cannot be sent must fail the pipeline
     // before any message is written, or the connection would wait for a Sync.
-    let values: unknown[][];
-    try {
-      values = this.statements.map((statement) => statement.values.map(prepareValue));
-    } catch (error) {
-      return error instanceof Error ? error : new Error(String(error));
+    const values: unknown[][] = [];
+    for (const statement of this.statements) {
+      try {
+        values.push(statement.values.map(prepareValue));
+      } catch (error) {
+        // Nothing was sent: that statement gets the error, the others did not run.
+        this.done = true;
+        for (const other of this.statements) {
+          other.reject(other === statement ? error : new PipelineSkippedError());
+        }
+        this.settled();
+        return error instanceof Error ? error : new Error(String(error));
+      }
     }
     connection.stream.cork?.();
     try {

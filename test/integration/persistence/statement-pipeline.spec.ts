@@ -190,10 +190,15 @@ describe("TxConnection pipelining (statements asked for in the same tick share a
     circular.self = circular;
     await warm(async (tx) => {
       const outcomes = await Promise.allSettled([
+        tx.one(COUNT, []),
         tx.one(ECHO, [1, "1", new Date(), circular, null]),
         tx.one(COUNT, []),
       ]);
-      expect(outcomes.map((o) => o.status)).to.deep.equal(["rejected", "rejected"]);
+      expect(outcomes.map((o) => o.status)).to.deep.equal(["rejected", "rejected", "rejected"]);
+      const [before, failed, after] = outcomes as PromiseRejectedResult[];
+      expect(String(failed?.reason)).to.match(/circular/i);
+      expect(String(before?.reason)).to.match(/not run/);
+      expect(String(after?.reason)).to.match(/not run/);
       expect((await tx.one(COUNT, []))?.n).to.equal(1);
     });
   });
