@@ -1,6 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
-import { startTestServer, type TestServer } from "../support/test-server.js";
 import {
   type AdmittedUser,
   admitUser,
@@ -9,7 +8,7 @@ import {
   must,
   NO_USER_RATE_LIMITS,
   RACE_PROTOCOLS,
-  RaceDb,
+  raceSuite,
   requestId,
 } from "./race-support.js";
 
@@ -34,28 +33,15 @@ interface Payer {
  * and that the books show exactly those outcomes.
  */
 describe("concurrency: group commit of many users' payments and recharges", () => {
-  let server: TestServer;
-  let db: RaceDb;
-
-  before(async () => {
-    server = await startTestServer({ env: NO_USER_RATE_LIMITS });
-    db = new RaceDb(server.databaseUrl);
-  });
-  afterEach(async () => {
-    await db.expectInvariants(new Date());
-  });
-  after(async () => {
-    await db?.close();
-    await server?.stop();
-  });
+  const race = raceSuite({ env: NO_USER_RATE_LIMITS });
 
   for (const [index, protocol] of RACE_PROTOCOLS.entries()) {
     it(`${PAYERS} users over ${protocol}, every other one too poor, each paying twice with one request id while topping up: each gets their own outcome`, async () => {
-      const seats = (await db.seats()).filter((seat) => seat.dateIndex === index);
+      const seats = (await race.db.seats()).filter((seat) => seat.dateIndex === index);
       const payers: Payer[] = await Promise.all(
         Array.from({ length: PAYERS }, async (_, i): Promise<Payer> => {
           const seat = must(seats[i], `seat ${i} of date ${index}`);
-          const user = await admitUser(server, protocol, `batch-race-${i}`);
+          const user = await admitUser(race.server, protocol, `batch-race-${i}`);
           const canPay = i % 2 === 0;
           // The top-up below adds 1: still 99 short for those who cannot pay.
           const funded = canPay ? seat.price : seat.price - 100n;
@@ -93,19 +79,19 @@ describe("concurrency: group commit of many users' payments and recharges", () =
           expect.fail(`${who}: top-up ${describeError(error)}`),
         );
         const [first, second] = await payments;
-        const [wallet] = await db.query<{ balance: string }>(
+        const [wallet] = await race.db.query<{ balance: string }>(
           "select balance::text as balance from wallet where user_id = $1",
           [payer.user.userId],
         );
-        const rows = await db.query<{ id: string }>(
+        const rows = await race.db.query<{ id: string }>(
           "select id from payment where reservation_id = $1",
           [payer.reservationId],
         );
-        const [reservation] = await db.query<{ status: string }>(
+        const [reservation] = await race.db.query<{ status: string }>(
           "select status from reservation where id = $1",
           [payer.reservationId],
         );
-        const claims = await db.query<{ result_id: string }>(
+        const claims = await race.db.query<{ result_id: string }>(
           "select result_id from idempotency_key where user_id = $1 and request_id = $2",
           [payer.user.userId, payRequest],
         );

@@ -1,7 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { PaymentState, ReservationState } from "@stagedoor/sdk";
 import { expect } from "chai";
-import { startTestServer, type TestServer } from "../support/test-server.js";
 import {
   type AdmittedUser,
   admitUser,
@@ -11,7 +10,7 @@ import {
   NO_USER_RATE_LIMITS,
   partition,
   RACE_PROTOCOLS,
-  RaceDb,
+  raceSuite,
   requestId,
   type SeatRow,
 } from "./race-support.js";
@@ -20,20 +19,7 @@ import {
 const STARTING_BALANCE = 1_000_000n;
 
 describe("concurrency: payments", () => {
-  let server: TestServer;
-  let db: RaceDb;
-
-  before(async () => {
-    server = await startTestServer({ env: NO_USER_RATE_LIMITS });
-    db = new RaceDb(server.databaseUrl);
-  });
-  afterEach(async () => {
-    await db.expectInvariants(new Date());
-  });
-  after(async () => {
-    await db?.close();
-    await server?.stop();
-  });
+  const race = raceSuite({ env: NO_USER_RATE_LIMITS });
 
   /** An admitted user with a funded wallet and a hold on the given seat. */
   async function holder(
@@ -41,7 +27,7 @@ describe("concurrency: payments", () => {
     label: string,
     seat: SeatRow,
   ): Promise<{ user: AdmittedUser; reservationId: string }> {
-    const user = await admitUser(server, protocol, label);
+    const user = await admitUser(race.server, protocol, label);
     await user.client.wallet.rechargeWallet({ amount: STARTING_BALANCE, requestId: requestId() });
     const { reservation } = await user.client.reservation.holdSeat({
       seatId: seat.id,
@@ -52,20 +38,20 @@ describe("concurrency: payments", () => {
 
   /** The rows money left behind for one user and reservation. */
   async function moneyRows(userId: string, reservationId: string) {
-    const payments = await db.query<{ id: string; amount: string }>(
+    const payments = await race.db.query<{ id: string; amount: string }>(
       "select id, amount::text as amount from payment where reservation_id = $1",
       [reservationId],
     );
-    const debits = await db.query<{ payment_id: string; amount: string }>(
+    const debits = await race.db.query<{ payment_id: string; amount: string }>(
       `select payment_id, amount::text as amount from ledger_entry
         where user_id = $1 and kind = 'PAYMENT'`,
       [userId],
     );
-    const [wallet] = await db.query<{ balance: string }>(
+    const [wallet] = await race.db.query<{ balance: string }>(
       "select balance::text as balance from wallet where user_id = $1",
       [userId],
     );
-    const [reservation] = await db.query<{ status: string }>(
+    const [reservation] = await race.db.query<{ status: string }>(
       "select status from reservation where id = $1",
       [reservationId],
     );
@@ -74,8 +60,8 @@ describe("concurrency: payments", () => {
 
   for (const [index, protocol] of RACE_PROTOCOLS.entries()) {
     it(`a payment racing 30 recharges of the same wallet over ${protocol}: balance = ledger`, async () => {
-      const seat = await db.seat(0, 21 + index);
-      const user = await admitUser(server, protocol, `pay-vs-recharge-${protocol}`);
+      const seat = await race.db.seat(0, 21 + index);
+      const user = await admitUser(race.server, protocol, `pay-vs-recharge-${protocol}`);
       // One short of the price: whether the payment goes through depends on
       // which recharges it follows, and both endings must leave the books right.
       const start = seat.price - 1n;
@@ -115,7 +101,7 @@ describe("concurrency: payments", () => {
         expect(rows.reservation).to.deep.equal({ status: "HELD" });
       }
       // The versions of the wallet's changes are gapless (also checked after each test).
-      const versions = await db.query<{ wallet_version: number }>(
+      const versions = await race.db.query<{ wallet_version: number }>(
         "select wallet_version from ledger_entry where user_id = $1 order by wallet_version",
         [user.userId],
       );
@@ -125,7 +111,7 @@ describe("concurrency: payments", () => {
     });
 
     it(`50 payments of one reservation with 50 request ids over ${protocol}: one charge`, async () => {
-      const seat = await db.seat(0, 1 + index);
+      const seat = await race.db.seat(0, 1 + index);
       const { user, reservationId } = await holder(protocol, `pay-many-ids-${protocol}`, seat);
 
       const results = await Promise.allSettled(
@@ -156,7 +142,7 @@ describe("concurrency: payments", () => {
     });
 
     it(`50 payments sharing one request id over ${protocol}: all get the one payment`, async () => {
-      const seat = await db.seat(0, 11 + index);
+      const seat = await race.db.seat(0, 11 + index);
       const { user, reservationId } = await holder(protocol, `pay-one-id-${protocol}`, seat);
       const sharedRequestId = requestId();
 

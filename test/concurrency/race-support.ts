@@ -4,7 +4,11 @@ import { ErrorInfoSchema, QueueTokenState, type StagedoorClient } from "@stagedo
 import { expect } from "chai";
 import pg from "pg";
 import { clientFor, type Protocol } from "../support/clients.js";
-import type { TestServer } from "../support/test-server.js";
+import {
+  startTestServer,
+  type TestServer,
+  type TestServerOptions,
+} from "../support/test-server.js";
 
 /** The protocols the races run over: gRPC (h2c, multiplexed) and Connect (HTTP/1.1). */
 export const RACE_PROTOCOLS = ["grpc", "connect"] as const satisfies readonly Protocol[];
@@ -292,4 +296,39 @@ export class RaceDb {
   close(): Promise<void> {
     return this.pool.end();
   }
+}
+
+/** The server and database of a race suite (see {@link raceSuite}). */
+export interface RaceSuite {
+  readonly server: TestServer;
+  readonly db: RaceDb;
+}
+
+/**
+ * Sets up a race suite, called inside its `describe`: starts a server with
+ * `options` and a {@link RaceDb} on its database before the tests, checks the
+ * box office's invariants after each test, and stops both after the last.
+ */
+export function raceSuite(options: TestServerOptions): RaceSuite {
+  let server: TestServer | undefined;
+  let db: RaceDb | undefined;
+  before(async () => {
+    server = await startTestServer(options);
+    db = new RaceDb(server.databaseUrl);
+  });
+  afterEach(async () => {
+    await must(db, "the race database").expectInvariants(new Date());
+  });
+  after(async () => {
+    await db?.close();
+    await server?.stop();
+  });
+  return {
+    get server() {
+      return must(server, "the race server");
+    },
+    get db() {
+      return must(db, "the race database");
+    },
+  };
 }

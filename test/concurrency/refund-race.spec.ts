@@ -3,7 +3,6 @@ import { type Client, Code, createClient } from "@connectrpc/connect";
 import { AdminService, LedgerEntryKind } from "@stagedoor/sdk";
 import { expect } from "chai";
 import { bearer, clientFor, type Protocol, transportFor } from "../support/clients.js";
-import { startTestServer, type TestServer } from "../support/test-server.js";
 import {
   type AdmittedUser,
   admitUser,
@@ -13,7 +12,7 @@ import {
   NO_USER_RATE_LIMITS,
   partition,
   RACE_PROTOCOLS,
-  RaceDb,
+  raceSuite,
   requestId,
   type SeatRow,
 } from "./race-support.js";
@@ -26,28 +25,15 @@ const entry = (name: string, key: string) =>
 const STARTING_BALANCE = 1_000_000n;
 
 describe("concurrency: refunds", () => {
-  let server: TestServer;
-  let db: RaceDb;
-
-  before(async () => {
-    server = await startTestServer({
-      env: {
-        ADMIN_API_KEYS: `${entry("ops", OPS_KEY)},${entry("support", SUPPORT_KEY)}`,
-        ...NO_USER_RATE_LIMITS,
-      },
-    });
-    db = new RaceDb(server.databaseUrl);
-  });
-  afterEach(async () => {
-    await db.expectInvariants(new Date());
-  });
-  after(async () => {
-    await db?.close();
-    await server?.stop();
+  const race = raceSuite({
+    env: {
+      ADMIN_API_KEYS: `${entry("ops", OPS_KEY)},${entry("support", SUPPORT_KEY)}`,
+      ...NO_USER_RATE_LIMITS,
+    },
   });
 
   function admin(protocol: Protocol, key: string): Client<typeof AdminService> {
-    return createClient(AdminService, transportFor(protocol, server.url, [bearer(key)]));
+    return createClient(AdminService, transportFor(protocol, race.server.url, [bearer(key)]));
   }
 
   /** An admitted, funded user who bought `seat`. */
@@ -56,7 +42,7 @@ describe("concurrency: refunds", () => {
     label: string,
     seat: SeatRow,
   ): Promise<{ user: AdmittedUser; reservationId: string }> {
-    const user = await admitUser(server, protocol, label);
+    const user = await admitUser(race.server, protocol, label);
     await user.client.wallet.rechargeWallet({ amount: STARTING_BALANCE, requestId: requestId() });
     const { reservation } = await user.client.reservation.holdSeat({
       seatId: seat.id,
@@ -72,7 +58,7 @@ describe("concurrency: refunds", () => {
   }
 
   async function balanceOf(userId: string): Promise<bigint> {
-    const [row] = await db.query<{ balance: string }>(
+    const [row] = await race.db.query<{ balance: string }>(
       "select balance::text as balance from wallet where user_id = $1",
       [userId],
     );
@@ -81,7 +67,7 @@ describe("concurrency: refunds", () => {
 
   for (const [index, protocol] of RACE_PROTOCOLS.entries()) {
     it(`30 refunds of one ticket by two operators over ${protocol}, racing the buyer's recharges: paid back once`, async () => {
-      const seat = await db.seat(2, 1 + index);
+      const seat = await race.db.seat(2, 1 + index);
       const { user, reservationId } = await buyer(protocol, `refund-race-${protocol}`, seat);
       const ops = admin(protocol, OPS_KEY);
       const support = admin(protocol, SUPPORT_KEY);
@@ -112,13 +98,13 @@ describe("concurrency: refunds", () => {
       expect(entryIds.size, "distinct refunds").to.equal(1);
       expect(partition(results.slice(30)).rejected.map(describeError)).to.deep.equal([]);
 
-      const refundsInLedger = await db.query<{ amount: string }>(
+      const refundsInLedger = await race.db.query<{ amount: string }>(
         "select amount::text as amount from ledger_entry where user_id = $1 and kind = 'REFUND'",
         [user.userId],
       );
       expect(refundsInLedger.map((r) => BigInt(r.amount))).to.deep.equal([seat.price]);
       expect(await balanceOf(user.userId)).to.equal(STARTING_BALANCE + 10n * 1000n);
-      const audits = await db.query<{ n: number }>(
+      const audits = await race.db.query<{ n: number }>(
         "select count(*)::int as n from admin_audit where target = $1",
         [`reservation/${reservationId}`],
       );
@@ -126,11 +112,11 @@ describe("concurrency: refunds", () => {
     });
 
     it(`a refund racing 10 fans trying to buy the seat over ${protocol}: the seat is sold exactly once more`, async () => {
-      const seat = await db.seat(2, 11 + index);
+      const seat = await race.db.seat(2, 11 + index);
       const { reservationId } = await buyer(protocol, `refund-resale-${protocol}`, seat);
       const fans = await Promise.all(
         Array.from({ length: 10 }, (_, i) =>
-          admitUser(server, protocol, `resale-${protocol}-${i}`),
+          admitUser(race.server, protocol, `resale-${protocol}-${i}`),
         ),
       );
       await Promise.all(
@@ -179,7 +165,7 @@ describe("concurrency: refunds", () => {
       expect(rejected.map(describeError)).to.deep.equal([]);
       const winners = fulfilled.filter((userId) => userId !== undefined);
       expect(winners.length, "fans who bought the seat").to.equal(1);
-      const confirmed = await db.query<{ user_id: string }>(
+      const confirmed = await race.db.query<{ user_id: string }>(
         "select user_id from reservation where seat_id = $1 and status = 'CONFIRMED'",
         [seat.id],
       );
@@ -196,15 +182,15 @@ describe("concurrency: refunds", () => {
 
   it("refunds of one user's tickets racing that user's next payment: money conserved", async () => {
     const protocol = "grpc";
-    const first = await db.seat(2, 21);
-    const second = await db.seat(2, 22);
+    const first = await race.db.seat(2, 21);
+    const second = await race.db.seat(2, 22);
     const { user, reservationId } = await buyer(protocol, "refund-vs-pay", first);
     // Paying ended the first admission; the user lines up again.
-    const { token } = await clientFor(protocol, server.url).queue.issueQueueToken({
-      concertId: server.concertId,
+    const { token } = await clientFor(protocol, race.server.url).queue.issueQueueToken({
+      concertId: race.server.concertId,
       userId: user.userId,
     });
-    const again = clientFor(protocol, server.url, token);
+    const again = clientFor(protocol, race.server.url, token);
     const { reservation } = await again.reservation.holdSeat({
       seatId: second.id,
       requestId: requestId(),

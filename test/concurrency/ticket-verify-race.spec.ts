@@ -3,7 +3,6 @@ import { Code, createClient } from "@connectrpc/connect";
 import { AdminService } from "@stagedoor/sdk";
 import { expect } from "chai";
 import { bearer, transportFor } from "../support/clients.js";
-import { startTestServer, type TestServer } from "../support/test-server.js";
 import {
   admitUser,
   describeError,
@@ -12,7 +11,7 @@ import {
   NO_USER_RATE_LIMITS,
   partition,
   RACE_PROTOCOLS,
-  RaceDb,
+  raceSuite,
   requestId,
 } from "./race-support.js";
 
@@ -20,25 +19,12 @@ const OPS_KEY = randomBytes(24).toString("base64url");
 const OPS_ENTRY = `ops:${createHash("sha256").update(OPS_KEY).digest("hex")}`;
 
 describe("concurrency: entry codes checked at the door", () => {
-  let server: TestServer;
-  let db: RaceDb;
-
-  before(async () => {
-    server = await startTestServer({ env: { ADMIN_API_KEYS: OPS_ENTRY, ...NO_USER_RATE_LIMITS } });
-    db = new RaceDb(server.databaseUrl);
-  });
-  afterEach(async () => {
-    await db.expectInvariants(new Date());
-  });
-  after(async () => {
-    await db?.close();
-    await server?.stop();
-  });
+  const race = raceSuite({ env: { ADMIN_API_KEYS: OPS_ENTRY, ...NO_USER_RATE_LIMITS } });
 
   for (const [index, protocol] of RACE_PROTOCOLS.entries()) {
     it(`10 concurrent VerifyTicket of one code over ${protocol}: exactly one admits, nine say ALREADY_USED`, async () => {
-      const seat = await db.seat(1, 1 + index);
-      const fan = await admitUser(server, protocol, `door-race-${protocol}`);
+      const seat = await race.db.seat(1, 1 + index);
+      const fan = await admitUser(race.server, protocol, `door-race-${protocol}`);
       await fan.client.wallet.rechargeWallet({ amount: seat.price, requestId: requestId() });
       const { reservation } = await fan.client.reservation.holdSeat({
         seatId: seat.id,
@@ -53,7 +39,10 @@ describe("concurrency: entry codes checked at the door", () => {
       const { ticket } = await fan.client.ticket.getTicket({ ticketId });
       const code = must(ticket, "ticket").entryCode;
 
-      const ops = createClient(AdminService, transportFor(protocol, server.url, [bearer(OPS_KEY)]));
+      const ops = createClient(
+        AdminService,
+        transportFor(protocol, race.server.url, [bearer(OPS_KEY)]),
+      );
       const results = await Promise.allSettled(
         Array.from({ length: 10 }, () => ops.verifyTicket({ requestId: requestId(), code })),
       );
@@ -62,12 +51,12 @@ describe("concurrency: entry codes checked at the door", () => {
       for (const error of rejected) {
         expectRefusal(error, Code.FailedPrecondition, ["TICKET_ALREADY_USED"], "verify: ");
       }
-      const uses = await db.query<{ n: number }>(
+      const uses = await race.db.query<{ n: number }>(
         "select count(*)::int as n from ticket_use where reservation_id = $1",
         [ticketId],
       );
       expect(must(uses[0]).n).to.equal(1);
-      const audits = await db.query<{ n: number }>(
+      const audits = await race.db.query<{ n: number }>(
         "select count(*)::int as n from admin_audit where target = $1 and action = 'VerifyTicket'",
         [`reservation/${ticketId}`],
       );

@@ -1,7 +1,6 @@
 import { randomInt } from "node:crypto";
 import { LedgerEntryKind } from "@stagedoor/sdk";
 import { expect } from "chai";
-import { startTestServer, type TestServer } from "../support/test-server.js";
 import {
   admitUser,
   describeError,
@@ -9,33 +8,20 @@ import {
   NO_USER_RATE_LIMITS,
   partition,
   RACE_PROTOCOLS,
-  RaceDb,
+  raceSuite,
   requestId,
 } from "./race-support.js";
 
 describe("concurrency: wallet recharges", () => {
-  let server: TestServer;
-  let db: RaceDb;
-
-  before(async () => {
-    server = await startTestServer({ env: NO_USER_RATE_LIMITS });
-    db = new RaceDb(server.databaseUrl);
-  });
-  afterEach(async () => {
-    await db.expectInvariants(new Date());
-  });
-  after(async () => {
-    await db?.close();
-    await server?.stop();
-  });
+  const race = raceSuite({ env: NO_USER_RATE_LIMITS });
 
   async function ledgerOf(userId: string) {
-    const entries = await db.query<{ amount: string; kind: string; wallet_version: number }>(
+    const entries = await race.db.query<{ amount: string; kind: string; wallet_version: number }>(
       `select amount::text as amount, kind, wallet_version from ledger_entry
         where user_id = $1 order by wallet_version`,
       [userId],
     );
-    const [wallet] = await db.query<{ balance: string; version: number }>(
+    const [wallet] = await race.db.query<{ balance: string; version: number }>(
       "select balance::text as balance, version from wallet where user_id = $1",
       [userId],
     );
@@ -44,7 +30,7 @@ describe("concurrency: wallet recharges", () => {
 
   for (const protocol of RACE_PROTOCOLS) {
     it(`100 concurrent recharges of varied amounts over ${protocol} add up exactly`, async () => {
-      const user = await admitUser(server, protocol, `recharge-${protocol}`);
+      const user = await admitUser(race.server, protocol, `recharge-${protocol}`);
       // Varied amounts, so a lost or doubled update shows in the total.
       const amounts = Array.from({ length: 100 }, () => BigInt(randomInt(1, 1_000_000)));
 
@@ -79,7 +65,7 @@ describe("concurrency: wallet recharges", () => {
     });
 
     it(`20 concurrent recharges sharing one request id over ${protocol} add once`, async () => {
-      const user = await admitUser(server, protocol, `recharge-once-${protocol}`);
+      const user = await admitUser(race.server, protocol, `recharge-once-${protocol}`);
       const shared = requestId();
       const amount = 12_345n;
 
