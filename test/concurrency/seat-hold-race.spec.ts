@@ -2,7 +2,6 @@ import { Code } from "@connectrpc/connect";
 import { ReservationState } from "@stagedoor/sdk";
 import { expect } from "chai";
 import { clientFor } from "../support/clients.js";
-import { startTestServer, type TestServer } from "../support/test-server.js";
 import {
   admitUser,
   asUser,
@@ -10,38 +9,27 @@ import {
   must,
   partition,
   RACE_PROTOCOLS,
-  RaceDb,
+  raceSuite,
   requestId,
   tally,
 } from "./race-support.js";
 
 describe("concurrency: seat holds", () => {
-  let server: TestServer;
-  let db: RaceDb;
-
-  before(async () => {
-    // Every racer needs its own admitted token, so there must be room for all.
-    server = await startTestServer({ env: { QUEUE_MAX_ACTIVE: "1000" } });
-    db = new RaceDb(server.databaseUrl);
-  });
-  afterEach(async () => {
-    await db.expectInvariants(new Date());
-  });
-  after(async () => {
-    await db?.close();
-    await server?.stop();
-  });
+  // Every racer needs its own admitted token, so there must be room for all.
+  const race = raceSuite({ env: { QUEUE_MAX_ACTIVE: "1000" } });
 
   for (const [index, protocol] of RACE_PROTOCOLS.entries()) {
     it(`100 admitted users racing for one seat over ${protocol}: exactly one holds it`, async () => {
-      const seat = await db.seat(0, 1 + index);
+      const seat = await race.db.seat(0, 1 + index);
       const users = await Promise.all(
-        Array.from({ length: 100 }, (_, i) => admitUser(server, protocol, `hold-${protocol}-${i}`)),
+        Array.from({ length: 100 }, (_, i) =>
+          admitUser(race.server, protocol, `hold-${protocol}-${i}`),
+        ),
       );
 
       // One client for everyone, each call carrying its user's token: over
       // gRPC the 100 calls are streams multiplexed on one h2c connection.
-      const shared = clientFor(protocol, server.url);
+      const shared = clientFor(protocol, race.server.url);
       const results = await Promise.allSettled(
         users.map((user) =>
           shared.reservation.holdSeat(
@@ -61,12 +49,12 @@ describe("concurrency: seat holds", () => {
       );
       expect(tally(reasons)).to.deep.equal({ SEAT_UNAVAILABLE: 99 });
 
-      const rows = await db.query<{ id: string; user_id: string; status: string }>(
+      const rows = await race.db.query<{ id: string; user_id: string; status: string }>(
         "select id, user_id, status from reservation where seat_id = $1",
         [seat.id],
       );
       expect(rows).to.deep.equal([{ id: winner.id, user_id: winner.userId, status: "HELD" }]);
-      const [seatRow] = await db.query<{ status: string; reservation_id: string | null }>(
+      const [seatRow] = await race.db.query<{ status: string; reservation_id: string | null }>(
         "select status, reservation_id from seat where id = $1",
         [seat.id],
       );
@@ -75,8 +63,8 @@ describe("concurrency: seat holds", () => {
   }
 
   it("one user racing holds on 20 different seats ends with exactly one hold", async () => {
-    const user = await admitUser(server, "grpc", "hold-many");
-    const seats = (await db.seats()).filter((s) => s.dateIndex === 1).slice(0, 20);
+    const user = await admitUser(race.server, "grpc", "hold-many");
+    const seats = (await race.db.seats()).filter((s) => s.dateIndex === 1).slice(0, 20);
     expect(seats).to.have.length(20);
 
     const results = await Promise.allSettled(
@@ -92,18 +80,18 @@ describe("concurrency: seat holds", () => {
       expectRefusal(error, Code.FailedPrecondition, ["HOLD_LIMIT_REACHED", "SEAT_UNAVAILABLE"]);
     }
 
-    const rows = await db.query<{ id: string; seat_id: string }>(
+    const rows = await race.db.query<{ id: string; seat_id: string }>(
       "select id, seat_id from reservation where user_id = $1 and status = 'HELD'",
       [user.userId],
     );
     expect(rows).to.deep.equal([{ id: held.id, seat_id: held.seatId }]);
-    const [{ total }] = await db.query<{ total: number }>(
+    const [{ total }] = await race.db.query<{ total: number }>(
       "select count(*)::int as total from reservation where user_id = $1",
       [user.userId],
     );
     expect(total, "no reservation rows besides the one hold").to.equal(1);
     // Only the granted seat is taken; the other 19 are free again.
-    const taken = await db.query<{ id: string }>(
+    const taken = await race.db.query<{ id: string }>(
       "select id from seat where id = any($1::uuid[]) and status <> 'AVAILABLE'",
       [seats.map((s) => s.id)],
     );
