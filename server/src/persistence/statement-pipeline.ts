@@ -87,6 +87,8 @@ export class StatementPipeline {
   private rows: unknown[] = [];
   /** A row that could not be parsed fails its statement once it completes. */
   private parseError: unknown = null;
+  /** The answers of the statements completed so far, in order. */
+  private readonly answers: Answer[] = [];
   private done = false;
 
   constructor(
@@ -168,6 +170,7 @@ export class StatementPipeline {
   handleError(error: unknown): void {
     if (this.done) return;
     this.done = true;
+    this.answer();
     this.statements[this.index]?.reject(error);
     for (const skipped of this.statements.slice(this.index + 1)) {
       skipped.reject(new PipelineSkippedError());
@@ -178,6 +181,7 @@ export class StatementPipeline {
   handleReadyForQuery(): void {
     if (this.done) return;
     this.done = true;
+    this.answer();
     // Every statement completed before the Sync's reply; anything left was not answered.
     for (const unanswered of this.statements.slice(this.index)) {
       unanswered.reject(new PipelineSkippedError());
@@ -197,15 +201,28 @@ export class StatementPipeline {
     // No COPY is ever started.
   }
 
+  /** Keeps the current statement's answer until the round trip ends (see {@link answer}). */
   private complete(): void {
-    const statement = this.statements[this.index];
     const { rows, parseError } = this;
+    this.answers.push(parseError === null ? { ok: true, rows } : { ok: false, error: parseError });
     this.index += 1;
     this.result = null;
     this.rows = [];
     this.parseError = null;
-    if (statement === undefined) return;
-    if (parseError !== null) statement.reject(parseError);
-    else statement.resolve(rows);
+  }
+
+  /**
+   * Hands the completed statements their answers. Only once the round trip
+   * has ended, so what their callers send next finds the connection free.
+   */
+  private answer(): void {
+    this.answers.forEach((answer, i) => {
+      const statement = this.statements[i];
+      if (answer.ok) statement?.resolve(answer.rows);
+      else statement?.reject(answer.error);
+    });
   }
 }
+
+/** A completed statement's rows, or why they could not be read. */
+type Answer = { ok: true; rows: unknown[] } | { ok: false; error: unknown };
