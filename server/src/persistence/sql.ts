@@ -47,10 +47,15 @@ const declared = new Set<string>();
  * `client.query` sends it.
  */
 export class TxConnection {
+  /** Where this connection's statements wait to be sent (one per pooled connection). */
+  private readonly outbox: Outbox;
+
   private constructor(
-    private readonly connection: pg.ClientBase,
+    connection: pg.ClientBase,
     private readonly em: EntityManager,
-  ) {}
+  ) {
+    this.outbox = outboxOf(connection);
+  }
 
   /** The connection of `em`'s open transaction; throws outside `em.transactional`. */
   static async of(em: EntityManager): Promise<TxConnection> {
@@ -65,7 +70,7 @@ export class TxConnection {
   /** Runs a statement and returns its rows. */
   async all<Row>(statement: Statement<Row>, values: readonly unknown[]): Promise<Row[]> {
     try {
-      return (await outbox(this.connection).send(statement, values)) as Row[];
+      return (await this.outbox.send(statement, values)) as Row[];
     } catch (error) {
       throw this.em.getDriver().convertException(error as Error);
     }
@@ -152,7 +157,7 @@ class Outbox {
 const outboxes = new WeakMap<pg.ClientBase, Outbox>();
 
 /** The {@link Outbox} of a pooled connection, made the first time a transaction uses it. */
-function outbox(client: pg.ClientBase): Outbox {
+function outboxOf(client: pg.ClientBase): Outbox {
   let found = outboxes.get(client);
   if (found === undefined) {
     found = new Outbox(client);

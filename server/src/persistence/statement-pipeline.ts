@@ -47,7 +47,7 @@ export interface PipelinedStatement {
  * to the round trip's end. Inside a transaction that failure has aborted the
  * transaction anyway, so the statement could not have run either way.
  */
-export class PipelineSkippedError extends Error {
+class PipelineSkippedError extends Error {
   constructor() {
     super("not run: an earlier statement of the same round trip failed");
     this.name = "PipelineSkippedError";
