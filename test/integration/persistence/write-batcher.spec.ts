@@ -70,6 +70,24 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     });
   }
 
+  /**
+   * Starts writes while the only lane is held open, so they all wait for it;
+   * then lets the lane go. Returns what `start` started and the load seen
+   * while they waited.
+   */
+  async function behindHeldLane<T>(
+    writes: WriteBatcher,
+    start: () => T,
+  ): Promise<{ started: T; load: WriteBatcher["load"] }> {
+    const release = gate();
+    const held = hold(writes, release.opened);
+    const started = start();
+    const load = writes.load;
+    release.open();
+    await held;
+    return { started, load };
+  }
+
   /** A write that records its label, and returns the transaction it ran in. */
   function probe(label: string, order?: string[]) {
     return async (em: EntityManager): Promise<string> => {
@@ -352,15 +370,13 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       ]);
       await wallet.recharge(rich.principal, { amount: 10_000n, requestId: "rich-1" });
 
-      const release = gate();
-      const held = hold(writes, release.opened);
-      const over = wallet.recharge(rich.principal, { amount: 9_000n, requestId: "rich-2" });
-      const first = wallet.recharge(twice.principal, { amount: 700n, requestId: "same" });
-      const again = wallet.recharge(twice.principal, { amount: 700n, requestId: "same" });
-      const ok = wallet.recharge(plain.principal, { amount: 300n, requestId: "plain-1" });
-      const load = writes.load;
-      release.open();
-      await held;
+      const { started, load } = await behindHeldLane(writes, () => ({
+        over: wallet.recharge(rich.principal, { amount: 9_000n, requestId: "rich-2" }),
+        first: wallet.recharge(twice.principal, { amount: 700n, requestId: "same" }),
+        again: wallet.recharge(twice.principal, { amount: 700n, requestId: "same" }),
+        ok: wallet.recharge(plain.principal, { amount: 300n, requestId: "plain-1" }),
+      }));
+      const { over, first, again, ok } = started;
       expect(load).to.deep.equal({ waiting: 4, open: 1 });
 
       await expectDomainError(over, "resource_exhausted", "BALANCE_LIMIT_REACHED");
@@ -424,15 +440,13 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
           requestId,
         });
 
-      const release = gate();
-      const held = hold(writes, release.opened);
-      const refused = pay(poor, "poor-1");
-      const paid = pay(payer, "payer-1");
-      const replayed = pay(payer, "payer-1");
-      const alsoPaid = pay(other, "other-1");
-      const load = writes.load;
-      release.open();
-      await held;
+      const { started, load } = await behindHeldLane(writes, () => ({
+        refused: pay(poor, "poor-1"),
+        paid: pay(payer, "payer-1"),
+        replayed: pay(payer, "payer-1"),
+        alsoPaid: pay(other, "other-1"),
+      }));
+      const { refused, paid, replayed, alsoPaid } = started;
       expect(load).to.deep.equal({ waiting: 4, open: 1 });
 
       await expectDomainError(refused, "failed_precondition", "INSUFFICIENT_BALANCE");
