@@ -6,16 +6,8 @@ import {
   type IdempotentRequest,
 } from "../../../server/src/modules/idempotency/index.js";
 import { type Statement, TxConnection } from "../../../server/src/persistence/sql.js";
+import { deferred } from "../../support/deferred.js";
 import { expectDomainError, must, ServiceHarness } from "../reservations/service-harness.js";
-
-/** A promise with its resolve function, to hold a transaction open until a test lets it go. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open = () => {};
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
 
 describe("claimRequestId on PostgreSQL, across concurrent transactions", () => {
   let h: ServiceHarness;
@@ -57,15 +49,15 @@ describe("claimRequestId on PostgreSQL, across concurrent transactions", () => {
   it("makes a second claim of an id wait for the first, then replay its result", async () => {
     const req = request();
     const [firstId, secondId] = [randomUUID(), randomUUID()];
-    const [claimed, hold] = [gate(), gate()];
+    const [claimed, hold] = [deferred(), deferred()];
     const first = claimIn(req, firstId, async () => {
-      claimed.open();
+      claimed.resolve();
       await hold.promise;
     });
     await claimed.promise;
     const second = claimIn(req, secondId);
     await h.untilAStatementWaitsForALock();
-    hold.open();
+    hold.resolve();
     expect(await first).to.deep.equal({ kind: "claimed" });
     expect(await second).to.deep.equal({ kind: "replay", resultId: firstId });
     expect(await storedResult(req)).to.deep.equal([firstId]);
@@ -74,15 +66,15 @@ describe("claimRequestId on PostgreSQL, across concurrent transactions", () => {
   it("refuses a waiting claim of the id for other parameters once the first commits", async () => {
     const req = request(["seat-1"]);
     const firstId = randomUUID();
-    const [claimed, hold] = [gate(), gate()];
+    const [claimed, hold] = [deferred(), deferred()];
     const first = claimIn(req, firstId, async () => {
-      claimed.open();
+      claimed.resolve();
       await hold.promise;
     });
     await claimed.promise;
     const second = claimIn({ ...req, params: ["seat-2"] }, randomUUID());
     await h.untilAStatementWaitsForALock();
-    hold.open();
+    hold.resolve();
     expect(await first).to.deep.equal({ kind: "claimed" });
     const error = await expectDomainError(second, "invalid_argument", "REQUEST_ID_REUSED");
     expect(error.violations.map((v) => v.field)).to.deep.equal(["request_id"]);
@@ -92,16 +84,16 @@ describe("claimRequestId on PostgreSQL, across concurrent transactions", () => {
   it("lets a waiting claim take the id when the first request fails and rolls back", async () => {
     const req = request();
     const [firstId, secondId] = [randomUUID(), randomUUID()];
-    const [claimed, hold] = [gate(), gate()];
+    const [claimed, hold] = [deferred(), deferred()];
     const first = claimIn(req, firstId, async () => {
-      claimed.open();
+      claimed.resolve();
       await hold.promise;
       throw new Error("the first request failed after its claim");
     });
     await claimed.promise;
     const second = claimIn(req, secondId);
     await h.untilAStatementWaitsForALock();
-    hold.open();
+    hold.resolve();
     let failure: unknown;
     await first.catch((error: unknown) => {
       failure = error;

@@ -7,6 +7,7 @@ import { transaction } from "../../../server/src/persistence/database.js";
 import { statement, TxConnection } from "../../../server/src/persistence/sql.js";
 import { WriteBatcher } from "../../../server/src/persistence/write-batcher.js";
 import { DomainError } from "../../../server/src/shared/domain-error.js";
+import { deferred } from "../../support/deferred.js";
 import {
   expectDomainError,
   expectLedgerMatchesBalances,
@@ -27,15 +28,6 @@ const TWIN = statement<never>(
 
 /** The harness's pool size (ServiceHarness opens its ORM with 10 connections). */
 const POOL_MAX = 10;
-
-/** A promise and the function that settles it. */
-function gate(): { opened: Promise<void>; open(): void } {
-  let open = () => {};
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { opened, open };
-}
 
 describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", () => {
   let h: ServiceHarness;
@@ -79,11 +71,11 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     writes: WriteBatcher,
     start: () => T,
   ): Promise<{ started: T; load: WriteBatcher["load"] }> {
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     const started = start();
     const load = writes.load;
-    release.open();
+    release.resolve();
     await held;
     return { started, load };
   }
@@ -103,15 +95,15 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
    * them at once, so each transaction has its own), so a batch parses nothing.
    */
   async function prepareOnEveryConnection(): Promise<void> {
-    const all = gate();
+    const all = deferred();
     let ready = 0;
     await Promise.all(
       Array.from({ length: POOL_MAX }, (_, i) =>
         transaction(h.orm.em, async (em) => {
           await probe(`warm-${i}`)(em);
           ready += 1;
-          if (ready === POOL_MAX) all.open();
-          await all.opened;
+          if (ready === POOL_MAX) all.resolve();
+          await all.promise;
         }),
       ),
     );
@@ -133,12 +125,12 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("carries the writes that waited for a lane in one transaction, in key order, each with its result", async () => {
     const writes = oneLane();
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     const order: string[] = [];
     const waiting = ["m", "z", "a", "q"].map((key) => writes.run(key, probe(key, order)));
     const load = writes.load;
-    release.open();
+    release.resolve();
     expect(load).to.deep.equal({ waiting: 4, open: 1 });
     const [heldTxid, ...txids] = await Promise.all([held, ...waiting]);
     expect(new Set(txids).size).to.equal(1);
@@ -158,10 +150,10 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("carries at most DB_WRITE_BATCH writes per transaction", async () => {
     const writes = oneLane({ DB_WRITE_BATCH: "2" });
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     const waiting = ["a", "b", "c", "d", "e"].map((key) => writes.run(key, probe(key)));
-    release.open();
+    release.resolve();
     const txids = await Promise.all(waiting);
     await held;
     expect(txids[0]).to.equal(txids[1]);
@@ -171,8 +163,8 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("undoes a write that fails alone: it gets its own error, the others commit", async () => {
     const writes = oneLane();
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     const refused = new Error("refused after writing");
     const a = writes.run("a", probe("a"));
     const b = writes.run("b", async (em) => {
@@ -185,7 +177,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       await probe("a")(em); // duplicate key
     });
     const d = writes.run("d", probe("d"));
-    release.open();
+    release.resolve();
     await held;
     const outcomes = await Promise.allSettled([a, b, c, d]);
     expect(outcomes.map((o) => o.status)).to.deep.equal([
@@ -204,8 +196,8 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
   it("sends the statements of a batch's writes together: one round trip per step, not per write", async () => {
     await prepareOnEveryConnection();
     const writes = oneLane();
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     let sent = 0;
     let spied = false;
     const counted = (label: string) => async (em: EntityManager) => {
@@ -224,7 +216,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       return probe(label)(em);
     };
     const batch = ["a", "b", "c", "d"].map((key) => writes.run(key, counted(key)));
-    release.open();
+    release.resolve();
     await held;
     const txids = await Promise.all(batch);
     expect(new Set(txids).size).to.equal(1);
@@ -234,8 +226,8 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("rolls the batch back when a write is refused: the refusal stands, the others run again in the next batch", async () => {
     const writes = oneLane();
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     const runs: string[] = [];
     const counted = (label: string) => async (em: EntityManager) => {
       runs.push(label);
@@ -248,7 +240,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       throw refusal;
     });
     const c = writes.run("c", counted("c"));
-    release.open();
+    release.resolve();
     await held;
     const outcomes = await Promise.allSettled([a, b, c]);
     expect(outcomes.map((o) => o.status)).to.deep.equal(["fulfilled", "rejected", "fulfilled"]);
@@ -264,8 +256,8 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("runs a write that failed otherwise again alone, and gives it that run's outcome", async () => {
     const writes = oneLane();
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     let tries = 0;
     const flaky = writes.run("b", async (em) => {
       tries += 1;
@@ -274,7 +266,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       return txid;
     });
     const [a, c] = ["a", "c"].map((key) => writes.run(key, probe(key)));
-    release.open();
+    release.resolve();
     await held;
     const [ta, tb, tc] = await Promise.all([a, flaky, c]);
     expect(tries).to.equal(2);
@@ -285,13 +277,13 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("never puts two writes of one key in one batch: the second sees the first committed", async () => {
     const writes = oneLane();
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     const order: string[] = [];
     const first = writes.run("a", probe("a1", order));
     const second = writes.run("a", probe("a2", order));
     const other = writes.run("b", probe("b", order));
-    release.open();
+    release.resolve();
     await held;
     const [t1, t2, tb] = await Promise.all([first, second, other]);
     expect(t1).to.equal(tb);
@@ -301,8 +293,8 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("runs every write again alone when the batch's COMMIT fails, so only the one at fault fails", async () => {
     const writes = oneLane();
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     const twin = (label: string) => async (em: EntityManager) => {
       const tx = await TxConnection.of(em);
       await tx.all(TWIN, [label]);
@@ -313,7 +305,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     // Breaks the deferred unique constraint: only the COMMIT finds out.
     const b = writes.run("b", twin("b"));
     const c = writes.run("c", probe("c"));
-    release.open();
+    release.resolve();
     await held;
     const outcomes = await Promise.allSettled([a, b, c]);
     expect(outcomes.map((o) => o.status)).to.deep.equal(["fulfilled", "rejected", "fulfilled"]);
@@ -329,13 +321,13 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       { lanes: 1, maxBatch: 8, maxWaitMs: 10_000 },
       () => now,
     );
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     const stale = writes.run("a", probe("a"));
     now = 6_000;
     const fresh = writes.run("b", probe("b"));
     now = 10_001;
-    release.open();
+    release.resolve();
     await held;
     await expectDomainError(stale, "unavailable", "SERVER_BUSY");
     expect(await fresh).to.match(/^\d+$/);
@@ -345,12 +337,12 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("passes every write straight through with DB_WRITE_BATCH=1", async () => {
     const writes = oneLane({ DB_WRITE_BATCH: "1" });
-    const release = gate();
-    const held = hold(writes, release.opened);
+    const release = deferred();
+    const held = hold(writes, release.promise);
     // No lane to wait for: they run while the first is still open.
     const both = Promise.all(["a", "b"].map((key) => writes.run(key, probe(key))));
     const load = writes.load;
-    const txids = await both.finally(release.open);
+    const txids = await both.finally(() => release.resolve());
     await held;
     expect(new Set(txids).size).to.equal(2);
     expect(load).to.deep.equal({ waiting: 0, open: 0 });

@@ -18,6 +18,7 @@ import type {
   SeatGate,
   SeatGateEntry,
 } from "../../../server/src/modules/queue/seat-gate.js";
+import { deferred } from "../../support/deferred.js";
 import { FakeClock } from "../../support/fake-clock.js";
 
 const SEATS_PER_DATE = 10;
@@ -94,15 +95,6 @@ class ScriptedGate implements SeatGate {
       };
     });
   }
-}
-
-/** A promise the test resolves by hand. */
-function deferred() {
-  let resolve: () => void = () => {};
-  const promise = new Promise<void>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
 }
 
 /**

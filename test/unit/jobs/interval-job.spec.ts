@@ -5,18 +5,8 @@ import {
   type IntervalJobOptions,
 } from "../../../server/src/jobs/interval-job.js";
 import { createLogger } from "../../../server/src/logger.js";
+import { deferred } from "../../support/deferred.js";
 import { must } from "../unit-helpers.js";
-
-/** A promise the test resolves or rejects by hand. */
-function deferred() {
-  let resolve: () => void = () => {};
-  let reject: (error: unknown) => void = () => {};
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 function flush(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
