@@ -111,6 +111,7 @@ describe("Prometheus metrics on METRICS_PORT", () => {
     expect(delta(mid, "stagedoor_db_write_transactions_total")).to.equal(2);
     expect(delta(mid, "stagedoor_db_writes_refused_total")).to.equal(0);
     expect(delta(mid, "stagedoor_db_write_batches_undone_total")).to.equal(0);
+    expect(delta(mid, "stagedoor_db_writes_taken_back_total")).to.equal(0);
 
     const ops = createClient(
       AdminService,

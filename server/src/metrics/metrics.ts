@@ -203,8 +203,14 @@ export function createMetrics(now: () => number = Date.now): Metrics {
   writeCounter(
     registry,
     "stagedoor_db_write_batches_undone_total",
-    "Group-commit batches rolled back because one of their writes failed (a refusal or an error); their other writes ran again.",
+    "Group-commit batches rolled back because one of their writes failed with an error; their other writes ran again.",
     () => sources.writes?.().undone,
+  );
+  writeCounter(
+    registry,
+    "stagedoor_db_writes_taken_back_total",
+    "Refused recharges and payments that took back their request-id claim inside a group-commit batch, which then committed the others.",
+    () => sources.writes?.().takenBack,
   );
   let linesRead: { at: number; lines: Promise<readonly LineCountsSample[]> } | undefined;
   const readLines = (): Promise<readonly LineCountsSample[]> => {

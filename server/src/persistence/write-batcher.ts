@@ -6,6 +6,13 @@ import { type Database, transaction } from "./database.js";
 /** Runs `work` in a transaction of its own: {@link transaction} on the server's database. */
 export type TransactionRunner = <T>(work: (em: EntityManager) => Promise<T>) => Promise<T>;
 
+/**
+ * Takes back, in the batch's transaction, what a write refused by a domain
+ * rule wrote before it was refused (its request-id claim), so the batch can
+ * commit the others. It must leave the rows as if the write had not run.
+ */
+export type TakeBack = (em: EntityManager) => Promise<void>;
+
 /** How a {@link WriteBatcher} groups writes, from configuration. */
 export interface WriteBatchSettings {
   /** How many batch transactions may be open at once in this process (at least 1). */
@@ -39,10 +46,16 @@ export interface WriteBatchFigures {
   /** Writes refused as `SERVER_BUSY` after waiting longer than `maxWaitMs`. */
   readonly refused: number;
   /**
-   * Batches rolled back because one of their writes failed (their other
-   * writes ran again); many of them mean refusals are costing throughput.
+   * Batches rolled back because one of their writes failed, or was refused
+   * and could not take its writes back (their other writes ran again); many
+   * of them mean failures are costing throughput.
    */
   readonly undone: number;
+  /**
+   * Refused writes that took back their claim inside a batch that then
+   * committed the others (see {@link TakeBack}).
+   */
+  readonly takenBack: number;
 }
 
 /** One write waiting for, or riding in, a batch. */
@@ -51,6 +64,7 @@ interface Unit {
   /** When it started waiting (the batcher's clock, ms). */
   readonly since: number;
   readonly work: (em: EntityManager) => Promise<unknown>;
+  readonly takeBack: TakeBack | undefined;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
@@ -76,13 +90,16 @@ interface Unit {
  *   batch's transaction and keeps them until the batch commits; it reads only
  *   its own rows, and no two writes of a batch share a key (a user), so none
  *   sees another's changes before they commit;
- * - a batch commits only if every write in it succeeded. Otherwise it is
- *   rolled back whole: a write refused by a domain rule (a `DomainError`,
- *   decided from the rows it had locked) gets its refusal, as it would have
- *   alone; the writes that succeeded go back to the front of the line for the
- *   next batch; a write that failed otherwise (an SQL error, which also stops
- *   the statements sent after it in the same round trip) runs again alone and
- *   gets that run's outcome;
+ * - a write refused by a domain rule (a `DomainError`, decided from the rows
+ *   it had locked) gets its refusal, as it would have alone. When it came
+ *   with a {@link TakeBack}, that runs in the batch's transaction (the
+ *   refused writes' take-backs share one round trip) and the batch commits
+ *   the others, as if the refused write had never been in it;
+ * - otherwise a batch commits only if every write in it succeeded, and is
+ *   rolled back whole: a refusal stands; the writes that succeeded go back
+ *   to the front of the line for the next batch; a write that failed
+ *   otherwise (an SQL error, which also stops the statements sent after it in
+ *   the same round trip) runs again alone and gets that run's outcome;
  * - a write's result is handed out only after the batch's COMMIT succeeded.
  *   If the COMMIT fails, every write runs again alone in a transaction of its
  *   own. That is safe only for writes that claim a request id first (see
@@ -110,6 +127,7 @@ export class WriteBatcher {
   private transactions = 0;
   private refused = 0;
   private undone = 0;
+  private takenBack = 0;
 
   constructor(
     private readonly runTransaction: TransactionRunner,
@@ -136,8 +154,10 @@ export class WriteBatcher {
   /**
    * Runs `work` in a transaction, alone or batched with others; `key` orders
    * it within a batch (the user id). Resolves with its result once committed.
+   * With `takeBack`, a refusal of `work` (a `DomainError`) does not cost the
+   * batch's other writes their run (see {@link TakeBack}).
    */
-  run<T>(key: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
+  run<T>(key: string, work: (em: EntityManager) => Promise<T>, takeBack?: TakeBack): Promise<T> {
     this.writes += 1;
     if (this.settings.maxBatch === 1) {
       this.transactions += 1;
@@ -148,6 +168,7 @@ export class WriteBatcher {
         key,
         since: this.now(),
         work,
+        takeBack,
         resolve: resolve as (value: unknown) => void,
         reject,
       });
@@ -162,8 +183,8 @@ export class WriteBatcher {
 
   /** {@link load} and the counts since start, for the metrics. */
   get figures(): WriteBatchFigures {
-    const { writes, transactions, refused, undone } = this;
-    return { ...this.load, writes, transactions, refused, undone };
+    const { writes, transactions, refused, undone, takenBack } = this;
+    return { ...this.load, writes, transactions, refused, undone, takenBack };
   }
 
   /** Starts a batch on every free lane while writes are waiting. */
@@ -230,14 +251,22 @@ export class WriteBatcher {
       return;
     }
     /** Each write's outcome in the batch's transaction, once all of them ran. */
-    const ran: { outcomes?: Outcome[] } = {};
+    const ran: { outcomes?: Outcome[]; takenBack?: number } = {};
     try {
       await this.runTransaction(async (em) => {
         // Side by side: the statements each write asks for in the same tick
         // go out in one round trip (see TxConnection), in key order.
         const outcomes = await Promise.all(batch.map((unit) => settle(unit.work(em))));
         ran.outcomes = outcomes;
-        if (outcomes.some((outcome) => !outcome.ok)) throw UNDONE;
+        const refused = batch.filter((unit, i) => canTakeBack(unit, outcomes[i] as Outcome));
+        if (outcomes.filter((outcome) => !outcome.ok).length > refused.length) throw UNDONE;
+        // The refused writes take back their claims side by side (one round
+        // trip); if one cannot, the batch is rolled back as for a failure.
+        const taken = await Promise.all(
+          refused.map((unit) => settle((unit.takeBack as TakeBack)(em))),
+        );
+        if (taken.some((outcome) => !outcome.ok)) throw UNDONE;
+        ran.takenBack = refused.length;
       });
     } catch (error) {
       release();
@@ -265,6 +294,7 @@ export class WriteBatcher {
       return;
     }
     release();
+    this.takenBack += ran.takenBack ?? 0;
     for (const [i, outcome] of ran.outcomes?.entries() ?? []) tell(batch[i] as Unit, outcome);
   }
 
@@ -275,6 +305,11 @@ export class WriteBatcher {
       units.map(async (unit) => tell(unit, await settle(this.runTransaction(unit.work)))),
     );
   }
+}
+
+/** True when `unit` was refused by a domain rule and can take back what it wrote. */
+function canTakeBack(unit: Unit, outcome: Outcome): boolean {
+  return !outcome.ok && outcome.error instanceof DomainError && unit.takeBack !== undefined;
 }
 
 /** Thrown inside a batch's transaction to roll it back when one of its writes failed. */

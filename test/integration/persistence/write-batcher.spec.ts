@@ -145,6 +145,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
       transactions: 2,
       refused: 0,
       undone: 0,
+      takenBack: 0,
     });
   });
 
@@ -224,7 +225,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     expect(sent).to.equal(3);
   });
 
-  it("rolls the batch back when a write is refused: the refusal stands, the others run again in the next batch", async () => {
+  it("rolls the batch back when a write without a take-back is refused: the refusal stands, the others run again in the next batch", async () => {
     const writes = oneLane();
     const release = deferred();
     const held = hold(writes, release.promise);
@@ -252,6 +253,83 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     expect(await labels()).to.deep.equal(["a", "c"]);
     // The held write's, the undone batch's and the next one's.
     expect(writes.figures).to.include({ writes: 4, transactions: 3, undone: 1 });
+  });
+
+  /** Deletes the probe row of `label`: the take-back of a write that wrote it. */
+  const UNPROBE = statement<never>(
+    "test_batch_unprobe",
+    "delete from batch_probe where label = $1",
+  );
+
+  it("commits the others when a refused write takes back what it wrote: every write runs once, in one transaction", async () => {
+    const writes = oneLane();
+    const runs: string[] = [];
+    const counted = (label: string) => async (em: EntityManager) => {
+      runs.push(label);
+      return probe(label)(em);
+    };
+    const refusal = new DomainError("failed_precondition", "INSUFFICIENT_BALANCE", "too poor");
+    const takenBack: string[] = [];
+    const takeBack = (label: string) => async (em: EntityManager) => {
+      takenBack.push(label);
+      await (await TxConnection.of(em)).all(UNPROBE, [label]);
+    };
+    const refusedAfterWriting = (label: string) => async (em: EntityManager) => {
+      await counted(label)(em);
+      throw refusal;
+    };
+    const { started } = await behindHeldLane(writes, () => [
+      writes.run("a", counted("a")),
+      writes.run("b", refusedAfterWriting("b"), takeBack("b")),
+      writes.run("c", counted("c")),
+      writes.run("d", refusedAfterWriting("d"), takeBack("d")),
+    ]);
+    const outcomes = await Promise.allSettled(started);
+    expect(outcomes.map((o) => o.status)).to.deep.equal([
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "rejected",
+    ]);
+    expect((outcomes[1] as PromiseRejectedResult).reason).to.equal(refusal);
+    expect((outcomes[3] as PromiseRejectedResult).reason).to.equal(refusal);
+    expect(runs.sort()).to.deep.equal(["a", "b", "c", "d"]);
+    expect(takenBack.sort()).to.deep.equal(["b", "d"]);
+    const [ta, , tc] = outcomes.map((o) => (o.status === "fulfilled" ? o.value : undefined));
+    expect(ta).to.equal(tc);
+    // The refused writes' rows were taken back; the others committed.
+    expect(await labels()).to.deep.equal(["a", "c"]);
+    // The held write's transaction and the batch's: nothing undone, nothing run twice.
+    expect(writes.figures).to.include({ writes: 5, transactions: 2, undone: 0, takenBack: 2 });
+  });
+
+  it("rolls the batch back when a take-back fails: the refusal stands, the others run again", async () => {
+    const writes = oneLane();
+    const runs: string[] = [];
+    const counted = (label: string) => async (em: EntityManager) => {
+      runs.push(label);
+      return probe(label)(em);
+    };
+    const refusal = new DomainError("failed_precondition", "INSUFFICIENT_BALANCE", "too poor");
+    const { started } = await behindHeldLane(writes, () => [
+      writes.run("a", counted("a")),
+      writes.run(
+        "b",
+        async (em) => {
+          await counted("b")(em);
+          throw refusal;
+        },
+        async () => {
+          throw new Error("cannot take it back");
+        },
+      ),
+    ]);
+    const outcomes = await Promise.allSettled(started);
+    expect(outcomes.map((o) => o.status)).to.deep.equal(["fulfilled", "rejected"]);
+    expect((outcomes[1] as PromiseRejectedResult).reason).to.equal(refusal);
+    expect(runs.sort()).to.deep.equal(["a", "a", "b"]);
+    expect(await labels()).to.deep.equal(["a"]);
+    expect(writes.figures).to.include({ transactions: 3, undone: 1, takenBack: 0 });
   });
 
   it("runs a write that failed otherwise again alone, and gives it that run's outcome", async () => {
@@ -386,7 +464,10 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
         ledger: "1",
         keys: "1",
       });
-      // The refused request id was rolled back with its write: it can be used again.
+      // The refused recharge took back its claim and the batch committed
+      // the others: nothing ran twice.
+      expect(writes.figures).to.include({ undone: 0, takenBack: 1 });
+      // The refused request id was taken back with its claim: it can be used again.
       const retried = await wallet.recharge(rich.principal, {
         amount: 5_000n,
         requestId: "rich-2",
@@ -456,6 +537,7 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
         wallets: "1/1",
         payments: "0",
       });
+      expect(writes.figures).to.include({ undone: 0, takenBack: 1 });
       // The refused payment left its hold and its request id as they were: topped up, it goes through.
       await h.services.wallet.recharge(poor.caller.principal, {
         amount: poor.seat.price,

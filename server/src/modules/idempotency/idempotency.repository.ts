@@ -183,6 +183,30 @@ async function settleClaim(
   return { kind: "replay", resultId: existing.result_id };
 }
 
+/** Deletes a claim, only if it is the one `result_id` made ({@link releaseClaim}). */
+const RELEASE_CLAIM = statement<never>(
+  "idempotency_release_claim",
+  "delete from idempotency_key where user_id = $1 and request_id = $2 and result_id = $3",
+);
+
+/**
+ * Takes back a claim this transaction made for a request that was then
+ * refused, so the transaction can commit other work (group commit, see
+ * `WriteBatcher`): the request id is free again, as if the request had been
+ * rolled back. One round trip. Only the claim whose result is `resultId`
+ * goes, so a request refused because its id was already claimed
+ * (`REQUEST_ID_REUSED`) leaves that earlier claim alone. A concurrent
+ * request with the same id waits on the unique index until this transaction
+ * ends, then claims the id itself.
+ */
+export async function releaseClaim(
+  tx: TxConnection,
+  request: IdempotentRequest,
+  resultId: string,
+): Promise<void> {
+  await tx.all(RELEASE_CLAIM, [request.userId, request.requestId, resultId]);
+}
+
 /** How many claims one prune batch deletes by default (one short transaction each). */
 export const PRUNE_BATCH = 2000;
 

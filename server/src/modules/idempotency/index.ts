@@ -11,6 +11,7 @@ export {
   PRUNE_BATCH,
   type PruneOptions,
   pruneRequestIds,
+  releaseClaim,
   requestHash,
 } from "./idempotency.repository.js";
 export {

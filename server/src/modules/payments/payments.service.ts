@@ -1,3 +1,4 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "../../logger.js";
 import type { Database } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
@@ -8,6 +9,7 @@ import { newId } from "../../shared/ids.js";
 import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.js";
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
 import type { CatalogService, Seat } from "../catalog/index.js";
+import { releaseClaim } from "../idempotency/index.js";
 import { assertAdmitted, type Principal, type Reader } from "../identity/index.js";
 import type { SeatGateWriter } from "../queue/index.js";
 import {
@@ -122,89 +124,96 @@ export class PaymentsService {
   /** The payment's transaction (see {@link pay}). */
   private transact(attempt: Attempt): Promise<Outcome> {
     const { principal, reservationId, amount, requestId, now, paymentId } = attempt;
-    return this.writes.run(principal.userId, async (em): Promise<Outcome> => {
-      const tx = await TxConnection.of(em);
-      const request = {
-        userId: principal.userId,
-        requestId,
-        operation: "pay",
-        params: [reservationId, amount],
-      } as const;
-      const claim = await PaymentRepository.claimAndLock(
-        tx,
-        request,
-        paymentId,
-        now,
-        reservationId,
-      );
-      if (claim.kind === "replay") {
-        const payment = await PaymentRepository.find(tx, claim.resultId);
-        const reservation =
-          payment && (await ReservationRepository.find(tx, payment.reservationId));
-        if (!payment || !reservation) throw reservationNotFound(reservationId);
-        return { payment, reservation, sold: null };
-      }
-
-      const { reservation, seat, wallet } = claim.locked;
-      if (!reservation || reservation.userId !== principal.userId) {
-        throw reservationNotFound(reservationId);
-      }
-      reservation.assertHeld(now);
-      assertAdmitted(principal, now, reservation.concertId);
-      this.catalog.assertOnSale(await this.catalog.dateFacts(reservation.concertDateId, tx), now);
-      if (amount !== reservation.price) {
-        throw new DomainError(
-          "invalid_argument",
-          "AMOUNT_MISMATCH",
-          `amount must equal the seat's price of ${reservation.price}`,
-          {
-            violations: [
-              {
-                field: "amount",
-                description: `must equal the seat's price of ${reservation.price}`,
-              },
-            ],
-            metadata: { price: String(reservation.price) },
-          },
+    const request = {
+      userId: principal.userId,
+      requestId,
+      operation: "pay",
+      params: [reservationId, amount],
+    } as const;
+    // Every refusal below comes before writeSale: the claim is all it wrote.
+    const takeBack = async (em: EntityManager) =>
+      releaseClaim(await TxConnection.of(em), request, paymentId);
+    return this.writes.run(
+      principal.userId,
+      async (em): Promise<Outcome> => {
+        const tx = await TxConnection.of(em);
+        const claim = await PaymentRepository.claimAndLock(
+          tx,
+          request,
+          paymentId,
+          now,
+          reservationId,
         );
-      }
-      if (!seat) throw new Error(`seat ${reservation.seatId} of a reservation is missing`);
-      if (!wallet) {
-        throw new DomainError(
-          "failed_precondition",
-          "INSUFFICIENT_BALANCE",
-          "the balance is too low for this payment",
-          { metadata: { balance: "0", amount: String(amount) } },
-        );
-      }
+        if (claim.kind === "replay") {
+          const payment = await PaymentRepository.find(tx, claim.resultId);
+          const reservation =
+            payment && (await ReservationRepository.find(tx, payment.reservationId));
+          if (!payment || !reservation) throw reservationNotFound(reservationId);
+          return { payment, reservation, sold: null };
+        }
 
-      const walletVersion = wallet.version;
-      const seatVersion = seat.version;
-      wallet.debit(amount, now);
-      seat.sell(reservation.id, now);
-      reservation.confirm(now);
-      const payment = new Payment(paymentId, principal.userId, reservation.id, amount, now);
-      const entry = new LedgerEntry(
-        newId(),
-        wallet.userId,
-        "PAYMENT",
-        -amount,
-        wallet.balance,
-        wallet.version,
-        payment.id,
-        now,
-      );
-      await PaymentRepository.writeSale(tx, {
-        wallet,
-        walletVersion,
-        seat,
-        seatVersion,
-        reservation,
-        payment,
-        entry,
-      });
-      return { payment, reservation, sold: seat };
-    });
+        const { reservation, seat, wallet } = claim.locked;
+        if (!reservation || reservation.userId !== principal.userId) {
+          throw reservationNotFound(reservationId);
+        }
+        reservation.assertHeld(now);
+        assertAdmitted(principal, now, reservation.concertId);
+        this.catalog.assertOnSale(await this.catalog.dateFacts(reservation.concertDateId, tx), now);
+        if (amount !== reservation.price) {
+          throw new DomainError(
+            "invalid_argument",
+            "AMOUNT_MISMATCH",
+            `amount must equal the seat's price of ${reservation.price}`,
+            {
+              violations: [
+                {
+                  field: "amount",
+                  description: `must equal the seat's price of ${reservation.price}`,
+                },
+              ],
+              metadata: { price: String(reservation.price) },
+            },
+          );
+        }
+        if (!seat) throw new Error(`seat ${reservation.seatId} of a reservation is missing`);
+        if (!wallet) {
+          throw new DomainError(
+            "failed_precondition",
+            "INSUFFICIENT_BALANCE",
+            "the balance is too low for this payment",
+            { metadata: { balance: "0", amount: String(amount) } },
+          );
+        }
+
+        const walletVersion = wallet.version;
+        const seatVersion = seat.version;
+        wallet.debit(amount, now);
+        seat.sell(reservation.id, now);
+        reservation.confirm(now);
+        const payment = new Payment(paymentId, principal.userId, reservation.id, amount, now);
+        const entry = new LedgerEntry(
+          newId(),
+          wallet.userId,
+          "PAYMENT",
+          -amount,
+          wallet.balance,
+          wallet.version,
+          payment.id,
+          now,
+        );
+        await PaymentRepository.writeSale(tx, {
+          wallet,
+          walletVersion,
+          seat,
+          seatVersion,
+          reservation,
+          payment,
+          entry,
+        });
+        return { payment, reservation, sold: seat };
+      },
+      takeBack,
+    );
   }
 
   /** One of the caller's payments. */

@@ -1,3 +1,4 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Database } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
 import type { WriteBatcher } from "../../persistence/write-batcher.js";
@@ -6,6 +7,7 @@ import { invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId } from "../../shared/validation.js";
+import { releaseClaim } from "../idempotency/index.js";
 import type { Principal, Reader } from "../identity/index.js";
 import { LedgerEntry } from "./ledger-entry.entity.js";
 import { WalletRepository } from "./wallet.repository.js";
@@ -68,37 +70,46 @@ export class WalletService {
     const requestId = requireRequestId(input.requestId);
     const now = this.clock.now();
     const entryId = newId();
-    const entry = await this.writes.run(principal.userId, async (em) => {
-      const tx = await TxConnection.of(em);
-      const request = {
-        userId: principal.userId,
-        requestId,
-        operation: "recharge",
-        params: [amount],
-      } as const;
-      const claim = await WalletRepository.claimAndLockOrCreate(tx, request, entryId, now);
-      if (claim.kind === "replay") {
-        const first = await WalletRepository.findEntry(tx, claim.resultId);
-        if (!first)
-          throw new Error(`ledger entry ${claim.resultId} of a claimed request is missing`);
-        return first;
-      }
-      const wallet = claim.locked;
-      const lockedVersion = wallet.version;
-      wallet.credit(amount, this.limits.maxBalance, now);
-      const created = new LedgerEntry(
-        entryId,
-        wallet.userId,
-        "RECHARGE",
-        amount,
-        wallet.balance,
-        wallet.version,
-        null,
-        now,
-      );
-      await WalletRepository.writeRecharge(tx, wallet, lockedVersion, created);
-      return created;
-    });
+    const request = {
+      userId: principal.userId,
+      requestId,
+      operation: "recharge",
+      params: [amount],
+    } as const;
+    // The only refusal below (`credit`, over the balance limit) comes before
+    // writeRecharge, and never meets a wallet this request created (a
+    // recharge is at most maxRecharge <= maxBalance): the claim is all it wrote.
+    const takeBack = async (em: EntityManager) =>
+      releaseClaim(await TxConnection.of(em), request, entryId);
+    const entry = await this.writes.run(
+      principal.userId,
+      async (em) => {
+        const tx = await TxConnection.of(em);
+        const claim = await WalletRepository.claimAndLockOrCreate(tx, request, entryId, now);
+        if (claim.kind === "replay") {
+          const first = await WalletRepository.findEntry(tx, claim.resultId);
+          if (!first)
+            throw new Error(`ledger entry ${claim.resultId} of a claimed request is missing`);
+          return first;
+        }
+        const wallet = claim.locked;
+        const lockedVersion = wallet.version;
+        wallet.credit(amount, this.limits.maxBalance, now);
+        const created = new LedgerEntry(
+          entryId,
+          wallet.userId,
+          "RECHARGE",
+          amount,
+          wallet.balance,
+          wallet.version,
+          null,
+          now,
+        );
+        await WalletRepository.writeRecharge(tx, wallet, lockedVersion, created);
+        return created;
+      },
+      takeBack,
+    );
     return { wallet: walletAfter(entry), entry };
   }
 
