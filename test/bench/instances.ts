@@ -142,6 +142,7 @@ async function runRound(instances: number, repetition: number, cleanup: Cleanup)
             connections: CONNECTIONS,
             retries: RETRIES,
             payers: PAYERS,
+            payEarlyPercent: 0,
             seed: SEED,
             listing: false,
           },

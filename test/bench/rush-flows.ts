@@ -48,6 +48,12 @@ export interface RushShape {
   /** A fan gives up after this many refused (or failed) hold attempts. */
   readonly retries: number;
   readonly payers: number;
+  /**
+   * Percent of the winners who press "pay" once before topping up, and are
+   * refused as too poor (INSUFFICIENT_BALANCE), then top up and pay with the
+   * same request: the refusals a group-commit batch has to absorb.
+   */
+  readonly payEarlyPercent: number;
   readonly seed: number;
   readonly listing: boolean;
 }
@@ -96,6 +102,8 @@ interface Protocol {
   readHold(reply: HttpReply): { reservationId: string; price: number };
   recharge(fan: Fan, win: Win): string;
   pay(fan: Fan, win: Win): string;
+  /** A payment refused because the balance is too low; anything else is an error. */
+  readonly tooPoor: Judge;
 }
 
 function restProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
@@ -140,6 +148,9 @@ function restProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
         { userId: fan.userId, reservationId: win.reservationId, amount: win.price },
         fan.token,
       ),
+    // The seed's contract answers 400 with the message; the reason is in a header.
+    tooPoor: (reply) =>
+      reply.status === 400 && reply.text.includes("balance is too low") ? "refused" : "error",
   };
 }
 
@@ -226,6 +237,8 @@ function connectProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
         },
         fan.token,
       ),
+    tooPoor: (reply) =>
+      reply.status === 400 && reply.text.includes('"INSUFFICIENT_BALANCE"') ? "refused" : "error",
   };
 }
 
@@ -234,6 +247,11 @@ function connectProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
  * (HTTP 400), with the SEAT_UNAVAILABLE reason when the error's debug detail
  * is there to say so. Anything else that is not a 200 is an error.
  */
+/** Whether the winner `k` pays before topping up: `percent` of them, spread evenly. */
+function paysEarly(k: number, percent: number): boolean {
+  return Math.floor(((k + 1) * percent) / 100) > Math.floor((k * percent) / 100);
+}
+
 export const connectSeatTaken: Judge = (reply) => {
   if (reply.status === 200) return "ok";
   if (reply.status !== 400 || !reply.text.includes('"code":"failed_precondition"')) return "error";
@@ -362,6 +380,10 @@ export async function runFlow(
       runPhase("pay", pool, winners.length, shape.payers, async (k, call) => {
         const fan = winners[k] as Fan;
         const win = fan.win as Win;
+        if (paysEarly(k, shape.payEarlyPercent)) {
+          const early = await call(protocol.pay(fan, win), protocol.tooPoor);
+          if (protocol.tooPoor(early) !== "refused") return;
+        }
         if ((await call(protocol.recharge(fan, win))).status !== 200) return;
         if ((await call(protocol.pay(fan, win))).status === 200) fan.paid = true;
       }),

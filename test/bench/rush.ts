@@ -16,7 +16,10 @@
  * 2. listing (RUSH_LISTING=1 only): every fan lists the dates and one date's seats;
  * 3. holds: every fan tries random seats (seeded PRNG), moving on when a seat
  *    is taken, until one hold succeeds or RUSH_RETRIES attempts were refused;
- * 4. pay: the winners top up by the price and pay, RUSH_PAYERS at a time.
+ * 4. pay: the winners top up by the price and pay, RUSH_PAYERS at a time;
+ *    with RUSH_PAY_EARLY (a percent, 0), that many of them first try to pay
+ *    with an empty wallet and are refused (INSUFFICIENT_BALANCE), then top up
+ *    and pay with the same request.
  *
  * Flows: `rest` (the seed's /api routes) and `connect` (Connect JSON over
  * HTTP/1.1). RUSH_PAYERS="8,64" runs one round per value, each on a fresh
@@ -26,7 +29,7 @@
  * one fails or if any reply was an unexpected error.
  *
  * Knobs (env): RUSH_FANS (2000), RUSH_CONNECTIONS (64), RUSH_DATES (3),
- * RUSH_SEATS (50), RUSH_RETRIES (5), RUSH_PAYERS ("8,64"), RUSH_FLOWS
+ * RUSH_SEATS (50), RUSH_RETRIES (5), RUSH_PAYERS ("8,64"), RUSH_PAY_EARLY (0), RUSH_FLOWS
  * ("rest,connect"; "none" measures the floors only), RUSH_SEED (42),
  * RUSH_LISTING (0), RUSH_WARMUP (500), RUSH_FLOOR_REQUESTS (per floor; by default about 3 s
  * each), RUSH_REDIS_URL (else TEST_REDIS_URL, else redis://127.0.0.1:6379/5),
@@ -70,6 +73,9 @@ const FLOOR_REQUESTS = process.env.RUSH_FLOOR_REQUESTS
   ? intKnob("RUSH_FLOOR_REQUESTS", 0)
   : undefined;
 const PAYERS = intListKnob("RUSH_PAYERS", "8,64");
+/** Percent of the winners who try to pay before topping up, and are refused once (0 to 100). */
+const PAY_EARLY = intKnob("RUSH_PAY_EARLY", 0, 0);
+if (PAY_EARLY > 100) throw new Error(`RUSH_PAY_EARLY is a percent (0 to 100), not ${PAY_EARLY}`);
 /** RUSH_FLOWS=none measures the floors only. */
 const FLOWS = listKnob("RUSH_FLOWS", "rest,connect")
   .filter((value) => value !== "none")
@@ -137,6 +143,7 @@ async function runRound(flow: Flow, payers: number, cleanup: Cleanup): Promise<R
             connections: CONNECTIONS,
             retries: RETRIES,
             payers,
+            payEarlyPercent: PAY_EARLY,
             seed: SEED,
             listing: LISTING,
           },
@@ -330,7 +337,7 @@ async function main(): Promise<void> {
           .join(" ")}`,
       `knobs: RUSH_FANS=${FANS} RUSH_CONNECTIONS=${CONNECTIONS} RUSH_DATES=${DATES} RUSH_SEATS=${SEATS} ` +
         `RUSH_RETRIES=${RETRIES} RUSH_PAYERS=${PAYERS.join(",")} RUSH_FLOWS=${FLOWS.join(",")} ` +
-        `RUSH_SEED=${SEED} RUSH_LISTING=${LISTING ? 1 : 0} RUSH_WARMUP=${WARM_UP} RUSH_FLOOR_REQUESTS=${floorRequests} ` +
+        `RUSH_PAY_EARLY=${PAY_EARLY} RUSH_SEED=${SEED} RUSH_LISTING=${LISTING ? 1 : 0} RUSH_WARMUP=${WARM_UP} RUSH_FLOOR_REQUESTS=${floorRequests} ` +
         `BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"} BENCH_POOL=${POOL ?? "(server default)"}`,
       `queue store: Redis at ${REDIS_URL}, QUEUE_MAX_ACTIVE=${MAX_ACTIVE} (= fans); ` +
         `database: ${process.env.TEST_DATABASE_URL ? "TEST_DATABASE_URL's server" : "embedded PostgreSQL"}`,
