@@ -21,6 +21,7 @@ import { RateLimiter } from "./modules/ratelimit/index.js";
 import type { Database } from "./persistence/database.js";
 import { migrateUp, openOrm, poolCounts } from "./persistence/orm.js";
 import { loadOrCreateServerSecret } from "./persistence/server-secret.js";
+import { sumFigures } from "./persistence/write-batcher.js";
 import { createRedisClient, createRedisClusterClient } from "./redis/redis-client.js";
 import { type Clock, systemClock } from "./shared/clock.js";
 import { TrustedProxies } from "./transport/client-address.js";
@@ -228,7 +229,7 @@ export async function bootstrap(config: Config, options: BootstrapOptions): Prom
         redis: pingStore,
         pool: () => poolCounts(orm),
         lines: () => services.queue.openLines(),
-        writes: () => services.writes.figures,
+        writes: () => sumFigures([services.writes.figures, services.holdWrites.figures]),
       });
       const metricsServer = await startMetricsServer({
         host: config.host,

@@ -70,9 +70,10 @@ export interface Config {
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   readonly dbPoolMax: number;
   /**
-   * Group commit of recharges and payments (see persistence/write-batcher.ts):
-   * at most `lanes` of their transactions open at once, each carrying up to
-   * `maxBatch` of them (`DB_WRITE_LANES`, `DB_WRITE_BATCH`; 1 turns it off).
+   * Group commit of holds, and of recharges and payments (see
+   * persistence/write-batcher.ts): for each of the two, at most `lanes`
+   * transactions open at once, each carrying up to `maxBatch` writes
+   * (`DB_WRITE_LANES`, `DB_WRITE_BATCH`; 1 turns it off).
    */
   readonly writeBatch: { readonly lanes: number; readonly maxBatch: number };
   readonly shutdownTimeoutMs: number;

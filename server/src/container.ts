@@ -129,6 +129,8 @@ export interface Services {
   readonly payments: PaymentsService;
   /** The group commit recharges and payments share (its figures feed the metrics). */
   readonly writes: WriteBatcher;
+  /** The group commit of holds (its figures feed the metrics, added to those of {@link writes}). */
+  readonly holdWrites: WriteBatcher;
   readonly seatGate: SeatGateWriter;
   readonly admin: AdminService;
   readonly catalogAdmin: CatalogAdminService;
@@ -163,6 +165,9 @@ export function buildServices(deps: ServiceDeps): Services {
     deps.queueEvents,
   );
   const watchHub = new QueueWatchHub(queue, deps.store, clock, settings.watch, logger);
+  // Holds share transactions under load (group commit), as recharges and
+  // payments do, in lanes of their own: a hold never waits behind a payment.
+  const holdWrites = WriteBatcher.over(db, settings.writes);
   const reservations = new ReservationsService(
     db,
     catalog,
@@ -171,6 +176,7 @@ export function buildServices(deps: ServiceDeps): Services {
     clock,
     settings.holdTtlMs,
     events,
+    holdWrites,
   );
   // Recharges and payments share transactions under load (group commit).
   const writes = WriteBatcher.over(db, settings.writes);
@@ -212,6 +218,7 @@ export function buildServices(deps: ServiceDeps): Services {
     wallet,
     payments,
     writes,
+    holdWrites,
     seatGate,
     admin,
     catalogAdmin,

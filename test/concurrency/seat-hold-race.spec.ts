@@ -62,6 +62,68 @@ describe("concurrency: seat holds", () => {
     });
   }
 
+  for (const [index, protocol] of RACE_PROTOCOLS.entries()) {
+    it(`60 admitted users racing in fours for 15 seats over ${protocol}: one holder per seat, the losers' request ids free`, async () => {
+      // Holds that share a group-commit transaction: several on one seat
+      // land in one batch, where the database alone would not keep them apart.
+      const seats = (await race.db.seats()).filter((s) => s.dateIndex === 2).slice(15 * index);
+      const contested = seats.slice(0, 15);
+      expect(contested).to.have.length(15);
+      const users = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          admitUser(race.server, protocol, `fours-${protocol}-${i}`),
+        ),
+      );
+      const shared = clientFor(protocol, race.server.url);
+      const attempts = users.map((user, i) => ({
+        user,
+        seat: must(contested[i % 15], "a contested seat"),
+        requestId: requestId(),
+      }));
+      const results = await Promise.allSettled(
+        attempts.map(({ user, seat, requestId }) =>
+          shared.reservation.holdSeat({ seatId: seat.id, requestId }, asUser(user.token)),
+        ),
+      );
+
+      const winners = new Map<string, string>();
+      const losers: string[] = [];
+      results.forEach((result, i) => {
+        const attempt = must(attempts[i], "an attempt");
+        if (result.status === "fulfilled") {
+          const reservation = must(result.value.reservation, "a reservation");
+          expect(reservation.seatId).to.equal(attempt.seat.id);
+          expect(
+            winners.has(attempt.seat.id),
+            `two holders of seat ${attempt.seat.number}`,
+          ).to.equal(false);
+          winners.set(attempt.seat.id, reservation.id);
+        } else {
+          expectRefusal(result.reason, Code.FailedPrecondition, ["SEAT_UNAVAILABLE"]);
+          losers.push(attempt.requestId);
+        }
+      });
+      expect(winners.size, "one winner per seat").to.equal(15);
+
+      const held = await race.db.query<{ seat_id: string; id: string }>(
+        "select seat_id, id from reservation where seat_id = any($1::uuid[]) and status = 'HELD'",
+        [contested.map((seat) => seat.id)],
+      );
+      expect(new Map(held.map((row) => [row.seat_id, row.id]))).to.deep.equal(winners);
+      const seatRows = await race.db.query<{ id: string; reservation_id: string }>(
+        "select id, reservation_id from seat where id = any($1::uuid[]) and status = 'HELD'",
+        [contested.map((seat) => seat.id)],
+      );
+      expect(new Map(seatRows.map((row) => [row.id, row.reservation_id]))).to.deep.equal(winners);
+      // A refused hold keeps no claim on its request id.
+      const [{ claims }] = await race.db.query<{ claims: number }>(
+        "select count(*)::int as claims from idempotency_key where request_id = any($1::text[])",
+        [losers],
+      );
+      expect(claims).to.equal(0);
+    });
+  }
+
   it("one user racing holds on 20 different seats ends with exactly one hold", async () => {
     const user = await admitUser(race.server, "grpc", "hold-many");
     const seats = (await race.db.seats()).filter((s) => s.dateIndex === 1).slice(0, 20);

@@ -36,7 +36,7 @@ export interface MetricsSources {
   readonly pool?: () => PoolCounts | undefined;
   /** Every open line's counts (bounded by the concerts on sale). */
   readonly lines?: () => Promise<readonly LineCountsSample[]>;
-  /** Group commit of recharges and payments (persistence/write-batcher.ts). */
+  /** Group commit of holds, recharges and payments (persistence/write-batcher.ts), added up. */
   readonly writes?: () => WriteBatchFigures;
 }
 
@@ -172,7 +172,7 @@ export function createMetrics(now: () => number = Date.now): Metrics {
   });
   new Gauge({
     name: "stagedoor_db_write_batching",
-    help: "Group commit of recharges and payments: their transactions open now (open, at most DB_WRITE_LANES) and writes waiting for one (waiting).",
+    help: "Group commit of holds and of recharges and payments: their transactions open now (open, at most DB_WRITE_LANES for each of the two) and writes waiting for one (waiting).",
     labelNames: ["state"] as const,
     registers: [registry],
     collect() {
@@ -185,19 +185,19 @@ export function createMetrics(now: () => number = Date.now): Metrics {
   writeCounter(
     registry,
     "stagedoor_db_writes_total",
-    "Recharges and payments run, refused ones included.",
+    "Holds, recharges and payments run in group commit, refused ones included.",
     () => sources.writes?.().writes,
   );
   writeCounter(
     registry,
     "stagedoor_db_write_transactions_total",
-    "Transactions recharges and payments ran in; writes ÷ transactions is their mean batch.",
+    "Transactions holds, recharges and payments ran in; writes ÷ transactions is their mean batch.",
     () => sources.writes?.().transactions,
   );
   writeCounter(
     registry,
     "stagedoor_db_writes_refused_total",
-    "Recharges and payments refused as SERVER_BUSY after waiting too long for a transaction.",
+    "Holds, recharges and payments refused as SERVER_BUSY after waiting too long for a transaction.",
     () => sources.writes?.().refused,
   );
   writeCounter(
@@ -209,7 +209,7 @@ export function createMetrics(now: () => number = Date.now): Metrics {
   writeCounter(
     registry,
     "stagedoor_db_writes_taken_back_total",
-    "Refused recharges and payments that took back their request-id claim inside a group-commit batch, which then committed the others.",
+    "Refused holds, recharges and payments that took back their request-id claim inside a group-commit batch, which then committed the others.",
     () => sources.writes?.().takenBack,
   );
   let linesRead: { at: number; lines: Promise<readonly LineCountsSample[]> } | undefined;

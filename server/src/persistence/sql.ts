@@ -53,6 +53,7 @@ export class TxConnection {
   private constructor(
     connection: pg.ClientBase,
     private readonly em: EntityManager,
+    private readonly transaction: object,
   ) {
     this.outbox = outboxOf(connection);
   }
@@ -64,7 +65,26 @@ export class TxConnection {
     // A knex transaction's client hands out the one connection the
     // transaction runs on (and never releases it to the pool early).
     const connection = (await trx.client.acquireConnection()) as pg.ClientBase;
-    return new TxConnection(connection, em);
+    return new TxConnection(connection, em, trx);
+  }
+
+  /**
+   * Whether this is the first write of the transaction to take the row lock
+   * named `lock` (say `seat:<id>`); later asks for the same name are false.
+   * The writes of a group-commit batch share one transaction, and
+   * PostgreSQL's `SKIP LOCKED` skips only other transactions' locks: a write
+   * that locked a row with it and is not the first of its batch to do so
+   * must treat the row as locked by someone else, as it would be alone.
+   */
+  firstToLock(lock: string): boolean {
+    let taken = locksTaken.get(this.transaction);
+    if (taken === undefined) {
+      taken = new Set();
+      locksTaken.set(this.transaction, taken);
+    }
+    if (taken.has(lock)) return false;
+    taken.add(lock);
+    return true;
   }
 
   /** Runs a statement and returns its rows. */
@@ -153,6 +173,9 @@ class Outbox {
     }
   }
 }
+
+/** The row locks each open transaction's writes asked for ({@link TxConnection.firstToLock}). */
+const locksTaken = new WeakMap<object, Set<string>>();
 
 const outboxes = new WeakMap<pg.ClientBase, Outbox>();
 

@@ -70,8 +70,9 @@ interface Unit {
 }
 
 /**
- * Group commit for the idempotent writes of the money path (recharges and
- * payments): writes that arrive while `lanes` transactions are already open
+ * Group commit for the idempotent writes of a rush (holds; recharges and
+ * payments, in a batcher of their own): writes that arrive while `lanes`
+ * transactions are already open
  * wait, and the next lane to free up runs up to `maxBatch` of them, at most
  * one per key, in one MikroORM transaction (`em.begin`, the writes,
  * `em.commit`). A write that finds a lane free runs at once, alone: at low
@@ -112,7 +113,9 @@ interface Unit {
  * order, in one round trip, and two batches take different users' rows in
  * the same order;
  * within a write the order is the write's own (claim, reservation, seat,
- * wallet). A cycle can then only come from a write that names another user's
+ * wallet). A hold locks its seat with `SKIP LOCKED`, which never waits, so
+ * seats add no waits between batches; within a batch, two holds that lock
+ * the same seat do not both get it (see `TxConnection.firstToLock`). A cycle can then only come from a write that names another user's
  * rows; PostgreSQL breaks it (deadlock_timeout, then an error), and the
  * writes of the failed batch run again as above.
  *
@@ -149,6 +152,11 @@ export class WriteBatcher {
   /** A batcher over the server's database (each batch is one {@link transaction}). */
   static over(db: Database, settings: WriteBatchSettings): WriteBatcher {
     return new WriteBatcher((work) => transaction(db, work), settings);
+  }
+
+  /** A batcher that runs every write alone, in a {@link transaction} of its own (no group commit). */
+  static alone(db: Database): WriteBatcher {
+    return WriteBatcher.over(db, { lanes: 1, maxBatch: 1, maxWaitMs: Number.POSITIVE_INFINITY });
   }
 
   /**
@@ -310,6 +318,21 @@ export class WriteBatcher {
 /** True when `unit` was refused by a domain rule and can take back what it wrote. */
 function canTakeBack(unit: Unit, outcome: Outcome): boolean {
   return !outcome.ok && outcome.error instanceof DomainError && unit.takeBack !== undefined;
+}
+
+/** The figures of several batchers, added up (the metrics report them as one). */
+export function sumFigures(all: readonly WriteBatchFigures[]): WriteBatchFigures {
+  const sum = (pick: (figures: WriteBatchFigures) => number) =>
+    all.reduce((total, figures) => total + pick(figures), 0);
+  return {
+    waiting: sum((f) => f.waiting),
+    open: sum((f) => f.open),
+    writes: sum((f) => f.writes),
+    transactions: sum((f) => f.transactions),
+    refused: sum((f) => f.refused),
+    undone: sum((f) => f.undone),
+    takenBack: sum((f) => f.takenBack),
+  };
 }
 
 /** Thrown inside a batch's transaction to roll it back when one of its writes failed. */

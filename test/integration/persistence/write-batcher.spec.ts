@@ -2,11 +2,14 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { expect } from "chai";
 import { createLogger } from "../../../server/src/logger.js";
 import { PaymentsService } from "../../../server/src/modules/payments/index.js";
+import { SeatGateWriter } from "../../../server/src/modules/queue/index.js";
+import { ReservationsService } from "../../../server/src/modules/reservations/index.js";
 import { WalletService } from "../../../server/src/modules/wallet/index.js";
 import { transaction } from "../../../server/src/persistence/database.js";
 import { statement, TxConnection } from "../../../server/src/persistence/sql.js";
 import { WriteBatcher } from "../../../server/src/persistence/write-batcher.js";
 import { DomainError } from "../../../server/src/shared/domain-error.js";
+import { IGNORED_SALE_EVENTS } from "../../../server/src/shared/sale-events.js";
 import { deferred } from "../../support/deferred.js";
 import {
   expectDomainError,
@@ -70,10 +73,14 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
   async function behindHeldLane<T>(
     writes: WriteBatcher,
     start: () => T,
+    waiting = 0,
   ): Promise<{ started: T; load: WriteBatcher["load"] }> {
     const release = deferred();
     const held = hold(writes, release.promise);
     const started = start();
+    // Writes that do some work of their own first (a hold reads the seat
+    // gate) join the line a few turns of the event loop later.
+    while (writes.load.waiting < waiting) await new Promise((resolve) => setImmediate(resolve));
     const load = writes.load;
     release.resolve();
     await held;
@@ -473,6 +480,92 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
         requestId: "rich-2",
       });
       expect(retried.wallet.balance).to.equal(15_000n);
+    });
+  });
+
+  describe("with holds", () => {
+    it("keeps each hold's own outcome in a shared transaction: one seat asked twice, the hold limit, one's own seat, a replay", async () => {
+      const writes = oneLane();
+      const reservations = new ReservationsService(
+        h.orm.em,
+        h.services.catalog,
+        h.store.seats,
+        new SeatGateWriter(h.store.seats, h.clock, createLogger("silent")),
+        h.clock,
+        600_000,
+        IGNORED_SALE_EVENTS,
+        writes,
+      );
+      const [first, second, holder, owner, plain] = await Promise.all(
+        ["hold-first", "hold-second", "hold-holder", "hold-owner", "hold-plain"].map((label) =>
+          h.admit(h.user(label)),
+        ),
+      );
+      const [contested, other, held, owned, free] = [1, 2, 3, 4, 5].map(() => h.takeSeat());
+      const hold = (caller: typeof first, seat: typeof contested, requestId: string) =>
+        reservations.hold(caller.principal, { seatId: seat.id, requestId });
+      await hold(holder, held, "holder-1");
+      await hold(owner, owned, "owner-1");
+      const before = writes.figures;
+
+      const { started, load } = await behindHeldLane(
+        writes,
+        () => ({
+          // Two fans on one free seat: a batch must not give it to both.
+          firstTry: hold(first, contested, "first-1"),
+          secondTry: hold(second, contested, "second-1"),
+          limit: hold(holder, other, "holder-2"),
+          own: hold(owner, owned, "owner-2"),
+          plainHold: hold(plain, free, "plain-1"),
+        }),
+        5,
+      );
+      expect(load).to.deep.equal({ waiting: 5, open: 1 });
+      const { firstTry, secondTry, limit, own, plainHold } = started;
+      await expectDomainError(limit, "failed_precondition", "HOLD_LIMIT_REACHED");
+      const tries = await Promise.allSettled([firstTry, secondTry]);
+      const won = tries.flatMap((t) => (t.status === "fulfilled" ? [t.value] : []));
+      expect(won, "one of the two wins the seat").to.have.length(1);
+      const lost = tries.find((t) => t.status === "rejected") as PromiseRejectedResult;
+      expect(lost.reason).to.be.instanceOf(DomainError);
+      expect((lost.reason as DomainError).reason).to.equal("SEAT_UNAVAILABLE");
+      const mine = await own;
+      expect(mine.reservation.seatId).to.equal(owned.id);
+      expect(mine.state).to.equal("HELD");
+      expect((await plainHold).state).to.equal("HELD");
+
+      // Every write ran once, in the batch's one transaction; the two
+      // refusals took back their claims.
+      const after = writes.figures;
+      expect(after.transactions - before.transactions).to.equal(2);
+      expect(after.writes - before.writes).to.equal(6);
+      expect(after.undone - before.undone).to.equal(0);
+      expect(after.takenBack - before.takenBack).to.equal(2);
+
+      const holders = await h.sql<{ user_id: string }>(
+        "select user_id from reservation where seat_id = $1 and status = 'HELD'",
+        [contested.id],
+      );
+      expect(holders.map((row) => row.user_id)).to.deep.equal([won[0]?.reservation.userId]);
+      const [seatRow] = await h.sql<{ status: string; reservation_id: string }>(
+        "select status, reservation_id from seat where id = $1",
+        [contested.id],
+      );
+      expect(seatRow).to.deep.equal({ status: "HELD", reservation_id: won[0]?.reservation.id });
+      // Only the holds that were made keep their request ids.
+      const claims = await h.sql<{ request_id: string }>(
+        `select request_id from idempotency_key
+          where operation = 'hold'
+            and request_id in ('first-1', 'second-1', 'holder-2', 'owner-2', 'plain-1')
+          order by request_id`,
+      );
+      const winnerId =
+        won[0]?.reservation.userId === first.principal.userId ? "first-1" : "second-1";
+      expect(claims.map((row) => row.request_id)).to.deep.equal([winnerId, "plain-1"].sort());
+      // A replay of the winning request answers with its hold.
+      const winner = winnerId === "first-1" ? first : second;
+      const replay = await hold(winner, contested, winnerId);
+      expect(replay.reservation.id).to.equal(won[0]?.reservation.id);
     });
   });
 

@@ -64,7 +64,19 @@ export class SeatRepository {
    */
   static async lockSeatSkipLocked(tx: TxConnection, seatId: string): Promise<LockedSeat | null> {
     const row = await tx.one(LOCK_SEAT_SKIP_LOCKED, [seatId]);
-    return row === undefined ? null : { seat: seatFromRow(row), holder: row.holder };
+    if (row === undefined || !SeatRepository.firstToLock(tx, seatId)) return null;
+    return { seat: seatFromRow(row), holder: row.holder };
+  }
+
+  /**
+   * Whether the write that just locked a seat with `SKIP LOCKED` is the
+   * first of its transaction to do so. Holds that share a group-commit
+   * transaction would otherwise both get the seat (PostgreSQL skips only
+   * other transactions' locks); the second gets null, as if another
+   * transaction held the lock, which is what it would have met alone.
+   */
+  static firstToLock(tx: TxConnection, seatId: string): boolean {
+    return tx.firstToLock(`seat:${seatId}`);
   }
 
   /** Locks a seat with `FOR UPDATE`, waiting for any other holder of the row lock (one round trip). */

@@ -5,6 +5,7 @@ import {
   SEAT_COLUMNS,
   type Seat,
   type SeatLockRow,
+  SeatRepository,
   seatFromRow,
 } from "../catalog/index.js";
 import { eventIdAndPayload, outboxAppendCte } from "../events/index.js";
@@ -227,7 +228,9 @@ export class ReservationRepository {
    * HELD reservation or, if they have none, the wanted seat (`SKIP LOCKED`):
    * one round trip for what {@link claimRequestId}, {@link lockHeldBy} and
    * {@link SeatRepository.lockSeatSkipLocked} would take three (see
-   * {@link CLAIM_AND_LOCK_FOR_HOLD}).
+   * {@link CLAIM_AND_LOCK_FOR_HOLD}). A seat another hold of the same
+   * group-commit transaction locked first comes back null, as one locked by
+   * another transaction does (see {@link SeatRepository.firstToLock}).
    */
   static async claimAndLockForHold(
     tx: TxConnection,
@@ -245,7 +248,11 @@ export class ReservationRepository {
       [request.userId, seatId],
       (row): HoldLocks => {
         if (row?.own) return { own: reservationFromRow(row.own), seat: null };
-        const seat = row?.seat ? { seat: seatFromRow(row.seat), holder: row.seat.holder } : null;
+        // A hold of the same group-commit batch locked it first: as if skipped.
+        const seat =
+          row?.seat && SeatRepository.firstToLock(tx, seatId)
+            ? { seat: seatFromRow(row.seat), holder: row.seat.holder }
+            : null;
         return { own: null, seat };
       },
     );

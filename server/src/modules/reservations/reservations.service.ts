@@ -1,6 +1,8 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/postgresql";
 import { type Database, transaction } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
+import { WriteBatcher } from "../../persistence/write-batcher.js";
 import type { Clock } from "../../shared/clock.js";
 import { DomainError } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
@@ -9,7 +11,7 @@ import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.j
 import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
 import type { CatalogService, Seat } from "../catalog/index.js";
 import { SeatRepository } from "../catalog/index.js";
-import { claimRequestId, type IdempotentRequest } from "../idempotency/index.js";
+import { claimRequestId, type IdempotentRequest, releaseClaim } from "../idempotency/index.js";
 import { assertAdmitted, type Principal, type Reader } from "../identity/index.js";
 import {
   type GateDate,
@@ -55,6 +57,7 @@ export class ReservationsService {
     private readonly clock: Clock,
     private readonly holdTtlMs: number,
     private readonly events: SaleEvents = IGNORED_SALE_EVENTS,
+    private readonly holds: WriteBatcher = WriteBatcher.alone(db),
   ) {}
 
   /**
@@ -73,7 +76,17 @@ export class ReservationsService {
    * COMMIT), with every check that needs no lock (admission, concert, sale
    * window, one hold per user) made before the seat's row lock is taken, so
    * only a likely winner ever holds it. An unswept expired hold of the caller
-   * costs two more (expire it, then lock the seat).
+   * costs two more (expire it, then lock the seat); one asked again for the
+   * seat the caller holds, one more (its claim is taken back).
+   *
+   * Under load the transaction is shared with other holds (group commit, see
+   * `WriteBatcher`; lanes of their own, so holds never wait behind payments):
+   * BEGIN and COMMIT are paid once per batch, every hold's claim and locks go
+   * in one round trip and every write in the next. Each hold keeps its own
+   * locks and outcome, at most one per user per batch; of two holds of one
+   * batch that lock the same seat, the second is refused as if the lock were
+   * another transaction's (see `SeatRepository.firstToLock`), and a refused
+   * hold takes back its claim so the batch commits the others.
    */
   async hold(
     principal: Principal,
@@ -115,78 +128,89 @@ export class ReservationsService {
     });
     // What the locked seat row said when it was not free, for the gate.
     let observed: SeatChange | undefined;
-    let outcome: { reservation: Reservation; seatVersion?: number };
+    let outcome: HoldOutcome;
+    const request = {
+      userId: principal.userId,
+      requestId,
+      operation: "hold",
+      params: [seatId],
+    } as const;
+    // Every refusal below comes before any write but an expiry that was due
+    // anyway (an unswept hold of the caller): the claim is all it takes back.
+    const takeBack = async (em: EntityManager) =>
+      releaseClaim(await TxConnection.of(em), request, reservationId);
     try {
-      outcome = await transaction(this.db, async (em) => {
-        const tx = await TxConnection.of(em);
-        const request = {
-          userId: principal.userId,
-          requestId,
-          operation: "hold",
-          params: [seatId],
-        } as const;
-        if (refusal !== undefined) {
-          const first = await replayOf(tx, request, reservationId, now);
-          if (first) return { reservation: first };
-          throw refusal;
-        }
-        const claim = await ReservationRepository.claimAndLockForHold(
-          tx,
-          request,
-          reservationId,
-          now,
-          seatId,
-        );
-        if (claim.kind === "replay") return { reservation: await firstResult(tx, claim.resultId) };
-        const { own } = claim.locked;
-        let locked = claim.locked.seat;
-        if (own !== null) {
-          // Asking again for the seat one holds is answered with that hold
-          // (idempotent by state: a retry after a lost answer, whatever its
-          // request id). Nothing was written, so nothing is kept.
-          if (own.stateAt(now) === "HELD" && own.seatId === seatId) throw new AlreadyHeld(own);
-          if (own.stateAt(now) === "HELD") throw holdLimitReached(own.id);
-          // Expired by time but not swept yet: tidy it so the user may hold again.
-          await ReservationRepository.expireHold(tx, own, now);
-          locked = await SeatRepository.lockSeatSkipLocked(tx, seatId);
-        }
-        // Someone else's attempt holds the row lock right now.
-        if (locked === null) throw seatUnavailable(seatId);
-        if (locked.seat.stateAt(now) !== "AVAILABLE") {
-          observed = gateChangeOf(locked.seat, locked.holder);
-          throw seatUnavailable(seatId);
-        }
-        const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
-        // The concert's own hold length (its sale settings, read with the token) or the server's.
-        const holdTtlMs = principal.holdMs || this.holdTtlMs;
-        const heldUntil = new Date(Math.min(now.getTime() + holdTtlMs, admissionEnd));
-        locked.seat.hold(reservationId, heldUntil, now);
-        const created = new Reservation(
-          reservationId,
-          principal.userId,
-          date.concertId,
-          date.id,
-          date.date,
-          seat.id,
-          seat.number,
-          seat.price,
-          heldUntil,
-          now,
-        );
-        await ReservationRepository.insertHold(tx, created, locked.seat);
-        return { reservation: created, seatVersion: locked.seat.version };
-      });
+      outcome = await this.holds.run(
+        principal.userId,
+        async (em): Promise<HoldOutcome> => {
+          const tx = await TxConnection.of(em);
+          if (refusal !== undefined) {
+            const first = await replayOf(tx, request, reservationId, now);
+            if (first) return { reservation: first };
+            throw refusal;
+          }
+          const claim = await ReservationRepository.claimAndLockForHold(
+            tx,
+            request,
+            reservationId,
+            now,
+            seatId,
+          );
+          if (claim.kind === "replay")
+            return { reservation: await firstResult(tx, claim.resultId) };
+          const { own } = claim.locked;
+          let locked = claim.locked.seat;
+          if (own !== null) {
+            // Asking again for the seat one holds is answered with that hold
+            // (idempotent by state: a retry after a lost answer, whatever its
+            // request id). Nothing was written, so nothing is kept.
+            if (own.stateAt(now) === "HELD" && own.seatId === seatId) {
+              // Nothing is written, and the request id stays free.
+              await releaseClaim(tx, request, reservationId);
+              return { reservation: own, already: true };
+            }
+            if (own.stateAt(now) === "HELD") throw holdLimitReached(own.id);
+            // Expired by time but not swept yet: tidy it so the user may hold again.
+            await ReservationRepository.expireHold(tx, own, now);
+            locked = await SeatRepository.lockSeatSkipLocked(tx, seatId);
+          }
+          // Someone else's attempt holds the row lock right now.
+          if (locked === null) throw seatUnavailable(seatId);
+          if (locked.seat.stateAt(now) !== "AVAILABLE") {
+            observed = gateChangeOf(locked.seat, locked.holder);
+            throw seatUnavailable(seatId);
+          }
+          const admissionEnd = principal.admissionExpiresAt?.getTime() ?? now.getTime();
+          // The concert's own hold length (its sale settings, read with the token) or the server's.
+          const holdTtlMs = principal.holdMs || this.holdTtlMs;
+          const heldUntil = new Date(Math.min(now.getTime() + holdTtlMs, admissionEnd));
+          locked.seat.hold(reservationId, heldUntil, now);
+          const created = new Reservation(
+            reservationId,
+            principal.userId,
+            date.concertId,
+            date.id,
+            date.date,
+            seat.id,
+            seat.number,
+            seat.price,
+            heldUntil,
+            now,
+          );
+          await ReservationRepository.insertHold(tx, created, locked.seat);
+          return { reservation: created, seatVersion: locked.seat.version };
+        },
+        takeBack,
+      );
     } catch (error) {
-      if (error instanceof AlreadyHeld) {
-        const view = { reservation: error.reservation, state: error.reservation.stateAt(now) };
-        return { view, created: false };
-      }
       if (observed !== undefined) await this.gateWriter.record(gateDate, observed);
       // Two holds of one user racing on different seats: the index decides.
       if (isOneHoldPerUserViolation(error)) throw holdLimitReached();
       throw error;
     }
     const { reservation, seatVersion } = outcome;
+    if (outcome.already)
+      return { view: { reservation, state: reservation.stateAt(now) }, created: false };
     if (seatVersion !== undefined) {
       await this.gateWriter.record(gateDate, {
         seatId,
@@ -343,13 +367,13 @@ function refusalOf(check: () => void): DomainError | undefined {
 }
 
 /**
- * Thrown inside a hold's transaction (so it rolls back, request-id claim and
- * all) when the caller already holds the seat they asked for.
+ * What a hold's transaction came to: a new hold (with the seat's version
+ * after it), a replay, or the hold the caller already had on that seat.
  */
-class AlreadyHeld extends Error {
-  constructor(readonly reservation: Reservation) {
-    super("the caller already holds this seat");
-  }
+interface HoldOutcome {
+  readonly reservation: Reservation;
+  readonly seatVersion?: number;
+  readonly already?: true;
 }
 
 /** The gate's entry for a seat row that is not free. */
