@@ -117,6 +117,25 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     await h.sql("delete from batch_probe");
   }
 
+  /**
+   * Writes that record their label in `runs` each time they run: `counted`
+   * writes its probe row, `refused` writes it and then is refused with
+   * `refusal` (a domain rule, as a payment too poor is).
+   */
+  function counting() {
+    const runs: string[] = [];
+    const refusal = new DomainError("failed_precondition", "INSUFFICIENT_BALANCE", "too poor");
+    const counted = (label: string) => async (em: EntityManager) => {
+      runs.push(label);
+      return probe(label)(em);
+    };
+    const refused = (label: string) => async (em: EntityManager) => {
+      await counted(label)(em);
+      throw refusal;
+    };
+    return { runs, refusal, counted, refused };
+  }
+
   async function labels(): Promise<string[]> {
     const rows = await h.sql<{ label: string }>("select label from batch_probe order by label");
     return rows.map((row) => row.label);
@@ -236,17 +255,9 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     const writes = oneLane();
     const release = deferred();
     const held = hold(writes, release.promise);
-    const runs: string[] = [];
-    const counted = (label: string) => async (em: EntityManager) => {
-      runs.push(label);
-      return probe(label)(em);
-    };
-    const refusal = new DomainError("failed_precondition", "INSUFFICIENT_BALANCE", "too poor");
+    const { runs, refusal, counted, refused } = counting();
     const a = writes.run("a", counted("a"));
-    const b = writes.run("b", async (em) => {
-      await counted("b")(em);
-      throw refusal;
-    });
+    const b = writes.run("b", refused("b"));
     const c = writes.run("c", counted("c"));
     release.resolve();
     await held;
@@ -270,26 +281,17 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("commits the others when a refused write takes back what it wrote: every write runs once, in one transaction", async () => {
     const writes = oneLane();
-    const runs: string[] = [];
-    const counted = (label: string) => async (em: EntityManager) => {
-      runs.push(label);
-      return probe(label)(em);
-    };
-    const refusal = new DomainError("failed_precondition", "INSUFFICIENT_BALANCE", "too poor");
+    const { runs, refusal, counted, refused } = counting();
     const takenBack: string[] = [];
     const takeBack = (label: string) => async (em: EntityManager) => {
       takenBack.push(label);
       await (await TxConnection.of(em)).all(UNPROBE, [label]);
     };
-    const refusedAfterWriting = (label: string) => async (em: EntityManager) => {
-      await counted(label)(em);
-      throw refusal;
-    };
     const { started } = await behindHeldLane(writes, () => [
       writes.run("a", counted("a")),
-      writes.run("b", refusedAfterWriting("b"), takeBack("b")),
+      writes.run("b", refused("b"), takeBack("b")),
       writes.run("c", counted("c")),
-      writes.run("d", refusedAfterWriting("d"), takeBack("d")),
+      writes.run("d", refused("d"), takeBack("d")),
     ]);
     const outcomes = await Promise.allSettled(started);
     expect(outcomes.map((o) => o.status)).to.deep.equal([
@@ -312,24 +314,12 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
 
   it("rolls the batch back when a take-back fails: the refusal stands, the others run again", async () => {
     const writes = oneLane();
-    const runs: string[] = [];
-    const counted = (label: string) => async (em: EntityManager) => {
-      runs.push(label);
-      return probe(label)(em);
-    };
-    const refusal = new DomainError("failed_precondition", "INSUFFICIENT_BALANCE", "too poor");
+    const { runs, refusal, counted, refused } = counting();
     const { started } = await behindHeldLane(writes, () => [
       writes.run("a", counted("a")),
-      writes.run(
-        "b",
-        async (em) => {
-          await counted("b")(em);
-          throw refusal;
-        },
-        async () => {
-          throw new Error("cannot take it back");
-        },
-      ),
+      writes.run("b", refused("b"), async () => {
+        throw new Error("cannot take it back");
+      }),
     ]);
     const outcomes = await Promise.allSettled(started);
     expect(outcomes.map((o) => o.status)).to.deep.equal(["fulfilled", "rejected"]);

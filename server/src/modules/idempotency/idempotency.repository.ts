@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { type Statement, statement, type TxConnection } from "../../persistence/sql.js";
+import { type Statement, statement, TxConnection } from "../../persistence/sql.js";
+import type { TakeBack } from "../../persistence/write-batcher.js";
 import { DomainError } from "../../shared/domain-error.js";
 import type { IdempotentOperation } from "./idempotency-key.entity.js";
 
@@ -205,6 +206,15 @@ export async function releaseClaim(
   resultId: string,
 ): Promise<void> {
   await tx.all(RELEASE_CLAIM, [request.userId, request.requestId, resultId]);
+}
+
+/**
+ * The take-back of a group-commit write whose refusals all come before it
+ * writes anything but its claim: {@link releaseClaim} in the batch's
+ * transaction (see `WriteBatcher.run`).
+ */
+export function claimTakeBack(request: IdempotentRequest, resultId: string): TakeBack {
+  return async (em) => releaseClaim(await TxConnection.of(em), request, resultId);
 }
 
 /** How many claims one prune batch deletes by default (one short transaction each). */

@@ -6,6 +6,7 @@ export {
   claimAndLock,
   claimAndLockStatement,
   claimRequestId,
+  claimTakeBack,
   type IdempotencyClaim,
   type IdempotentRequest,
   PRUNE_BATCH,

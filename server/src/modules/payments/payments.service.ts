@@ -1,4 +1,3 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "../../logger.js";
 import type { Database } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
@@ -9,7 +8,7 @@ import { newId } from "../../shared/ids.js";
 import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.js";
 import { requireRequestId, requireUuid } from "../../shared/validation.js";
 import type { CatalogService, Seat } from "../catalog/index.js";
-import { releaseClaim } from "../idempotency/index.js";
+import { claimTakeBack } from "../idempotency/index.js";
 import { assertAdmitted, type Principal, type Reader } from "../identity/index.js";
 import type { SeatGateWriter } from "../queue/index.js";
 import {
@@ -131,8 +130,7 @@ export class PaymentsService {
       params: [reservationId, amount],
     } as const;
     // Every refusal below comes before writeSale: the claim is all it wrote.
-    const takeBack = async (em: EntityManager) =>
-      releaseClaim(await TxConnection.of(em), request, paymentId);
+    const takeBack = claimTakeBack(request, paymentId);
     return this.writes.run(
       principal.userId,
       async (em): Promise<Outcome> => {

@@ -1,5 +1,4 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import type { EntityManager } from "@mikro-orm/postgresql";
 import { type Database, transaction } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
 import { WriteBatcher } from "../../persistence/write-batcher.js";
@@ -11,7 +10,12 @@ import { IGNORED_SALE_EVENTS, type SaleEvents } from "../../shared/sale-events.j
 import { pageSize, requireRequestId, requireUuid } from "../../shared/validation.js";
 import type { CatalogService, Seat } from "../catalog/index.js";
 import { SeatRepository } from "../catalog/index.js";
-import { claimRequestId, type IdempotentRequest, releaseClaim } from "../idempotency/index.js";
+import {
+  claimRequestId,
+  claimTakeBack,
+  type IdempotentRequest,
+  releaseClaim,
+} from "../idempotency/index.js";
 import { assertAdmitted, type Principal, type Reader } from "../identity/index.js";
 import {
   type GateDate,
@@ -137,8 +141,7 @@ export class ReservationsService {
     } as const;
     // Every refusal below comes before any write but an expiry that was due
     // anyway (an unswept hold of the caller): the claim is all it takes back.
-    const takeBack = async (em: EntityManager) =>
-      releaseClaim(await TxConnection.of(em), request, reservationId);
+    const takeBack = claimTakeBack(request, reservationId);
     try {
       outcome = await this.holds.run(
         principal.userId,

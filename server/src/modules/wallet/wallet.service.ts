@@ -1,4 +1,3 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Database } from "../../persistence/database.js";
 import { TxConnection } from "../../persistence/sql.js";
 import type { WriteBatcher } from "../../persistence/write-batcher.js";
@@ -7,7 +6,7 @@ import { invalidField } from "../../shared/domain-error.js";
 import { newId } from "../../shared/ids.js";
 import { decodePageToken, pageOf } from "../../shared/page-token.js";
 import { pageSize, requireRequestId } from "../../shared/validation.js";
-import { releaseClaim } from "../idempotency/index.js";
+import { claimTakeBack } from "../idempotency/index.js";
 import type { Principal, Reader } from "../identity/index.js";
 import { LedgerEntry } from "./ledger-entry.entity.js";
 import { WalletRepository } from "./wallet.repository.js";
@@ -79,8 +78,7 @@ export class WalletService {
     // The only refusal below (`credit`, over the balance limit) comes before
     // writeRecharge, and never meets a wallet this request created (a
     // recharge is at most maxRecharge <= maxBalance): the claim is all it wrote.
-    const takeBack = async (em: EntityManager) =>
-      releaseClaim(await TxConnection.of(em), request, entryId);
+    const takeBack = claimTakeBack(request, entryId);
     const entry = await this.writes.run(
       principal.userId,
       async (em) => {
