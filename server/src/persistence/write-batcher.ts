@@ -9,7 +9,9 @@ export type TransactionRunner = <T>(work: (em: EntityManager) => Promise<T>) => 
 /**
  * Takes back, in the batch's transaction, what a write refused by a domain
  * rule wrote before it was refused (its request-id claim), so the batch can
- * commit the others. It must leave the rows as if the write had not run.
+ * commit the others. What it leaves must be something the write could have
+ * committed on its own: nothing, or a change that stands by itself (a hold
+ * that expires a caller's hold already past its time keeps that expiry).
  */
 export type TakeBack = (em: EntityManager) => Promise<void>;
 
@@ -95,7 +97,7 @@ interface Unit {
  *   it had locked) gets its refusal, as it would have alone. When it came
  *   with a {@link TakeBack}, that runs in the batch's transaction (the
  *   refused writes' take-backs share one round trip) and the batch commits
- *   the others, as if the refused write had never been in it;
+ *   the others;
  * - otherwise a batch commits only if every write in it succeeded, and is
  *   rolled back whole: a refusal stands; the writes that succeeded go back
  *   to the front of the line for the next batch; a write that failed
@@ -113,11 +115,14 @@ interface Unit {
  * order, in one round trip, and two batches take different users' rows in
  * the same order;
  * within a write the order is the write's own (claim, reservation, seat,
- * wallet). A hold locks its seat with `SKIP LOCKED`, which never waits, so
- * seats add no waits between batches; within a batch, two holds that lock
- * the same seat do not both get it (see `TxConnection.firstToLock`). A cycle can then only come from a write that names another user's
- * rows; PostgreSQL breaks it (deadlock_timeout, then an error), and the
- * writes of the failed batch run again as above.
+ * wallet). A hold locks its seat with `SKIP LOCKED`, which never waits;
+ * within a batch, two holds that lock the same seat do not both get it (see
+ * `TxConnection.firstToLock`). A cycle can then only come from a write that
+ * names another user's rows, or from a hold that keeps a seat's lock while
+ * it waits for its caller's own reservation, which a payment of the same
+ * caller in another batch holds while it waits for that seat; PostgreSQL
+ * breaks it (deadlock_timeout, then an error), and the writes of the failed
+ * batch run again as above.
  *
  * Writes must not leave changes in the unit of work (they write with their
  * own statements, see persistence/sql.ts); a batch that fails is rolled back
