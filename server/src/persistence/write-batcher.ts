@@ -118,11 +118,11 @@ interface Unit {
  * wallet). A hold locks its seat with `SKIP LOCKED`, which never waits;
  * within a batch, two holds that lock the same seat do not both get it (see
  * `TxConnection.firstToLock`). A cycle can then only come from a write that
- * names another user's rows, or from a hold that keeps a seat's lock while
- * it waits for its caller's own reservation, which a payment of the same
- * caller in another batch holds while it waits for that seat; PostgreSQL
- * breaks it (deadlock_timeout, then an error), and the writes of the failed
- * batch run again as above.
+ * names another user's rows, or from a batch of holds that keeps one seat's
+ * lock while another of its holds waits for its caller's reservation, locked
+ * by a payment batch that waits for that seat (a fan holding and paying at
+ * once); PostgreSQL breaks it (deadlock_timeout, then an error), and the
+ * writes of the failed batch run again as above.
  *
  * Writes must not leave changes in the unit of work (they write with their
  * own statements, see persistence/sql.ts); a batch that fails is rolled back
