@@ -74,11 +74,15 @@ interface Unit {
 /**
  * Group commit for the idempotent writes of a rush (holds; recharges and
  * payments, in a batcher of their own): writes that arrive while `lanes`
- * transactions are already open
- * wait, and the next lane to free up runs up to `maxBatch` of them, at most
- * one per key, in one MikroORM transaction (`em.begin`, the writes,
- * `em.commit`). A write that finds a lane free runs at once, alone: at low
- * load nothing waits.
+ * transactions are already open wait, and the next lane to free up runs up
+ * to `maxBatch` of them, at most one per key, in one MikroORM transaction
+ * (`em.begin`, the writes, `em.commit`). A write that finds a lane free runs
+ * at once, alone: at low load nothing waits. A key (a user) has at most one
+ * write running at a time, whatever the lanes: the next one waits until the
+ * first has its outcome, so it sees it committed (a replay), and two holds of
+ * one fan never race each other into the one-hold-per-user index from two
+ * lanes, where the loser's whole batch would roll back while its seat lock
+ * had turned others away.
  *
  * The writes of a batch run side by side on the transaction's connection,
  * and the statements they ask for in the same tick share one round trip (see
@@ -136,6 +140,8 @@ export class WriteBatcher {
   private refused = 0;
   private undone = 0;
   private takenBack = 0;
+  /** The keys of the writes running now, in a batch or again alone: their next writes wait. */
+  private readonly running = new Set<string>();
 
   constructor(
     private readonly runTransaction: TransactionRunner,
@@ -205,6 +211,8 @@ export class WriteBatcher {
     this.refuseStale();
     while (this.open < this.settings.lanes && this.waiting.length > 0) {
       const batch = this.take();
+      // Every write waiting is of a key that is running now.
+      if (batch.length === 0) return;
       this.open += 1;
       this.transactions += 1;
       let released = false;
@@ -221,16 +229,21 @@ export class WriteBatcher {
 
   /**
    * Takes the next batch off the line: up to `maxBatch` writes, oldest
-   * first, at most one per key (a second write of the same user waits for
-   * the next batch, so it sees the first one's outcome, as a replay must),
-   * sorted by key.
+   * first, at most one per key and none of a key running now (a second write
+   * of the same user waits until the first has its outcome, so it sees it,
+   * as a replay must), sorted by key. Empty when every write waiting is of a
+   * key running now.
    */
   private take(): Unit[] {
     const batch: Unit[] = [];
     const rest: Unit[] = [];
     const keys = new Set<string>();
     for (const unit of this.waiting) {
-      if (batch.length < this.settings.maxBatch && !keys.has(unit.key)) {
+      if (
+        batch.length < this.settings.maxBatch &&
+        !keys.has(unit.key) &&
+        !this.running.has(unit.key)
+      ) {
         keys.add(unit.key);
         batch.push(unit);
       } else {
@@ -238,6 +251,7 @@ export class WriteBatcher {
       }
     }
     this.waiting.splice(0, this.waiting.length, ...rest);
+    for (const key of keys) this.running.add(key);
     return batch.sort(byKey);
   }
 
@@ -259,6 +273,7 @@ export class WriteBatcher {
     const [only] = batch;
     if (batch.length === 1 && only !== undefined) {
       const outcome = await settle(this.runTransaction(only.work));
+      this.finished(batch);
       release();
       tell(only, outcome);
       return;
@@ -290,15 +305,18 @@ export class WriteBatcher {
         await this.alone(batch);
         return;
       }
+      const rejected: Unit[] = [];
       this.undone += 1;
       const retry: Unit[] = [];
       const again: Unit[] = [];
       outcomes.forEach((outcome, i) => {
         const unit = batch[i] as Unit;
         if (outcome.ok) retry.push(unit);
-        else if (outcome.error instanceof DomainError) unit.reject(outcome.error);
+        else if (outcome.error instanceof DomainError) rejected.push(unit);
         else again.push(unit);
       });
+      this.finished([...retry, ...rejected]);
+      for (const unit of rejected) tell(unit, outcomes[batch.indexOf(unit)] as Outcome);
       // The writes that succeeded were undone with the rest: back to the
       // front of the line, for the next batch.
       this.waiting.unshift(...retry);
@@ -306,17 +324,31 @@ export class WriteBatcher {
       await this.alone(again);
       return;
     }
+    this.finished(batch);
     release();
     this.takenBack += ran.takenBack ?? 0;
     for (const [i, outcome] of ran.outcomes?.entries() ?? []) tell(batch[i] as Unit, outcome);
   }
 
-  /** Runs each write again in a transaction of its own; each gets that run's outcome. */
+  /**
+   * Runs each write again in a transaction of its own; each gets that run's
+   * outcome. Their keys stay running until then.
+   */
   private async alone(units: readonly Unit[]): Promise<void> {
     this.transactions += units.length;
     await Promise.all(
-      units.map(async (unit) => tell(unit, await settle(this.runTransaction(unit.work)))),
+      units.map(async (unit) => {
+        const outcome = await settle(this.runTransaction(unit.work));
+        this.finished([unit]);
+        tell(unit, outcome);
+      }),
     );
+    this.pump();
+  }
+
+  /** The writes of `units` are over or back in line: the next writes of their keys may run. */
+  private finished(units: readonly Unit[]): void {
+    for (const unit of units) this.running.delete(unit.key);
   }
 }
 

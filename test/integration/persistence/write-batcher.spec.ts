@@ -366,6 +366,33 @@ describe("WriteBatcher on PostgreSQL (group commit of recharges and payments)", 
     expect(order).to.deep.equal(["a1", "b", "a2"]);
   });
 
+  it("runs one write of a key at a time, even with a lane free: the second waits for the first's commit", async () => {
+    const writes = h.writeBatcher({ DB_WRITE_LANES: "2" });
+    const release = deferred();
+    const firstStarted = deferred();
+    const order: string[] = [];
+    const first = writes.run("a", async (em) => {
+      firstStarted.resolve();
+      await release.promise;
+      order.push("first done");
+      return probe("a-1")(em);
+    });
+    await firstStarted.promise;
+    const second = writes.run("a", async (em) => {
+      order.push("second started");
+      return probe("a-2")(em);
+    });
+    // Another key takes the free lane at once, while the first still runs.
+    const other = await writes.run("b", probe("b"));
+    expect(other).to.match(/^\d+$/);
+    expect(writes.load).to.deep.equal({ waiting: 1, open: 1 });
+    expect(order).to.deep.equal([]);
+    release.resolve();
+    await Promise.all([first, second]);
+    expect(order).to.deep.equal(["first done", "second started"]);
+    expect(await labels()).to.deep.equal(["a-1", "a-2", "b"]);
+  });
+
   it("runs every write again alone when the batch's COMMIT fails, so only the one at fault fails", async () => {
     const writes = oneLane();
     const release = deferred();
