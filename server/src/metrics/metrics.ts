@@ -182,36 +182,9 @@ export function createMetrics(now: () => number = Date.now): Metrics {
       this.set({ state: "waiting" }, figures.waiting);
     },
   });
-  writeCounter(
-    registry,
-    "stagedoor_db_writes_total",
-    "Holds, recharges and payments run in group commit, refused ones included.",
-    () => sources.writes?.().writes,
-  );
-  writeCounter(
-    registry,
-    "stagedoor_db_write_transactions_total",
-    "Transactions holds, recharges and payments ran in; writes ÷ transactions is their mean batch.",
-    () => sources.writes?.().transactions,
-  );
-  writeCounter(
-    registry,
-    "stagedoor_db_writes_refused_total",
-    "Holds, recharges and payments refused as SERVER_BUSY after waiting too long for a transaction.",
-    () => sources.writes?.().refused,
-  );
-  writeCounter(
-    registry,
-    "stagedoor_db_write_batches_undone_total",
-    "Group-commit batches rolled back because one of their writes failed with an error; their other writes ran again.",
-    () => sources.writes?.().undone,
-  );
-  writeCounter(
-    registry,
-    "stagedoor_db_writes_taken_back_total",
-    "Refused holds, recharges and payments that took back their request-id claim inside a group-commit batch, which then committed the others.",
-    () => sources.writes?.().takenBack,
-  );
+  for (const [name, help, figure] of WRITE_COUNTERS) {
+    writeCounter(registry, name, help, () => sources.writes?.()[figure]);
+  }
   let linesRead: { at: number; lines: Promise<readonly LineCountsSample[]> } | undefined;
   const readLines = (): Promise<readonly LineCountsSample[]> => {
     const read = sources.lines;
@@ -283,6 +256,35 @@ export function createMetrics(now: () => number = Date.now): Metrics {
     render: () => registry.metrics(),
   };
 }
+
+/** The group-commit counters: name, help, and the figure each one reports. */
+const WRITE_COUNTERS: readonly (readonly [string, string, keyof WriteBatchFigures])[] = [
+  [
+    "stagedoor_db_writes_total",
+    "Holds, recharges and payments run in group commit, refused ones included.",
+    "writes",
+  ],
+  [
+    "stagedoor_db_write_transactions_total",
+    "Transactions holds, recharges and payments ran in; writes ÷ transactions is their mean batch.",
+    "transactions",
+  ],
+  [
+    "stagedoor_db_writes_refused_total",
+    "Holds, recharges and payments refused as SERVER_BUSY after waiting too long for a transaction.",
+    "refused",
+  ],
+  [
+    "stagedoor_db_write_batches_undone_total",
+    "Group-commit batches rolled back because one of their writes failed with an error; their other writes ran again.",
+    "undone",
+  ],
+  [
+    "stagedoor_db_writes_taken_back_total",
+    "Refused holds, recharges and payments that took back their request-id claim inside a group-commit batch, which then committed the others.",
+    "takenBack",
+  ],
+];
 
 /**
  * A counter that follows a running total kept elsewhere (read at scrape

@@ -305,18 +305,19 @@ export class WriteBatcher {
         await this.alone(batch);
         return;
       }
-      const rejected: Unit[] = [];
       this.undone += 1;
       const retry: Unit[] = [];
       const again: Unit[] = [];
+      const refusals: [Unit, Outcome][] = [];
       outcomes.forEach((outcome, i) => {
         const unit = batch[i] as Unit;
         if (outcome.ok) retry.push(unit);
-        else if (outcome.error instanceof DomainError) rejected.push(unit);
+        else if (outcome.error instanceof DomainError) refusals.push([unit, outcome]);
         else again.push(unit);
       });
-      this.finished([...retry, ...rejected]);
-      for (const unit of rejected) tell(unit, outcomes[batch.indexOf(unit)] as Outcome);
+      // A refusal stands: it was decided from the write's own locked rows.
+      this.finished([...retry, ...refusals.map(([unit]) => unit)]);
+      for (const [unit, outcome] of refusals) tell(unit, outcome);
       // The writes that succeeded were undone with the rest: back to the
       // front of the line, for the next batch.
       this.waiting.unshift(...retry);
