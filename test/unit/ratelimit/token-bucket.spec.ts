@@ -86,28 +86,28 @@ describe("token bucket (takeToken)", () => {
 describe("MemoryRateLimitStore", () => {
   const start = Date.UTC(2030, 0, 1);
 
-  it("keeps each key's bucket apart", async () => {
+  it("keeps each key's bucket apart", () => {
     const store = new MemoryRateLimitStore();
     const rule: BucketRule = { burst: 1, refill: 1, periodMs: 1_000 };
-    expect((await store.take("a", rule, start)).allowed).to.equal(true);
-    expect((await store.take("a", rule, start)).allowed).to.equal(false);
-    expect((await store.take("b", rule, start)).allowed).to.equal(true);
+    expect(store.take("a", rule, start).allowed).to.equal(true);
+    expect(store.take("a", rule, start).allowed).to.equal(false);
+    expect(store.take("b", rule, start).allowed).to.equal(true);
   });
 
-  it("forgets buckets once they are full again, so memory follows recent callers only", async () => {
+  it("forgets buckets once they are full again, so memory follows recent callers only", () => {
     const store = new MemoryRateLimitStore();
     const rule: BucketRule = { burst: 5, refill: 1, periodMs: 1_000 };
-    for (let i = 0; i < 1_000; i++) await store.take(`caller-${i}`, rule, start);
+    for (let i = 0; i < 1_000; i++) store.take(`caller-${i}`, rule, start);
     expect(store.size).to.equal(1_000);
     // Every bucket is full again 1 s later; each take forgets up to two old
     // ones, so 600 takes forget all 1,000, and only the new callers remain.
-    for (let i = 0; i < 600; i++) await store.take(`later-${i}`, rule, start + 1_000);
+    for (let i = 0; i < 600; i++) store.take(`later-${i}`, rule, start + 1_000);
     expect(store.size).to.equal(600);
     // A bucket that is not yet full is remembered: its caller is still limited.
-    await store.take("busy", { burst: 1, refill: 1, periodMs: 60_000 }, start + 1_000);
-    for (let i = 0; i < 2_000; i++) await store.take(`more-${i}`, rule, start + 2_000 + i);
+    store.take("busy", { burst: 1, refill: 1, periodMs: 60_000 }, start + 1_000);
+    for (let i = 0; i < 2_000; i++) store.take(`more-${i}`, rule, start + 2_000 + i);
     expect(
-      (await store.take("busy", { burst: 1, refill: 1, periodMs: 60_000 }, start + 5_000)).allowed,
+      store.take("busy", { burst: 1, refill: 1, periodMs: 60_000 }, start + 5_000).allowed,
     ).to.equal(false);
   });
 });
@@ -130,7 +130,7 @@ describe("RateLimiter and takeCallLimit (the in-process store's takes)", () => {
     limit: CallLimit,
     userId: string,
   ): Promise<void> {
-    const refusal = await takeCallLimit(store, "concert-1", limit, userId, start);
+    const refusal = takeCallLimit(store, "concert-1", limit, userId, start);
     if (refusal !== undefined) throw rateLimited(limit.action, refusal);
   }
 

@@ -173,7 +173,7 @@ export class MemoryQueueStore implements QueueStore {
 
   async issue(input: IssueInput): Promise<IssueResult> {
     const { concertId, userId, tokenId, tokenHash, now } = input;
-    if (input.limit !== undefined) await this.takeLimit(concertId, input.limit, userId, now);
+    if (input.limit !== undefined) this.takeLimitNow(concertId, input.limit, userId, now);
     this.sweep(now);
     const existing = this.lines.get(concertId);
     if (existing !== undefined) this.drawIfDue(existing, now);
@@ -245,13 +245,18 @@ export class MemoryQueueStore implements QueueStore {
     if (touch) this.touch(token, now);
     this.flushDirty();
     const snapshot = this.snapshot(token);
-    if (limit !== undefined) await this.takeLimit(concertId, limit, token.userId, now);
+    if (limit !== undefined) this.takeLimitNow(concertId, limit, token.userId, now);
     return snapshot;
   }
 
   /** Takes a call's rate-limit buckets (kept per concert or scope, like the Redis store's), or throws. */
   async takeLimit(scope: string, limit: CallLimit, userId: string, now: number): Promise<void> {
-    const refusal = await takeCallLimit(this.buckets, scope, limit, userId, now);
+    this.takeLimitNow(scope, limit, userId, now);
+  }
+
+  /** {@link takeLimit}, at once (the buckets are in process). */
+  private takeLimitNow(scope: string, limit: CallLimit, userId: string, now: number): void {
+    const refusal = takeCallLimit(this.buckets, scope, limit, userId, now);
     if (refusal !== undefined) throw rateLimited(limit.action, refusal);
   }
 

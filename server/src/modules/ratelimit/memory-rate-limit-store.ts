@@ -25,7 +25,7 @@ const SWEEP_PER_TAKE = 2;
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly buckets = new Map<string, Entry>();
 
-  take(key: string, rule: BucketRule, now: number): Promise<TakeResult> {
+  take(key: string, rule: BucketRule, now: number): TakeResult {
     const before = this.buckets.get(key);
     const { result, state } = takeToken(before, rule, now);
     if (result.allowed) {
@@ -33,7 +33,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
       this.buckets.set(key, { ...state, fullAt: fullAt(state, rule) });
     }
     this.sweep(now);
-    return Promise.resolve(result);
+    return result;
   }
 
   /** How many buckets are remembered (for tests). */

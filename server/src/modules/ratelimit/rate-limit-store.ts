@@ -7,7 +7,10 @@ import type { BucketRule, TakeResult } from "./token-bucket.js";
  * bucket, and forgets a bucket once it is full again (which changes nothing).
  */
 export interface RateLimitStore {
-  /** Takes one token from the bucket `key` at `now` (ms since the epoch). */
-  take(key: string, rule: BucketRule, now: number): Promise<TakeResult>;
+  /**
+   * Takes one token from the bucket `key` at `now` (ms since the epoch). In
+   * process, so at once: a call's limit costs it no promise.
+   */
+  take(key: string, rule: BucketRule, now: number): TakeResult;
   close(): Promise<void>;
 }

@@ -84,23 +84,37 @@ export function decodeRefusal(reply: unknown): LimitRefusal | undefined {
  * so a flood spends both; the refusal with the longer wait, or undefined.
  * `scope` keeps one concert's buckets apart from another's.
  */
-export async function takeCallLimit(
+export function takeCallLimit(
   store: RateLimitStore,
   scope: string,
   limit: CallLimit,
   userId: string,
   now: number,
-): Promise<LimitRefusal | undefined> {
-  let refusal: LimitRefusal | undefined;
-  const take = async (kind: LimitScope, id: string, rule: BucketRule) => {
-    const result = await store.take(`${scope}|${limit.action}:${kind}:${id}`, rule, now);
-    if (!result.allowed && (refusal === undefined || result.retryAfterMs > refusal.retryAfterMs)) {
-      refusal = { scope: kind, retryAfterMs: result.retryAfterMs };
-    }
-  };
-  if (limit.user !== undefined) await take("user", userId, limit.user);
-  if (limit.address !== undefined) await take("address", limit.address.id, limit.address.rule);
-  return refusal;
+): LimitRefusal | undefined {
+  const byUser =
+    limit.user === undefined
+      ? undefined
+      : takeBucket(store, scope, limit, "user", userId, limit.user, now);
+  const byAddress =
+    limit.address === undefined
+      ? undefined
+      : takeBucket(store, scope, limit, "address", limit.address.id, limit.address.rule, now);
+  if (byAddress === undefined) return byUser;
+  return byUser === undefined || byAddress.retryAfterMs > byUser.retryAfterMs ? byAddress : byUser;
+}
+
+/** One bucket of a call's limit: its refusal, or undefined when it gave a token. */
+function takeBucket(
+  store: RateLimitStore,
+  scope: string,
+  limit: CallLimit,
+  kind: LimitScope,
+  id: string,
+  rule: BucketRule,
+  now: number,
+): LimitRefusal | undefined {
+  const result = store.take(`${scope}|${limit.action}:${kind}:${id}`, rule, now);
+  return result.allowed ? undefined : { scope: kind, retryAfterMs: result.retryAfterMs };
 }
 
 /**
