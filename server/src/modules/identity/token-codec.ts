@@ -1,6 +1,7 @@
 import { createHash, createHmac } from "node:crypto";
 import { isUuid } from "../../shared/ids.js";
 import { randomHex } from "../../shared/random-hex.js";
+import { remembered } from "../../shared/remembered.js";
 
 const TOKEN_PREFIX = "sdq_";
 // A concert id (a UUID, 16 bytes) in base64url.
@@ -24,21 +25,11 @@ function encodeConcert(concertId: string): string {
   return Buffer.from(concertId.replaceAll("-", ""), "hex").toString("base64url");
 }
 
-/** Concert parts already decoded: a rush presents the same few concerts again and again. */
-const decodedConcerts = new Map<string, string | null>();
-/** Past this many, the cache starts again (parts are public; only the memory is bounded). */
-const DECODED_CONCERTS_MAX = 1024;
+/** {@link encodeConcert}, remembered (a concert id that is not a UUID throws, and is not kept). */
+const concertPartOf = remembered(encodeConcert);
 
-/** {@link decodeConcert}, remembered. */
-function concertOfPart(part: string): string | null {
-  let concertId = decodedConcerts.get(part);
-  if (concertId === undefined) {
-    concertId = decodeConcert(part);
-    if (decodedConcerts.size >= DECODED_CONCERTS_MAX) decodedConcerts.clear();
-    decodedConcerts.set(part, concertId);
-  }
-  return concertId;
-}
+/** {@link decodeConcert}, remembered (null for a part that is not a concert's). */
+const concertOfPart = remembered(decodeConcert);
 
 /** The UUID of a token's concert part, or null when the part is not one canonically. */
 function decodeConcert(part: string): string | null {
@@ -79,7 +70,7 @@ export class TokenCodec {
 
   /** The token for a token id of a concert (a lower-case UUID, as the catalog has them). */
   tokenFor(concertId: string, tokenId: string): string {
-    const concert = encodeConcert(concertId);
+    const concert = concertPartOf(concertId);
     const secret = createHmac("sha256", this.#secret)
       .update(`${concertId}/${tokenId}`)
       .digest("base64url");
