@@ -51,6 +51,34 @@ describe("toConnectError", () => {
     expect(info.metadata).to.deep.equal({ seat_id: "s-1", date: "2030-03-01" });
   });
 
+  it("puts the ErrorInfo on the Connect wire with its JSON as debug, encoded once per reason and metadata", () => {
+    const refusal = (seatId: string) =>
+      toConnectError(
+        new DomainError("failed_precondition", "SEAT_UNAVAILABLE", "the seat is not available", {
+          metadata: { seat_id: seatId },
+        }),
+      );
+    const first = refusal("s-1");
+    const again = refusal("s-1");
+    const other = refusal("s-2");
+    const wire = errorToJson(first, undefined) as { details: { type: string; debug: unknown }[] };
+    expect(wire.details).to.have.length(1);
+    expect(wire.details[0]?.type).to.equal("google.rpc.ErrorInfo");
+    expect(wire.details[0]?.debug).to.deep.equal({
+      reason: "SEAT_UNAVAILABLE",
+      domain: "stagedoor.dev",
+      metadata: { seat_id: "s-1" },
+    });
+    // What a client reads back from the wire is the same ErrorInfo.
+    const read = errorFromJson(errorToJson(other, undefined), undefined, new ConnectError("x"));
+    expect(must(read.findDetails(ErrorInfoSchema)[0]).metadata).to.deep.equal({ seat_id: "s-2" });
+    // The same refusal shares its encoded detail; another seat's is its own.
+    expect(again.details[0]).to.equal(first.details[0]);
+    expect(other.details[0]).to.not.equal(first.details[0]);
+    // A second error does not add to the first's details.
+    expect(first.details).to.have.length(1);
+  });
+
   it("carries an empty metadata map when the error has none, and no other details", () => {
     const error = toConnectError(new DomainError("not_found", "SEAT_NOT_FOUND", "no such seat"));
     const info = must(error.findDetails(ErrorInfoSchema)[0]);

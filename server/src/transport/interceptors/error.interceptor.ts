@@ -1,5 +1,5 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary, toJson } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import {
   Code,
@@ -18,6 +18,7 @@ import {
 } from "@stagedoor/sdk";
 import type { Logger } from "../../logger.js";
 import { DomainError, type ErrorKind, invalidField } from "../../shared/domain-error.js";
+import { remembered } from "../../shared/remembered.js";
 import { transientDomainError } from "../../shared/transient-errors.js";
 
 /** The request id the app's listener chose (and echoed) for a call, for log lines. */
@@ -64,12 +65,7 @@ export function toConnectError(
   error: DomainError,
   metadata?: ConstructorParameters<typeof ConnectError>[2],
 ): ConnectError {
-  const details: ConstructorParameters<typeof ConnectError>[3] = [
-    {
-      desc: ErrorInfoSchema,
-      value: { reason: error.reason, domain: ERROR_DOMAIN, metadata: { ...error.metadata } },
-    },
-  ];
+  const details: NonNullable<ConstructorParameters<typeof ConnectError>[3]> = [];
   if (error.violations.length > 0) {
     details.push({
       desc: BadRequestSchema,
@@ -89,12 +85,34 @@ export function toConnectError(
   // Like the domain error, the answer to an expected refusal needs no stack trace.
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
+  let answer: ConnectError;
   try {
-    return new ConnectError(error.message, CODES[error.kind], metadata, details);
+    answer = new ConnectError(error.message, CODES[error.kind], metadata, details);
   } finally {
     Error.stackTraceLimit = limit;
   }
+  // The ErrorInfo comes first, already encoded (Connect's constructor takes
+  // only messages to encode, its `details` both).
+  answer.details.unshift(errorInfoOf(JSON.stringify([error.reason, error.metadata])));
+  return answer;
 }
+
+/**
+ * The Stagedoor ErrorInfo of a `[reason, metadata]` (as JSON), encoded as
+ * Connect puts a detail on the wire (its protobuf bytes, and its JSON as the
+ * Connect protocol's `debug`), once per reason and metadata: a rush refuses
+ * thousands of calls with the same few (SEAT_UNAVAILABLE for one hot seat),
+ * and Connect would otherwise build, encode and print the message for each.
+ */
+const errorInfoOf = remembered((key) => {
+  const [reason, metadata] = JSON.parse(key) as [string, Record<string, string>];
+  const info = create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata });
+  return Object.freeze({
+    type: ErrorInfoSchema.typeName,
+    value: toBinary(ErrorInfoSchema, info),
+    debug: toJson(ErrorInfoSchema, info),
+  });
+});
 
 /** The reason of the Stagedoor ErrorInfo a ConnectError carries, if it carries one. */
 export function errorInfoReason(error: ConnectError): string | undefined {
