@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { expect } from "chai";
 import { TokenCodec } from "../../../server/src/modules/identity/token-codec.js";
 
@@ -84,6 +84,19 @@ describe("TokenCodec", () => {
     expect(codec.hash(token)).to.equal(hash);
     expect(codec.isWellFormed(hash)).to.equal(false);
     expect(codec.hash(codec.tokenFor(CONCERT, codec.newTokenId()))).not.to.equal(hash);
+  });
+
+  it("keeps the formats stores already hold: SHA-256 of the token, HMAC-SHA256 of concert/id", () => {
+    // Live tokens stored by an earlier version must still be found, and an
+    // idempotent issue must hand back the very token first given out.
+    const secret = randomBytes(32);
+    const pinned = new TokenCodec(secret);
+    const token = pinned.tokenFor(CONCERT, "token-id");
+    expect(pinned.hash(token)).to.equal(createHash("sha256").update(token).digest("base64url"));
+    expect(token.slice(26)).to.equal(
+      createHmac("sha256", secret).update(`${CONCERT}/token-id`).digest("base64url"),
+    );
+    expect(pinned.tokenFor(CONCERT, "token-id")).to.equal(token);
   });
 
   describe("isWellFormed", () => {
