@@ -242,16 +242,16 @@ function connectProtocol(target: HttpTarget, catalog: BenchCatalog): Protocol {
   };
 }
 
-/**
- * A Connect hold refused because the seat is taken: `failed_precondition`
- * (HTTP 400), with the SEAT_UNAVAILABLE reason when the error's debug detail
- * is there to say so. Anything else that is not a 200 is an error.
- */
 /** Whether the winner `k` pays before topping up: `percent` of them, spread evenly. */
 function paysEarly(k: number, percent: number): boolean {
   return Math.floor(((k + 1) * percent) / 100) > Math.floor((k * percent) / 100);
 }
 
+/**
+ * A Connect hold refused because the seat is taken: `failed_precondition`
+ * (HTTP 400), with the SEAT_UNAVAILABLE reason when the error's debug detail
+ * is there to say so. Anything else that is not a 200 is an error.
+ */
 export const connectSeatTaken: Judge = (reply) => {
   if (reply.status === 200) return "ok";
   if (reply.status !== 400 || !reply.text.includes('"code":"failed_precondition"')) return "error";
