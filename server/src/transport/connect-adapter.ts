@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import {
   type DescField,
   type DescMessage,
@@ -60,6 +61,8 @@ export interface ConnectAdapterOptions extends ConnectRouterOptions {
   readonly logger: Logger;
   /** Sees every call the adapter logs itself (the metrics); the interceptor sees the rest. */
   readonly observeCall?: CallObserver;
+  /** The signals of unary HTTP/1.1 calls (see {@link QuietSignals}); the adapter's own by default. */
+  readonly quietSignals?: QuietSignals;
 }
 
 /** Serves the Connect, gRPC and gRPC-Web calls of one request; the listener chose its id. */
@@ -95,7 +98,15 @@ export type ConnectAdapter = (req: NodeRequest, res: NodeResponse, requestId: st
  *   as long as the number of open streams (Node's EventTarget walks it).
  */
 export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAdapter {
-  const { routes, fallback, logger, observeCall, shutdownSignal, ...routerOptions } = options;
+  const {
+    routes,
+    fallback,
+    logger,
+    observeCall,
+    shutdownSignal,
+    quietSignals = new QuietSignals(),
+    ...routerOptions
+  } = options;
   const jsonOptions = withTextDecoder(routerOptions.jsonOptions, jsonTextDecoder(undefined));
   const common = {
     acceptCompression: [compressionGzip, compressionBrotli],
@@ -125,13 +136,19 @@ export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAda
     const contextValues = createContextValues()
       .set(requestIdKey, requestId)
       .set(httpRequestKey, req);
-    const uReq = universalRequestOf(req, res, contextValues);
+    const unary = handler.method.methodKind === "unary";
+    const quiet = unary && !("stream" in req) ? quietSignals.take() : undefined;
+    const uReq = universalRequestOf(req, res, contextValues, quiet);
     handler(uReq)
       .then((uRes) => {
+        // A Connect unary call has ended (Connect unlinked its signal before
+        // answering); one whose answer is still to be made (gRPC-Web's is
+        // made as it is written) is still linked, and its signal is dropped.
+        if (quiet !== undefined) quietSignals.giveBack(quiet);
         // A streaming method reads its request inside the interceptors, where
         // the error interceptor answers (and logs) a failure.
         let answer: UniversalServerResponse | Promise<UniversalServerResponse> = uRes;
-        if (handler.method.methodKind === "unary" && !contextValues.get(errorAnsweredKey)) {
+        if (unary && !contextValues.get(errorAnsweredKey)) {
           const call = { requestId, procedure: procedureOf(handler.method), started };
           answer = answerUnaryErrors(uRes, req.headers["content-type"], handler.method, (a) =>
             logCall(
@@ -161,10 +178,15 @@ export function createConnectAdapter(options: ConnectAdapterOptions): ConnectAda
  * connect-node's `universalRequestFromNodeRequest`; an HTTP/1.1 one the same
  * way at less cost per call, which Connect JSON over HTTP/1.1 (the SDK's web
  * and Node transports) pays on every call:
- * - its signal is aborted only when the call is cut short (the request fails,
- *   or the response closes before it was sent whole), with a reason made then;
- *   connect-node aborts it at every response's end with no reason, which makes
- *   a DOMException with its stack trace per call;
+ * - a streaming call's signal is aborted only when the call is cut short (the
+ *   request fails, or the response closes before it was sent whole), with a
+ *   reason made then; connect-node aborts it at every response's end with no
+ *   reason, which makes a DOMException with its stack trace per call;
+ * - a unary call's signal never aborts, and is one of a pool (see
+ *   {@link QuietSignals}): nothing of a unary call reads it (a hold, a
+ *   recharge or a payment runs to its commit or rollback whether or not its
+ *   caller is still there, and group commit never abandons a write), so
+ *   making one per call, with its two listeners, was only cost;
  * - its URL is joined, not parsed (the path already matched a method exactly);
  * - its body is {@link requestBody} (connect-node would make an async
  *   generator over the request, unused).
@@ -173,6 +195,7 @@ function universalRequestOf(
   req: NodeRequest,
   res: NodeResponse,
   contextValues: ContextValues,
+  quiet: AbortSignal | undefined,
 ): UniversalServerRequest {
   if ("stream" in req) {
     return {
@@ -191,9 +214,43 @@ function universalRequestOf(
     url: `${scheme}://${authority}${req.url ?? ""}`,
     header: webHeaders(req.headers),
     body: requestBody(req),
-    signal: new CallCutShort(req, res).signal,
+    signal: quiet ?? new CallCutShort(req, res).signal,
     contextValues,
   };
+}
+
+/** How many idle signals a {@link QuietSignals} keeps at most. */
+export const QUIET_SIGNALS_KEPT = 1024;
+
+/**
+ * Signals that never abort, for unary calls over HTTP/1.1, reused: Connect
+ * links a call's context to its request's signal with one listener, which it
+ * removes when the call ends (for the Connect protocol, before its handler
+ * returns the answer), so the signal can then serve the next call. Only a
+ * signal with no listener left is taken back (any other is dropped), so
+ * every call's signal starts with no listener and none ever has a list to
+ * walk as long as the calls in flight (as one shared signal would). At most
+ * {@link QUIET_SIGNALS_KEPT} wait to be taken; past a spike, the rest go.
+ */
+export class QuietSignals {
+  private readonly free: AbortSignal[] = [];
+
+  /** A signal that never aborts and has no listener. */
+  take(): AbortSignal {
+    return this.free.pop() ?? new AbortController().signal;
+  }
+
+  /** Takes back a signal from {@link take} once its call is over, if nothing listens to it. */
+  giveBack(signal: AbortSignal): void {
+    if (this.free.length < QUIET_SIGNALS_KEPT && getEventListeners(signal, "abort").length === 0) {
+      this.free.push(signal);
+    }
+  }
+
+  /** How many signals wait to be taken (for tests). */
+  get size(): number {
+    return this.free.length;
+  }
 }
 
 /**

@@ -10,13 +10,15 @@ import {
   FieldDescriptorProto_Type as Type,
 } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@stagedoor/sdk";
 import { expect } from "chai";
 import { createLogger } from "../../../server/src/logger.js";
 import {
   createConnectAdapter,
   int64Plan,
+  QUIET_SIGNALS_KEPT,
+  QuietSignals,
   requestIdKey,
 } from "../../../server/src/transport/connect-adapter.js";
 import { type RawProtocol, rawCall } from "../../rpc/raw-calls.js";
@@ -84,6 +86,119 @@ describe("createConnectAdapter", () => {
       (error: unknown) => Code[ConnectError.from(error).code],
     );
     expect(end).to.be.oneOf(["ended", "Canceled", "Aborted", "Unavailable"]);
+  });
+});
+
+describe("createConnectAdapter's signals of unary calls over HTTP/1.1", () => {
+  const quiet = new QuietSignals();
+  let server: http.Server;
+  let baseUrl: string;
+  /** Resolved with the stream's signal once a watch has begun, and told when it aborts. */
+  let watching: (signal: AbortSignal) => void = () => undefined;
+
+  before(async () => {
+    const adapter = createConnectAdapter({
+      logger: createLogger("silent"),
+      quietSignals: quiet,
+      fallback: (_req, res) => {
+        res.writeHead(404);
+        res.end();
+      },
+      routes: (router) => {
+        router.service(Health, {
+          check: () => ({ status: ServingStatus.SERVING }),
+          async *watch(_req, ctx) {
+            watching(ctx.signal);
+            yield { status: ServingStatus.SERVING };
+            await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+          },
+          list: () => ({ statuses: {} }),
+        });
+      },
+    });
+    server = http.createServer((req, res) => adapter(req, res, "id"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  /** Every signal waiting in the pool, taken out and put back. */
+  function pooled(): AbortSignal[] {
+    const signals: AbortSignal[] = [];
+    while (quiet.size > 0) signals.push(quiet.take());
+    for (const signal of signals) quiet.giveBack(signal);
+    return signals;
+  }
+
+  it("reuses one never-aborting signal, with no listener left, for calls one after another", async () => {
+    const connect = createClient(Health, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+    const grpcWeb = createClient(Health, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
+    for (let i = 0; i < 3; i++) {
+      expect((await connect.check({})).status).to.equal(ServingStatus.SERVING);
+    }
+    const [signal, ...more] = pooled();
+    expect(more).to.have.length(0);
+    expect(signal?.aborted).to.equal(false);
+    expect(getEventListeners(signal as AbortSignal, "abort")).to.have.length(0);
+    // gRPC-Web makes its answer as it writes it, still linked to the call's
+    // signal when the handler returns: that signal is dropped, never pooled
+    // with a listener on it.
+    for (let i = 0; i < 3; i++) {
+      expect((await grpcWeb.check({})).status).to.equal(ServingStatus.SERVING);
+    }
+    for (const left of pooled()) {
+      expect(left.aborted).to.equal(false);
+      expect(getEventListeners(left, "abort")).to.have.length(0);
+    }
+  });
+
+  it("grows to the calls in flight at once, each with a signal of its own", async () => {
+    const connect = createClient(Health, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+    await Promise.all(Array.from({ length: 6 }, () => connect.check({})));
+    const signals = pooled();
+    expect(signals.length).to.be.within(1, 6);
+    expect(new Set(signals).size).to.equal(signals.length);
+    for (const signal of signals) expect(getEventListeners(signal, "abort")).to.have.length(0);
+  });
+
+  it("gives a stream a signal of its own that aborts when the client goes away", async () => {
+    const before = quiet.size;
+    const started = new Promise<AbortSignal>((resolve) => {
+      watching = resolve;
+    });
+    const client = new AbortController();
+    const health = createClient(Health, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+    const stream = health.watch({}, { signal: client.signal })[Symbol.asyncIterator]();
+    expect((await stream.next()).value?.status).to.equal(ServingStatus.SERVING);
+    const signal = await started;
+    expect(quiet.size).to.equal(before);
+    const aborted = new Promise((resolve) => signal.addEventListener("abort", resolve));
+    client.abort();
+    await stream.next().catch(() => undefined);
+    await aborted;
+    expect(signal.aborted).to.equal(true);
+    expect(quiet.size).to.equal(before);
+  });
+
+  it("never takes back a signal something still listens to", () => {
+    const signals = new QuietSignals();
+    const signal = signals.take();
+    const listener = () => undefined;
+    signal.addEventListener("abort", listener);
+    signals.giveBack(signal);
+    expect(signals.size).to.equal(0);
+    signal.removeEventListener("abort", listener);
+    signals.giveBack(signal);
+    expect(signals.size).to.equal(1);
+    expect(signals.take()).to.equal(signal);
+    // After a spike, it keeps no more than QUIET_SIGNALS_KEPT idle signals.
+    const spike = Array.from({ length: QUIET_SIGNALS_KEPT + 5 }, () => signals.take());
+    for (const each of spike) signals.giveBack(each);
+    expect(signals.size).to.equal(QUIET_SIGNALS_KEPT);
   });
 });
 
