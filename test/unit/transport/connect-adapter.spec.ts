@@ -9,12 +9,13 @@ import {
   FieldDescriptorProto_Label as Label,
   FieldDescriptorProto_Type as Type,
 } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type HandlerContext } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@stagedoor/sdk";
 import { expect } from "chai";
 import { createLogger } from "../../../server/src/logger.js";
 import {
+  type ConnectAdapterOptions,
   createConnectAdapter,
   int64Plan,
   QUIET_SIGNALS_KEPT,
@@ -24,17 +25,22 @@ import {
 import { type RawProtocol, rawCall } from "../../rpc/raw-calls.js";
 import { expectRpcError } from "../../rpc/rpc-kit.js";
 
-describe("createConnectAdapter", () => {
-  const shutdown = new AbortController();
+/**
+ * Serves grpc.health.v1.Health through an adapter over HTTP/1.1 for the
+ * enclosing describe (started before its tests, closed after its tests).
+ * `check` and `watch` see each call's context first; a watch sends SERVING,
+ * then stays open until its signal aborts.
+ */
+function serveHealth(
+  options: Pick<ConnectAdapterOptions, "shutdownSignal" | "quietSignals">,
+  hooks: { check?: (ctx: HandlerContext) => void; watch?: (ctx: HandlerContext) => void },
+): { readonly baseUrl: string } {
+  const served = { baseUrl: "" };
   let server: http.Server;
-  let baseUrl: string;
-  /** What the handlers saw: shutdown listeners while they ran, and the call's request id. */
-  const seen = { checkListeners: -1, watchListeners: -1, requestId: "" };
-
   before(async () => {
     const adapter = createConnectAdapter({
+      ...options,
       logger: createLogger("silent"),
-      shutdownSignal: shutdown.signal,
       fallback: (_req, res) => {
         res.writeHead(404);
         res.end();
@@ -42,12 +48,11 @@ describe("createConnectAdapter", () => {
       routes: (router) => {
         router.service(Health, {
           check(_req, ctx) {
-            seen.checkListeners = getEventListeners(shutdown.signal, "abort").length;
-            seen.requestId = ctx.values.get(requestIdKey);
+            hooks.check?.(ctx);
             return { status: ServingStatus.SERVING };
           },
           async *watch(_req, ctx) {
-            seen.watchListeners = getEventListeners(shutdown.signal, "abort").length;
+            hooks.watch?.(ctx);
             yield { status: ServingStatus.SERVING };
             await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
           },
@@ -57,22 +62,46 @@ describe("createConnectAdapter", () => {
     });
     server = http.createServer((req, res) => adapter(req, res, "id-from-the-listener"));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    served.baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-
   after(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   });
+  return served;
+}
+
+describe("createConnectAdapter", () => {
+  const shutdown = new AbortController();
+  /** What the handlers saw: shutdown listeners while they ran, and the call's request id. */
+  const seen = { checkListeners: -1, watchListeners: -1, requestId: "" };
+  const served = serveHealth(
+    { shutdownSignal: shutdown.signal },
+    {
+      check(ctx) {
+        seen.checkListeners = getEventListeners(shutdown.signal, "abort").length;
+        seen.requestId = ctx.values.get(requestIdKey);
+      },
+      watch() {
+        seen.watchListeners = getEventListeners(shutdown.signal, "abort").length;
+      },
+    },
+  );
 
   it("gives the interceptors and handlers the listener's request id", async () => {
-    const health = createClient(Health, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+    const health = createClient(
+      Health,
+      createConnectTransport({ baseUrl: served.baseUrl, httpVersion: "1.1" }),
+    );
     await health.check({});
     expect(seen.requestId).to.equal("id-from-the-listener");
   });
 
   it("links only streams to the shutdown signal: a unary call adds no listener to it", async () => {
-    const health = createClient(Health, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+    const health = createClient(
+      Health,
+      createConnectTransport({ baseUrl: served.baseUrl, httpVersion: "1.1" }),
+    );
     expect((await health.check({})).status).to.equal(ServingStatus.SERVING);
     expect(seen.checkListeners).to.equal(0);
 
@@ -91,40 +120,9 @@ describe("createConnectAdapter", () => {
 
 describe("createConnectAdapter's signals of unary calls over HTTP/1.1", () => {
   const quiet = new QuietSignals();
-  let server: http.Server;
-  let baseUrl: string;
-  /** Resolved with the stream's signal once a watch has begun, and told when it aborts. */
+  /** Told the stream's signal once a watch has begun. */
   let watching: (signal: AbortSignal) => void = () => undefined;
-
-  before(async () => {
-    const adapter = createConnectAdapter({
-      logger: createLogger("silent"),
-      quietSignals: quiet,
-      fallback: (_req, res) => {
-        res.writeHead(404);
-        res.end();
-      },
-      routes: (router) => {
-        router.service(Health, {
-          check: () => ({ status: ServingStatus.SERVING }),
-          async *watch(_req, ctx) {
-            watching(ctx.signal);
-            yield { status: ServingStatus.SERVING };
-            await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
-          },
-          list: () => ({ statuses: {} }),
-        });
-      },
-    });
-    server = http.createServer((req, res) => adapter(req, res, "id"));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-
-  after(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  });
+  const served = serveHealth({ quietSignals: quiet }, { watch: (ctx) => watching(ctx.signal) });
 
   /** Every signal waiting in the pool, taken out and put back. */
   function pooled(): AbortSignal[] {
@@ -135,8 +133,14 @@ describe("createConnectAdapter's signals of unary calls over HTTP/1.1", () => {
   }
 
   it("reuses one never-aborting signal, with no listener left, for calls one after another", async () => {
-    const connect = createClient(Health, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
-    const grpcWeb = createClient(Health, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
+    const connect = createClient(
+      Health,
+      createConnectTransport({ baseUrl: served.baseUrl, httpVersion: "1.1" }),
+    );
+    const grpcWeb = createClient(
+      Health,
+      createGrpcWebTransport({ baseUrl: served.baseUrl, httpVersion: "1.1" }),
+    );
     for (let i = 0; i < 3; i++) {
       expect((await connect.check({})).status).to.equal(ServingStatus.SERVING);
     }
@@ -157,7 +161,10 @@ describe("createConnectAdapter's signals of unary calls over HTTP/1.1", () => {
   });
 
   it("grows to the calls in flight at once, each with a signal of its own", async () => {
-    const connect = createClient(Health, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+    const connect = createClient(
+      Health,
+      createConnectTransport({ baseUrl: served.baseUrl, httpVersion: "1.1" }),
+    );
     await Promise.all(Array.from({ length: 6 }, () => connect.check({})));
     const signals = pooled();
     expect(signals.length).to.be.within(1, 6);
@@ -171,7 +178,10 @@ describe("createConnectAdapter's signals of unary calls over HTTP/1.1", () => {
       watching = resolve;
     });
     const client = new AbortController();
-    const health = createClient(Health, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+    const health = createClient(
+      Health,
+      createConnectTransport({ baseUrl: served.baseUrl, httpVersion: "1.1" }),
+    );
     const stream = health.watch({}, { signal: client.signal })[Symbol.asyncIterator]();
     expect((await stream.next()).value?.status).to.equal(ServingStatus.SERVING);
     const signal = await started;
