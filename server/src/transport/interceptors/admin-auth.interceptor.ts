@@ -16,7 +16,9 @@ export function createAdminAuthInterceptor(
   keyring: AdminKeyring,
   adminMethods: ReadonlySet<DescMethod>,
 ): Interceptor {
-  return (next) => async (req) => {
+  // Not async: every other call passes through without a promise of its
+  // own (a refused key throws here, and the error interceptor answers it).
+  return (next) => (req) => {
     if (adminMethods.has(req.method)) {
       const actor = keyring.authenticate(bearerCredential(req.header.get("authorization")));
       req.contextValues.set(adminActorKey, actor);

@@ -1,5 +1,5 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { Interceptor, UnaryRequest } from "@connectrpc/connect";
+import type { Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
 import type { QueueService, SeatRef, Session } from "../../modules/queue/index.js";
 import type { CallLimit } from "../../modules/ratelimit/index.js";
 import { isSessionToken, type ReadSessions, sessionReadOnly } from "../../modules/tickets/index.js";
@@ -48,22 +48,24 @@ export function createAuthInterceptor(
   seatOf: SeatOfCall = () => undefined,
   sessions?: { readonly reader: ReadSessions; readonly readMethods: ReadonlySet<DescMethod> },
 ): Interceptor {
-  return (next) => async (req) => {
-    if (!publicMethods.has(req.method)) {
-      const credential = bearerCredential(req.header.get("authorization"));
-      if (sessions !== undefined && isSessionToken(credential)) {
-        if (!sessions.readMethods.has(req.method)) {
-          throw sessionReadOnly(`${req.service.typeName}.${req.method.name}`);
-        }
-        req.contextValues.set(readerKey, await sessions.reader.authenticate(credential as string));
-      } else {
-        const seat = req.stream ? undefined : seatOf(req);
-        req.contextValues.set(
-          sessionKey,
-          await queue.authenticate(credential, seat, req.contextValues.get(callLimitKey)),
-        );
+  const authenticated = async <T>(req: UnaryRequest | StreamRequest, next: () => Promise<T>) => {
+    const credential = bearerCredential(req.header.get("authorization"));
+    if (sessions !== undefined && isSessionToken(credential)) {
+      if (!sessions.readMethods.has(req.method)) {
+        throw sessionReadOnly(`${req.service.typeName}.${req.method.name}`);
       }
+      req.contextValues.set(readerKey, await sessions.reader.authenticate(credential as string));
+    } else {
+      const seat = req.stream ? undefined : seatOf(req);
+      req.contextValues.set(
+        sessionKey,
+        await queue.authenticate(credential, seat, req.contextValues.get(callLimitKey)),
+      );
     }
-    return next(req);
+    return next();
   };
+  // A public call (a token issue, the catalog) passes through without a
+  // promise of its own.
+  return (next) => (req) =>
+    publicMethods.has(req.method) ? next(req) : authenticated(req, () => next(req));
 }
