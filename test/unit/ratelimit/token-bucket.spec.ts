@@ -112,6 +112,34 @@ describe("MemoryRateLimitStore", () => {
   });
 });
 
+describe("MemoryRateLimitStore's sweep", () => {
+  const start = Date.UTC(2030, 0, 1);
+  const rule: BucketRule = { burst: 1, refill: 1, periodMs: 1_000 };
+
+  it("forgets a bucket that moved after the sweep reached it once it is full again, and starts over when all are gone", () => {
+    const store = new MemoryRateLimitStore();
+    store.take("a", rule, start); // full again at start + 1000
+    store.take("b", rule, start + 500); // full again at start + 1500
+    // a is taken again (refused: its bucket is still empty) and stays oldest;
+    // then, full again, it is taken and moves behind b.
+    store.take("a", rule, start + 600);
+    store.take("a", rule, start + 1_000); // full again at start + 2000
+    expect(store.size).to.equal(2);
+    // At 1,600 b is full but a is not: b goes, a (moved) stays.
+    store.take("c", rule, start + 1_600);
+    expect(store.size).to.equal(2);
+    expect(store.take("a", rule, start + 1_600).allowed).to.equal(false);
+    // Once every bucket is full again, a few takes forget them all, and the
+    // store goes on forgetting buckets made after that.
+    for (let i = 0; i < 3; i++) store.take(`late-${i}`, rule, start + 10_000);
+    expect(store.size).to.equal(3);
+    for (let i = 0; i < 4; i++) store.take(`later-${i}`, rule, start + 20_000);
+    expect(store.size).to.equal(4);
+    for (let i = 0; i < 200; i++) store.take(`many-${i}`, rule, start + 30_000 + i * 1_000);
+    expect(store.size).to.be.at.most(2);
+  });
+});
+
 describe("RateLimiter and takeCallLimit (the in-process store's takes)", () => {
   const rules: RateLimitRules = {
     token: { user: { burst: 2, refill: 1, periodMs: 60_000 }, address: undefined },
