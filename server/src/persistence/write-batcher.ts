@@ -133,7 +133,7 @@ interface Unit {
  * whole, so nothing of it is flushed.
  */
 export class WriteBatcher {
-  private readonly waiting: Unit[] = [];
+  private readonly waiting = new Line();
   private open = 0;
   private writes = 0;
   private transactions = 0;
@@ -236,21 +236,23 @@ export class WriteBatcher {
    */
   private take(): Unit[] {
     const batch: Unit[] = [];
-    const rest: Unit[] = [];
+    const passed: Unit[] = [];
     const keys = new Set<string>();
-    for (const unit of this.waiting) {
-      if (
-        batch.length < this.settings.maxBatch &&
-        !keys.has(unit.key) &&
-        !this.running.has(unit.key)
-      ) {
+    // Looked at only until the batch is full: a long line (a rush the
+    // database is behind on) costs a batch its first writes, not a pass over
+    // every write waiting.
+    let looked = 0;
+    for (; looked < this.waiting.length && batch.length < this.settings.maxBatch; looked++) {
+      const unit = this.waiting.at(looked);
+      if (!keys.has(unit.key) && !this.running.has(unit.key)) {
         keys.add(unit.key);
         batch.push(unit);
       } else {
-        rest.push(unit);
+        passed.push(unit);
       }
     }
-    this.waiting.splice(0, this.waiting.length, ...rest);
+    this.waiting.drop(looked);
+    this.waiting.putBack(passed);
     for (const key of keys) this.running.add(key);
     return batch.sort(byKey);
   }
@@ -264,9 +266,9 @@ export class WriteBatcher {
   private refuseStale(): void {
     const oldest = this.now() - this.settings.maxWaitMs;
     let stale = 0;
-    while (stale < this.waiting.length && (this.waiting[stale]?.since ?? oldest) < oldest) stale++;
+    while (stale < this.waiting.length && this.waiting.at(stale).since < oldest) stale++;
     this.refused += stale;
-    for (const unit of this.waiting.splice(0, stale)) unit.reject(serverBusy());
+    for (const unit of this.waiting.drop(stale)) unit.reject(serverBusy());
   }
 
   private async runBatch(batch: readonly Unit[], release: () => void): Promise<void> {
@@ -320,7 +322,7 @@ export class WriteBatcher {
       for (const [unit, outcome] of refusals) tell(unit, outcome);
       // The writes that succeeded were undone with the rest: back to the
       // front of the line, for the next batch.
-      this.waiting.unshift(...retry);
+      this.waiting.putBack(retry);
       this.pump();
       await this.alone(again);
       return;
@@ -392,4 +394,51 @@ function tell(unit: Unit, outcome: Outcome): void {
 
 function byKey(a: Unit, b: Unit): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/**
+ * The writes waiting for a lane, oldest first. Taken from the front without
+ * moving the rest (an array's `splice` or `shift` would move every write
+ * behind, per batch); the taken slots are let go once they are half the
+ * array.
+ */
+class Line {
+  private units: Unit[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.units.length - this.head;
+  }
+
+  push(unit: Unit): void {
+    this.units.push(unit);
+  }
+
+  /** The write `index` places from the front (which must exist). */
+  at(index: number): Unit {
+    return this.units[this.head + index] as Unit;
+  }
+
+  /** Takes the first `count` writes off the line and returns them. */
+  drop(count: number): Unit[] {
+    const dropped = this.units.slice(this.head, this.head + count);
+    this.head += dropped.length;
+    if (this.head > 1024 && this.head * 2 > this.units.length) {
+      this.units = this.units.slice(this.head);
+      this.head = 0;
+    }
+    return dropped;
+  }
+
+  /** Puts writes back at the front, in their order, ahead of every write waiting. */
+  putBack(units: readonly Unit[]): void {
+    if (units.length === 0) return;
+    if (units.length <= this.head) {
+      this.head -= units.length;
+      for (let i = 0; i < units.length; i++) this.units[this.head + i] = units[i] as Unit;
+    } else {
+      this.units = units.concat(this.units.slice(this.head));
+      this.head = 0;
+    }
+  }
 }
