@@ -116,7 +116,7 @@ describe("MemoryRateLimitStore's sweep", () => {
   const start = Date.UTC(2030, 0, 1);
   const rule: BucketRule = { burst: 1, refill: 1, periodMs: 1_000 };
 
-  it("forgets a bucket that moved after the sweep reached it once it is full again, and starts over when all are gone", () => {
+  it("forgets a bucket that moved after the sweep reached it once it is full again, and keeps forgetting later ones", () => {
     const store = new MemoryRateLimitStore();
     store.take("a", rule, start); // full again at start + 1000
     store.take("b", rule, start + 500); // full again at start + 1500
@@ -130,7 +130,7 @@ describe("MemoryRateLimitStore's sweep", () => {
     expect(store.size).to.equal(2);
     expect(store.take("a", rule, start + 1_600).allowed).to.equal(false);
     // Once every bucket is full again, a few takes forget them all, and the
-    // store goes on forgetting buckets made after that.
+    // sweep goes on to the buckets made after that.
     for (let i = 0; i < 3; i++) store.take(`late-${i}`, rule, start + 10_000);
     expect(store.size).to.equal(3);
     for (let i = 0; i < 4; i++) store.take(`later-${i}`, rule, start + 20_000);

@@ -62,8 +62,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
       if (this.oldest === undefined) {
         const next = this.cursor.next();
         if (next.done === true) {
-          // Everything the cursor saw is gone or moved; start again from the
-          // oldest (rare: the walk over deleted slots is paid once per round).
+          // Not expected: after a take, a bucket not yet full (the one just
+          // taken, or refused) is at or after the cursor, and the sweep stops
+          // there. Should the cursor run out all the same, a spent iterator
+          // never sees new buckets, so start a new one.
           this.cursor = this.buckets.entries();
           return;
         }
