@@ -268,7 +268,8 @@ export class WriteBatcher {
     let stale = 0;
     while (stale < this.waiting.length && this.waiting.at(stale).since < oldest) stale++;
     this.refused += stale;
-    for (const unit of this.waiting.drop(stale)) unit.reject(serverBusy());
+    for (let i = 0; i < stale; i++) this.waiting.at(i).reject(serverBusy());
+    this.waiting.drop(stale);
   }
 
   private async runBatch(batch: readonly Unit[], release: () => void): Promise<void> {
@@ -419,15 +420,13 @@ class Line {
     return this.units[this.head + index] as Unit;
   }
 
-  /** Takes the first `count` writes off the line and returns them. */
-  drop(count: number): Unit[] {
-    const dropped = this.units.slice(this.head, this.head + count);
-    this.head += dropped.length;
+  /** Takes the first `count` writes off the line (at most all of them). */
+  drop(count: number): void {
+    this.head += Math.min(count, this.length);
     if (this.head > 1024 && this.head * 2 > this.units.length) {
       this.units = this.units.slice(this.head);
       this.head = 0;
     }
-    return dropped;
   }
 
   /** Puts writes back at the front, in their order, ahead of every write waiting. */

@@ -48,7 +48,10 @@ export function createAuthInterceptor(
   seatOf: SeatOfCall = () => undefined,
   sessions?: { readonly reader: ReadSessions; readonly readMethods: ReadonlySet<DescMethod> },
 ): Interceptor {
-  const authenticated = async <T>(req: UnaryRequest | StreamRequest, next: () => Promise<T>) => {
+  const authenticated = async (
+    req: UnaryRequest | StreamRequest,
+    next: Parameters<Interceptor>[0],
+  ) => {
     const credential = bearerCredential(req.header.get("authorization"));
     if (sessions !== undefined && isSessionToken(credential)) {
       if (!sessions.readMethods.has(req.method)) {
@@ -62,10 +65,9 @@ export function createAuthInterceptor(
         await queue.authenticate(credential, seat, req.contextValues.get(callLimitKey)),
       );
     }
-    return next();
+    return next(req);
   };
   // A public call (a token issue, the catalog) passes through without a
   // promise of its own.
-  return (next) => (req) =>
-    publicMethods.has(req.method) ? next(req) : authenticated(req, () => next(req));
+  return (next) => (req) => (publicMethods.has(req.method) ? next(req) : authenticated(req, next));
 }
