@@ -53,7 +53,8 @@ const DATES = intKnob("RUSH_DATES", 3);
 const SEATS = intKnob("RUSH_SEATS", 50);
 const RETRIES = intKnob("RUSH_RETRIES", 5);
 const SEED = intKnob("RUSH_SEED", 42, 0);
-const WARM_UP = intKnob("RUSH_WARMUP", 500, 0);
+/** As for `npm run bench:rush`: as many warm-up fans as measured ones by default. */
+const WARM_UP = intKnob("RUSH_WARMUP", FANS, 0);
 const PAYERS = intListKnob("RUSH_PAYERS", "64")[0] ?? 64;
 const POOL = process.env.BENCH_POOL ? intKnob("BENCH_POOL", 10) : undefined;
 const FLOW = ((): Flow => {
