@@ -122,6 +122,27 @@ function queueStoreContract(name: string, makeHarness: () => Promise<StoreHarnes
         });
       });
 
+      it("admits a newcomer who finds the line empty without moving the line, after ending what expired", async () => {
+        const store = await harness.open({ ...LIMITS, idleMs: 3_600_000 });
+        const [a] = (await joinAll(store, ["a"])) as [string];
+        const before = await version(store);
+        clock.advance(LIMITS.admissionTtlMs);
+        // a's admission ends in the same call, which frees the one place for b.
+        const b = (await join(store, "b")).snapshot;
+        expect([b.state, b.position, b.waitingCount]).to.deep.equal(["admitted", 0, 0]);
+        expect((await state(store, a))?.state).to.equal("expired");
+        // Nobody's position moved: the watchers' version stays.
+        expect(await version(store)).to.equal(before);
+        // The place is taken now: the next newcomer waits, first in line.
+        const c = (await join(store, "c")).snapshot;
+        expect([c.state, c.position, c.waitingCount]).to.deep.equal(["waiting", 1, 1]);
+        const { admissions } = await store.drainAdmissions(CONCERT);
+        expect(admissions.map((x) => [x.arrival, x.joinedAt, x.admittedAt])).to.deep.equal([
+          [1, clock.ms() - LIMITS.admissionTtlMs, clock.ms() - LIMITS.admissionTtlMs],
+          [2, clock.ms(), clock.ms()],
+        ]);
+      });
+
       it("admits in arrival order (FIFO) as slots free up", async () => {
         const store = await harness.open({ ...LIMITS, maxActive: 2 });
         const [a, b, c, d, e] = await joinAll(store, ["a", "b", "c", "d", "e"]);

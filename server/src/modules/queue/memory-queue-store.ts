@@ -221,11 +221,19 @@ export class MemoryQueueStore implements QueueStore {
     this.usersOf(concertId).set(userId, tokenId);
     if (inLobby) {
       line.lobby.add(tokenId);
+      this.promoteLine(concertId, now);
     } else {
-      line.waiting.push(tokenId);
-      this.pushLastSeen(line, token);
+      // The line moves first; a newcomer who then finds it empty and a place
+      // free is admitted at once, as the next promotion would admit them,
+      // without joining the line and leaving it again (nobody's position moves).
+      this.promoteLine(concertId, now);
+      if (line.waiting.size === 0 && this.placesFree(line) > 0) {
+        this.admit(line, token, now);
+      } else {
+        line.waiting.push(tokenId);
+        this.pushLastSeen(line, token);
+      }
     }
-    this.promoteLine(concertId, now);
     this.flushDirty();
     return { created: true, snapshot: this.snapshot(token) };
   }
@@ -539,9 +547,8 @@ export class MemoryQueueStore implements QueueStore {
     const line = this.lines.get(concertId);
     if (line === undefined) return 0;
     this.drawIfDue(line, now);
-    const { graceMs, idleMs } = this.limits;
+    const { idleMs } = this.limits;
     const admissionTtlMs = this.ttlOf(line);
-    const maxActive = line.settings.maxActive || this.limits.maxActive;
 
     while ((line.expiries.peekKey() ?? Number.POSITIVE_INFINITY) <= now) {
       const tokenId = line.expiries.pop();
@@ -564,8 +571,7 @@ export class MemoryQueueStore implements QueueStore {
 
     let admitted = 0;
     let skipped = 0;
-    // Paused: nobody new is admitted; waiters keep their place.
-    let free = line.settings.paused ? 0 : maxActive - line.admitted.size;
+    let free = this.placesFree(line);
     while (free > 0 && skipped < BATCH) {
       const tokenId = line.waiting.popFront();
       if (tokenId === undefined) break;
@@ -577,12 +583,7 @@ export class MemoryQueueStore implements QueueStore {
         this.evict(token, now);
         skipped++;
       } else {
-        this.changing(token).state = "admitted";
-        token.admissionExpiresAt = now + admissionTtlMs;
-        line.admitted.add(tokenId);
-        line.expiries.push(token.admissionExpiresAt, tokenId);
-        this.setDrop(token, now + admissionTtlMs + graceMs);
-        logAdmission(line, token, now);
+        this.admit(line, token, now);
         admitted++;
         free--;
       }
@@ -597,6 +598,23 @@ export class MemoryQueueStore implements QueueStore {
       for (const seq of line.departed) if (seq < head) line.departed.delete(seq);
     }
     return admitted;
+  }
+
+  /** Places free for admissions (none while paused: waiters keep their place). */
+  private placesFree(line: ConcertLine): number {
+    if (line.settings.paused) return 0;
+    return (line.settings.maxActive || this.limits.maxActive) - line.admitted.size;
+  }
+
+  /** Admits a waiting token until now + the line's TTL, its record kept a grace longer; the script's `admit`. */
+  private admit(line: ConcertLine, token: TokenRecord, now: number): void {
+    const admissionTtlMs = this.ttlOf(line);
+    this.changing(token).state = "admitted";
+    token.admissionExpiresAt = now + admissionTtlMs;
+    line.admitted.add(token.tokenId);
+    line.expiries.push(token.admissionExpiresAt, token.tokenId);
+    this.setDrop(token, now + admissionTtlMs + this.limits.graceMs);
+    logAdmission(line, token, now);
   }
 
   /** Removes a waiter from behind the head, logging the departure; the script's `leaveLine`. */

@@ -46,13 +46,21 @@ redis.call('SET', tKey(hash), tid)
 redis.call('SET', uk, tid)
 if state == 'lobby' then
   redis.call('ZADD', qKey('lobby'), 0, tid)
+  promote(now)
 else
   local seq = redis.call('INCR', qKey('seq'))
-  redis.call('ZADD', qKey('w'), seq, tid)
-  redis.call('ZADD', qKey('seen'), now, tid)
+  -- The line moves first; a newcomer who then finds it empty and a place
+  -- free is admitted at once, as the next promotion would admit them, without
+  -- joining the line and leaving it again (nobody's position moves).
+  local _, free, empty = promote(now)
+  if empty and free > 0 then
+    admit({ id = tid, u = u, c = c, h = hash, st = state, aexp = 0, iat = now }, seq, now)
+  else
+    redis.call('ZADD', qKey('w'), seq, tid)
+    redis.call('ZADD', qKey('seen'), now, tid)
+  end
 end
 local opened = 0
 if redis.call('SET', qKey('reg'), '1', 'NX', 'PX', ARGV[11]) then opened = 1 end
-promote(now)
 flushDirty()
 return { 1, snapshot(load(tid)), opened, false }

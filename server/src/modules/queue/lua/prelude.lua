@@ -128,6 +128,21 @@ local function touch(r, now)
   end
 end
 
+-- Admits one token (the waiting record r, its arrival seq): admitted until
+-- now + TTL, its keys kept GRACE longer, and the admission logged.
+local function admit(r, seq, now)
+  local aexp = now + TTL
+  redis.call('ZADD', qKey('a'), aexp, r.id)
+  redis.call('HSET', sKey(r.id), 'st', 'admitted', 'aexp', aexp)
+  r.st = 'admitted'
+  r.aexp = aexp
+  setTtl(r, TTL + GRACE)
+  logAdmission(r, seq, now)
+end
+
+-- Expires ended admissions, evicts idle waiters and admits from the head of
+-- the line while places are free. Returns how many it admitted, how many
+-- places are still free, and whether the line is now empty.
 local function promote(now)
   local aKey, wKey, seenKey = qKey('a'), qKey('w'), qKey('seen')
   for _, tid in ipairs(redis.call('ZRANGEBYSCORE', aKey, '-inf', now)) do
@@ -170,11 +185,7 @@ local function promote(now)
       skipped = skipped + 1
     else
       redis.call('ZREM', seenKey, tid)
-      local aexp = now + TTL
-      redis.call('ZADD', aKey, aexp, tid)
-      redis.call('HSET', sKey(tid), 'st', 'admitted', 'aexp', aexp)
-      setTtl(r, TTL + GRACE)
-      logAdmission(r, popped[2], now)
+      admit(r, popped[2], now)
       admitted = admitted + 1
       free = free - 1
     end
@@ -185,7 +196,7 @@ local function promote(now)
   else
     redis.call('DEL', qKey('ds'))
   end
-  return admitted
+  return admitted, free, head == nil
 end
 
 -- The opening draw (the rule of opening-draw.ts, which MemoryQueueStore
