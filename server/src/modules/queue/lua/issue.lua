@@ -41,6 +41,8 @@ if old and old.st ~= 'left' and old.st ~= 'revoked' then
 end
 local state = 'waiting'
 if lobbyOpen(now) then state = 'lobby' end
+-- The new record, as load(tid) would read it back (admit updates it).
+local r = { id = tid, u = u, c = c, h = hash, st = state, aexp = 0, iat = now }
 redis.call('HSET', sKey(tid), 'u', u, 'c', c, 'h', hash, 'st', state, 'iat', now, 'aexp', 0)
 redis.call('SET', tKey(hash), tid)
 redis.call('SET', uk, tid)
@@ -54,7 +56,7 @@ else
   -- joining the line and leaving it again (nobody's position moves).
   local _, free, empty = promote(now)
   if empty and free > 0 then
-    admit({ id = tid, u = u, c = c, h = hash, st = state, aexp = 0, iat = now }, seq, now)
+    admit(r, seq, now)
   else
     redis.call('ZADD', qKey('w'), seq, tid)
     redis.call('ZADD', qKey('seen'), now, tid)
@@ -63,4 +65,4 @@ end
 local opened = 0
 if redis.call('SET', qKey('reg'), '1', 'NX', 'PX', ARGV[11]) then opened = 1 end
 flushDirty()
-return { 1, snapshot(load(tid)), opened, false }
+return { 1, snapshot(r), opened, false }
