@@ -12,6 +12,8 @@
  * inside Redis, so CPU when nothing else runs) and how many Redis commands
  * the script ran. Printed per operation: Redis µs per call, commands per
  * call, and the calls per second one Redis core could serve at that cost.
+ * Other clients' calls in the same window count too, so run it on a Redis
+ * nothing else uses.
  *
  *   TEST_REDIS_URL=redis://127.0.0.1:6379/5 npm run bench:script-cost
  *
