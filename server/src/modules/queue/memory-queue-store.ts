@@ -219,20 +219,18 @@ export class MemoryQueueStore implements QueueStore {
     this.hashes.set(tokenHash, tokenId);
     this.file?.beforeUser(concertId, userId);
     this.usersOf(concertId).set(userId, tokenId);
+    // The line moves first; a newcomer who then finds it empty and a place
+    // free is admitted at once, as the next promotion would admit them,
+    // without joining the line and leaving it again (nobody's position moves).
+    // (A lobby is open only before its opening, so no draw is due here.)
+    this.promoteLine(concertId, now);
     if (inLobby) {
       line.lobby.add(tokenId);
-      this.promoteLine(concertId, now);
+    } else if (line.waiting.size === 0 && this.placesFree(line) > 0) {
+      this.admit(line, token, now);
     } else {
-      // The line moves first; a newcomer who then finds it empty and a place
-      // free is admitted at once, as the next promotion would admit them,
-      // without joining the line and leaving it again (nobody's position moves).
-      this.promoteLine(concertId, now);
-      if (line.waiting.size === 0 && this.placesFree(line) > 0) {
-        this.admit(line, token, now);
-      } else {
-        line.waiting.push(tokenId);
-        this.pushLastSeen(line, token);
-      }
+      line.waiting.push(tokenId);
+      this.pushLastSeen(line, token);
     }
     this.flushDirty();
     return { created: true, snapshot: this.snapshot(token) };
@@ -606,7 +604,7 @@ export class MemoryQueueStore implements QueueStore {
     return (line.settings.maxActive || this.limits.maxActive) - line.admitted.size;
   }
 
-  /** Admits a waiting token until now + the line's TTL, its record kept a grace longer; the script's `admit`. */
+  /** Admits a token (from the line, or a newcomer) until now + the line's TTL, its record kept a grace longer; the script's `admit`. */
   private admit(line: ConcertLine, token: TokenRecord, now: number): void {
     const admissionTtlMs = this.ttlOf(line);
     this.changing(token).state = "admitted";

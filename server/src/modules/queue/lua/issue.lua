@@ -46,15 +46,14 @@ local r = { id = tid, u = u, c = c, h = hash, st = state, aexp = 0, iat = now }
 redis.call('HSET', sKey(tid), 'u', u, 'c', c, 'h', hash, 'st', state, 'iat', now, 'aexp', 0)
 redis.call('SET', tKey(hash), tid)
 redis.call('SET', uk, tid)
+-- The line moves first; a newcomer who then finds it empty and a place free
+-- is admitted at once, as the next promotion would admit them, without
+-- joining the line and leaving it again (nobody's position moves).
+local _, free, empty = promote(now)
 if state == 'lobby' then
   redis.call('ZADD', qKey('lobby'), 0, tid)
-  promote(now)
 else
   local seq = redis.call('INCR', qKey('seq'))
-  -- The line moves first; a newcomer who then finds it empty and a place
-  -- free is admitted at once, as the next promotion would admit them, without
-  -- joining the line and leaving it again (nobody's position moves).
-  local _, free, empty = promote(now)
   if empty and free > 0 then
     admit(r, seq, now)
   else

@@ -128,8 +128,9 @@ local function touch(r, now)
   end
 end
 
--- Admits one token (the waiting record r, its arrival seq): admitted until
--- now + TTL, its keys kept GRACE longer, and the admission logged.
+-- Admits one token (its record r, from the line or a newcomer, and its arrival
+-- seq): admitted until now + TTL, its keys kept GRACE longer, and the
+-- admission logged.
 local function admit(r, seq, now)
   local aexp = now + TTL
   redis.call('ZADD', qKey('a'), aexp, r.id)
