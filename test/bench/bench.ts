@@ -18,7 +18,8 @@
  * BENCH_POOL (the server's DB_POOL_MAX; its default, 10, when unset), BENCH_FLOOR_REQUESTS (per floor, ~3 s each
  * by default), BENCH_WORKERS (passed to the server as WORKERS when set),
  * BENCH_NODE_ARGS (extra node flags for the server, e.g.
- * "--cpu-prof --cpu-prof-dir=/tmp/prof").
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_SERVER_CHECKOUT (another
+ * checkout whose server to measure against this one's floors; see processes.ts).
  */
 import os from "node:os";
 import { createTestDatabase, stopSharedPostgres } from "../support/postgres.js";
@@ -227,7 +228,10 @@ async function main(): Promise<void> {
       `\nStagedoor bench: ${USERS} users, ${CONCURRENCY} in flight, Connect JSON over HTTP/1.1, ` +
         `queue store: ${testRedisUrl ? "Redis" : "in-process"}, Node ${process.version}, ` +
         `${cpus.length} CPUs, BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"}, ` +
-        `${WARM_UP} warm-up users first (not measured)\n`,
+        `${WARM_UP} warm-up users first (not measured)` +
+        (process.env.BENCH_SERVER_CHECKOUT
+          ? `, server from ${process.env.BENCH_SERVER_CHECKOUT}\n`
+          : "\n"),
     );
     console.log(
       formatTable(
@@ -250,6 +254,15 @@ async function main(): Promise<void> {
     );
     console.log("");
     console.log(formatRatios(new Map(results.map((r) => [r.name, r])), floors));
+    if (!testRedisUrl) {
+      // Issue 6 states its targets for PostgreSQL + Redis. In-process, the
+      // waiting room's work runs on the server's one core, which Redis would
+      // take off it, so the queue phases' ratios are lower by design.
+      console.log(
+        "\nqueue store in-process: the targets are stated for the Redis store (set TEST_REDIS_URL); " +
+          "here the queue's work shares the server's one core",
+      );
+    }
     const outcomes = outcomeLines(results);
     if (outcomes.length > 0) console.log(`\nrefusals and errors:\n${outcomes.join("\n")}`);
     const hot = results.find((r) => r.name === "hot-seat rush");

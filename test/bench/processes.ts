@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -83,8 +84,10 @@ export interface NodeServer {
 export interface NodeServerOptions {
   /** For messages. */
   readonly label: string;
-  /** The entry file, relative to the repository root. */
+  /** The entry file, relative to {@link root}. */
   readonly script: string;
+  /** The checkout the entry file is taken from; this repository by default. */
+  readonly root?: string;
   /** The child's environment on top of this process' own. */
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Extra node flags (e.g. `--cpu-prof`). */
@@ -118,7 +121,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       options.script,
     ],
     {
-      cwd: repoRoot,
+      cwd: options.root ?? repoRoot,
       stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, ...options.env, PORT: String(port) },
     },
@@ -213,6 +216,7 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
   return startNodeServer({
     label: options.label ?? "Stagedoor",
     script: "server/src/main.ts",
+    root: serverCheckout(),
     nodeArgs: options.nodeArgs,
     cleanup: options.cleanup,
     probe: healthProbe,
@@ -244,6 +248,26 @@ export async function startStagedoor(options: StagedoorOptions): Promise<NodeSer
       ...options.env,
     },
   });
+}
+
+/**
+ * The checkout whose server the benchmarks start, from BENCH_SERVER_CHECKOUT
+ * (this repository when unset): to measure an older or newer server with the
+ * same load generator, floors and checks, in the same run of the machine.
+ * That checkout needs its own `npm ci`. Only Stagedoor comes from it; the
+ * floors stay this repository's. Checks that read this repository's Redis
+ * key names (the rush's admitted-set sampler) find nothing from a server
+ * that names its keys otherwise, and the rush then fails its "the queue
+ * store was Redis" check rather than pass it unseen.
+ */
+export function serverCheckout(): string {
+  const dir = process.env.BENCH_SERVER_CHECKOUT;
+  if (!dir) return repoRoot;
+  const root = path.resolve(dir);
+  if (!existsSync(path.join(root, "server/src/main.ts"))) {
+    throw new Error(`BENCH_SERVER_CHECKOUT=${dir}: no server/src/main.ts there`);
+  }
+  return root;
 }
 
 /** Extra node flags for the server from BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */

@@ -39,7 +39,8 @@
  * ("rest,connect"; "none" measures the floors only), RUSH_SEED (42),
  * RUSH_LISTING (0), RUSH_WARMUP (RUSH_FANS), RUSH_FLOOR_REQUESTS (per floor; by default about 3 s
  * each), RUSH_REDIS_URL (else TEST_REDIS_URL, else redis://127.0.0.1:6379/5),
- * BENCH_WORKERS, BENCH_POOL (the server's DB_POOL_MAX; its default when unset), BENCH_NODE_ARGS. The database
+ * BENCH_WORKERS, BENCH_POOL (the server's DB_POOL_MAX; its default when unset), BENCH_NODE_ARGS,
+ * BENCH_SERVER_CHECKOUT (another checkout whose server to measure; see processes.ts). The database
  * is TEST_DATABASE_URL's server, else an embedded PostgreSQL.
  */
 import os from "node:os";
@@ -344,7 +345,8 @@ async function main(): Promise<void> {
       `knobs: RUSH_FANS=${FANS} RUSH_CONNECTIONS=${CONNECTIONS} RUSH_DATES=${DATES} RUSH_SEATS=${SEATS} ` +
         `RUSH_RETRIES=${RETRIES} RUSH_PAYERS=${PAYERS.join(",")} RUSH_FLOWS=${FLOWS.join(",")} ` +
         `RUSH_PAY_EARLY=${PAY_EARLY} RUSH_SEED=${SEED} RUSH_LISTING=${LISTING ? 1 : 0} RUSH_WARMUP=${WARM_UP} RUSH_FLOOR_REQUESTS=${floorRequests} ` +
-        `BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"} BENCH_POOL=${POOL ?? "(server default)"}`,
+        `BENCH_WORKERS=${process.env.BENCH_WORKERS || "(unset)"} BENCH_POOL=${POOL ?? "(server default)"} ` +
+        `BENCH_SERVER_CHECKOUT=${process.env.BENCH_SERVER_CHECKOUT || "(unset: this checkout)"}`,
       `queue store: Redis at ${REDIS_URL}, QUEUE_MAX_ACTIVE=${MAX_ACTIVE} (= fans); ` +
         `database: ${process.env.TEST_DATABASE_URL ? "TEST_DATABASE_URL's server" : "embedded PostgreSQL"}`,
       `a fan gives up after ${RETRIES} refused hold attempts; CPU columns are µs per request of the server (with its workers), PostgreSQL, Redis and the load generator, and "busy" the share of all the machine's cores kept busy (near 100%: bound by the CPU)`,
