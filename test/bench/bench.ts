@@ -39,7 +39,7 @@ import {
   phaseRow,
   runPhase,
 } from "./load.js";
-import { Cleanup, serverNodeArgs, startStagedoor } from "./processes.js";
+import { Cleanup, serverCheckout, serverNodeArgs, startStagedoor } from "./processes.js";
 import { connectSeatTaken } from "./rush-flows.js";
 
 const USERS = Number(process.env.BENCH_USERS ?? 10_000);
@@ -88,6 +88,7 @@ function formatRatios(
 }
 
 async function main(): Promise<void> {
+  serverCheckout(); // a wrong BENCH_SERVER_CHECKOUT fails now, not after the floors
   const cleanup = new Cleanup();
   cleanup.onSignals();
   let failed = false;

@@ -61,7 +61,7 @@ import {
   type PhaseResult,
   phaseRow,
 } from "./load.js";
-import { Cleanup, serverNodeArgs, startStagedoor } from "./processes.js";
+import { Cleanup, serverCheckout, serverNodeArgs, startStagedoor } from "./processes.js";
 import { type Flow, type FlowResult, runFlow } from "./rush-flows.js";
 import { AdmissionSampler, type Check, checkInvariants, reportVerdict } from "./rush-invariants.js";
 import { formatStatements, type PhaseStatements, StatementWatch } from "./statements.js";
@@ -329,6 +329,7 @@ function formatTargets(rounds: readonly Round[]): string {
 }
 
 async function main(): Promise<void> {
+  serverCheckout(); // a wrong BENCH_SERVER_CHECKOUT fails now, not after the floors
   const cleanup = new Cleanup();
   cleanup.onSignals();
   const cpus = os.cpus();
