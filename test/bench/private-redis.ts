@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import net from "node:net";
-import { type Cleanup, freePort } from "./processes.js";
+import { freePort } from "../support/ports.js";
+import type { Cleanup } from "./processes.js";
 
 /** A redis-server of the benchmark's own, so its CPU is the benchmark's alone. */
 export interface PrivateRedis {

@@ -2,10 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../support/ports.js";
 import { ConnectionPool, type HttpReply, HttpTarget } from "./load.js";
 
 /** The repository root, so children start the same wherever the bench is run from. */
@@ -57,18 +57,6 @@ export class Cleanup {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   }
-}
-
-/** A free TCP port on the loopback interface (free when asked; a child takes it right after). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 /** A Node child process serving HTTP on a loopback port. */

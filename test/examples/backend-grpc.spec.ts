@@ -1,20 +1,10 @@
-import net from "node:net";
 import { QueueTokenState } from "@stagedoor/sdk";
 import { expect } from "chai";
 import pg from "pg";
 import { clientFor } from "../support/clients.js";
+import { freePort } from "../support/ports.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { type ExampleRun, runExample } from "./run-example.js";
-
-/** A port nothing listens on: bound to port 0, then released. */
-async function closedPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const address = probe.address();
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no TCP address");
-  return address.port;
-}
 
 /**
  * examples/backend-grpc: a plain @grpc/grpc-js caller on the repository's
@@ -98,7 +88,7 @@ describe("examples/backend-grpc", () => {
   });
 
   it("fails with exit code 1 and UNAVAILABLE when no server listens", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const failed = await runExample("backend-grpc", { STAGEDOOR_URL: `http://127.0.0.1:${port}` });
     expect(failed.exitCode, failed.transcript).to.equal(1);
     expect(failed.stdout).to.match(/^unexpected failure -> UNAVAILABLE /m);

@@ -1,8 +1,8 @@
-import net from "node:net";
 import { QueueTokenState, ReservationState } from "@stagedoor/sdk";
 import { expect } from "chai";
 import pg from "pg";
 import { clientFor } from "../support/clients.js";
+import { freePort } from "../support/ports.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { type ExampleRun, runExample } from "./run-example.js";
 
@@ -23,16 +23,6 @@ function purchaseOf(run: ExampleRun) {
     date: String(confirmed[3]),
     price: String(confirmed[4]).replaceAll(",", ""),
   };
-}
-
-/** A port nothing listens on: bound to port 0, then released. */
-async function closedPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const address = probe.address();
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no TCP address");
-  return address.port;
 }
 
 /**
@@ -157,7 +147,7 @@ describe("examples/node-flow", () => {
 
   describe("without a server", () => {
     it("says why it failed, with exit code 1", async () => {
-      const port = await closedPort();
+      const port = await freePort();
       const run = await runExample("node-flow", { STAGEDOOR_URL: `http://127.0.0.1:${port}` });
       expect(run.exitCode, run.transcript).to.equal(1);
       expect(run.lines.at(-1)).to.match(/^node-flow failed: Unavailable: /);

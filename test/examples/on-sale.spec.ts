@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { expect } from "chai";
 import pg from "pg";
-import { freePort, ServerProcess, START_MS, waitFor } from "../fault/fault-kit.js";
+import { ServerProcess, START_MS, waitFor } from "../fault/fault-kit.js";
 import { SECRET, WebhookReceiver } from "../integration/events/event-kit.js";
 import { must } from "../rpc/rpc-kit.js";
+import { freePort } from "../support/ports.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { deleteKeys, testRedisUrl, uniqueKeyPrefix } from "../support/redis.js";
 import { type ExampleRun, runExample } from "./run-example.js";

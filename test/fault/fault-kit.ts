@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ERROR_DOMAIN, ErrorInfoSchema, RetryInfoSchema } from "@stagedoor/sdk";
+import { freePort } from "../support/ports.js";
 import { NO_ADDRESS_RATE_LIMITS, NO_USER_RATE_LIMITS } from "../support/rate-limits.js";
 
 /**
@@ -32,23 +33,6 @@ function track(child: ChildProcess): void {
   exitHookInstalled = true;
   process.on("exit", () => {
     for (const running of live) running.kill("SIGKILL");
-  });
-}
-
-/** Asks the OS for a port nobody listens on (127.0.0.1). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address !== null
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
-    });
   });
 }
 

@@ -1,24 +1,20 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import net from "node:net";
 import { type Client, Code, createClient } from "@connectrpc/connect";
 import { AdminService } from "@stagedoor/sdk";
 import { expect } from "chai";
 import pg from "pg";
 import { bearer, type Protocol, transportFor } from "../support/clients.js";
 import { FakeClock } from "../support/fake-clock.js";
+import { freePort } from "../support/ports.js";
 import type { TestServer } from "../support/test-server.js";
 import { expectRpcError, must, newRequestId, startRpcServer } from "./rpc-kit.js";
 
 const KEY = randomBytes(24).toString("base64url");
 const HOUR = 3_600_000;
 
-/** A URL nothing listens on (a port just freed), so every delivery fails. */
+/** A URL nothing listens on (a free port), so every delivery fails. */
 async function deadUrl(): Promise<string> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return `http://127.0.0.1:${port}/hooks`;
+  return `http://127.0.0.1:${await freePort()}/hooks`;
 }
 
 describe("rpc: AdminService dead-lettered events (ListDeadLetteredEvents, RedeliverEvent)", () => {

@@ -1,6 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,6 +10,7 @@ import {
   createRedisClusterClient,
   type RedisClusterClient,
 } from "../../server/src/redis/redis-client.js";
+import { freePort } from "./ports.js";
 
 const run = promisify(execFile);
 
@@ -83,33 +83,6 @@ export async function stopSharedRedisCluster(): Promise<void> {
   await (await started.catch(() => undefined))?.stop();
 }
 
-/** Whether a TCP port is free on 127.0.0.1 right now. */
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
-  });
-}
-
-/** A port the OS calls free whose bus port (+10000) is free as well. */
-async function freeNodePort(taken: ReadonlySet<number>): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const probe = net.createServer();
-      probe.once("error", reject);
-      probe.listen(0, "127.0.0.1", () => {
-        const address = probe.address();
-        probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-      });
-    });
-    if (port === 0 || port + BUS_OFFSET > 65_535 || taken.has(port)) continue;
-    if (taken.has(port + BUS_OFFSET) || !(await portIsFree(port + BUS_OFFSET))) continue;
-    return port;
-  }
-  throw new Error("found no free port pair for a Redis Cluster node");
-}
-
 async function cli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...args]);
   return stdout.trim();
@@ -155,7 +128,7 @@ export async function startRedisCluster(): Promise<RunningCluster> {
   try {
     const taken = new Set<number>();
     for (let i = 0; i < MASTERS; i++) {
-      const port = await freeNodePort(taken);
+      const port = await freePort({ offsets: [BUS_OFFSET], taken });
       taken.add(port).add(port + BUS_OFFSET);
       ports.push(port);
     }

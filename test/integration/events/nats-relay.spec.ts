@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import { expect } from "chai";
 import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import {
@@ -7,6 +6,7 @@ import {
   type OutboxRelay,
   type PublishedEvent,
 } from "../../../server/src/modules/events/index.js";
+import { freePort } from "../../support/ports.js";
 import { must, ServiceHarness } from "../reservations/service-harness.js";
 import { relayTo } from "./event-kit.js";
 
@@ -131,10 +131,7 @@ describe("Events out: the relay to NATS JetStream (real NATS)", () => {
   it("keeps events pending, in order, while NATS cannot be reached", async () => {
     await relay.runOnce();
     await relay.close();
-    const closed = net.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const { port } = closed.address() as net.AddressInfo;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = await freePort();
     const concertId = await events(1);
     const unreachable = relayTo(h.orm.em, [destination(`nats://127.0.0.1:${port}`)], h.clock);
     try {

@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import http from "node:http";
-import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { Code } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -25,6 +24,7 @@ import {
   withDeadline,
 } from "../../rpc/rpc-kit.js";
 import { bearer } from "../../support/clients.js";
+import { freePort } from "../../support/ports.js";
 import { createTestDatabase, type TestDatabase } from "../../support/postgres.js";
 import {
   deleteKeys,
@@ -165,17 +165,6 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 /**
