@@ -27,6 +27,7 @@
  */
 import { randomBytes } from "node:crypto";
 import os from "node:os";
+import { admittedKey } from "../../server/src/modules/queue/redis-keys.js";
 import { createTestDatabase, stopSharedPostgres } from "../support/postgres.js";
 import { connectTestRedis, deleteKeys, uniqueKeyPrefix } from "../support/redis.js";
 import { demoGrade, seedCatalog } from "./bench-catalog.js";
@@ -130,7 +131,7 @@ async function runRound(instances: number, repetition: number, cleanup: Cleanup)
     );
     const alone = servers.map((server) => new ConnectionPool(server.target));
     try {
-      const sampler = new AdmissionSampler(redis, `${keyPrefix}q:${catalog.concertId}:a`);
+      const sampler = new AdmissionSampler(redis, admittedKey(keyPrefix, catalog.concertId));
       sampler.start();
       let result: FlowResult;
       try {
