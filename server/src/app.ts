@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { Services } from "./container.js";
 import type { Logger } from "./logger.js";
+import { shuttingDown } from "./shared/domain-error.js";
 import { createConnectAdapter } from "./transport/connect-adapter.js";
 import { createCors } from "./transport/cors.js";
 import type { ServingProbe } from "./transport/handlers/health.handler.js";
@@ -151,7 +152,7 @@ export function createApp(deps: AppDeps): App {
     },
     shutdown() {
       services.watchHub.stop();
-      shutdownController.abort();
+      shutdownController.abort(shuttingDown());
     },
   };
 }

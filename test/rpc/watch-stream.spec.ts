@@ -1,7 +1,12 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { QueueTokenState, type WatchQueueStatusResponse } from "@stagedoor/sdk";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  createStagedoorClient,
+  Health,
+  QueueTokenState,
+  type WatchQueueStatusResponse,
+} from "@stagedoor/sdk";
 import { expect } from "chai";
-import { clientFor, PROTOCOLS, type Protocol } from "../support/clients.js";
+import { bearer, clientFor, PROTOCOLS, type Protocol, transportFor } from "../support/clients.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { reportRedisSkipped, testRedisUrl } from "../support/redis.js";
 import type { TestServer } from "../support/test-server.js";
@@ -268,6 +273,94 @@ describe("WatchQueueStatus server streaming", () => {
         await expectRpcError(Promise.reject(error), {
           code: Code.Unauthenticated,
           reason: "TOKEN_EXPIRED",
+        });
+      });
+    }
+  });
+
+  describe("a stream's deadline, known only to the server", () => {
+    // The client sends the deadline's header but keeps no timer of its own,
+    // so only the server can end the call: it must say DEADLINE_EXCEEDED, not
+    // end the stream as if it had finished (a client whose timer fires a
+    // moment later than the server's would otherwise read OK).
+    const DEADLINE_MS = 300;
+    let server: TestServer;
+    const issued: string[] = [];
+
+    before(async () => {
+      server = await startRpcServer({ env: { QUEUE_MAX_ACTIVE: "1" } });
+    });
+
+    after(async () => {
+      await server?.stop();
+    });
+
+    afterEach(async () => {
+      for (const token of issued.splice(0)) {
+        await clientFor("connect", server.url, token)
+          .queue.leaveQueue({})
+          .catch(() => undefined);
+      }
+    });
+
+    /** Sends the protocol's deadline header, as a client with a deadline would. */
+    function deadlineHeader(protocol: Protocol): Interceptor {
+      return (next) => (req) => {
+        if (protocol === "connect") req.header.set("connect-timeout-ms", String(DEADLINE_MS));
+        else req.header.set("grpc-timeout", `${DEADLINE_MS}m`);
+        return next(req);
+      };
+    }
+
+    /** How a stream read to its end ended: with an error, or cleanly after `messages`. */
+    async function endOf(stream: AsyncIterable<unknown>): Promise<unknown> {
+      let messages = 0;
+      try {
+        for await (const _ of stream) messages++;
+      } catch (error) {
+        return error;
+      }
+      return new Error(`the stream ended cleanly after ${messages} message(s)`);
+    }
+
+    for (const protocol of PROTOCOLS) {
+      it(`over ${protocol}: WatchQueueStatus of a waiter ends DEADLINE_EXCEEDED`, async () => {
+        const anonymous = clientFor("connect", server.url);
+        for (const label of ["head", "waiter"]) {
+          const { token } = await anonymous.queue.issueQueueToken({
+            concertId: server.concertId,
+            userId: uniqueUser(`${label}-${protocol}`),
+          });
+          issued.push(token);
+        }
+        const waiter = createStagedoorClient(
+          transportFor(protocol, server.url, [bearer(must(issued[1])), deadlineHeader(protocol)]),
+        );
+        const ended = await withDeadline(
+          endOf(waiter.queue.watchQueueStatus({})),
+          5_000,
+          "the stream's end",
+        );
+        await expectRpcError(Promise.reject(ended), {
+          code: Code.DeadlineExceeded,
+          reason: "DEADLINE_EXCEEDED",
+        });
+        await pollUntil(() => server.services.watchHub.size === 0, 2_000, "the stream released");
+      });
+
+      it(`over ${protocol}: Health.Watch ends DEADLINE_EXCEEDED`, async () => {
+        const health = createClient(
+          Health,
+          transportFor(protocol, server.url, [deadlineHeader(protocol)]),
+        );
+        const ended = await withDeadline(
+          endOf(health.watch({ service: "" })),
+          5_000,
+          "the stream's end",
+        );
+        await expectRpcError(Promise.reject(ended), {
+          code: Code.DeadlineExceeded,
+          reason: "DEADLINE_EXCEEDED",
         });
       });
     }

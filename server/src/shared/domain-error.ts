@@ -78,3 +78,16 @@ export function invalidField(field: string, description: string): DomainError {
     metadata: { field },
   });
 }
+
+/**
+ * The error a long call (a stream) ends with when the server shuts down:
+ * unavailable, and worth retrying at once against another instance.
+ */
+export function shuttingDown(): DomainError {
+  return new DomainError(
+    "unavailable",
+    "SERVER_SHUTTING_DOWN",
+    "the server is shutting down; reconnect to keep your place",
+    { retryAfterMs: 500 },
+  );
+}

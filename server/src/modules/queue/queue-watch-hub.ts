@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "../../logger.js";
 import type { Clock } from "../../shared/clock.js";
-import { DomainError } from "../../shared/domain-error.js";
+import { DomainError, shuttingDown } from "../../shared/domain-error.js";
 import { MinHeap } from "./min-heap.js";
 import type { QueueService, QueueStatusView, Session } from "./queue.service.js";
 import type { LineDigest, QueueSnapshot, QueueStore } from "./queue-store.js";
@@ -681,13 +681,4 @@ export class QueueWatchHub {
     else this.byToken.set(watcher.tokenId, open);
     if (line.watchers.size === 0) this.lines.delete(watcher.concertId);
   }
-}
-
-function shuttingDown(): DomainError {
-  return new DomainError(
-    "unavailable",
-    "SERVER_SHUTTING_DOWN",
-    "the server is shutting down; reconnect to keep your place",
-    { retryAfterMs: 500 },
-  );
 }

@@ -422,6 +422,7 @@ interface CallInfo {
   readonly service: DescService;
   readonly method: DescMethod;
   readonly contextValues: ContextValues;
+  readonly signal: AbortSignal;
 }
 
 function finished(req: CallInfo, started: number): FinishedCall {
@@ -448,5 +449,23 @@ async function* observeStream<O>(
   } catch (error) {
     throw fail(error, req, started);
   }
+  // A stream that stopped because its call was cut short did not finish: it
+  // ends with why, not OK. So a stream's deadline reads DEADLINE_EXCEEDED
+  // whether the server's timer fires first (the handler then just returns)
+  // or the client's, and a shutdown reads SERVER_SHUTTING_DOWN.
+  if (req.signal.aborted) throw fail(whyCutShort(req.signal), req, started);
   succeeded(req, started);
+}
+
+/**
+ * Why a call's signal was aborted: the reason it was aborted with when that
+ * is an error the caller may see (Connect's deadline, a domain error such as
+ * a shutdown, the adapter's "client went away"), else a plain cancellation
+ * (connect-node aborts an HTTP/2 call whose stream closed with no reason).
+ */
+function whyCutShort(signal: AbortSignal): ConnectError | DomainError {
+  const reason: unknown = signal.reason;
+  return reason instanceof ConnectError || reason instanceof DomainError
+    ? reason
+    : new ConnectError("the call was cancelled", Code.Canceled);
 }
