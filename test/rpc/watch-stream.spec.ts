@@ -9,7 +9,7 @@ import { expect } from "chai";
 import { bearer, clientFor, PROTOCOLS, type Protocol, transportFor } from "../support/clients.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { reportRedisSkipped, testRedisUrl } from "../support/redis.js";
-import type { TestServer } from "../support/test-server.js";
+import type { TestServer, TestServerOptions } from "../support/test-server.js";
 import {
   expectNear,
   expectRpcError,
@@ -73,6 +73,46 @@ class Watch {
   }
 }
 
+/**
+ * A server with one admission slot (QUEUE_MAX_ACTIVE=1) for the enclosing
+ * describe, and the tokens its tests issue, each left after its test so the
+ * next test starts with the slot free.
+ */
+function oneSlotServer(options: Omit<TestServerOptions, "env"> = {}) {
+  const issued: string[] = [];
+  let started: TestServer | undefined;
+  before(async () => {
+    started = await startRpcServer({ ...options, env: { QUEUE_MAX_ACTIVE: "1" } });
+  });
+  after(async () => {
+    await started?.stop();
+  });
+  afterEach(async () => {
+    for (const token of issued.splice(0)) {
+      await clientFor("connect", must(started).url, token)
+        .queue.leaveQueue({})
+        .catch(() => undefined);
+    }
+  });
+  return {
+    get server(): TestServer {
+      return must(started, "the test server");
+    },
+    /** Waits until the server holds no open watch stream. */
+    streamsClosed(what: string): Promise<void> {
+      return pollUntil(() => must(started).services.watchHub.size === 0, 2_000, what);
+    },
+    /** A token for a new user (named after `label`), left after the test. */
+    async issue(label: string) {
+      const { token, status } = await clientFor("connect", must(started).url).queue.issueQueueToken(
+        { concertId: must(started).concertId, userId: uniqueUser(label) },
+      );
+      issued.push(token);
+      return { token, status };
+    },
+  };
+}
+
 function expectStatus(event: WatchEvent | undefined, position: bigint) {
   expect(event?.case, "a status message").to.equal("status");
   const status = event?.case === "status" ? event.value : undefined;
@@ -86,36 +126,16 @@ describe("WatchQueueStatus server streaming", () => {
   // (what production runs).
   for (const queue of QUEUE_STORES) {
     describe(`admission (QUEUE_MAX_ACTIVE=1, ${queue} queue store)`, () => {
-      let server: TestServer;
-      const issued: string[] = [];
-
-      before(async () => {
-        server = await startRpcServer({ queue, env: { QUEUE_MAX_ACTIVE: "1" } });
-      });
-
-      after(async () => {
-        await server?.stop();
-      });
+      const slot = oneSlotServer({ queue });
 
       afterEach(async () => {
-        // Every test starts with the one slot free.
-        for (const token of issued.splice(0)) {
-          await clientFor("connect", server.url, token)
-            .queue.leaveQueue({})
-            .catch(() => undefined);
-        }
-        await pollUntil(() => server.services.watchHub.size === 0, 2_000, "streams closed");
+        await slot.streamsClosed("streams closed");
       });
 
       async function issue(label: string, state: QueueTokenState) {
-        const userId = uniqueUser(label);
-        const { token, status } = await clientFor("connect", server.url).queue.issueQueueToken({
-          concertId: server.concertId,
-          userId,
-        });
-        issued.push(token);
+        const { token, status } = await slot.issue(label);
         expect(status?.state, `${label}'s state`).to.equal(state);
-        return { userId, token };
+        return { token };
       }
 
       for (const [index, protocol] of PROTOCOLS.entries()) {
@@ -124,16 +144,16 @@ describe("WatchQueueStatus server streaming", () => {
         it(`over ${protocol}: the waiter is admitted when the admitted user ${how}, then the stream ends`, async () => {
           const a = await issue(`a-${protocol}`, QueueTokenState.ADMITTED);
           const b = await issue(`b-${protocol}`, QueueTokenState.WAITING);
-          const watch = new Watch(protocol, server.url, b.token);
+          const watch = new Watch(protocol, slot.server.url, b.token);
 
           const first = expectStatus(await watch.next(3_000, "the first message"), 1n);
-          expect(first.concertId).to.equal(server.concertId);
+          expect(first.concertId).to.equal(slot.server.concertId);
           expect(first.waitingCount).to.equal(1n);
           expectNear(first.expireTime, Date.now() + IDLE_MS, 5_000);
 
-          const asA = clientFor(protocol, server.url, a.token);
+          const asA = clientFor(protocol, slot.server.url, a.token);
           if (how === "pays") {
-            const { seats } = await seatsOfDate(asA, server.concertId, 0);
+            const { seats } = await seatsOfDate(asA, slot.server.concertId, 0);
             const seat = must(seats.get(50), "seat 50");
             const { reservation } = await asA.reservation.holdSeat({
               seatId: seat.id,
@@ -157,9 +177,11 @@ describe("WatchQueueStatus server streaming", () => {
             undefined,
           );
 
-          const { status } = await clientFor(protocol, server.url, b.token).queue.getQueueStatus(
-            {},
-          );
+          const { status } = await clientFor(
+            protocol,
+            slot.server.url,
+            b.token,
+          ).queue.getQueueStatus({});
           expect(status?.state).to.equal(QueueTokenState.ADMITTED);
           expect(ms(status?.expireTime)).to.equal(ms(expireTime));
         });
@@ -169,10 +191,10 @@ describe("WatchQueueStatus server streaming", () => {
         await issue("head", QueueTokenState.ADMITTED);
         const second = await issue("second", QueueTokenState.WAITING);
         const third = await issue("third", QueueTokenState.WAITING);
-        const watch = new Watch("connect", server.url, third.token);
+        const watch = new Watch("connect", slot.server.url, third.token);
         expectStatus(await watch.next(3_000, "the first message"), 2n);
 
-        await clientFor("connect", server.url, second.token).queue.leaveQueue({});
+        await clientFor("connect", slot.server.url, second.token).queue.leaveQueue({});
         const moved = expectStatus(await watch.next(ADMISSION_DEADLINE_MS, "the new position"), 1n);
         expect(moved.waitingCount).to.equal(1n);
         await watch.cancel();
@@ -182,20 +204,20 @@ describe("WatchQueueStatus server streaming", () => {
         it(`over ${protocol}: a client cancel closes the server side of the stream`, async () => {
           await issue(`head-${protocol}`, QueueTokenState.ADMITTED);
           const waiter = await issue(`waiter-${protocol}`, QueueTokenState.WAITING);
-          const watch = new Watch(protocol, server.url, waiter.token);
+          const watch = new Watch(protocol, slot.server.url, waiter.token);
           expectStatus(await watch.next(3_000, "the first message"), 1n);
           await pollUntil(
-            () => server.services.watchHub.size === 1,
+            () => slot.server.services.watchHub.size === 1,
             2_000,
             "the stream registered",
           );
 
           await watch.cancel();
-          await pollUntil(() => server.services.watchHub.size === 0, 2_000, "the stream released");
+          await slot.streamsClosed("the stream released");
           // The waiter keeps their place: cancelling is not leaving.
           const { status } = await clientFor(
             protocol,
-            server.url,
+            slot.server.url,
             waiter.token,
           ).queue.getQueueStatus({});
           expect(status?.position).to.equal(1n);
@@ -206,33 +228,11 @@ describe("WatchQueueStatus server streaming", () => {
   if (!testRedisUrl) reportRedisSkipped("WatchQueueStatus admission over the Redis store");
 
   describe("expired and evicted tokens (fake clock)", () => {
-    let server: TestServer;
     const clock = new FakeClock(Date.now());
-    const issued: string[] = [];
-
-    before(async () => {
-      server = await startRpcServer({ clock, env: { QUEUE_MAX_ACTIVE: "1" } });
-    });
-
-    after(async () => {
-      await server?.stop();
-    });
-
-    afterEach(async () => {
-      for (const token of issued.splice(0)) {
-        await clientFor("connect", server.url, token)
-          .queue.leaveQueue({})
-          .catch(() => undefined);
-      }
-    });
+    const slot = oneSlotServer({ clock });
 
     async function issue(label: string) {
-      const { token } = await clientFor("connect", server.url).queue.issueQueueToken({
-        concertId: server.concertId,
-        userId: uniqueUser(label),
-      });
-      issued.push(token);
-      return token;
+      return (await slot.issue(label)).token;
     }
 
     for (const protocol of PROTOCOLS) {
@@ -240,7 +240,7 @@ describe("WatchQueueStatus server streaming", () => {
         await issue("head");
         const waiter = await issue("idle");
         clock.advance(IDLE_MS + 1_000);
-        const watch = new Watch(protocol, server.url, waiter);
+        const watch = new Watch(protocol, slot.server.url, waiter);
         const error = await watch.failure(3_000, "the stream of an evicted token");
         await expectRpcError(Promise.reject(error), {
           code: Code.Unauthenticated,
@@ -251,7 +251,7 @@ describe("WatchQueueStatus server streaming", () => {
       it(`over ${protocol}: an open stream fails once its token is evicted`, async () => {
         await issue("head");
         const waiter = await issue("watcher");
-        const watch = new Watch(protocol, server.url, waiter);
+        const watch = new Watch(protocol, slot.server.url, waiter);
         expectStatus(await watch.next(3_000, "the first message"), 1n);
         // A clock jump past the idle window between two of the hub's touches.
         clock.advance(IDLE_MS + 1_000);
@@ -260,13 +260,13 @@ describe("WatchQueueStatus server streaming", () => {
           code: Code.Unauthenticated,
           reason: "TOKEN_EXPIRED",
         });
-        await pollUntil(() => server.services.watchHub.size === 0, 2_000, "the stream released");
+        await slot.streamsClosed("the stream released");
       });
 
       it(`over ${protocol}: an admission past its expiry cannot open a stream`, async () => {
         const head = await issue("expiring");
         clock.advance(TOKEN_TTL_MS + 1_000);
-        const error = await new Watch(protocol, server.url, head).failure(
+        const error = await new Watch(protocol, slot.server.url, head).failure(
           3_000,
           "the stream of an expired admission",
         );
@@ -284,24 +284,7 @@ describe("WatchQueueStatus server streaming", () => {
     // end the stream as if it had finished (a client whose timer fires a
     // moment later than the server's would otherwise read OK).
     const DEADLINE_MS = 300;
-    let server: TestServer;
-    const issued: string[] = [];
-
-    before(async () => {
-      server = await startRpcServer({ env: { QUEUE_MAX_ACTIVE: "1" } });
-    });
-
-    after(async () => {
-      await server?.stop();
-    });
-
-    afterEach(async () => {
-      for (const token of issued.splice(0)) {
-        await clientFor("connect", server.url, token)
-          .queue.leaveQueue({})
-          .catch(() => undefined);
-      }
-    });
+    const slot = oneSlotServer();
 
     /** Sends the protocol's deadline header, as a client with a deadline would. */
     function deadlineHeader(protocol: Protocol): Interceptor {
@@ -325,16 +308,10 @@ describe("WatchQueueStatus server streaming", () => {
 
     for (const protocol of PROTOCOLS) {
       it(`over ${protocol}: WatchQueueStatus of a waiter ends DEADLINE_EXCEEDED`, async () => {
-        const anonymous = clientFor("connect", server.url);
-        for (const label of ["head", "waiter"]) {
-          const { token } = await anonymous.queue.issueQueueToken({
-            concertId: server.concertId,
-            userId: uniqueUser(`${label}-${protocol}`),
-          });
-          issued.push(token);
-        }
+        await slot.issue(`head-${protocol}`);
+        const { token } = await slot.issue(`waiter-${protocol}`);
         const waiter = createStagedoorClient(
-          transportFor(protocol, server.url, [bearer(must(issued[1])), deadlineHeader(protocol)]),
+          transportFor(protocol, slot.server.url, [bearer(token), deadlineHeader(protocol)]),
         );
         const ended = await withDeadline(
           endOf(waiter.queue.watchQueueStatus({})),
@@ -345,13 +322,13 @@ describe("WatchQueueStatus server streaming", () => {
           code: Code.DeadlineExceeded,
           reason: "DEADLINE_EXCEEDED",
         });
-        await pollUntil(() => server.services.watchHub.size === 0, 2_000, "the stream released");
+        await slot.streamsClosed("the stream released");
       });
 
       it(`over ${protocol}: Health.Watch ends DEADLINE_EXCEEDED`, async () => {
         const health = createClient(
           Health,
-          transportFor(protocol, server.url, [deadlineHeader(protocol)]),
+          transportFor(protocol, slot.server.url, [deadlineHeader(protocol)]),
         );
         const ended = await withDeadline(
           endOf(health.watch({ service: "" })),
