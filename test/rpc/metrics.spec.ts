@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { AdminService, CatalogService } from "@stagedoor/sdk";
+import { AdminService, CatalogService, Health } from "@stagedoor/sdk";
 import { expect } from "chai";
 import {
   admittedToken,
@@ -15,7 +15,7 @@ import {
   rest,
   uniqueUser,
 } from "../rest/rest-client.js";
-import { bearer, clientFor, transportFor } from "../support/clients.js";
+import { bearer, clientFor, serverOnlyDeadline, transportFor } from "../support/clients.js";
 import { parseScrape, type Scrape, sample, scrapeText } from "../support/metrics.js";
 import { testRedisUrl } from "../support/redis.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
@@ -69,6 +69,42 @@ describe("Prometheus metrics on METRICS_PORT", () => {
     expect(sample(after, DURATIONS, ok) - sample(before, DURATIONS, ok)).to.equal(2);
     const refused = { method: listDatesRpc, code };
     expect(sample(after, CALLS, refused) - sample(before, CALLS, refused)).to.equal(1);
+  });
+
+  it("counts a server stream by how it ended: a deadline and a client's cancel are not ok", async () => {
+    const watch = `${Health.typeName}/Watch`;
+    const count = (scrape: Scrape, code: string) => sample(scrape, CALLS, { method: watch, code });
+    const before = parseScrape(await scrapeText(metricsPort));
+    // A deadline only the server keeps: the header, and no timer in the client.
+    const withDeadline = createClient(
+      Health,
+      transportFor("connect", server.url, [serverOnlyDeadline("connect", 200)]),
+    );
+    const deadlineEnd = await (async () => {
+      for await (const _ of withDeadline.watch({ service: "" }));
+    })().then(
+      () => "ok",
+      (error: unknown) => Code[ConnectError.from(error).code],
+    );
+    expect(deadlineEnd).to.equal("DeadlineExceeded");
+    // A cancel after the first update, over HTTP/2.
+    const controller = new AbortController();
+    const stream = createClient(Health, transportFor("grpc", server.url)).watch(
+      { service: "" },
+      { signal: controller.signal },
+    );
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next();
+    controller.abort();
+    await iterator.next().catch(() => undefined);
+
+    const after = await eventually(async () => {
+      const scrape = parseScrape(await scrapeText(metricsPort));
+      return count(scrape, "canceled") > count(before, "canceled") ? scrape : undefined;
+    }, "the cancelled stream counted");
+    expect(count(after, "deadline_exceeded") - count(before, "deadline_exceeded")).to.equal(1);
+    expect(count(after, "canceled") - count(before, "canceled")).to.equal(1);
+    expect(count(after, "ok") - count(before, "ok")).to.equal(0);
   });
 
   it("counts REST routes by route and code, holds by outcome, sales and refunds with their amounts", async () => {

@@ -1,4 +1,4 @@
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   createStagedoorClient,
   Health,
@@ -6,7 +6,14 @@ import {
   type WatchQueueStatusResponse,
 } from "@stagedoor/sdk";
 import { expect } from "chai";
-import { bearer, clientFor, PROTOCOLS, type Protocol, transportFor } from "../support/clients.js";
+import {
+  bearer,
+  clientFor,
+  PROTOCOLS,
+  type Protocol,
+  serverOnlyDeadline,
+  transportFor,
+} from "../support/clients.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { reportRedisSkipped, testRedisUrl } from "../support/redis.js";
 import type { TestServer, TestServerOptions } from "../support/test-server.js";
@@ -286,15 +293,6 @@ describe("WatchQueueStatus server streaming", () => {
     const DEADLINE_MS = 300;
     const slot = oneSlotServer();
 
-    /** Sends the protocol's deadline header, as a client with a deadline would. */
-    function deadlineHeader(protocol: Protocol): Interceptor {
-      return (next) => (req) => {
-        if (protocol === "connect") req.header.set("connect-timeout-ms", String(DEADLINE_MS));
-        else req.header.set("grpc-timeout", `${DEADLINE_MS}m`);
-        return next(req);
-      };
-    }
-
     /** How a stream read to its end ended: with an error, or cleanly after `messages`. */
     async function endOf(stream: AsyncIterable<unknown>): Promise<unknown> {
       let messages = 0;
@@ -311,7 +309,10 @@ describe("WatchQueueStatus server streaming", () => {
         await slot.issue(`head-${protocol}`);
         const { token } = await slot.issue(`waiter-${protocol}`);
         const waiter = createStagedoorClient(
-          transportFor(protocol, slot.server.url, [bearer(token), deadlineHeader(protocol)]),
+          transportFor(protocol, slot.server.url, [
+            bearer(token),
+            serverOnlyDeadline(protocol, DEADLINE_MS),
+          ]),
         );
         const ended = await withDeadline(
           endOf(waiter.queue.watchQueueStatus({})),
@@ -328,7 +329,7 @@ describe("WatchQueueStatus server streaming", () => {
       it(`over ${protocol}: Health.Watch ends DEADLINE_EXCEEDED`, async () => {
         const health = createClient(
           Health,
-          transportFor(protocol, slot.server.url, [deadlineHeader(protocol)]),
+          transportFor(protocol, slot.server.url, [serverOnlyDeadline(protocol, DEADLINE_MS)]),
         );
         const ended = await withDeadline(
           endOf(health.watch({ service: "" })),

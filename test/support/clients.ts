@@ -21,6 +21,18 @@ export function bearer(token: string): Interceptor {
 }
 
 /**
+ * Sends a call's deadline in the protocol's header, as a client with a
+ * deadline would, but keeps no timer: only the server can end the call.
+ */
+export function serverOnlyDeadline(protocol: Protocol, ms: number): Interceptor {
+  return (next) => (req) => {
+    if (protocol === "connect") req.header.set("connect-timeout-ms", String(ms));
+    else req.header.set("grpc-timeout", `${ms}m`);
+    return next(req);
+  };
+}
+
+/**
  * A transport for one protocol against a test server: Connect and gRPC-Web
  * over HTTP/1.1 (as browsers speak them), gRPC over h2c.
  */
