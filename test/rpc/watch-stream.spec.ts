@@ -362,7 +362,7 @@ describe("WatchQueueStatus server streaming", () => {
           await (stopping ?? server?.stop());
         });
 
-        it("ends the stream (unavailable SERVER_SHUTTING_DOWN or a clean end) and stops within 3 s", async () => {
+        it("ends its streams, WatchQueueStatus and Health.Watch, with unavailable SERVER_SHUTTING_DOWN and stops within 3 s", async () => {
           const anonymous = clientFor(protocol, server.url);
           await anonymous.queue.issueQueueToken({
             concertId: server.concertId,
@@ -374,20 +374,25 @@ describe("WatchQueueStatus server streaming", () => {
           });
           const watch = new Watch(protocol, server.url, token);
           expectStatus(await watch.next(3_000, "the first message"), 1n);
+          const health = createClient(Health, transportFor(protocol, server.url))
+            .watch({ service: "" })
+            [Symbol.asyncIterator]();
+          expect((await health.next()).done, "Health.Watch's first update").to.equal(false);
 
           const started = Date.now();
           stopping = server.stop();
-          const outcome = await watch.next(3_000, "the stream's end").then(
-            (event) => ({ event }),
-            (error: unknown) => ({ error }),
-          );
-          if ("error" in outcome) {
-            await expectRpcError(Promise.reject(outcome.error), {
+          for (const [what, next] of [
+            ["WatchQueueStatus", () => watch.next(3_000, "the stream's end")],
+            ["Health.Watch", () => withDeadline(health.next(), 3_000, "Health.Watch's end")],
+          ] as const) {
+            const ended = await next().then(
+              (message) => new Error(`${what} went on after shutdown began: ${String(message)}`),
+              (error: unknown) => error,
+            );
+            await expectRpcError(Promise.reject(ended), {
               code: Code.Unavailable,
               reason: "SERVER_SHUTTING_DOWN",
             });
-          } else {
-            expect(outcome.event, "no message after shutdown began").to.equal(undefined);
           }
           await withDeadline(stopping, Math.max(0, 3_000 - (Date.now() - started)), "stop()");
         });
