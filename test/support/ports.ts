@@ -64,10 +64,11 @@ export interface FreePortOptions {
 export async function freePort(options: FreePortOptions = {}): Promise<number> {
   const offsets = options.offsets ?? [];
   const random = options.random ?? Math.random;
-  const highest = (options.ephemeralStart ?? ephemeralRangeStart()) - 1 - Math.max(0, ...offsets);
+  const ephemeralStart = options.ephemeralStart ?? ephemeralRangeStart();
+  const highest = ephemeralStart - 1 - Math.max(0, ...offsets);
   if (highest < LOWEST) {
     throw new Error(
-      `no ports below the ephemeral range to hand out (range starts at ${highest + 1 + Math.max(0, ...offsets)})`,
+      `no ports below the ephemeral range to hand out (range starts at ${ephemeralStart})`,
     );
   }
   for (let attempt = 0; attempt < 200; attempt++) {
